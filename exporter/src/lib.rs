@@ -1,0 +1,65 @@
+//! meshflow exporter: the pure accounting core.
+//!
+//! The exporter reads the data topic (what reached the log) and the receipts
+//! topic (what consumer groups processed), and asks Kafka for offsets. This
+//! library holds everything about that which can be computed without Kafka:
+//!
+//! - [`window`]: a fixed-size sliding bitmap of one producer instance's
+//!   sequence numbers, which tells new, late, duplicate and lost messages
+//!   apart with memory that does not grow with traffic;
+//! - [`accounting`]: the per-stage book-keeping (`log` and `processed` per
+//!   consumer group) built from those windows: counts, loss, duplicates and
+//!   latency samples;
+//! - [`lag`]: consumer lag in messages and seconds from watermarks,
+//!   committed offsets and one record timestamp;
+//! - [`status`]: a consumer group's OK / WARN / STALL / STOP / ERR status
+//!   from its recent lag samples;
+//! - [`config`]: the typed `exporter.*` settings these parts take.
+//!
+//! Time is always passed in (unix nanoseconds, the exporter's clock), so all
+//! of it is deterministic under test.
+
+pub mod window;
+
+pub use window::{Outcome, SequenceWindow};
+
+/// Everything that can go wrong in the exporter's pure logic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is out of range.
+    #[error("invalid value {value:?} for {key}: {allowed}")]
+    Config {
+        /// The full key, e.g. `exporter.grace`.
+        key: &'static str,
+        /// The rejected value as given.
+        value: String,
+        /// What would have been accepted.
+        allowed: &'static str,
+    },
+    /// Watermarks that cannot describe a partition (negative, or low above high).
+    #[error("invalid watermarks: low {low}, high {high}")]
+    Watermarks {
+        /// Low watermark as reported.
+        low: i64,
+        /// High watermark as reported.
+        high: i64,
+    },
+    /// Lag in seconds needs the timestamp of the record at this offset, and
+    /// none was given.
+    #[error("no timestamp for the record at offset {offset}")]
+    MissingTimestamp {
+        /// The offset whose record timestamp was needed.
+        offset: i64,
+    },
+}
+
+impl Error {
+    /// A fixed, low-cardinality name for metric labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::Watermarks { .. } => "watermarks",
+            Error::MissingTimestamp { .. } => "missing_timestamp",
+        }
+    }
+}

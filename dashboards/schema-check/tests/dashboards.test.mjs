@@ -1,0 +1,190 @@
+// Structure of the dashboards beyond what the schema types say: the
+// conventions import and the issue rely on (data source variable, topic and
+// group variables, the exemplar link to Jaeger) and a sane layout.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { defaultDashboard } from '@grafana/schema';
+import { variablesUsed } from '../lib/promql.mjs';
+import { loadDashboards, panelsOf, queriesOf } from '../lib/sources.mjs';
+
+const dashboards = loadDashboards();
+const byFile = Object.fromEntries(dashboards.map(({ file, dashboard }) => [file, dashboard]));
+const variable = (dashboard, name) => dashboard.templating.list.find((v) => v.name === name);
+const exprs = (dashboard) => queriesOf(dashboard).map(({ target }) => target.expr);
+const GRAFANA_BUILTINS = new Set(['__rate_interval', '__interval', '__range', '__range_s', '__range_ms', '__interval_ms', '__auto']);
+
+it('the three dashboards exist', () => {
+  for (const file of ['message-flow.json', 'consumer-lag.json', 'cluster-mesh.json']) {
+    assert.ok(byFile[file], `dashboards/${file} is missing`);
+  }
+});
+
+it('dashboard uids are unique', () => {
+  const uids = dashboards.map(({ dashboard }) => dashboard.uid);
+  assert.equal(new Set(uids).size, uids.length);
+});
+
+for (const { file, dashboard } of dashboards) {
+  describe(file, () => {
+    it('uses the schema version of the pinned @grafana/schema', () => {
+      assert.equal(dashboard.schemaVersion, defaultDashboard.schemaVersion);
+    });
+
+    it('is import-ready: no numeric id, a uid and a title', () => {
+      assert.equal(dashboard.id, null);
+      assert.match(dashboard.uid, /^[A-Za-z0-9_-]{8,40}$/);
+      assert.ok(dashboard.title);
+    });
+
+    it('has a Prometheus data source variable named datasource, used everywhere', () => {
+      const ds = variable(dashboard, 'datasource');
+      assert.ok(ds, 'no datasource variable');
+      assert.equal(ds.type, 'datasource');
+      assert.equal(ds.query, 'prometheus');
+      for (const panel of panelsOf(dashboard).filter((p) => p.type !== 'row')) {
+        assert.deepEqual(panel.datasource, { type: 'prometheus', uid: '${datasource}' }, `panel ${panel.id}`);
+        for (const target of panel.targets ?? []) {
+          assert.deepEqual(target.datasource, { type: 'prometheus', uid: '${datasource}' }, `panel ${panel.id} ${target.refId}`);
+        }
+      }
+      for (const v of dashboard.templating.list.filter((v) => v.type === 'query')) {
+        assert.deepEqual(v.datasource, { type: 'prometheus', uid: '${datasource}' }, `variable ${v.name}`);
+      }
+    });
+
+    it('has topic and group variables from label_values', () => {
+      for (const name of ['topic', 'group']) {
+        const v = variable(dashboard, name);
+        assert.ok(v, `no ${name} variable`);
+        assert.equal(v.type, 'query');
+        assert.match(v.query, new RegExp(`^label_values\\(meshflow_\\w+(\\{[^}]*\\})?, ${name}\\)$`));
+        assert.equal(v.includeAll, true);
+        assert.equal(v.allValue, '.*');
+      }
+    });
+
+    it('uses only variables it defines', () => {
+      const defined = new Set(dashboard.templating.list.map((v) => v.name));
+      for (const expr of [...exprs(dashboard), ...dashboard.templating.list.map((v) => (typeof v.query === 'string' ? v.query : ''))]) {
+        for (const name of variablesUsed(expr)) {
+          assert.ok(defined.has(name) || GRAFANA_BUILTINS.has(name), `$${name} in ${expr}`);
+        }
+      }
+    });
+
+    it('has unique panel ids and refIds', () => {
+      const ids = panelsOf(dashboard).map((p) => p.id);
+      assert.equal(new Set(ids).size, ids.length);
+      for (const panel of panelsOf(dashboard)) {
+        const refIds = (panel.targets ?? []).map((t) => t.refId);
+        assert.equal(new Set(refIds).size, refIds.length, `panel ${panel.id}`);
+      }
+    });
+
+    it('lays panels out on the 24-column grid without overlap', () => {
+      const boxes = panelsOf(dashboard).map((p) => ({ id: p.id, ...p.gridPos }));
+      for (const b of boxes) {
+        assert.ok(b.x >= 0 && b.w > 0 && b.x + b.w <= 24 && b.h > 0 && b.y >= 0, `panel ${b.id} ${JSON.stringify(b)}`);
+      }
+      for (const [i, a] of boxes.entries()) {
+        for (const b of boxes.slice(i + 1)) {
+          const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+          assert.ok(!overlap, `panels ${a.id} and ${b.id} overlap`);
+        }
+      }
+    });
+
+    it('gives every panel a title and a description', () => {
+      for (const panel of panelsOf(dashboard).filter((p) => p.type !== 'row')) {
+        assert.ok(panel.title && panel.description, `panel ${panel.id}`);
+      }
+    });
+  });
+}
+
+describe('message-flow.json', () => {
+  const d = byFile['message-flow.json'];
+  const all = exprs(d).join('\n');
+
+  it('shows throughput by stage', () => {
+    assert.match(all, /sum by \(stage\) \(rate\(meshflow_messages_total\{/);
+  });
+
+  it('shows e2e latency p50, p95 and p99', () => {
+    for (const q of ['0.5', '0.95', '0.99']) {
+      assert.ok(all.includes(`histogram_quantile(${q}, sum by (le) (rate(meshflow_e2e_latency_seconds_bucket{`), `p${q}`);
+    }
+  });
+
+  it('has a latency heatmap with exemplars linking to Jaeger', () => {
+    const jaeger = variable(d, 'jaeger_url');
+    assert.ok(jaeger, 'no jaeger_url variable');
+    assert.match(jaeger.query, /^https?:\/\//);
+    const heatmap = panelsOf(d).find((p) => p.type === 'heatmap');
+    assert.ok(heatmap, 'no heatmap panel');
+    assert.ok(heatmap.targets.some((t) => t.exemplar === true && t.format === 'heatmap' && t.expr.includes('meshflow_e2e_latency_seconds_bucket')));
+    const link = heatmap.fieldConfig.overrides
+      .filter((o) => o.matcher.options === 'trace_id' && o.matcher.scope === 'exemplar')
+      .flatMap((o) => o.properties.filter((p) => p.id === 'links').flatMap((p) => p.value));
+    assert.ok(link.some((l) => l.url === '${jaeger_url}/trace/${__value.raw}'), 'no trace link on trace_id');
+  });
+
+  it('shows lost, duplicated, dead letters and producer send errors', () => {
+    for (const metric of [
+      'meshflow_messages_lost_total',
+      'meshflow_messages_duplicated_total',
+      'meshflow_consumer_dead_lettered_total',
+      'meshflow_producer_errors_total',
+    ]) {
+      assert.ok(all.includes(metric), metric);
+    }
+  });
+});
+
+describe('consumer-lag.json', () => {
+  const d = byFile['consumer-lag.json'];
+  const all = exprs(d).join('\n');
+
+  it('shows lag in messages and seconds per partition', () => {
+    assert.match(all, /by \(group, topic, partition\) \(meshflow_consumer_lag_messages\{/);
+    assert.match(all, /by \(group, topic, partition\) \(meshflow_consumer_lag_seconds\{/);
+  });
+
+  it('shows the group status over time for every state', () => {
+    const timeline = panelsOf(d).find((p) => p.type === 'state-timeline');
+    assert.ok(timeline, 'no state timeline');
+    for (const state of ['OK', 'WARN', 'STALL', 'STOP', 'ERR']) {
+      assert.ok(timeline.targets[0].expr.includes(`meshflow_consumer_group_status="${state}"`), state);
+      const texts = timeline.fieldConfig.defaults.mappings.flatMap((m) => Object.values(m.options).map((o) => o.text));
+      assert.ok(texts.includes(state), `no value mapping for ${state}`);
+    }
+  });
+
+  it('shows rebalances and per-consumer throughput', () => {
+    assert.ok(all.includes('meshflow_consumer_rebalances_total'));
+    assert.match(all, /sum by \(instance\) \(rate\(meshflow_consumer_messages_total\{/);
+  });
+});
+
+describe('cluster-mesh.json', () => {
+  const d = byFile['cluster-mesh.json'];
+  const all = exprs(d).join('\n');
+
+  it('shows brokers and partition health', () => {
+    for (const metric of ['meshflow_brokers', 'meshflow_partition_leaderless', 'meshflow_partition_under_replicated']) {
+      assert.ok(all.includes(metric), metric);
+    }
+  });
+
+  it('shows service up and ready', () => {
+    assert.ok(all.includes('up{job=~"meshflow-.*"}'));
+    assert.ok(all.includes('meshflow_service_ready'));
+  });
+
+  it('shows Istio TCP telemetry and the mTLS share', () => {
+    for (const metric of ['istio_tcp_connections_opened_total', 'istio_tcp_sent_bytes_total', 'istio_tcp_received_bytes_total']) {
+      assert.ok(all.includes(metric), metric);
+    }
+    assert.ok(all.includes('connection_security_policy="mutual_tls"'));
+  });
+});

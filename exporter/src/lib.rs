@@ -19,8 +19,14 @@
 //! Time is always passed in (unix nanoseconds, the exporter's clock), so all
 //! of it is deterministic under test.
 
+pub mod config;
+pub mod lag;
+pub mod status;
 pub mod window;
 
+pub use config::{AccountingConfig, StatusConfig};
+pub use lag::{LagSample, PartitionOffsets};
+pub use status::{Evaluation, GroupStatus, GroupStatusTracker, STATUS_RULES};
 pub use window::{Outcome, SequenceWindow};
 
 /// Everything that can go wrong in the exporter's pure logic.

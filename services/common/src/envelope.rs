@@ -1,0 +1,420 @@
+//! The meshflow envelope: the `mf-*` headers every produced message carries,
+//! and a header list that sets a header by replacing it.
+//!
+//! A message with no `mf-*` header is unenveloped (any third-party producer
+//! may write to the topic) and still processed. A message with some `mf-*`
+//! header that is missing, duplicated, not a number, not UTF-8 or too long is
+//! invalid: parsing returns an [`EnvelopeError`] whose [`reason`] is a fixed
+//! string for metric labels and the dead-letter `mf-error` header. Parsing
+//! never panics, whatever the bytes.
+//!
+//! [`reason`]: EnvelopeError::reason
+
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+
+/// Producer instance id header.
+pub const PRODUCER: &str = "mf-producer";
+/// Per-instance sequence number header.
+pub const SEQ: &str = "mf-seq";
+/// Creation time header, unix nanoseconds.
+pub const CREATED_NS: &str = "mf-created-ns";
+/// Why a message went to the dead-letter topic.
+pub const ERROR: &str = "mf-error";
+/// W3C trace context headers.
+pub const TRACEPARENT: &str = "traceparent";
+/// W3C trace state header.
+pub const TRACESTATE: &str = "tracestate";
+/// Upper bound of `mf-producer`, in bytes.
+pub const MAX_PRODUCER_ID_BYTES: usize = 128;
+
+/// The envelope of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Producer instance id, new for every producer process.
+    pub producer: String,
+    /// 0 for the instance's first message, +1 for each message handed to Kafka.
+    pub seq: u64,
+    /// Unix time in nanoseconds when the producer created the message.
+    pub created_ns: u64,
+}
+
+/// Why an envelope is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Some `mf-*` headers are present but this one is missing.
+    #[error("header {0} missing")]
+    Missing(&'static str),
+    /// The header appears more than once.
+    #[error("header {0} duplicated")]
+    Duplicated(&'static str),
+    /// The header has no value or its value is not UTF-8.
+    #[error("header {0} is not UTF-8 text")]
+    NotUtf8(&'static str),
+    /// The header is not a decimal u64.
+    #[error("header {0} is not a decimal u64")]
+    NotANumber(&'static str),
+    /// `mf-producer` is empty.
+    #[error("header mf-producer is empty")]
+    EmptyProducer,
+    /// `mf-producer` is longer than [`MAX_PRODUCER_ID_BYTES`].
+    #[error("header mf-producer is longer than 128 bytes")]
+    ProducerTooLong,
+}
+
+impl EnvelopeError {
+    /// A fixed label for metrics and for the `mf-error` header.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EnvelopeError::Missing(_) => "missing_header",
+            EnvelopeError::Duplicated(_) => "duplicated_header",
+            EnvelopeError::NotUtf8(_) => "not_utf8",
+            EnvelopeError::NotANumber(_) => "not_a_number",
+            EnvelopeError::EmptyProducer => "empty_producer",
+            EnvelopeError::ProducerTooLong => "producer_too_long",
+        }
+    }
+}
+
+impl Envelope {
+    /// Reads the envelope from a message's headers. `Ok(None)`: no `mf-*`
+    /// header at all, an unenveloped message.
+    pub fn parse<'a, I>(headers: I) -> Result<Option<Envelope>, EnvelopeError>
+    where
+        I: IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    {
+        let mut producer: Option<Option<&[u8]>> = None;
+        let mut seq: Option<Option<&[u8]>> = None;
+        let mut created: Option<Option<&[u8]>> = None;
+        for (name, value) in headers {
+            let (slot, key) = match name {
+                PRODUCER => (&mut producer, PRODUCER),
+                SEQ => (&mut seq, SEQ),
+                CREATED_NS => (&mut created, CREATED_NS),
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(EnvelopeError::Duplicated(key));
+            }
+            *slot = Some(value);
+        }
+        if producer.is_none() && seq.is_none() && created.is_none() {
+            return Ok(None);
+        }
+        let producer = text(PRODUCER, producer)?;
+        if producer.is_empty() {
+            return Err(EnvelopeError::EmptyProducer);
+        }
+        if producer.len() > MAX_PRODUCER_ID_BYTES {
+            return Err(EnvelopeError::ProducerTooLong);
+        }
+        let seq = number(SEQ, text(SEQ, seq)?)?;
+        let created_ns = number(CREATED_NS, text(CREATED_NS, created)?)?;
+        Ok(Some(Envelope {
+            producer: producer.to_string(),
+            seq,
+            created_ns,
+        }))
+    }
+
+    /// Reads the envelope from rdkafka headers.
+    pub fn from_headers<H: Headers>(
+        headers: Option<&H>,
+    ) -> Result<Option<Envelope>, EnvelopeError> {
+        match headers {
+            None => Ok(None),
+            Some(h) => Envelope::parse(h.iter().map(|h| (h.key, h.value))),
+        }
+    }
+
+    /// Writes the envelope into a header list, replacing any previous copy.
+    pub fn write_to(&self, headers: &mut HeaderList) {
+        headers.set(PRODUCER, self.producer.as_bytes());
+        headers.set(SEQ, self.seq.to_string().as_bytes());
+        headers.set(CREATED_NS, self.created_ns.to_string().as_bytes());
+    }
+}
+
+/// The value of a header as UTF-8 text.
+fn text<'a>(key: &'static str, value: Option<Option<&'a [u8]>>) -> Result<&'a str, EnvelopeError> {
+    match value {
+        None => Err(EnvelopeError::Missing(key)),
+        Some(None) => Err(EnvelopeError::NotUtf8(key)),
+        Some(Some(bytes)) => std::str::from_utf8(bytes).map_err(|_| EnvelopeError::NotUtf8(key)),
+    }
+}
+
+/// A strict decimal u64: digits only, no sign, no spaces.
+fn number(key: &'static str, text: &str) -> Result<u64, EnvelopeError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EnvelopeError::NotANumber(key));
+    }
+    text.parse().map_err(|_| EnvelopeError::NotANumber(key))
+}
+
+/// Message headers in order, where setting a header replaces every earlier
+/// copy instead of appending a second one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList {
+    entries: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl HeaderList {
+    /// An empty list.
+    pub fn new() -> Self {
+        HeaderList::default()
+    }
+
+    /// A copy of a consumed message's headers.
+    pub fn copy_of<H: Headers>(headers: Option<&H>) -> Self {
+        let entries = headers
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        HeaderList { entries }
+    }
+
+    /// Sets `name` to `value`, removing every existing copy first.
+    pub fn set(&mut self, name: &str, value: &[u8]) {
+        self.remove(name);
+        self.entries.push((name.to_string(), Some(value.to_vec())));
+    }
+
+    /// Removes every copy of `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.entries.retain(|(k, _)| k != name);
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// How many copies of `name` there are.
+    pub fn count(&self, name: &str) -> usize {
+        self.entries.iter().filter(|(k, _)| k == name).count()
+    }
+
+    /// Iterates in order as (name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+
+    /// The rdkafka form, for producing.
+    pub fn to_owned_headers(&self) -> OwnedHeaders {
+        self.entries.iter().fold(
+            OwnedHeaders::new_with_capacity(self.entries.len()),
+            |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                })
+            },
+        )
+    }
+}
+
+/// Current unix time in nanoseconds.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(h: &[(&str, Option<&[u8]>)]) -> Result<Option<Envelope>, EnvelopeError> {
+        Envelope::parse(h.iter().copied())
+    }
+
+    #[test]
+    fn valid_envelope_roundtrips_through_headers() {
+        let env = Envelope {
+            producer: "producer-1a2b".into(),
+            seq: 41,
+            created_ns: 1_795_813_603_000_000_000,
+        };
+        let mut list = HeaderList::new();
+        list.set("other", b"x");
+        env.write_to(&mut list);
+        env.write_to(&mut list);
+        assert_eq!(list.count(SEQ), 1, "setting twice must not append");
+        let owned = list.to_owned_headers();
+        assert_eq!(Envelope::from_headers(Some(&owned)), Ok(Some(env)));
+    }
+
+    #[test]
+    fn parse_table() {
+        let big = "p".repeat(MAX_PRODUCER_ID_BYTES + 1);
+        let max = "p".repeat(MAX_PRODUCER_ID_BYTES);
+        let p: Option<&[u8]> = Some(b"p-1");
+        let s: Option<&[u8]> = Some(b"7");
+        let c: Option<&[u8]> = Some(b"100");
+        type Case<'a> = (
+            &'a str,
+            Vec<(&'a str, Option<&'a [u8]>)>,
+            Result<Option<u64>, &'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "valid",
+                vec![(PRODUCER, p), (SEQ, s), (CREATED_NS, c)],
+                Ok(Some(7)),
+            ),
+            ("absent", vec![("traceparent", Some(b"00-x"))], Ok(None)),
+            ("no headers", vec![], Ok(None)),
+            (
+                "seq zero",
+                vec![(PRODUCER, p), (SEQ, Some(b"0")), (CREATED_NS, c)],
+                Ok(Some(0)),
+            ),
+            (
+                "seq max",
+                vec![
+                    (PRODUCER, p),
+                    (SEQ, Some(b"18446744073709551615")),
+                    (CREATED_NS, c),
+                ],
+                Ok(Some(u64::MAX)),
+            ),
+            (
+                "seq overflow",
+                vec![
+                    (PRODUCER, p),
+                    (SEQ, Some(b"18446744073709551616")),
+                    (CREATED_NS, c),
+                ],
+                Err("not_a_number"),
+            ),
+            (
+                "seq letters",
+                vec![(PRODUCER, p), (SEQ, Some(b"12a")), (CREATED_NS, c)],
+                Err("not_a_number"),
+            ),
+            (
+                "seq negative",
+                vec![(PRODUCER, p), (SEQ, Some(b"-1")), (CREATED_NS, c)],
+                Err("not_a_number"),
+            ),
+            (
+                "seq plus",
+                vec![(PRODUCER, p), (SEQ, Some(b"+1")), (CREATED_NS, c)],
+                Err("not_a_number"),
+            ),
+            (
+                "seq empty",
+                vec![(PRODUCER, p), (SEQ, Some(b"")), (CREATED_NS, c)],
+                Err("not_a_number"),
+            ),
+            (
+                "seq space",
+                vec![(PRODUCER, p), (SEQ, Some(b" 1")), (CREATED_NS, c)],
+                Err("not_a_number"),
+            ),
+            (
+                "created letters",
+                vec![(PRODUCER, p), (SEQ, s), (CREATED_NS, Some(b"soon"))],
+                Err("not_a_number"),
+            ),
+            (
+                "seq missing",
+                vec![(PRODUCER, p), (CREATED_NS, c)],
+                Err("missing_header"),
+            ),
+            (
+                "producer missing",
+                vec![(SEQ, s), (CREATED_NS, c)],
+                Err("missing_header"),
+            ),
+            (
+                "seq duplicated",
+                vec![(PRODUCER, p), (SEQ, s), (SEQ, s), (CREATED_NS, c)],
+                Err("duplicated_header"),
+            ),
+            (
+                "producer duplicated",
+                vec![(PRODUCER, p), (PRODUCER, p), (SEQ, s), (CREATED_NS, c)],
+                Err("duplicated_header"),
+            ),
+            (
+                "producer oversize",
+                vec![(PRODUCER, Some(big.as_bytes())), (SEQ, s), (CREATED_NS, c)],
+                Err("producer_too_long"),
+            ),
+            (
+                "producer at limit",
+                vec![(PRODUCER, Some(max.as_bytes())), (SEQ, s), (CREATED_NS, c)],
+                Ok(Some(7)),
+            ),
+            (
+                "producer empty",
+                vec![(PRODUCER, Some(b"")), (SEQ, s), (CREATED_NS, c)],
+                Err("empty_producer"),
+            ),
+            (
+                "producer not utf8",
+                vec![(PRODUCER, Some(&[0xff, 0xfe])), (SEQ, s), (CREATED_NS, c)],
+                Err("not_utf8"),
+            ),
+            (
+                "seq not utf8",
+                vec![(PRODUCER, p), (SEQ, Some(&[0xc3, 0x28])), (CREATED_NS, c)],
+                Err("not_utf8"),
+            ),
+            (
+                "null value",
+                vec![(PRODUCER, p), (SEQ, None), (CREATED_NS, c)],
+                Err("not_utf8"),
+            ),
+        ];
+        for (name, headers, want) in cases {
+            let got = parse(&headers)
+                .map(|e| e.map(|e| e.seq))
+                .map_err(|e| e.reason());
+            assert_eq!(got, want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn header_list_replaces_and_copies() {
+        let mut list = HeaderList::new();
+        list.set(TRACEPARENT, b"a");
+        list.set("x", b"1");
+        list.set(TRACEPARENT, b"b");
+        assert_eq!(list.count(TRACEPARENT), 1);
+        assert_eq!(list.get(TRACEPARENT), Some(&b"b"[..]));
+        let owned = list.to_owned_headers();
+        let copy = HeaderList::copy_of(Some(&owned));
+        assert_eq!(copy, list);
+        assert_eq!(HeaderList::copy_of::<OwnedHeaders>(None), HeaderList::new());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A cheap deterministic sweep over odd header values.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 40) as usize;
+            let bytes: Vec<u8> = (0..len).map(|i| (state >> (i % 8 * 8)) as u8).collect();
+            let names = [PRODUCER, SEQ, CREATED_NS];
+            let name = names[(state % 3) as usize];
+            let _ = parse(&[
+                (PRODUCER, Some(b"p")),
+                (name, Some(&bytes)),
+                (SEQ, Some(&bytes)),
+            ]);
+            let _ = parse(&[(name, Some(&bytes))]);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Metric exposition formats.
+//!
+//! prometheus-client writes OpenMetrics. Prometheus scrapes that form when it
+//! stores exemplars; everything else (and `promtool check metrics`, which
+//! rejects exemplar lines) gets the Prometheus text format 0.0.4, derived here
+//! from the same output: exemplars, `# UNIT` and `# EOF` dropped, counter
+//! family names given their `_total` sample name, statesets and infos typed as
+//! gauges. prometheus-client has no stateset type, so stateset families are
+//! registered as gauges (one sample per state, 0 or 1, the state as a label
+//! named like the family) and retyped in the OpenMetrics output.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+
+/// Content type of the OpenMetrics form.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the Prometheus text form.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The registry in OpenMetrics, with `statesets` retyped.
+pub fn open_metrics(registry: &Registry, statesets: &[String]) -> String {
+    let mut out = String::new();
+    if encode(&mut out, registry).is_err() {
+        return "# EOF\n".to_string();
+    }
+    if statesets.is_empty() {
+        return out;
+    }
+    out.lines()
+        .map(|line| {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                if let Some(name) = rest.strip_suffix(" gauge") {
+                    if statesets.iter().any(|s| s == name) {
+                        return format!("# TYPE {name} stateset\n");
+                    }
+                }
+            }
+            format!("{line}\n")
+        })
+        .collect()
+}
+
+/// The registry in the Prometheus text format 0.0.4.
+pub fn prometheus_text(registry: &Registry) -> String {
+    let mut om = String::new();
+    if encode(&mut om, registry).is_err() {
+        return String::new();
+    }
+    to_prometheus_text(&om)
+}
+
+/// Converts OpenMetrics text as prometheus-client writes it.
+pub fn to_prometheus_text(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    let mut counters: Vec<String> = Vec::new();
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => {
+                    counters.push(name.to_string());
+                    (format!("{name}_total"), "counter")
+                }
+                "stateset" | "info" => (name.to_string(), "gauge"),
+                "unknown" => (name.to_string(), "untyped"),
+                k => (name.to_string(), k),
+            };
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let name = if counters.last().is_some_and(|c| c == name)
+                || is_counter_help(open_metrics, name)
+            {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            };
+            out.push_str(&format!("# HELP {name} {help}\n"));
+            continue;
+        }
+        // A sample; an exemplar follows " # " after the value.
+        let sample = match line.find(" # {") {
+            Some(i) => &line[..i],
+            None => line,
+        };
+        out.push_str(sample);
+        out.push('\n');
+    }
+    out
+}
+
+/// HELP precedes TYPE in prometheus-client's output, so look ahead.
+fn is_counter_help(text: &str, name: &str) -> bool {
+    text.contains(&format!("# TYPE {name} counter\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct Trace {
+        trace_id: String,
+    }
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct State {
+        group: String,
+        meshflow_consumer_group_status: String,
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::with_prefix("meshflow");
+        let c = Counter::<u64>::default();
+        c.inc_by(3);
+        r.register("things", "Things seen", c);
+        let h = HistogramWithExemplars::new([0.1, 1.0].into_iter());
+        h.observe(
+            0.5,
+            Some(Trace {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            }),
+            None,
+        );
+        r.register("latency_seconds", "Latency", h);
+        let s = Family::<State, Gauge>::default();
+        s.get_or_create(&State {
+            group: "g".into(),
+            meshflow_consumer_group_status: "OK".into(),
+        })
+        .set(1);
+        r.register("consumer_group_status", "Status", s);
+        r
+    }
+
+    #[test]
+    fn open_metrics_keeps_exemplars_and_declares_statesets() {
+        let om = open_metrics(&registry(), &["meshflow_consumer_group_status".to_string()]);
+        assert!(
+            om.contains("# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.5"),
+            "{om}"
+        );
+        assert!(
+            om.contains("# TYPE meshflow_consumer_group_status stateset"),
+            "{om}"
+        );
+        assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn prometheus_text_has_no_exemplars_and_typed_totals() {
+        let text = prometheus_text(&registry());
+        assert!(!text.contains("# {"), "{text}");
+        assert!(!text.contains("# EOF"));
+        assert!(
+            text.contains("# TYPE meshflow_things_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP meshflow_things_total Things seen.\n"),
+            "{text}"
+        );
+        assert!(text.contains("meshflow_things_total 3\n"));
+        assert!(
+            text.contains("meshflow_latency_seconds_bucket{le=\"1.0\"} 1\n"),
+            "{text}"
+        );
+    }
+}

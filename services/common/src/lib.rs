@@ -1,0 +1,13 @@
+//! Parts shared by the meshflow services: configuration, Kafka client
+//! settings, the message envelope, trace propagation, telemetry set-up,
+//! receipts, the metrics/health HTTP endpoint and shutdown.
+
+pub mod config;
+pub mod envelope;
+pub mod exposition;
+pub mod http;
+pub mod kafka;
+pub mod propagation;
+pub mod receipt;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,327 @@
+//! The consumer's configuration: the shared sections plus `consumer.*`.
+
+use std::time::Duration;
+
+use meshflow_common::config::{
+    identifier, in_range, topic_name, ConfigError, HttpConfig, KafkaConfig, LogConfig, TraceConfig,
+    Validate,
+};
+use serde::Deserialize;
+
+/// librdkafka keys the consumer's typed settings own.
+pub const OWNED_KEYS: &[&str] = &[
+    "group.id",
+    "client.id",
+    "enable.auto.offset.store",
+    "enable.auto.commit",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "acks",
+    "enable.idempotence",
+];
+
+/// Everything `meshflow-consumer` reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Connection to Kafka.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Metrics and health endpoint.
+    #[serde(default = "default_http")]
+    pub http: HttpConfig,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Trace propagation.
+    #[serde(default)]
+    pub trace: TraceConfig,
+    /// What to consume and how.
+    #[serde(default)]
+    pub consumer: ConsumerSettings,
+}
+
+/// The consumer's own port, 9465, as fixed by the design.
+fn default_http() -> HttpConfig {
+    HttpConfig {
+        listen: ([0, 0, 0, 0], 9465).into(),
+    }
+}
+
+/// `consumer.*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// Topic to consume.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Consumer group id.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Where processing receipts go.
+    #[serde(default = "default_receipts_topic")]
+    pub receipts_topic: String,
+    /// Dead-letter topic; default `<topic>.dlq`.
+    #[serde(default)]
+    pub dlq_topic: Option<String>,
+    /// Consumer instance id, in receipts and as librdkafka `client.id`.
+    /// Default: pod or host name plus a random suffix.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Simulated work per message.
+    #[serde(default, with = "humantime_serde")]
+    pub work: Duration,
+    /// Receipts are flushed at least this often.
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    pub receipt_flush_interval: Duration,
+    /// ... or when this many entries are waiting.
+    #[serde(default = "default_batch_max")]
+    pub receipt_batch_max: usize,
+    /// Group session timeout: how soon a dead member's partitions move.
+    #[serde(default = "default_session_timeout", with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Heartbeat interval, at most a third of the session timeout.
+    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long a revoke or shutdown waits for outstanding receipts before
+    /// committing what is acknowledged.
+    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Create the receipts and dead-letter topics at start if missing.
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
+    /// Partitions of topics this consumer creates.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Replication factor of topics this consumer creates (3 on a cluster).
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
+}
+
+/// The design's data topic.
+fn default_topic() -> String {
+    "meshflow.events".to_string()
+}
+/// The design's group name.
+fn default_group() -> String {
+    "meshflow".to_string()
+}
+/// The design's receipts topic.
+fn default_receipts_topic() -> String {
+    "meshflow.receipts".to_string()
+}
+/// The design fixes 100 ms.
+fn default_flush_interval() -> Duration {
+    Duration::from_millis(100)
+}
+/// The design fixes 500 entries.
+fn default_batch_max() -> usize {
+    500
+}
+/// Kafka's minimum allowed session (group.min.session.timeout.ms): fastest
+/// recovery after a member dies.
+fn default_session_timeout() -> Duration {
+    Duration::from_secs(6)
+}
+/// A sixth of the session: several chances before a member is declared dead.
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(1)
+}
+/// Well inside a Kubernetes termination grace of 30 s.
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_true() -> bool {
+    true
+}
+/// The design's 6 partitions.
+fn default_partitions() -> i32 {
+    6
+}
+/// One broker locally; clusters set 3.
+fn default_replication_factor() -> i32 {
+    1
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        ConsumerSettings {
+            topic: default_topic(),
+            group: default_group(),
+            receipts_topic: default_receipts_topic(),
+            dlq_topic: None,
+            instance_id: None,
+            work: Duration::ZERO,
+            receipt_flush_interval: default_flush_interval(),
+            receipt_batch_max: default_batch_max(),
+            session_timeout: default_session_timeout(),
+            heartbeat_interval: default_heartbeat(),
+            drain_timeout: default_drain_timeout(),
+            create_topics: true,
+            partitions: default_partitions(),
+            replication_factor: default_replication_factor(),
+        }
+    }
+}
+
+impl ConsumerSettings {
+    /// The dead-letter topic: configured, or `<topic>.dlq`.
+    pub fn dlq_topic(&self) -> String {
+        self.dlq_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.dlq", self.topic))
+    }
+}
+
+/// Formats a duration for an error message.
+fn show(d: Duration) -> String {
+    humantime_serde::re::humantime::format_duration(d).to_string()
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate(OWNED_KEYS)?;
+        self.log.validate()?;
+        let c = &self.consumer;
+        topic_name("consumer.topic", &c.topic)?;
+        topic_name("consumer.receipts_topic", &c.receipts_topic)?;
+        topic_name("consumer.dlq_topic", &c.dlq_topic())?;
+        if c.receipts_topic == c.topic || c.dlq_topic() == c.topic {
+            return Err(ConfigError::invalid(
+                "consumer.receipts_topic",
+                &c.receipts_topic,
+                "a topic other than consumer.topic (and other than the dead-letter topic)",
+            ));
+        }
+        identifier("consumer.group", &c.group, 255)?;
+        if let Some(id) = &c.instance_id {
+            identifier("consumer.instance_id", id, 128)?;
+        }
+        if c.work > Duration::from_secs(60) {
+            return Err(ConfigError::invalid(
+                "consumer.work",
+                show(c.work),
+                "a duration up to 60s",
+            ));
+        }
+        let flush = c.receipt_flush_interval;
+        if flush < Duration::from_millis(1) || flush > Duration::from_secs(10) {
+            return Err(ConfigError::invalid(
+                "consumer.receipt_flush_interval",
+                show(flush),
+                "a duration from 1ms to 10s",
+            ));
+        }
+        in_range("consumer.receipt_batch_max", c.receipt_batch_max, 1, 10_000)?;
+        let session = c.session_timeout.as_millis();
+        if !(1_000..=300_000).contains(&session) {
+            return Err(ConfigError::invalid(
+                "consumer.session_timeout",
+                show(c.session_timeout),
+                "a duration from 1s to 5m",
+            ));
+        }
+        if c.heartbeat_interval.is_zero() || c.heartbeat_interval * 3 > c.session_timeout {
+            return Err(ConfigError::invalid(
+                "consumer.heartbeat_interval",
+                show(c.heartbeat_interval),
+                "a duration above 0 and at most a third of consumer.session_timeout",
+            ));
+        }
+        if c.drain_timeout < Duration::from_millis(100)
+            || c.drain_timeout > Duration::from_secs(300)
+        {
+            return Err(ConfigError::invalid(
+                "consumer.drain_timeout",
+                show(c.drain_timeout),
+                "a duration from 100ms to 5m",
+            ));
+        }
+        in_range("consumer.partitions", c.partitions, 1, 10_000)?;
+        in_range("consumer.replication_factor", c.replication_factor, 1, 16)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshflow_common::config::{load, Sources};
+    use std::collections::HashMap;
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(Sources {
+            file: None,
+            env: Some(env),
+            list_keys: &[],
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = from_env(&[]).unwrap();
+        assert_eq!(c.consumer.group, "meshflow");
+        assert_eq!(c.consumer.dlq_topic(), "meshflow.events.dlq");
+        assert_eq!(
+            c.consumer.receipt_flush_interval,
+            Duration::from_millis(100)
+        );
+        assert_eq!(c.consumer.receipt_batch_max, 500);
+        assert_eq!(c.http.listen.port(), 9465);
+    }
+
+    #[test]
+    fn durations_parse_from_env() {
+        let c = from_env(&[
+            ("MESHFLOW__CONSUMER__WORK", "15ms"),
+            ("MESHFLOW__CONSUMER__SESSION_TIMEOUT", "10s"),
+        ])
+        .unwrap();
+        assert_eq!(c.consumer.work, Duration::from_millis(15));
+        assert_eq!(c.consumer.session_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "MESHFLOW__CONSUMER__RECEIPT_BATCH_MAX",
+                "0",
+                "consumer.receipt_batch_max",
+            ),
+            (
+                "MESHFLOW__CONSUMER__RECEIPT_FLUSH_INTERVAL",
+                "1h",
+                "consumer.receipt_flush_interval",
+            ),
+            (
+                "MESHFLOW__CONSUMER__HEARTBEAT_INTERVAL",
+                "5s",
+                "consumer.heartbeat_interval",
+            ),
+            (
+                "MESHFLOW__CONSUMER__SESSION_TIMEOUT",
+                "100ms",
+                "consumer.session_timeout",
+            ),
+            ("MESHFLOW__CONSUMER__GROUP", "", "consumer.group"),
+            (
+                "MESHFLOW__CONSUMER__RECEIPTS_TOPIC",
+                "meshflow.events",
+                "consumer.receipts_topic",
+            ),
+            ("MESHFLOW__CONSUMER__WORK", "often", "work"),
+            ("MESHFLOW__CONSUMER__COLOUR", "blue", "colour"),
+        ];
+        for (var, value, key) in cases {
+            let err = from_env(&[(var, value)])
+                .err()
+                .unwrap_or_else(|| panic!("{var}={value} accepted"));
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
+    }
+}

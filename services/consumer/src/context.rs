@@ -1,0 +1,85 @@
+//! The consumer's librdkafka context: what happens around a rebalance.
+//!
+//! Before partitions are revoked, the receipts of everything already
+//! processed are flushed (bounded by `consumer.drain_timeout`), their
+//! offsets stored and committed synchronously. The next owner of a partition
+//! therefore starts right after the last message whose receipt is durable:
+//! a graceful hand-over duplicates nothing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use meshflow_common::http::Readiness;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::ClientContext;
+
+use crate::metrics::ConsumerMetrics;
+use crate::receipts::{Flushed, ReceiptSink};
+
+/// Readiness condition: the consumer has received an assignment.
+pub const READY_ASSIGNED: &str = "assigned";
+
+/// Rebalance hooks of the consumer.
+pub struct GroupContext {
+    /// Where processed messages wait for their receipts.
+    pub sink: Arc<ReceiptSink>,
+    /// Rebalance counters.
+    pub metrics: ConsumerMetrics,
+    /// `/readyz` conditions.
+    pub readiness: Arc<Readiness>,
+    /// How long a revoke waits for outstanding receipts.
+    pub drain_timeout: std::time::Duration,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.metrics.record_rebalance("revoke");
+            let deadline = Instant::now() + self.drain_timeout;
+            let flushed = self.sink.flush(
+                &|topic, partition, offset| {
+                    if let Err(e) = consumer.store_offset(topic, partition, offset) {
+                        tracing::debug!(topic, partition, offset, error = %e, "offset not stored");
+                    }
+                },
+                Some(deadline),
+            );
+            if consumer.assignment_lost() {
+                tracing::warn!(
+                    partitions = tpl.count(),
+                    "assignment lost; nothing to commit"
+                );
+                return;
+            }
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                // NoOffset: nothing new since the last commit.
+                tracing::debug!(error = %e, "commit on revoke");
+            }
+            tracing::info!(partitions = tpl.count(), ?flushed, "partitions revoked");
+            if flushed == Flushed::GaveUp {
+                tracing::warn!(
+                    "revoked with receipts outstanding; their messages will be processed again"
+                );
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                self.metrics.record_rebalance("assign");
+                self.readiness.set(READY_ASSIGNED, true);
+                let parts: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}:{}", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = %parts.join(","), "partitions assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! meshflow's consumer: joins a consumer group, processes messages at least
+//! once, publishes processing receipts, and dead-letters poison input.
+
+pub mod config;
+pub mod context;
+pub mod metrics;
+pub mod receipts;
+pub mod service;
+
+pub use config::Config;
+pub use service::run;

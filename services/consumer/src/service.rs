@@ -1,0 +1,448 @@
+//! The consume loop.
+//!
+//! For each message: read the envelope and the trace context, open a
+//! `process <topic>` span (kind CONSUMER, parent = the producer's context and
+//! a link to it), do the (simulated) work, log one line, and queue it for a
+//! receipt. A malformed envelope goes to the dead-letter topic first. A
+//! background task flushes receipts every `receipt_flush_interval` or when
+//! `receipt_batch_max` entries wait; offsets are stored only after that.
+//! On shutdown: stop consuming, flush, commit, leave the group.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshflow_common::envelope::{Envelope, HeaderList, ERROR};
+use meshflow_common::http::Readiness;
+use meshflow_common::kafka::{ensure_topic, error_reason, millis, spawn_reachability_probe};
+use meshflow_common::propagation::{extract, inject, HeaderExtractor};
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{global, Context, KeyValue};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::context::GroupContext;
+use crate::metrics::ConsumerMetrics;
+use crate::receipts::{self, Pending, ReceiptSink};
+
+/// Readiness condition: Kafka answers metadata requests.
+pub const READY_KAFKA: &str = "kafka";
+
+/// Errors that stop the consumer.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// A librdkafka client could not be created (bad settings).
+    #[error("kafka client: {0}")]
+    Client(#[source] KafkaError),
+    /// Subscribing failed.
+    #[error("subscribe: {0}")]
+    Subscribe(#[source] KafkaError),
+}
+
+/// The group consumer.
+pub type GroupConsumer = StreamConsumer<GroupContext>;
+
+/// Everything the loop needs.
+struct Worker {
+    config: Config,
+    instance: String,
+    consumer: Arc<GroupConsumer>,
+    dlq: FutureProducer,
+    sink: Arc<ReceiptSink>,
+    metrics: ConsumerMetrics,
+    tracer: BoxedTracer,
+    flush_now: Arc<Notify>,
+}
+
+/// Runs until `shutdown` fires, then drains and commits.
+pub async fn run(
+    config: Config,
+    instance: String,
+    metrics: ConsumerMetrics,
+    readiness: Arc<Readiness>,
+    shutdown: CancellationToken,
+) -> Result<(), ConsumerError> {
+    let settings = config.consumer.clone();
+    if settings.create_topics {
+        for topic in [settings.receipts_topic.clone(), settings.dlq_topic()] {
+            if !ensure_topic(
+                &config.kafka,
+                &topic,
+                settings.partitions,
+                settings.replication_factor,
+                &shutdown,
+            )
+            .await
+            {
+                return Ok(());
+            }
+        }
+    }
+    let producer = create_producer(&config).map_err(ConsumerError::Client)?;
+    let sink = Arc::new(ReceiptSink::new(
+        producer.clone(),
+        settings.receipts_topic.clone(),
+        settings.group.clone(),
+        instance.clone(),
+        settings.receipt_batch_max,
+        metrics.clone(),
+    ));
+    let context = GroupContext {
+        sink: sink.clone(),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+        drain_timeout: settings.drain_timeout,
+    };
+    let consumer: Arc<GroupConsumer> = Arc::new(
+        consumer_config(&config, &instance)
+            .create_with_context(context)
+            .map_err(ConsumerError::Client)?,
+    );
+    consumer
+        .subscribe(&[&settings.topic])
+        .map_err(ConsumerError::Subscribe)?;
+    tracing::info!(topic = %settings.topic, group = %settings.group, instance, "consuming");
+
+    let probe_consumer = consumer.clone();
+    let probe_topic = settings.topic.clone();
+    let probe = spawn_reachability_probe(
+        move || {
+            probe_consumer
+                .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
+                .is_ok()
+        },
+        readiness,
+        READY_KAFKA,
+        Duration::from_secs(2),
+        shutdown.clone(),
+    );
+    let flush_now = Arc::new(Notify::new());
+    let stop_flusher = CancellationToken::new();
+    let flusher = tokio::spawn(flush_periodically(
+        sink.clone(),
+        consumer.clone(),
+        settings.receipt_flush_interval,
+        flush_now.clone(),
+        stop_flusher.clone(),
+    ));
+
+    let worker = Worker {
+        tracer: global::tracer("meshflow-consumer"),
+        config,
+        instance,
+        consumer: consumer.clone(),
+        dlq: producer,
+        sink: sink.clone(),
+        metrics,
+        flush_now,
+    };
+    worker.consume(&shutdown).await;
+
+    // Drain: no more messages are taken; flush what was processed, store its
+    // offsets and commit before leaving the group.
+    stop_flusher.cancel();
+    let _ = flusher.await;
+    let drain_deadline = Instant::now() + settings.drain_timeout;
+    let (c, s) = (consumer.clone(), sink.clone());
+    let flushed = tokio::task::spawn_blocking(move || {
+        let r = s.flush(&|t, p, o| store(&c, t, p, o), Some(drain_deadline));
+        let commit = c.commit_consumer_state(CommitMode::Sync);
+        (r, commit)
+    })
+    .await;
+    match flushed {
+        Ok((r, commit)) => tracing::info!(flushed = ?r, commit = ?commit.err(), "drained"),
+        Err(e) => tracing::error!(error = %e, "drain task"),
+    }
+    sink.stop();
+    probe.abort();
+    // Dropping the consumer closes it: it leaves the group so the partitions
+    // move at once instead of after the session timeout.
+    let closing = consumer.clone();
+    drop(worker);
+    drop(consumer);
+    let _ = tokio::task::spawn_blocking(move || {
+        closing.unsubscribe();
+        drop(closing);
+    })
+    .await;
+    Ok(())
+}
+
+impl Worker {
+    /// Consumes until `shutdown`.
+    async fn consume(&self, shutdown: &CancellationToken) {
+        let high_water = self.config.consumer.receipt_batch_max;
+        // Memory bound: stop taking messages while this many wait for receipts.
+        let max_waiting = high_water * 20;
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = self.consumer.recv() => m,
+            };
+            match message {
+                Ok(m) => {
+                    self.handle(&m, shutdown).await;
+                    let waiting = self.sink.waiting();
+                    if waiting >= high_water {
+                        self.flush_now.notify_one();
+                    }
+                    while self.sink.waiting() >= max_waiting && !shutdown.is_cancelled() {
+                        self.flush_now.notify_one();
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "consume error");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Processes one message.
+    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) {
+        let settings = &self.config.consumer;
+        let topic = m.topic().to_string();
+        let (partition, offset) = (m.partition(), m.offset());
+        let headers = m.headers();
+        let extracted = extract(&HeaderExtractor(headers));
+        if extracted.malformed {
+            self.metrics.record_trace_invalid();
+        }
+        let parent_sc = extracted.context.span().span_context().clone();
+        let mut builder = self
+            .tracer
+            .span_builder(format!("process {topic}"))
+            .with_kind(SpanKind::Consumer)
+            .with_attributes([
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.destination.name", topic.clone()),
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new("messaging.operation.name", "process"),
+                KeyValue::new("messaging.consumer.group.name", settings.group.clone()),
+                KeyValue::new("messaging.destination.partition.id", partition.to_string()),
+                KeyValue::new("messaging.kafka.offset", offset),
+                KeyValue::new("messaging.client.id", self.instance.clone()),
+            ]);
+        if parent_sc.is_valid() {
+            builder = builder.with_links(vec![Link::with_context(parent_sc.clone())]);
+        }
+        let span = builder.start_with_context(&self.tracer, &extracted.context);
+        let trace_id = span.span_context().trace_id().to_string();
+        let span_id = span.span_context().span_id().to_string();
+        let cx = Context::current_with_span(span);
+        if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
+            cx.span().set_attribute(KeyValue::new(
+                "messaging.kafka.message.key",
+                key.to_string(),
+            ));
+        }
+
+        let envelope = match Envelope::from_headers(headers) {
+            Ok(e) => e,
+            Err(e) => {
+                let reason = e.reason();
+                self.metrics.record_invalid(reason);
+                cx.span().set_attribute(KeyValue::new("error.type", reason));
+                self.dead_letter(m, &cx, &e.to_string(), reason, shutdown)
+                    .await;
+                self.sink.push(Pending {
+                    topic,
+                    partition,
+                    offset,
+                    receipt: None,
+                    span: None,
+                });
+                cx.span().end();
+                return;
+            }
+        };
+        if !settings.work.is_zero() {
+            tokio::time::sleep(settings.work).await;
+        }
+        self.metrics.record_processed(envelope.is_some());
+        let (receipt, receipt_span) = match &envelope {
+            Some(env) => {
+                tracing::info!(
+                    topic = %topic, partition, offset, producer = %env.producer, seq = env.seq,
+                    trace_id = %trace_id, span_id = %span_id, "processed"
+                );
+                let entry = receipts::entry(env, &topic, partition, offset, trace_id);
+                let send = self
+                    .tracer
+                    .span_builder(format!("send {}", settings.receipts_topic))
+                    .with_kind(SpanKind::Producer)
+                    .with_attributes([
+                        KeyValue::new("messaging.system", "kafka"),
+                        KeyValue::new(
+                            "messaging.destination.name",
+                            settings.receipts_topic.clone(),
+                        ),
+                        KeyValue::new("messaging.operation.type", "send"),
+                        KeyValue::new("messaging.operation.name", "send"),
+                        KeyValue::new("messaging.kafka.message.key", env.producer.clone()),
+                    ])
+                    .start_with_context(&self.tracer, &cx);
+                (Some(entry), Some(send))
+            }
+            None => {
+                tracing::info!(
+                    topic = %topic, partition, offset, trace_id = %trace_id, span_id = %span_id,
+                    "processed unenveloped"
+                );
+                (None, None)
+            }
+        };
+        cx.span().set_status(Status::Ok);
+        cx.span().end();
+        self.sink.push(Pending {
+            topic,
+            partition,
+            offset,
+            receipt,
+            span: receipt_span,
+        });
+    }
+
+    /// Publishes a copy of `m` to the dead-letter topic with an `mf-error`
+    /// header and the context of a `send` span that is a child of `cx`.
+    /// Retries until acknowledged or shutdown: the message's offset must not
+    /// move before its dead letter is durable.
+    async fn dead_letter(
+        &self,
+        m: &BorrowedMessage<'_>,
+        cx: &Context,
+        error: &str,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) {
+        let dlq_topic = self.config.consumer.dlq_topic();
+        let mut span = self
+            .tracer
+            .span_builder(format!("send {dlq_topic}"))
+            .with_kind(SpanKind::Producer)
+            .with_attributes([
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.destination.name", dlq_topic.clone()),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.operation.name", "send"),
+                KeyValue::new("error.type", reason.to_string()),
+            ])
+            .start_with_context(&self.tracer, cx);
+        let send_cx = Context::current().with_remote_span_context(span.span_context().clone());
+        let mut headers = HeaderList::copy_of(m.headers());
+        headers.set(ERROR, format!("{reason}: {error}").as_bytes());
+        headers.set(
+            "mf-source",
+            format!("{}/{}/{}", m.topic(), m.partition(), m.offset()).as_bytes(),
+        );
+        inject(&send_cx, &mut headers);
+        let owned = headers.to_owned_headers();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut record = FutureRecord::to(&dlq_topic).headers(owned.clone());
+            if let Some(k) = m.key() {
+                record = record.key(k);
+            }
+            if let Some(p) = m.payload() {
+                record = record.payload(p);
+            }
+            match self.dlq.send(record, Duration::from_secs(5)).await {
+                Ok(_) => {
+                    self.metrics.record_dead_lettered();
+                    tracing::warn!(
+                        topic = %m.topic(), partition = m.partition(), offset = m.offset(),
+                        reason, error, "dead-lettered"
+                    );
+                    span.end();
+                    return;
+                }
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, reason = error_reason(&e), "dead-letter publish failed; retrying");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    span.set_status(Status::error("shutdown before the dead letter was acknowledged"));
+                    span.end();
+                    return;
+                }
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Flushes receipts every `interval`, or sooner when asked.
+async fn flush_periodically(
+    sink: Arc<ReceiptSink>,
+    consumer: Arc<GroupConsumer>,
+    interval: Duration,
+    flush_now: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(interval) => {}
+            _ = flush_now.notified() => {}
+        }
+        let (s, c) = (sink.clone(), consumer.clone());
+        let stopped = stop.clone();
+        // A flush retries while Kafka is away; shutdown makes it give up.
+        let watcher = {
+            let s = sink.clone();
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                stopped.cancelled().await;
+                s.stop();
+            })
+        };
+        let _ =
+            tokio::task::spawn_blocking(move || s.flush(&|t, p, o| store(&c, t, p, o), None)).await;
+        watcher.abort();
+    }
+}
+
+/// Stores an offset; a partition no longer assigned is not an error here.
+fn store(consumer: &GroupConsumer, topic: &str, partition: i32, offset: i64) {
+    if let Err(e) = consumer.store_offset(topic, partition, offset) {
+        tracing::debug!(topic, partition, offset, error = %e, "offset not stored");
+    }
+}
+
+/// The group consumer's librdkafka settings.
+fn consumer_config(config: &Config, instance: &str) -> rdkafka::ClientConfig {
+    let s = &config.consumer;
+    let mut cfg = config.kafka.client_config();
+    cfg.set("group.id", &s.group)
+        .set("client.id", instance)
+        .set("enable.auto.offset.store", "false")
+        // Auto-commit commits only stored offsets, i.e. acknowledged receipts.
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("session.timeout.ms", millis(s.session_timeout))
+        .set("heartbeat.interval.ms", millis(s.heartbeat_interval))
+        .set("auto.offset.reset", "earliest");
+    cfg
+}
+
+/// The producer for receipts and dead letters: idempotent, `acks=all`.
+fn create_producer(config: &Config) -> Result<FutureProducer, KafkaError> {
+    let mut cfg = config.kafka.client_config();
+    cfg.set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    cfg.create()
+}

@@ -1,0 +1,280 @@
+//! The producer's configuration: the shared sections plus `producer.*`.
+
+use std::time::Duration;
+
+use meshflow_common::config::{
+    identifier, in_range, topic_name, ConfigError, HttpConfig, KafkaConfig, LogConfig, TraceConfig,
+    Validate,
+};
+use meshflow_common::envelope::MAX_PRODUCER_ID_BYTES;
+use serde::Deserialize;
+
+/// librdkafka keys the producer's typed settings own.
+pub const OWNED_KEYS: &[&str] = &[
+    "acks",
+    "request.required.acks",
+    "enable.idempotence",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "linger.ms",
+    "queue.buffering.max.ms",
+];
+
+/// Everything `meshflow-producer` reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Connection to Kafka.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Metrics and health endpoint.
+    #[serde(default = "default_http")]
+    pub http: HttpConfig,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Trace propagation.
+    #[serde(default)]
+    pub trace: TraceConfig,
+    /// What to send and how fast.
+    #[serde(default)]
+    pub producer: ProducerSettings,
+}
+
+/// The producer's own port, 9464, as fixed by the design.
+fn default_http() -> HttpConfig {
+    HttpConfig {
+        listen: ([0, 0, 0, 0], 9464).into(),
+    }
+}
+
+/// `producer.*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSettings {
+    /// Topic to send to.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Messages per second.
+    #[serde(default = "default_rate")]
+    pub rate_per_sec: f64,
+    /// Payload size in bytes.
+    #[serde(default = "default_payload_bytes")]
+    pub payload_bytes: usize,
+    /// Stop after this many messages have been handed to Kafka and flush;
+    /// 0 sends until shut down.
+    #[serde(default)]
+    pub max_messages: u64,
+    /// Producer instance id (`mf-producer`). Default: pod or host name plus a
+    /// random suffix, new for every start. Set it only for tests: two
+    /// processes with one id make the exporter see duplicates.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Create the topic at start if it is missing.
+    #[serde(default = "default_true")]
+    pub create_topic: bool,
+    /// Partitions of a topic this producer creates.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Replication factor of a topic this producer creates (3 on a cluster).
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
+    /// How long librdkafka keeps retrying a message before reporting it
+    /// failed (`message.timeout.ms`). Long enough to ride out a broker restart.
+    #[serde(default = "default_message_timeout", with = "humantime_serde")]
+    pub message_timeout: Duration,
+    /// How long librdkafka waits to fill a batch (`linger.ms`).
+    #[serde(default = "default_linger", with = "humantime_serde")]
+    pub linger: Duration,
+}
+
+/// The design's data topic.
+fn default_topic() -> String {
+    "meshflow.events".to_string()
+}
+/// The design's default rate, 10 per second.
+fn default_rate() -> f64 {
+    10.0
+}
+/// A small message, like the periodic test messages meshflow grew from.
+fn default_payload_bytes() -> usize {
+    256
+}
+fn default_true() -> bool {
+    true
+}
+/// The design's 6 partitions.
+fn default_partitions() -> i32 {
+    6
+}
+/// One broker locally; clusters set 3.
+fn default_replication_factor() -> i32 {
+    1
+}
+/// librdkafka's own default, 300 s: survives a broker restart.
+fn default_message_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+/// librdkafka's default since 2.0 is 5 ms.
+fn default_linger() -> Duration {
+    Duration::from_millis(5)
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        ProducerSettings {
+            topic: default_topic(),
+            rate_per_sec: default_rate(),
+            payload_bytes: default_payload_bytes(),
+            max_messages: 0,
+            instance_id: None,
+            create_topic: true,
+            partitions: default_partitions(),
+            replication_factor: default_replication_factor(),
+            message_timeout: default_message_timeout(),
+            linger: default_linger(),
+        }
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate(OWNED_KEYS)?;
+        self.log.validate()?;
+        let p = &self.producer;
+        topic_name("producer.topic", &p.topic)?;
+        if !(p.rate_per_sec.is_finite() && p.rate_per_sec > 0.0 && p.rate_per_sec <= 100_000.0) {
+            return Err(ConfigError::invalid(
+                "producer.rate_per_sec",
+                p.rate_per_sec,
+                "a number of messages per second above 0 and at most 100000",
+            ));
+        }
+        in_range("producer.payload_bytes", p.payload_bytes, 0, 900_000)?;
+        if let Some(id) = &p.instance_id {
+            identifier("producer.instance_id", id, MAX_PRODUCER_ID_BYTES)?;
+        }
+        in_range("producer.partitions", p.partitions, 1, 10_000)?;
+        in_range("producer.replication_factor", p.replication_factor, 1, 16)?;
+        let ms = p.message_timeout.as_millis();
+        if !(1_000..=3_600_000).contains(&ms) {
+            return Err(ConfigError::invalid(
+                "producer.message_timeout",
+                humantime_serde::re::humantime::format_duration(p.message_timeout),
+                "a duration from 1s to 1h",
+            ));
+        }
+        if p.linger > Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "producer.linger",
+                humantime_serde::re::humantime::format_duration(p.linger),
+                "a duration from 0ms to 1s",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshflow_common::config::{load, Sources};
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(Sources {
+            file: None,
+            env: Some(env),
+            list_keys: &[],
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = from_env(&[]).unwrap();
+        assert_eq!(c.producer.topic, "meshflow.events");
+        assert_eq!(c.producer.rate_per_sec, 10.0);
+        assert_eq!(c.http.listen.port(), 9464);
+        assert_eq!(c.kafka.bootstrap_servers, "localhost:9092");
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[producer]\nrate_per_sec = 50\npayload_bytes = 10\n[kafka.librdkafka]\n\"client.rack\" = \"r1\"").unwrap();
+        let env: HashMap<String, String> = [("MESHFLOW__PRODUCER__RATE_PER_SEC", "75")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c: Config = load(Sources {
+            file: Some(f.path()),
+            env: Some(env),
+            list_keys: &[],
+        })
+        .unwrap();
+        assert_eq!(c.producer.rate_per_sec, 75.0);
+        assert_eq!(c.producer.payload_bytes, 10);
+        assert_eq!(
+            c.kafka.librdkafka.get("client.rack").map(String::as_str),
+            Some("r1")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "MESHFLOW__PRODUCER__RATE_PER_SEC",
+                "0",
+                "producer.rate_per_sec",
+            ),
+            ("MESHFLOW__PRODUCER__RATE_PER_SEC", "fast", "rate_per_sec"),
+            ("MESHFLOW__PRODUCER__PAYLOAD_BYTES", "-1", "payload_bytes"),
+            ("MESHFLOW__PRODUCER__TOPIC", "bad topic", "producer.topic"),
+            (
+                "MESHFLOW__PRODUCER__MESSAGE_TIMEOUT",
+                "soon",
+                "message_timeout",
+            ),
+            (
+                "MESHFLOW__PRODUCER__MESSAGE_TIMEOUT",
+                "10ms",
+                "producer.message_timeout",
+            ),
+            ("MESHFLOW__PRODUCER__PARTITIONS", "0", "producer.partitions"),
+            ("MESHFLOW__HTTP__LISTEN", "nowhere", "listen"),
+            (
+                "MESHFLOW__KAFKA__SECURITY_PROTOCOL",
+                "tls",
+                "kafka.security_protocol",
+            ),
+            ("MESHFLOW__LOG__FORMAT", "xml", "log.format"),
+            ("MESHFLOW__PRODUCER__RATE", "5", "rate"),
+            ("MESHFLOW__PRODUCR__RATE_PER_SEC", "5", "producr"),
+        ];
+        for (var, value, key) in cases {
+            let err = from_env(&[(var, value)])
+                .err()
+                .unwrap_or_else(|| panic!("{var}={value} accepted"));
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn owned_librdkafka_keys_are_refused() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[kafka.librdkafka]\nacks = \"1\"").unwrap();
+        let err = load::<Config>(Sources {
+            file: Some(f.path()),
+            env: Some(HashMap::new()),
+            list_keys: &[],
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("kafka.librdkafka.acks"), "{err}");
+    }
+}

@@ -1,0 +1,9 @@
+//! meshflow's producer: sends enveloped, traced messages at a configured rate
+//! with `acks=all` and idempotence, and measures their delivery.
+
+pub mod config;
+pub mod metrics;
+pub mod service;
+
+pub use config::Config;
+pub use service::{run, Summary};

@@ -1,0 +1,134 @@
+//! The producer's metrics, registered under the `meshflow` prefix.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels: topic.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    /// Destination topic.
+    pub topic: String,
+}
+
+/// Labels: topic and delivery outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// Destination topic.
+    pub topic: String,
+    /// `acked` or `failed`.
+    pub outcome: &'static str,
+}
+
+/// Labels: topic and error reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Destination topic.
+    pub topic: String,
+    /// A fixed error kind, see [`crate::service::error_reason`].
+    pub reason: &'static str,
+}
+
+/// Ack latency buckets: 1 ms to 60 s.
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0,
+    60.0,
+];
+
+/// Counters, histograms and gauges of the producer.
+#[derive(Clone)]
+pub struct ProducerMetrics {
+    topic: String,
+    messages: Family<OutcomeLabels, Counter>,
+    errors: Family<ReasonLabels, Counter>,
+    ack_latency: Family<TopicLabels, Histogram>,
+    in_flight: Family<TopicLabels, Gauge>,
+}
+
+impl ProducerMetrics {
+    /// Registers the metrics for `topic` into `registry` (prefix `meshflow`).
+    pub fn register(registry: &mut Registry, topic: &str) -> Self {
+        let m = ProducerMetrics {
+            topic: topic.to_string(),
+            messages: Family::default(),
+            errors: Family::default(),
+            ack_latency: Family::new_with_constructor(|| {
+                Histogram::new(LATENCY_BUCKETS.into_iter())
+            }),
+            in_flight: Family::default(),
+        };
+        registry.register(
+            "producer_messages",
+            "Messages whose delivery Kafka acknowledged or that failed for good",
+            m.messages.clone(),
+        );
+        registry.register(
+            "producer_errors",
+            "Send and delivery errors by reason",
+            m.errors.clone(),
+        );
+        registry.register(
+            "producer_ack_latency_seconds",
+            "Time from handing a message to Kafka to its acknowledgement (acks=all)",
+            m.ack_latency.clone(),
+        );
+        registry.register(
+            "producer_in_flight",
+            "Messages handed to Kafka and not yet acknowledged or failed",
+            m.in_flight.clone(),
+        );
+        // Create the series up front so dashboards and alerts see zeros.
+        for outcome in ["acked", "failed"] {
+            let _ = m.messages.get_or_create(&m.outcome(outcome));
+        }
+        let _ = m.in_flight.get_or_create(&m.topic_labels());
+        m
+    }
+
+    fn topic_labels(&self) -> TopicLabels {
+        TopicLabels {
+            topic: self.topic.clone(),
+        }
+    }
+
+    fn outcome(&self, outcome: &'static str) -> OutcomeLabels {
+        OutcomeLabels {
+            topic: self.topic.clone(),
+            outcome,
+        }
+    }
+
+    /// A message was handed to librdkafka.
+    pub fn record_handed(&self) {
+        self.in_flight.get_or_create(&self.topic_labels()).inc();
+    }
+
+    /// Kafka acknowledged a message after `latency_s` seconds.
+    pub fn record_acked(&self, latency_s: f64) {
+        self.in_flight.get_or_create(&self.topic_labels()).dec();
+        self.messages.get_or_create(&self.outcome("acked")).inc();
+        self.ack_latency
+            .get_or_create(&self.topic_labels())
+            .observe(latency_s);
+    }
+
+    /// A handed message failed for good.
+    pub fn record_failed(&self, reason: &'static str) {
+        self.in_flight.get_or_create(&self.topic_labels()).dec();
+        self.messages.get_or_create(&self.outcome("failed")).inc();
+        self.record_error(reason);
+    }
+
+    /// An error, retried or not.
+    pub fn record_error(&self, reason: &'static str) {
+        self.errors
+            .get_or_create(&ReasonLabels {
+                topic: self.topic.clone(),
+                reason,
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,234 @@
+//! The send loop.
+//!
+//! One message per tick of the configured rate. Each message gets the next
+//! sequence number of this producer instance, its creation time, and the
+//! context of its own `send <topic>` span (kind PRODUCER) in the headers.
+//! A sequence number is consumed only when librdkafka accepts the message,
+//! so a refused send never looks like a gap to the exporter. Delivery reports
+//! are awaited in spawned tasks that record ack latency, the outcome and the
+//! acknowledged partition and offset on the span.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshflow_common::envelope::{now_ns, Envelope, HeaderList};
+use meshflow_common::http::Readiness;
+use meshflow_common::kafka::{ensure_topic, error_reason, millis, spawn_reachability_probe};
+use meshflow_common::propagation::inject;
+use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{global, Context, KeyValue};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::ProducerMetrics;
+
+/// Readiness condition: Kafka answers metadata requests.
+pub const READY_KAFKA: &str = "kafka";
+
+/// Errors that stop the producer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    /// The librdkafka client could not be created (bad settings).
+    #[error("kafka client: {0}")]
+    Client(#[source] KafkaError),
+}
+
+/// What a run did, for the final log line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Messages handed to Kafka (the next sequence number).
+    pub handed: u64,
+    /// Messages Kafka acknowledged.
+    pub acked: u64,
+    /// Messages that failed for good.
+    pub failed: u64,
+}
+
+/// Creates the idempotent `acks=all` producer.
+pub fn create_producer(config: &Config) -> Result<FutureProducer, KafkaError> {
+    let mut cfg = config.kafka.client_config();
+    cfg.set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set(
+            "message.timeout.ms",
+            millis(config.producer.message_timeout),
+        )
+        .set("linger.ms", millis(config.producer.linger));
+    cfg.create()
+}
+
+/// Runs until `shutdown` fires or `producer.max_messages` are handed over,
+/// then flushes and waits for every delivery report.
+pub async fn run(
+    config: Config,
+    instance: String,
+    metrics: ProducerMetrics,
+    readiness: Arc<Readiness>,
+    shutdown: CancellationToken,
+) -> Result<Summary, ProducerError> {
+    let settings = &config.producer;
+    let producer = create_producer(&config).map_err(ProducerError::Client)?;
+    let probe_client = producer.clone();
+    let probe_topic = settings.topic.clone();
+    let probe = spawn_reachability_probe(
+        move || {
+            probe_client
+                .client()
+                .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
+                .is_ok()
+        },
+        readiness,
+        READY_KAFKA,
+        Duration::from_secs(2),
+        shutdown.clone(),
+    );
+    if settings.create_topic
+        && !ensure_topic(
+            &config.kafka,
+            &settings.topic,
+            settings.partitions,
+            settings.replication_factor,
+            &shutdown,
+        )
+        .await
+    {
+        probe.abort();
+        return Ok(Summary::default());
+    }
+
+    let tracer = global::tracer("meshflow-producer");
+    let payload = vec![b'm'; settings.payload_bytes];
+    let period = Duration::from_secs_f64(1.0 / settings.rate_per_sec);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut deliveries: JoinSet<bool> = JoinSet::new();
+    let mut summary = Summary::default();
+    tracing::info!(topic = %settings.topic, instance, rate = settings.rate_per_sec, "producing");
+
+    'send: while settings.max_messages == 0 || summary.handed < settings.max_messages {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        while let Some(done) = deliveries.try_join_next() {
+            tally(&mut summary, done);
+        }
+        let seq = summary.handed;
+        let envelope = Envelope {
+            producer: instance.clone(),
+            seq,
+            created_ns: now_ns(),
+        };
+        let key = seq.to_string();
+        let mut span = tracer
+            .span_builder(format!("send {}", settings.topic))
+            .with_kind(SpanKind::Producer)
+            .with_attributes([
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.destination.name", settings.topic.clone()),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.operation.name", "send"),
+                KeyValue::new("messaging.kafka.message.key", key.clone()),
+                KeyValue::new("messaging.message.body.size", settings.payload_bytes as i64),
+            ])
+            .start(&tracer);
+        let cx = Context::current().with_remote_span_context(span.span_context().clone());
+        let mut headers = HeaderList::new();
+        envelope.write_to(&mut headers);
+        inject(&cx, &mut headers);
+        let owned_headers = headers.to_owned_headers();
+        let mut record = FutureRecord::to(&settings.topic)
+            .key(&key)
+            .payload(&payload)
+            .headers(owned_headers);
+        let handed_at = Instant::now();
+        let delivery = loop {
+            match producer.send_result(record) {
+                Ok(d) => break d,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Back-pressure: librdkafka's queue is full while the
+                    // broker is away. Wait; the same sequence number is kept.
+                    metrics.record_error("queue_full");
+                    record = back;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            span.set_status(Status::error("shutdown"));
+                            span.end();
+                            break 'send;
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                }
+                Err((e, _)) => {
+                    // Cannot succeed by retrying (e.g. too large): count it
+                    // and move on without consuming the sequence number.
+                    let reason = error_reason(&e);
+                    metrics.record_error(reason);
+                    span.set_attribute(KeyValue::new("error.type", reason));
+                    span.set_status(Status::error(e.to_string()));
+                    span.end();
+                    tracing::warn!(error = %e, reason, seq, "send refused");
+                    continue 'send;
+                }
+            }
+        };
+        summary.handed += 1;
+        metrics.record_handed();
+        let metrics = metrics.clone();
+        deliveries.spawn(async move {
+            let result = delivery.await;
+            match result {
+                Ok(Ok(d)) => {
+                    metrics.record_acked(handed_at.elapsed().as_secs_f64());
+                    span.set_attribute(KeyValue::new(
+                        "messaging.destination.partition.id",
+                        d.partition.to_string(),
+                    ));
+                    span.set_attribute(KeyValue::new("messaging.kafka.offset", d.offset));
+                    span.end();
+                    true
+                }
+                Ok(Err((e, _))) => {
+                    let reason = error_reason(&e);
+                    metrics.record_failed(reason);
+                    span.set_attribute(KeyValue::new("error.type", reason));
+                    span.set_status(Status::error(e.to_string()));
+                    span.end();
+                    tracing::error!(error = %e, reason, seq, "delivery failed");
+                    false
+                }
+                Err(_canceled) => {
+                    metrics.record_failed("canceled");
+                    span.set_attribute(KeyValue::new("error.type", "canceled"));
+                    span.end();
+                    false
+                }
+            }
+        });
+    }
+
+    tracing::info!(handed = summary.handed, "flushing");
+    let flusher = producer.clone();
+    let timeout = settings.message_timeout;
+    let flushed = tokio::task::spawn_blocking(move || flusher.flush(timeout)).await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        tracing::warn!("flush did not complete within producer.message_timeout");
+    }
+    while let Some(done) = deliveries.join_next().await {
+        tally(&mut summary, done);
+    }
+    probe.abort();
+    Ok(summary)
+}
+
+/// Adds one delivery outcome to the summary.
+fn tally(summary: &mut Summary, done: Result<bool, tokio::task::JoinError>) {
+    match done {
+        Ok(true) => summary.acked += 1,
+        _ => summary.failed += 1,
+    }
+}

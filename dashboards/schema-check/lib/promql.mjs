@@ -123,3 +123,24 @@ export function recordName(file, panel, target) {
   const base = file.replace(/\.json$/, '').replace(/[^A-Za-z0-9]+/g, '_');
   return `dashboard:${base}:panel${panel.id}_${target.refId ?? 'A'}`;
 }
+
+/**
+ * Evaluates expressions on synthetic series with `promtool test rules`.
+ * `series` is [{ series, values }] in promtool's notation, `cases` is
+ * [{ expr, eval_time, exp_samples }]. Returns { ok, output }.
+ */
+export function promtoolEvaluate(series, cases, interval = '1m') {
+  const dir = mkdtempSync(join(tmpdir(), 'meshflow-promql-'));
+  try {
+    const file = join(dir, 'evaluate.test.yml');
+    const test = { evaluation_interval: interval, tests: [{ interval, input_series: series, promql_expr_test: cases }] };
+    writeFileSync(file, JSON.stringify(test, null, 2));
+    const run = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8' });
+    if (run.error) {
+      throw new Error(`cannot run promtool (is it installed?): ${run.error.message}`);
+    }
+    return { ok: run.status === 0, output: `${run.stdout}${run.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { contractSeries, unknownLabelReason, unknownSeriesReason } from '../lib/contracts.mjs';
-import { promtoolCheck, recordName, selectors, substitute, variableValues } from '../lib/promql.mjs';
+import { promtoolCheck, promtoolEvaluate, recordName, selectors, substitute, variableValues } from '../lib/promql.mjs';
 import { allRules, loadDashboards, queriesOf } from '../lib/sources.mjs';
 
 const contract = contractSeries();
@@ -96,6 +96,88 @@ describe('dashboard expressions', () => {
   it('use only contract metrics and labels', () => {
     const problems = dashboardExpressions('all').flatMap(({ expr, where }) => problemsIn(expr, where));
     assert.deepEqual(problems, []);
+  });
+});
+
+describe('dashboard queries compute what their panels say', () => {
+  // The query of the panel titled `title`, variables as "All" and with
+  // $__range / $__rate_interval as in variableValues.
+  function query(file, title, refId = 'A') {
+    const { dashboard } = dashboards.find((d) => d.file === file);
+    const hit = queriesOf(dashboard).find(({ panel, target }) => panel.title === title && target.refId === refId);
+    assert.ok(hit, `${file}: no panel "${title}" query ${refId}`);
+    return substitute(hit.target.expr, variableValues(dashboard, 'all'));
+  }
+  const states = ['OK', 'WARN', 'STALL', 'STOP', 'ERR'];
+  const stateset = (group, active) =>
+    states.map((s) => ({
+      series: `meshflow_consumer_group_status{job="meshflow-exporter",group="${group}",meshflow_consumer_group_status="${s}"}`,
+      values: `${s === active ? 1 : 0}x90`,
+    }));
+
+  it('group status over time encodes each state as its mapped number', () => {
+    const expr = query('consumer-lag.json', 'Group status over time');
+    const { ok, output } = promtoolEvaluate(
+      [...stateset('a', 'OK'), ...stateset('b', 'WARN'), ...stateset('c', 'STALL'), ...stateset('d', 'STOP'), ...stateset('e', 'ERR')],
+      [{
+        expr,
+        eval_time: '5m',
+        exp_samples: ['a', 'b', 'c', 'd', 'e'].map((group, value) => ({ labels: `{group="${group}"}`, value })),
+      }],
+    );
+    assert.ok(ok, output);
+  });
+
+  it('mTLS shares: 3 of 4 connections, 60% of bytes', () => {
+    const ns = 'destination_workload_namespace="meshflow"';
+    const series = [
+      { series: `istio_tcp_connections_opened_total{${ns},destination_workload="kafka",connection_security_policy="mutual_tls"}`, values: '0+3x90' },
+      { series: `istio_tcp_connections_opened_total{${ns},destination_workload="kafka",connection_security_policy="unknown"}`, values: '0+1x90' },
+      { series: `istio_tcp_sent_bytes_total{${ns},connection_security_policy="mutual_tls"}`, values: '0+300x90' },
+      { series: `istio_tcp_received_bytes_total{${ns},connection_security_policy="mutual_tls"}`, values: '0+300x90' },
+      { series: `istio_tcp_sent_bytes_total{${ns},connection_security_policy="unknown"}`, values: '0+200x90' },
+      { series: `istio_tcp_received_bytes_total{${ns},connection_security_policy="unknown"}`, values: '0+200x90' },
+      // Another namespace does not count.
+      { series: 'istio_tcp_connections_opened_total{destination_workload_namespace="other",connection_security_policy="none"}', values: '0+50x90' },
+    ];
+    const rounded = (expr) => `round(${expr}, 0.001)`;
+    const { ok, output } = promtoolEvaluate(series, [
+      { expr: rounded(query('cluster-mesh.json', 'mTLS share of connections')), eval_time: '80m', exp_samples: [{ labels: '{}', value: 0.75 }] },
+      { expr: rounded(query('cluster-mesh.json', 'mTLS share over time', 'A')), eval_time: '80m', exp_samples: [{ labels: '{}', value: 0.75 }] },
+      { expr: rounded(query('cluster-mesh.json', 'mTLS share over time', 'B')), eval_time: '80m', exp_samples: [{ labels: '{}', value: 0.6 }] },
+      { expr: query('cluster-mesh.json', 'Connections without mTLS'), eval_time: '80m', exp_samples: [{ labels: '{}', value: 60 }] },
+    ]);
+    assert.ok(ok, output);
+  });
+
+  it('the SLO stat is the share of messages within 1 s', () => {
+    const bucket = (le, perMinute) => ({
+      series: `meshflow_e2e_latency_seconds_bucket{job="meshflow-exporter",topic="meshflow.events",group="meshflow",le="${le}"}`,
+      values: `0+${perMinute}x90`,
+    });
+    const { ok, output } = promtoolEvaluate(
+      [
+        bucket('0.5', 500), bucket('1.0', 594), bucket('10.0', 599), bucket('+Inf', 600),
+        { series: 'meshflow_e2e_latency_seconds_count{job="meshflow-exporter",topic="meshflow.events",group="meshflow"}', values: '0+600x90' },
+      ],
+      [{ expr: `round(${query('message-flow.json', 'Within 1 s (SLO 99%)')}, 0.0001)`, eval_time: '80m', exp_samples: [{ labels: '{}', value: 0.99 }] }],
+    );
+    assert.ok(ok, output);
+  });
+
+  it('throughput per stage has one series per stage, the log stage included', () => {
+    const { ok, output } = promtoolEvaluate(
+      [
+        { series: 'meshflow_messages_total{job="meshflow-exporter",topic="meshflow.events",stage="log"}', values: '0+600x90' },
+        { series: 'meshflow_messages_total{job="meshflow-exporter",topic="meshflow.events",stage="processed",group="meshflow"}', values: '0+540x90' },
+      ],
+      [{
+        expr: query('message-flow.json', 'Throughput per stage'),
+        eval_time: '80m',
+        exp_samples: [{ labels: '{stage="log"}', value: 10 }, { labels: '{stage="processed"}', value: 9 }],
+      }],
+    );
+    assert.ok(ok, output);
   });
 });
 

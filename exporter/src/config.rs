@@ -261,7 +261,10 @@ mod tests {
             (r#"{"window":"0s"}"#, Err("exporter.status.window")),
             (r#"{"stop_after":"0s"}"#, Err("exporter.status.stop_after")),
             (r#"{"min_samples":1}"#, Err("exporter.status.min_samples")),
-            (r#"{"min_samples":100000}"#, Err("exporter.status.min_samples")),
+            (
+                r#"{"min_samples":100000}"#,
+                Err("exporter.status.min_samples"),
+            ),
             (r#"{"windows":"1m"}"#, Err("parse")),
         ];
         for (text, want) in cases {

@@ -152,12 +152,37 @@ mod tests {
         let cases = [
             ("behind", offsets(0, 100, Some(40)), Ok(60), Ok(Some(40))),
             ("caught up", offsets(0, 100, Some(100)), Ok(0), Ok(None)),
-            ("committed past high", offsets(0, 100, Some(120)), Ok(0), Ok(None)),
-            ("no commit: all retained", offsets(30, 100, None), Ok(70), Ok(Some(30))),
+            (
+                "committed past high",
+                offsets(0, 100, Some(120)),
+                Ok(0),
+                Ok(None),
+            ),
+            (
+                "no commit: all retained",
+                offsets(30, 100, None),
+                Ok(70),
+                Ok(Some(30)),
+            ),
             ("no commit, empty", offsets(100, 100, None), Ok(0), Ok(None)),
-            ("kafka's -1 is no commit", offsets(30, 100, Some(-1)), Ok(70), Ok(Some(30))),
-            ("-1001 is no commit", offsets(30, 100, Some(-1001)), Ok(70), Ok(Some(30))),
-            ("below low counts from low", offsets(50, 100, Some(10)), Ok(50), Ok(Some(50))),
+            (
+                "kafka's -1 is no commit",
+                offsets(30, 100, Some(-1)),
+                Ok(70),
+                Ok(Some(30)),
+            ),
+            (
+                "-1001 is no commit",
+                offsets(30, 100, Some(-1001)),
+                Ok(70),
+                Ok(Some(30)),
+            ),
+            (
+                "below low counts from low",
+                offsets(50, 100, Some(10)),
+                Ok(50),
+                Ok(Some(50)),
+            ),
             (
                 "high below low",
                 offsets(100, 50, Some(60)),
@@ -180,11 +205,21 @@ mod tests {
     #[test]
     fn lag_in_seconds() {
         let cases = [
-            ("waited 12.5 s", NOW_MS - 12_500, Duration::from_millis(12_500), false),
+            (
+                "waited 12.5 s",
+                NOW_MS - 12_500,
+                Duration::from_millis(12_500),
+                false,
+            ),
             ("written now", NOW_MS, Duration::ZERO, false),
             ("from the future", NOW_MS + 3_000, Duration::ZERO, true),
             ("epoch", 0, Duration::from_nanos(NOW_NS), false),
-            ("negative timestamp", -1, Duration::from_nanos(NOW_NS + 1_000_000), false),
+            (
+                "negative timestamp",
+                -1,
+                Duration::from_nanos(NOW_NS + 1_000_000),
+                false,
+            ),
         ];
         for (name, timestamp, want, skew) in cases {
             assert_eq!(lag_seconds(NOW_NS, timestamp), (want, skew), "{name}");

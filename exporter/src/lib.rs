@@ -10,6 +10,8 @@
 //! - [`accounting`]: the per-stage book-keeping (`log` and `processed` per
 //!   consumer group) built from those windows: counts, loss, duplicates and
 //!   latency samples;
+//! - [`observation`]: the records fed to the accounting and the counts and
+//!   latencies it hands back;
 //! - [`lag`]: consumer lag in messages and seconds from watermarks,
 //!   committed offsets and one record timestamp;
 //! - [`status`]: a consumer group's OK / WARN / STALL / STOP / ERR status
@@ -19,13 +21,19 @@
 //! Time is always passed in (unix nanoseconds, the exporter's clock), so all
 //! of it is deterministic under test.
 
+pub mod accounting;
 pub mod config;
 pub mod lag;
+pub mod observation;
 pub mod status;
 pub mod window;
 
+pub use accounting::Accounting;
 pub use config::{AccountingConfig, StatusConfig};
 pub use lag::{LagSample, PartitionOffsets};
+pub use observation::{
+    Evictions, Latency, LogRecord, Observed, ReceiptEntry, StageCounters, SweepReport,
+};
 pub use status::{Evaluation, GroupStatus, GroupStatusTracker, STATUS_RULES};
 pub use window::{Outcome, SequenceWindow};
 

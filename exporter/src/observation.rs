@@ -1,0 +1,146 @@
+//! What goes into the accounting core and what comes out of it.
+//!
+//! Inputs are plain views of what the exporter reads: a message from the data
+//! topic ([`LogRecord`]) and an entry of a receipt batch ([`ReceiptEntry`]),
+//! borrowed so that feeding the core allocates nothing. Outputs are plain
+//! values the metrics layer maps to `meshflow_*` series with its own labels
+//! (topic, stage, group): the judgement of each observation ([`Observed`],
+//! with its [`Latency`]), the loss found by each sweep ([`SweepReport`]), and
+//! cumulative [`StageCounters`].
+//!
+//! Latency is end minus start on two clocks (the producer's and the
+//! exporter's or the consumer's). A negative one is reported as
+//! [`Latency::ClockSkew`] and counted, never clamped to zero; only a message
+//! seen for the first time is measured, so each histogram counts what
+//! `messages_total` counts.
+
+use std::time::Duration;
+
+use crate::window::Outcome;
+
+/// One enveloped message read from the data topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRecord<'a> {
+    /// `mf-producer`.
+    pub producer: &'a str,
+    /// `mf-seq`.
+    pub seq: u64,
+    /// The partition it was read from.
+    pub partition: i32,
+    /// `mf-created-ns`, the producer's clock.
+    pub created_ns: u64,
+    /// When the exporter read it, unix ns (the exporter's clock).
+    pub read_ns: u64,
+}
+
+/// One entry of a receipt batch read from the receipts topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptEntry<'a> {
+    /// The batch's consumer group.
+    pub group: &'a str,
+    /// The processed message's `mf-producer`.
+    pub producer: &'a str,
+    /// The processed message's `mf-seq`.
+    pub seq: u64,
+    /// The data-topic partition the message was consumed from.
+    pub partition: i32,
+    /// The message's `mf-created-ns` (the producer's clock).
+    pub created_ns: u64,
+    /// When the consumer processed it, unix ns (the consumer's clock).
+    pub processed_ns: u64,
+}
+
+/// A latency measured for one observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// End time minus start time.
+    Measured(Duration),
+    /// The end time was before the start time, by this much: the clocks
+    /// involved disagree. Counted, never clamped to zero.
+    ClockSkew(Duration),
+    /// Not measured: the observation was a duplicate or ignored.
+    NotMeasured,
+}
+
+/// What [`crate::Accounting`] made of one observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// How the sequence number was judged.
+    pub outcome: Outcome,
+    /// Delivery latency (log) or end-to-end latency (processed).
+    pub latency: Latency,
+}
+
+impl Observed {
+    /// An ignored observation: nothing measured.
+    pub(crate) const IGNORED: Observed = Observed {
+        outcome: Outcome::Ignored,
+        latency: Latency::NotMeasured,
+    };
+}
+
+/// Cumulative counts for one stage (and group).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageCounters {
+    /// Distinct messages (`meshflow_messages_total`).
+    pub messages: u64,
+    /// Messages declared lost, as reported by sweeps
+    /// (`meshflow_messages_lost_total`).
+    pub lost: u64,
+    /// Messages seen again (`meshflow_messages_duplicated_total`).
+    pub duplicated: u64,
+    /// Of `messages`, those that arrived after being declared lost.
+    pub overdue: u64,
+    /// Observations too old to judge, or with an over-long producer id.
+    pub ignored: u64,
+    /// Negative latencies seen (`meshflow_clock_skew_total`).
+    pub clock_skew: u64,
+}
+
+/// What one [`crate::Accounting::sweep`] found since the previous one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Messages newly declared lost at stage `log`.
+    pub log_lost: u64,
+    /// Messages newly declared lost at stage `processed`, indexed like
+    /// [`crate::Accounting::groups`].
+    pub processed_lost: Vec<u64>,
+    /// Producer instances forgotten for being idle.
+    pub evicted_idle: u64,
+}
+
+/// Producer instances forgotten so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evictions {
+    /// Idle for longer than `idle_timeout`.
+    pub idle: u64,
+    /// The idlest, to make room when `max_producers` were tracked.
+    pub capacity: u64,
+}
+
+/// The latency from `from_ns` to `to_ns` of an observation judged `outcome`.
+pub(crate) fn latency(outcome: Outcome, from_ns: u64, to_ns: u64) -> Latency {
+    if !outcome.is_distinct() {
+        Latency::NotMeasured
+    } else if to_ns >= from_ns {
+        Latency::Measured(Duration::from_nanos(to_ns - from_ns))
+    } else {
+        Latency::ClockSkew(Duration::from_nanos(from_ns - to_ns))
+    }
+}
+
+/// Adds one observation to a stage's counters.
+pub(crate) fn count(counters: &mut StageCounters, outcome: Outcome, latency: Latency) {
+    match outcome {
+        Outcome::New | Outcome::Late => counters.messages += 1,
+        Outcome::Overdue => {
+            counters.messages += 1;
+            counters.overdue += 1;
+        }
+        Outcome::Duplicate => counters.duplicated += 1,
+        Outcome::Ignored => counters.ignored += 1,
+    }
+    if let Latency::ClockSkew(_) = latency {
+        counters.clock_skew += 1;
+    }
+}

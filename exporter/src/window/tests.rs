@@ -1,0 +1,304 @@
+use super::*;
+use Outcome::*;
+
+const MS: u64 = 1_000_000;
+const GRACE: Duration = Duration::from_secs(30);
+
+/// One step of a scenario; times are milliseconds.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Observe `seq` in `lane` at `ms`, expecting an outcome.
+    Obs(u64, Option<u32>, u64, Outcome),
+    /// Sweep at `ms`, expecting this many newly lost.
+    Sweep(u64, u64),
+}
+use Step::*;
+
+const L0: Option<u32> = Some(0);
+const L1: Option<u32> = Some(1);
+
+struct Case {
+    name: &'static str,
+    bits: u32,
+    steps: &'static [Step],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "in order",
+        bits: 128,
+        steps: &[
+            Obs(0, None, 0, New),
+            Obs(1, None, 10, New),
+            Obs(2, None, 20, New),
+            Sweep(100_000, 0),
+        ],
+    },
+    Case {
+        name: "late within grace fills the gap",
+        bits: 128,
+        steps: &[
+            Obs(0, None, 0, New),
+            Obs(2, None, 0, New),
+            Sweep(29_999, 0),
+            Obs(1, None, 29_000, Late),
+            Sweep(100_000, 0),
+        ],
+    },
+    Case {
+        name: "gap never filled is lost exactly once, at the grace period",
+        bits: 128,
+        steps: &[
+            Obs(0, None, 0, New),
+            Obs(3, None, 1_000, New),
+            Sweep(30_999, 0),
+            Sweep(31_000, 2),
+            Sweep(100_000, 0),
+            Obs(4, None, 100_000, New),
+            Sweep(200_000, 0),
+        ],
+    },
+    Case {
+        name: "arrival after the loss was declared is overdue",
+        bits: 128,
+        steps: &[
+            Obs(0, None, 0, New),
+            Obs(2, None, 0, New),
+            Sweep(30_000, 1),
+            Obs(1, None, 40_000, Overdue),
+            Obs(1, None, 41_000, Duplicate),
+            Sweep(100_000, 0),
+        ],
+    },
+    Case {
+        name: "duplicates",
+        bits: 128,
+        steps: &[
+            Obs(0, None, 0, New),
+            Obs(1, None, 0, New),
+            Obs(1, None, 1, Duplicate),
+            Obs(0, None, 2, Duplicate),
+            Sweep(100_000, 0),
+        ],
+    },
+    Case {
+        name: "grace restarts while the block is busy",
+        bits: 128,
+        steps: &[
+            Obs(0, None, 0, New),
+            Obs(2, None, 0, New),
+            Obs(5, None, 20_000, New),
+            Sweep(30_000, 0),
+            Sweep(49_999, 0),
+            Sweep(50_000, 3),
+        ],
+    },
+    Case {
+        name: "a gap that slides out is lost at once, then counted never again",
+        bits: 128,
+        steps: &[
+            Obs(0, None, 0, New),
+            Obs(200, None, 1_000, New),
+            Sweep(1_000, 127),
+            Sweep(30_999, 0),
+            Sweep(31_000, 72),
+            Obs(5, None, 32_000, Duplicate),
+            Obs(150, None, 32_000, Overdue),
+            Sweep(100_000, 0),
+        ],
+    },
+    Case {
+        name: "a gap already lost is not counted again when it slides out",
+        bits: 128,
+        steps: &[
+            Obs(0, None, 0, New),
+            Obs(2, None, 0, New),
+            Sweep(30_000, 1),
+            Obs(300, None, 40_000, New),
+            Sweep(40_000, 189),
+            Sweep(70_000, 108),
+            Sweep(200_000, 0),
+        ],
+    },
+    Case {
+        name: "met mid-stream: slightly older is late and never lost",
+        bits: 128,
+        steps: &[
+            Obs(1000, None, 0, New),
+            Obs(998, None, 1, Late),
+            Obs(1002, None, 2, New),
+            Sweep(100_000, 1),
+            Obs(998, None, 100_000, Duplicate),
+            Obs(999, None, 100_000, Late),
+        ],
+    },
+    Case {
+        name: "far older than the base on first meeting is ignored",
+        bits: 128,
+        steps: &[
+            Obs(1000, None, 0, New),
+            Obs(10, None, 1, Ignored),
+            Obs(900, None, 1, Late),
+            Obs(800, None, 1, Ignored),
+            Sweep(100_000, 0),
+        ],
+    },
+    Case {
+        name: "first sequence number of each lane raises the floor",
+        bits: 1024,
+        steps: &[
+            Obs(100, L0, 0, New),
+            Obs(105, L1, 0, New),
+            Obs(110, L0, 0, New),
+            Sweep(100_000, 4),
+            Obs(102, L1, 100_000, Late),
+            Obs(107, L1, 100_000, Overdue),
+        ],
+    },
+    Case {
+        name: "a lane seen again does not move the floor",
+        bits: 1024,
+        steps: &[
+            Obs(100, L0, 0, New),
+            Obs(105, L1, 0, New),
+            Obs(120, L1, 0, New),
+            Obs(130, L0, 0, New),
+            Sweep(100_000, 23),
+        ],
+    },
+    Case {
+        name: "lanes beyond the limit do not move the floor",
+        bits: 1024,
+        steps: &[
+            Obs(100, L0, 0, New),
+            Obs(105, Some(MAX_LANES), 0, New),
+            Sweep(100_000, 4),
+        ],
+    },
+    Case {
+        name: "u64::MAX cannot be tracked",
+        bits: 128,
+        steps: &[
+            Obs(u64::MAX, None, 0, Ignored),
+            Obs(7, None, 0, New),
+            Obs(u64::MAX, None, 0, Ignored),
+            Sweep(100_000, 0),
+        ],
+    },
+];
+
+#[test]
+fn scenarios() {
+    for case in CASES {
+        let mut window = SequenceWindow::new(case.bits, GRACE);
+        for (i, step) in case.steps.iter().enumerate() {
+            match *step {
+                Obs(seq, lane, ms, want) => {
+                    let got = window.observe(seq, lane, ms * MS);
+                    assert_eq!(got, want, "{}: step {i} {step:?}", case.name);
+                }
+                Sweep(ms, want) => {
+                    let got = window.sweep(ms * MS);
+                    assert_eq!(got, want, "{}: step {i} {step:?}", case.name);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dedup_only_never_declares_loss() {
+    let mut window = SequenceWindow::dedup_only(128);
+    assert_eq!(window.observe(0, None, 0), New);
+    assert_eq!(window.observe(10, None, 0), New);
+    assert_eq!(window.observe(10, None, 0), Duplicate);
+    assert_eq!(window.observe(5, None, 0), Late);
+    assert_eq!(window.observe(1000, None, 0), New);
+    assert_eq!(window.sweep(u64::MAX), 0);
+    assert_eq!(window.observe(20, None, 0), Duplicate);
+}
+
+#[test]
+fn bits_are_rounded_to_a_power_of_two_within_limits() {
+    let cases = [
+        (0, 64),
+        (64, 64),
+        (100, 128),
+        (65_536, 65_536),
+        (u32::MAX, u64::from(MAX_WINDOW_BITS)),
+    ];
+    for (asked, want) in cases {
+        assert_eq!(SequenceWindow::new(asked, GRACE).bits(), want, "{asked}");
+    }
+}
+
+#[test]
+fn slide_needed_names_the_new_start() {
+    let mut window = SequenceWindow::new(128, GRACE);
+    assert_eq!(window.slide_needed(5), None);
+    window.observe(10, None, 0);
+    let cases = [(9, None), (127, None), (128, Some(64)), (200, Some(128))];
+    for (seq, want) in cases {
+        assert_eq!(window.slide_needed(seq), want, "{seq}");
+    }
+}
+
+#[test]
+fn memory_is_fixed_whatever_the_traffic() {
+    let mut window = SequenceWindow::new(65_536, GRACE);
+    let before = window.memory_bytes();
+    assert_eq!(before, std::mem::size_of::<SequenceWindow>() + 16 * 1024);
+    for seq in 0..1_000_000u64 {
+        if seq % 1000 != 7 {
+            window.observe(seq, Some((seq % 6) as u32), seq * MS);
+        }
+    }
+    window.sweep(u64::MAX);
+    assert_eq!(window.memory_bytes(), before);
+}
+
+/// A deterministic stream with drops, reordering within a small distance
+/// and redeliveries: every drop is lost exactly once, nothing else is.
+#[test]
+fn lost_equals_dropped_on_a_shuffled_stream() {
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next_random = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut window = SequenceWindow::new(1024, GRACE);
+    assert_eq!(window.observe(0, None, 0), New);
+    let mut pending: Vec<u64> = Vec::new();
+    let (mut dropped, mut lost, mut distinct) = (0u64, 0u64, 1u64);
+    let mut now = 0;
+    for seq in 1..200_000u64 {
+        now += MS;
+        if next_random() % 100 == 0 {
+            dropped += 1;
+        } else {
+            pending.push(seq);
+        }
+        // Emit the oldest pending ones; reordering stays within a few.
+        while pending.len() > 3 {
+            let seq = pending.remove(next_random() as usize % pending.len());
+            let outcome = window.observe(seq, None, now);
+            assert!(outcome.is_distinct(), "{seq}: {outcome:?}");
+            distinct += 1;
+            if next_random() % 50 == 0 {
+                assert_eq!(window.observe(seq, None, now), Duplicate);
+            }
+        }
+        if seq % 1000 == 0 {
+            lost += window.sweep(now);
+        }
+    }
+    for seq in pending.drain(..) {
+        window.observe(seq, None, now);
+        distinct += 1;
+    }
+    lost += window.sweep(now + 31_000 * MS);
+    assert_eq!(lost, dropped);
+    assert_eq!(distinct + dropped, 200_000);
+}

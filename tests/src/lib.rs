@@ -1,1 +1,42 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for meshflow's end-to-end tests: start the real binaries and a
+//! real broker as processes, read what they wrote to Kafka, scrape their
+//! metrics. Every wait is bounded.
+
+pub mod broker;
+pub mod ledger;
+pub mod process;
+pub mod scenario;
+pub mod scrape;
+
+use std::time::{Duration, Instant};
+
+/// A random suffix for topic and group names, so tests never share state.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

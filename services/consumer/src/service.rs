@@ -315,8 +315,8 @@ impl Worker {
 
     /// Publishes a copy of `m` to the dead-letter topic with an `mf-error`
     /// header and the context of a `send` span that is a child of `cx`.
-    /// Retries until acknowledged or shutdown: the message's offset must not
-    /// move before its dead letter is durable.
+    /// Retries until acknowledged (returns true) or shutdown (false): the
+    /// message's offset must not move before its dead letter is durable.
     async fn dead_letter(
         &self,
         m: &BorrowedMessage<'_>,
@@ -324,7 +324,7 @@ impl Worker {
         error: &str,
         reason: &str,
         shutdown: &CancellationToken,
-    ) {
+    ) -> bool {
         let dlq_topic = self.config.consumer.dlq_topic();
         let mut span = self
             .tracer
@@ -364,7 +364,7 @@ impl Worker {
                         reason, error, "dead-lettered"
                     );
                     span.end();
-                    return;
+                    return true;
                 }
                 Err((e, _)) => {
                     tracing::warn!(error = %e, reason = error_reason(&e), "dead-letter publish failed; retrying");
@@ -374,7 +374,7 @@ impl Worker {
                 _ = shutdown.cancelled() => {
                     span.set_status(Status::error("shutdown before the dead letter was acknowledged"));
                     span.end();
-                    return;
+                    return false;
                 }
                 _ = tokio::time::sleep(backoff) => {}
             }

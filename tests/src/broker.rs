@@ -1,0 +1,151 @@
+//! Real brokers for the tests: a Tansu process on a SQLite file (durable,
+//! killable), and librdkafka's mock cluster hosted in the test process (three
+//! brokers whose failures the test controls).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::ClientConfig;
+use tokio::process::{Child, Command};
+
+/// The Tansu binary: `$TANSU_BIN`, else `tansu` on `PATH` or in `~/.cargo/bin`.
+pub fn tansu_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return p.into();
+    }
+    let home_bin = std::env::var("HOME")
+        .map(|h| PathBuf::from(h).join(".cargo/bin/tansu"))
+        .unwrap_or_default();
+    let on_path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join("tansu"))
+        .find(|p| p.exists());
+    let found = on_path.or_else(|| home_bin.exists().then_some(home_bin));
+    found.expect("tansu is not installed: run deploy/local/setup.sh (cargo install tansu)")
+}
+
+/// One Tansu broker on a SQLite file in `dir`.
+pub struct Tansu {
+    /// `127.0.0.1:<port>`.
+    pub bootstrap: String,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+    restarts: u32,
+}
+
+impl Tansu {
+    /// Starts a broker on a free port and waits until it answers.
+    pub async fn start(dir: &Path) -> Tansu {
+        let port = crate::free_port();
+        let mut t = Tansu {
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+            restarts: 0,
+        };
+        t.spawn().await;
+        t
+    }
+
+    async fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .expect("tansu log");
+        let mut cmd = Command::new(tansu_binary());
+        cmd.arg("broker")
+            .arg("--cluster-id")
+            .arg("meshflow-test")
+            .arg("--listener-url")
+            .arg(&url)
+            .arg("--advertised-listener-url")
+            .arg(&url)
+            .arg("--storage-engine")
+            .arg("sqlite://tansu.db")
+            .current_dir(&self.dir)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .kill_on_drop(true);
+        self.child = Some(cmd.spawn().expect("start tansu"));
+        wait_reachable(&self.bootstrap, Duration::from_secs(30)).await;
+    }
+
+    /// `kill -9` the broker and wait for it to be gone.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().expect("kill tansu");
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+    }
+
+    /// Starts the broker again on the same port and file, as a supervisor would.
+    pub async fn restart(&mut self) {
+        self.restarts += 1;
+        self.spawn().await;
+    }
+}
+
+/// Waits until a metadata request to `bootstrap` succeeds.
+pub async fn wait_reachable(bootstrap: &str, timeout: Duration) {
+    let bootstrap = bootstrap.to_string();
+    let start = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("probe client");
+        loop {
+            if producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(1))
+                .is_ok()
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "broker {bootstrap} not reachable within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .expect("probe task");
+}
+
+/// Creates topics with `partitions` partitions and replication factor 1.
+pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = tokio::time::timeout(Duration::from_secs(30), admin.create_topics(&new, &opts))
+        .await
+        .expect("create topics in time")
+        .expect("create topics");
+    for r in results {
+        if let Err((topic, code)) = r {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "create {topic}"
+            );
+        }
+    }
+}

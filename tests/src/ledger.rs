@@ -1,0 +1,203 @@
+//! What reached Kafka: every record of a topic, read from the beginning by a
+//! background reader, and the receipt book-keeping the tests assert on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meshflow_common::receipt::ReceiptBatch;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// One record as the reader saw it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// Headers in order.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// When the reader received it.
+    pub seen: Instant,
+}
+
+impl Record {
+    /// All values of header `name`.
+    pub fn header(&self, name: &str) -> Vec<Option<&[u8]>> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_deref())
+            .collect()
+    }
+}
+
+/// Reads every partition of a topic from the beginning until dropped.
+pub struct TopicReader {
+    records: Arc<Mutex<Vec<Record>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TopicReader {
+    /// Starts reading `topic` (which must exist with `partitions` partitions).
+    pub fn start(bootstrap: &str, topic: &str, partitions: i32) -> TopicReader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", crate::unique("reader"))
+            .set("enable.auto.commit", "false")
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "500")
+            .create()
+            .expect("reader consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (records.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        let headers = m
+                            .headers()
+                            .map(|h| {
+                                h.iter()
+                                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        r.lock().unwrap().push(Record {
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            payload: m.payload().unwrap_or_default().to_vec(),
+                            headers,
+                            seen: Instant::now(),
+                        });
+                    }
+                    Some(Err(_)) | None => {}
+                }
+            }
+        });
+        TopicReader {
+            records,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// A copy of everything read so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.records.lock().unwrap().clone()
+    }
+
+    /// How many records were read so far.
+    pub fn len(&self) -> usize {
+        self.records.lock().unwrap().len()
+    }
+
+    /// Whether nothing was read yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for TopicReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The receipts of one run, per (producer, seq).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Receipts per message.
+    pub counts: HashMap<(String, u64), u32>,
+    /// The consumer that wrote the first receipt of each message.
+    pub first_by: HashMap<(String, u64), String>,
+    /// Arrival time of every receipt batch, in order.
+    pub arrivals: Vec<Instant>,
+    /// Total entries.
+    pub entries: usize,
+    /// (consumer, topic, partition, offset) of every entry, in arrival order.
+    pub processed_at: Vec<(String, String, i32, i64)>,
+}
+
+impl Ledger {
+    /// Builds the ledger from receipt records.
+    pub fn from_records(records: &[Record]) -> Ledger {
+        let mut l = Ledger::default();
+        for r in records {
+            let batch: ReceiptBatch =
+                serde_json::from_slice(&r.payload).expect("receipt batch is JSON");
+            l.arrivals.push(r.seen);
+            for e in batch.entries {
+                l.entries += 1;
+                l.processed_at.push((
+                    batch.consumer.clone(),
+                    e.topic.clone(),
+                    e.partition,
+                    e.offset,
+                ));
+                let key = (e.producer, e.seq);
+                *l.counts.entry(key.clone()).or_default() += 1;
+                l.first_by
+                    .entry(key)
+                    .or_insert_with(|| batch.consumer.clone());
+            }
+        }
+        l
+    }
+
+    /// Distinct messages with a receipt.
+    pub fn distinct(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Sequence numbers `0..n` of `producer` with no receipt.
+    pub fn missing(&self, producer: &str, n: u64) -> Vec<u64> {
+        (0..n)
+            .filter(|s| !self.counts.contains_key(&(producer.to_string(), *s)))
+            .collect()
+    }
+
+    /// Extra receipts beyond the first, summed over messages.
+    pub fn duplicates(&self) -> u64 {
+        self.counts.values().map(|c| u64::from(c - 1)).sum()
+    }
+
+    /// The first receipt arrival after `t`, as a delay from `t`.
+    pub fn first_after(&self, t: Instant) -> Option<Duration> {
+        self.arrivals
+            .iter()
+            .filter(|a| **a > t)
+            .min()
+            .map(|a| *a - t)
+    }
+
+    /// The longest gap between consecutive receipt arrivals after `t`
+    /// (counting from `t` itself).
+    pub fn longest_gap_after(&self, t: Instant) -> Duration {
+        let mut times: Vec<Instant> = self.arrivals.iter().copied().filter(|a| *a > t).collect();
+        times.sort();
+        let mut prev = t;
+        let mut gap = Duration::ZERO;
+        for a in times {
+            gap = gap.max(a - prev);
+            prev = a;
+        }
+        gap
+    }
+}

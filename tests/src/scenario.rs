@@ -1,0 +1,107 @@
+//! A test's names and the environment of the services it starts.
+
+use std::path::Path;
+
+use crate::process::{kafka_env, with, Service};
+
+/// Topic, group and instance names unique to one test.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// Data topic.
+    pub topic: String,
+    /// Receipts topic.
+    pub receipts: String,
+    /// Dead-letter topic.
+    pub dlq: String,
+    /// Consumer group.
+    pub group: String,
+    /// The producer instance id (fixed so the test can list its sequence).
+    pub producer: String,
+}
+
+impl Names {
+    /// Fresh names.
+    pub fn new() -> Names {
+        let topic = crate::unique("events");
+        Names {
+            receipts: format!("{topic}.receipts"),
+            dlq: format!("{topic}.dlq"),
+            group: crate::unique("group"),
+            producer: crate::unique("producer"),
+            topic,
+        }
+    }
+
+    /// The three topics.
+    pub fn topics(&self) -> [&str; 3] {
+        [&self.topic, &self.receipts, &self.dlq]
+    }
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::new()
+    }
+}
+
+/// Starts a producer sending `count` messages at `rate` per second.
+pub fn producer(dir: &Path, bootstrap: &str, names: &Names, count: u64, rate: u32) -> Service {
+    let env = with(
+        kafka_env(bootstrap),
+        &[
+            ("MESHFLOW__PRODUCER__TOPIC", &names.topic),
+            ("MESHFLOW__PRODUCER__INSTANCE_ID", &names.producer),
+            ("MESHFLOW__PRODUCER__MAX_MESSAGES", &count.to_string()),
+            ("MESHFLOW__PRODUCER__RATE_PER_SEC", &rate.to_string()),
+            ("MESHFLOW__PRODUCER__PAYLOAD_BYTES", "100"),
+            ("MESHFLOW__PRODUCER__CREATE_TOPIC", "false"),
+        ],
+    );
+    Service::start(
+        "producer",
+        "meshflow-producer",
+        &env,
+        crate::free_port(),
+        dir,
+    )
+}
+
+/// Starts consumer `name` of the test's group.
+pub fn consumer(dir: &Path, bootstrap: &str, names: &Names, name: &str) -> Service {
+    consumer_with(dir, bootstrap, names, name, &[])
+}
+
+/// Starts consumer `name` with extra environment.
+pub fn consumer_with(
+    dir: &Path,
+    bootstrap: &str,
+    names: &Names,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> Service {
+    let mut env = with(
+        kafka_env(bootstrap),
+        &[
+            ("MESHFLOW__CONSUMER__TOPIC", &names.topic),
+            ("MESHFLOW__CONSUMER__RECEIPTS_TOPIC", &names.receipts),
+            ("MESHFLOW__CONSUMER__GROUP", &names.group),
+            ("MESHFLOW__CONSUMER__INSTANCE_ID", name),
+            ("MESHFLOW__CONSUMER__CREATE_TOPICS", "false"),
+        ],
+    );
+    env = with(env, extra);
+    Service::start(name, "meshflow-consumer", &env, crate::free_port(), dir)
+}
+
+/// Waits until `/readyz` of every service answers 200.
+pub async fn wait_ready(services: &[&Service], timeout: std::time::Duration) {
+    for s in services {
+        let port = s.port;
+        crate::wait_for(&format!("{} ready", s.name), timeout, || async move {
+            crate::scrape::get(port, "/readyz", None)
+                .filter(|(code, _)| *code == 200)
+                .map(|_| ())
+        })
+        .await;
+    }
+}

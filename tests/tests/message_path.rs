@@ -1,0 +1,396 @@
+//! The message path on a real Kafka-protocol broker (Tansu on SQLite):
+//! the real producer and consumer binaries, at-least-once across a broker
+//! crash, a consumer crash and a graceful consumer stop, and poison input.
+//! Each test prints its counts.
+
+use std::time::{Duration, Instant};
+
+use meshflow_tests::broker::{create_topics, Tansu};
+use meshflow_tests::ledger::{Ledger, TopicReader};
+use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
+use meshflow_tests::{scrape, wait_for};
+
+const PARTITIONS: i32 = 6;
+
+/// A broker, the test's topics and a reader of its receipts.
+struct Bed {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    broker: Tansu,
+    names: Names,
+    receipts: TopicReader,
+}
+
+impl Bed {
+    async fn new() -> Bed {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_path_buf();
+        let broker = Tansu::start(&path).await;
+        let names = Names::new();
+        create_topics(&broker.bootstrap, &names.topics(), PARTITIONS).await;
+        let receipts = TopicReader::start(&broker.bootstrap, &names.receipts, PARTITIONS);
+        Bed {
+            _dir: dir,
+            dir: path,
+            broker,
+            names,
+            receipts,
+        }
+    }
+
+    fn ledger(&self) -> Ledger {
+        Ledger::from_records(&self.receipts.records())
+    }
+
+    /// Waits until every one of `n` messages has a receipt.
+    async fn all_receipts(&self, n: u64, timeout: Duration) -> Ledger {
+        wait_for(
+            &format!("receipts for all {n} messages"),
+            timeout,
+            || async {
+                let l = self.ledger();
+                (l.distinct() as u64 >= n).then_some(l)
+            },
+        )
+        .await
+    }
+
+    /// Waits until at least `n` distinct messages have receipts.
+    async fn receipts_at_least(&self, n: usize) {
+        wait_for(
+            &format!("{n} receipts"),
+            Duration::from_secs(60),
+            || async { (self.ledger().distinct() >= n).then_some(()) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_state_every_message_has_exactly_one_receipt() {
+    let bed = Bed::new().await;
+    let c1 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
+    let c2 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-b");
+    wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
+    let n = 2_000;
+    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
+    let ledger = bed.all_receipts(n, Duration::from_secs(120)).await;
+    let status = p.wait_exit(Duration::from_secs(60)).await;
+    println!(
+        "steady state: sent={n} receipts={} distinct={} duplicates={} missing={}",
+        ledger.entries,
+        ledger.distinct(),
+        ledger.duplicates(),
+        ledger.missing(&bed.names.producer, n).len()
+    );
+    assert!(status.success(), "producer exit: {status}");
+    assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
+    assert!(
+        ledger.counts.values().all(|c| *c == 1),
+        "a message has more than one receipt"
+    );
+    assert_eq!(ledger.entries as u64, n);
+    // Both consumers did work.
+    for c in ["consumer-a", "consumer-b"] {
+        assert!(
+            ledger.first_by.values().any(|by| by == c),
+            "{c} processed nothing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_and_restarted_loses_nothing() {
+    let mut bed = Bed::new().await;
+    let c1 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
+    let c2 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-b");
+    wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
+    let n = 3_000;
+    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
+    bed.receipts_at_least(600).await;
+    let fault = Instant::now();
+    bed.broker.kill().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    bed.broker.restart().await;
+    let restarted = Instant::now();
+    let ledger = bed.all_receipts(n, Duration::from_secs(180)).await;
+    let status = p.wait_exit(Duration::from_secs(60)).await;
+    let back = ledger
+        .first_after(restarted)
+        .expect("receipts after the restart");
+    println!(
+        "broker kill -9: sent={n} distinct={} duplicates={} missing={} \
+         down_for={:.2}s receipts_flowing_again={:.2}s_after_restart ({:.2}s after the kill)",
+        ledger.distinct(),
+        ledger.duplicates(),
+        ledger.missing(&bed.names.producer, n).len(),
+        (restarted - fault).as_secs_f64(),
+        back.as_secs_f64(),
+        (restarted - fault + back).as_secs_f64(),
+    );
+    assert!(status.success(), "producer exit: {status}");
+    assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_killed_loses_nothing_and_duplicates_at_most_its_in_flight() {
+    let mut bed = Bed::new().await;
+    let mut victim = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
+    let survivor = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-b");
+    wait_ready(&[&victim, &survivor], Duration::from_secs(60)).await;
+    let n = 3_000;
+    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
+    bed.receipts_at_least(800).await;
+    victim.signal(9);
+    victim.wait_exit(Duration::from_secs(10)).await;
+    // Committed offsets right after the crash: only the dead member could
+    // have moved them for its partitions, so they bound what it had in flight.
+    let committed = committed_offsets(&bed.broker.bootstrap, &bed.names).await;
+    let at_kill = bed.ledger();
+    let in_flight = at_kill
+        .processed_at
+        .iter()
+        .filter(|(by, _, p, o)| by == "consumer-a" && *o >= committed.get(p).copied().unwrap_or(0))
+        .count() as u64;
+    let ledger = bed.all_receipts(n, Duration::from_secs(180)).await;
+    let status = p.wait_exit(Duration::from_secs(60)).await;
+    println!(
+        "consumer kill -9: sent={n} distinct={} duplicates={} in_flight_at_kill={in_flight} missing={}",
+        ledger.distinct(),
+        ledger.duplicates(),
+        ledger.missing(&bed.names.producer, n).len()
+    );
+    assert!(status.success(), "producer exit: {status}");
+    assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
+    assert!(
+        ledger.duplicates() <= in_flight,
+        "{} duplicates but only {in_flight} were in flight",
+        ledger.duplicates()
+    );
+    for ((producer, seq), count) in &ledger.counts {
+        if *count > 1 {
+            assert_eq!(
+                ledger.first_by[&(producer.clone(), *seq)],
+                "consumer-a",
+                "duplicate not from the crash"
+            );
+        }
+    }
+    bed.broker.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_sigterm_hands_over_without_loss_or_duplicates() {
+    let bed = Bed::new().await;
+    let mut leaving = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
+    let staying = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-b");
+    wait_ready(&[&leaving, &staying], Duration::from_secs(60)).await;
+    let n = 3_000;
+    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
+    bed.receipts_at_least(800).await;
+    let asked = Instant::now();
+    leaving.signal(15);
+    let exit = leaving.wait_exit(Duration::from_secs(30)).await;
+    let took = asked.elapsed();
+    let ledger = bed.all_receipts(n, Duration::from_secs(180)).await;
+    let status = p.wait_exit(Duration::from_secs(60)).await;
+    println!(
+        "consumer SIGTERM: exit={exit} after {:.2}s sent={n} distinct={} duplicates={} missing={}",
+        took.as_secs_f64(),
+        ledger.distinct(),
+        ledger.duplicates(),
+        ledger.missing(&bed.names.producer, n).len()
+    );
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "consumer exit code; log:\n{}",
+        leaving.tail_log(20)
+    );
+    assert!(status.success(), "producer exit: {status}");
+    assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
+    assert_eq!(
+        ledger.duplicates(),
+        0,
+        "a graceful hand-over must not duplicate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
+    use meshflow_common::envelope::{CREATED_NS, ERROR, PRODUCER, SEQ, TRACEPARENT};
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let bed = Bed::new().await;
+    let mut c = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
+    wait_ready(&[&c], Duration::from_secs(60)).await;
+    let pid = c.pid();
+    let dlq = TopicReader::start(&bed.broker.bootstrap, &bed.names.dlq, PARTITIONS);
+
+    let test_producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bed.broker.bootstrap)
+        .create()
+        .expect("test producer");
+    let long_id = "p".repeat(200);
+    // Ten each of five kinds of malformed envelope, then 50 with none.
+    let malformed: Vec<Vec<(&str, &[u8])>> = vec![
+        vec![(PRODUCER, b"x"), (SEQ, b"not-a-number"), (CREATED_NS, b"1")],
+        vec![
+            (PRODUCER, long_id.as_bytes()),
+            (SEQ, b"1"),
+            (CREATED_NS, b"1"),
+        ],
+        vec![
+            (PRODUCER, b"x"),
+            (SEQ, b"1"),
+            (SEQ, b"2"),
+            (CREATED_NS, b"1"),
+        ],
+        vec![(PRODUCER, &[0xff, 0xfe]), (SEQ, b"1"), (CREATED_NS, b"1")],
+        vec![
+            (PRODUCER, b"x"),
+            (SEQ, b"1"),
+            (
+                TRACEPARENT,
+                b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        ],
+    ];
+    for i in 0..50 {
+        let headers =
+            malformed[i % malformed.len()]
+                .iter()
+                .fold(OwnedHeaders::new(), |h, (k, v)| {
+                    h.insert(Header {
+                        key: k,
+                        value: Some(*v),
+                    })
+                });
+        let payload = format!("poison-{i}");
+        let rec = FutureRecord::<(), _>::to(&bed.names.topic)
+            .payload(&payload)
+            .headers(headers);
+        test_producer
+            .send(rec, Duration::from_secs(10))
+            .await
+            .expect("publish poison");
+    }
+    for i in 0..50 {
+        let payload = format!("plain-{i}");
+        let rec = FutureRecord::<(), _>::to(&bed.names.topic).payload(&payload);
+        test_producer
+            .send(rec, Duration::from_secs(10))
+            .await
+            .expect("publish plain");
+    }
+    // Well-formed traffic afterwards still flows.
+    let n = 200;
+    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 200);
+    let ledger = bed.all_receipts(n, Duration::from_secs(120)).await;
+    assert!(p.wait_exit(Duration::from_secs(60)).await.success());
+    let dead = wait_for("50 dead letters", Duration::from_secs(60), || async {
+        let r = dlq.records();
+        (r.len() >= 50).then_some(r)
+    })
+    .await;
+    let port = c.port;
+    let m = wait_for("consumer counts", Duration::from_secs(30), || async move {
+        let s = scrape::samples(port)?;
+        (scrape::sum(
+            &s,
+            "meshflow_consumer_messages_total",
+            &[("kind", "unenveloped")],
+        ) >= 50.0)
+            .then_some(s)
+    })
+    .await;
+    let invalid = scrape::sum(&m, "meshflow_consumer_invalid_total", &[]);
+    let unenveloped = scrape::sum(
+        &m,
+        "meshflow_consumer_messages_total",
+        &[("kind", "unenveloped")],
+    );
+    let dead_lettered = scrape::sum(&m, "meshflow_consumer_dead_lettered_total", &[]);
+    let mut reasons: Vec<String> = m
+        .iter()
+        .filter(|(k, v)| k.starts_with("meshflow_consumer_invalid_total{") && **v > 0.0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    reasons.sort();
+    println!(
+        "poison: dead_letters={} invalid={invalid} dead_lettered={dead_lettered} unenveloped={unenveloped} \
+         receipts={} reasons={reasons:?}",
+        dead.len(),
+        ledger.distinct()
+    );
+    assert_eq!(dead.len(), 50);
+    assert_eq!(invalid, 50.0);
+    assert_eq!(dead_lettered, 50.0);
+    assert_eq!(unenveloped, 50.0);
+    for reason in [
+        "not_a_number",
+        "producer_too_long",
+        "duplicated_header",
+        "not_utf8",
+        "missing_header",
+    ] {
+        assert_eq!(
+            scrape::sum(&m, "meshflow_consumer_invalid_total", &[("reason", reason)]),
+            10.0,
+            "{reason}"
+        );
+    }
+    for r in &dead {
+        let errors = r.header(ERROR);
+        assert_eq!(errors.len(), 1, "one mf-error header");
+        let error = String::from_utf8_lossy(errors[0].unwrap_or_default()).to_string();
+        assert!(!error.is_empty());
+        assert_eq!(
+            r.header(TRACEPARENT).len(),
+            1,
+            "exactly one traceparent on a dead letter"
+        );
+        assert!(String::from_utf8_lossy(&r.payload).starts_with("poison-"));
+    }
+    assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
+    assert!(c.running(), "the consumer must survive poison input");
+    assert_eq!(c.pid(), pid, "no restart");
+}
+
+/// The group's committed offsets on the data topic, by partition.
+async fn committed_offsets(bootstrap: &str, names: &Names) -> std::collections::HashMap<i32, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let bootstrap = bootstrap.to_string();
+    let names = names.clone();
+    tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &names.group)
+            .create()
+            .expect("offsets client");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition(&names.topic, p);
+        }
+        let got = c
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets");
+        got.elements()
+            .iter()
+            .map(|e| {
+                (
+                    e.partition(),
+                    if let Offset::Offset(o) = e.offset() {
+                        o
+                    } else {
+                        0
+                    },
+                )
+            })
+            .collect()
+    })
+    .await
+    .expect("offsets task")
+}

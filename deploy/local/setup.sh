@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what meshflow needs on a Debian 12 machine and skips what is there:
+# Debian packages (build tools for librdkafka, supervisor, Prometheus), the
+# Tansu broker (pinned) and cargo-nextest. Safe to run again; quiet when
+# nothing is missing.
+#
+#   deploy/local/setup.sh            # everything
+#   MESHFLOW_SKIP_TANSU=1 ...        # everything but Tansu
+set -euo pipefail
+
+TANSU_VERSION="0.6.0"
+APT_PACKAGES=(build-essential cmake pkg-config libssl-dev zlib1g-dev curl supervisor prometheus)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's prometheus package starts a system instance where an init
+  # system runs; meshflow starts its own.
+  as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || { echo "setup: cargo is required (rustup.rs)" >&2; exit 1; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+if [ -z "${MESHFLOW_SKIP_TANSU:-}" ]; then
+  have="$(tansu --version 2>/dev/null | awk '{print $2}' || true)"
+  if [ "$have" != "$TANSU_VERSION" ]; then
+    echo "setup: installing tansu $TANSU_VERSION (a Kafka-protocol broker; about 12 minutes on 2 cores)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+  fi
+fi

@@ -1,0 +1,185 @@
+"""Workloads: probes, resources, hardening, Kafka's shape and the services' config."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from conftest import SERVICE_PORTS, containers, pod_spec
+
+# Config keys the services accept (docs/contracts.md); they refuse others.
+CONTRACT_KEYS = {
+    "kafka": {
+        "bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_username",
+        "sasl_password", "ssl_ca_location", "ssl_certificate_location", "ssl_key_location",
+        "librdkafka",
+    },
+    "http": {"listen"},
+    "log": {"format", "level"},
+    "producer": {
+        "topic", "rate_per_sec", "payload_bytes", "max_messages", "instance_id",
+        "create_topic", "partitions", "replication_factor", "message_timeout",
+    },
+    "consumer": {
+        "topic", "group", "receipts_topic", "dlq_topic", "instance_id", "work",
+        "receipt_flush_interval", "receipt_batch_max", "session_timeout",
+        "heartbeat_interval", "create_topics", "partitions", "replication_factor",
+    },
+    "exporter": {"topic", "receipts_topic", "groups", "grace", "sla", "poll_interval"},
+}
+BROKERS = [f"kafka-{i}.kafka-headless.meshflow.svc.cluster.local:9092" for i in range(3)]
+
+
+def env_of(container: dict) -> dict:
+    out = {}
+    for e in container.get("env", []):
+        out[e["name"]] = e.get("value", e.get("valueFrom"))
+    return out
+
+
+def test_every_container_has_probes_and_resources(rendered):
+    for w in rendered.workloads():
+        for c in containers(w):
+            where = f"{w['metadata']['name']}/{c['name']}"
+            assert c.get("livenessProbe") and c.get("readinessProbe"), where
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"].get(kind, {})), (where, kind)
+
+
+def test_every_container_is_hardened(rendered):
+    for w in rendered.workloads():
+        spec = pod_spec(w)
+        pod_sc = spec.get("securityContext", {})
+        assert pod_sc.get("runAsNonRoot") is True
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+        assert spec.get("automountServiceAccountToken") is False
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(key)
+        for c in containers(w):
+            where = f"{w['metadata']['name']}/{c['name']}"
+            sc = c["securityContext"]
+            assert sc.get("runAsNonRoot") is True, where
+            assert sc.get("runAsUser", pod_sc.get("runAsUser")) not in (None, 0), where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("privileged", False) is False, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("capabilities") == {"drop": ["ALL"]}, where
+            assert sc.get("seccompProfile", pod_sc.get("seccompProfile")) == {"type": "RuntimeDefault"}, where
+
+
+def test_service_accounts_carry_no_token(rendered):
+    for sa in rendered.of_kind("ServiceAccount"):
+        assert sa.get("automountServiceAccountToken") is False
+
+
+@pytest.mark.parametrize("component", sorted(SERVICE_PORTS))
+def test_services(rendered, component):
+    d = rendered.get("Deployment", f"meshflow-{component}")
+    (c,) = pod_spec(d)["containers"]
+    port = SERVICE_PORTS[component]
+    assert c["ports"] == [{"name": "http-metrics", "containerPort": port, "protocol": "TCP"}]
+    assert c["command"] == [f"/usr/local/bin/meshflow-{component}", "--config", f"/etc/meshflow/{component}.toml"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
+    assert pod_spec(d)["securityContext"]["runAsUser"] == 65532
+    assert pod_spec(d)["serviceAccountName"] == f"meshflow-{component}"
+
+
+def test_consumer_runs_at_least_two_replicas_with_a_budget(rendered):
+    d = rendered.get("Deployment", "meshflow-consumer")
+    assert d["spec"]["replicas"] >= 2
+    pdb = rendered.get("PodDisruptionBudget", "meshflow-consumer")
+    assert pdb["spec"]["selector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
+
+
+def test_service_config_files(rendered):
+    config = rendered.get("ConfigMap", "meshflow-config")["data"]
+    assert set(config) == {f"{c}.toml" for c in SERVICE_PORTS}
+    parsed = {name.removesuffix(".toml"): tomllib.loads(text) for name, text in config.items()}
+    for component, toml in parsed.items():
+        for section, keys in toml.items():
+            assert set(keys) <= CONTRACT_KEYS[section], (component, section)
+        assert toml["kafka"]["bootstrap_servers"].split(",") == BROKERS
+        assert toml["log"]["format"] == "json"
+    assert parsed["producer"]["producer"]["replication_factor"] == 3
+    assert parsed["producer"]["producer"]["partitions"] == 6
+    assert parsed["producer"]["producer"]["topic"] == "meshflow.events"
+    assert parsed["consumer"]["consumer"]["replication_factor"] == 3
+    assert parsed["consumer"]["consumer"]["receipts_topic"] == "meshflow.receipts"
+    assert parsed["consumer"]["consumer"]["dlq_topic"] == "meshflow.events.dlq"
+    assert parsed["exporter"]["exporter"]["groups"] == [parsed["consumer"]["consumer"]["group"]]
+
+
+def test_tracing_goes_to_the_otlp_grpc_port(rendered):
+    enabled = rendered.values.get("tracing", {}).get("enabled", True)
+    for component in SERVICE_PORTS:
+        (c,) = pod_spec(rendered.get("Deployment", f"meshflow-{component}"))["containers"]
+        env = env_of(c)
+        assert env["OTEL_SERVICE_NAME"] == f"meshflow-{component}"
+        if enabled:
+            assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")
+            assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+        else:
+            assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
+
+
+def test_kafka_is_three_kraft_nodes_with_volumes(rendered):
+    sts = rendered.get("StatefulSet", "kafka")
+    spec = sts["spec"]
+    assert spec["replicas"] == 3
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["serviceName"] == "kafka-headless"
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    (c,) = pod_spec(sts)["containers"]
+    assert {"name": "data", "mountPath": "/var/lib/kafka/data"} in c["volumeMounts"]
+    if "@" in c["image"]:
+        repository, digest = c["image"].split("@")
+        assert digest.startswith("sha256:")
+    else:
+        repository, tag = c["image"].rsplit(":", 1)
+        assert tag not in ("", "latest"), "the Kafka image is pinned by version"
+    assert repository == "apache/kafka"
+
+    env = env_of(c)
+    assert env["KAFKA_NODE_ID"] == {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}
+    assert env["CLUSTER_ID"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+    assert voters == [f"{i}@kafka-{i}.kafka-headless.meshflow.svc.cluster.local:9093" for i in range(3)]
+    assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+    assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+    assert pod_spec(sts)["enableServiceLinks"] is False
+
+
+def test_kafka_readiness_reflects_broker_state(default):
+    (c,) = pod_spec(default.get("StatefulSet", "kafka"))["containers"]
+    probe = c["readinessProbe"]
+    assert "exec" in probe, "a port check would call a fenced or recovering broker ready"
+    script = default.get("ConfigMap", "kafka-probe")["data"]["broker-ready.sh"]
+    assert "--broker-list \"${KAFKA_NODE_ID}\"" in script
+    assert probe["timeoutSeconds"] >= 10
+
+
+def test_kafka_availability(rendered):
+    sts = rendered.get("StatefulSet", "kafka")
+    spec = pod_spec(sts)
+    assert spec["terminationGracePeriodSeconds"] >= 60
+    anti = spec["affinity"]["podAntiAffinity"]
+    terms = anti.get("requiredDuringSchedulingIgnoredDuringExecution") or [
+        t["podAffinityTerm"] for t in anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    ]
+    assert terms[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert terms[0]["labelSelector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
+    pdb = rendered.get("PodDisruptionBudget", "kafka")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": sts["spec"]["selector"]["matchLabels"]}}
+    headless = rendered.get("Service", "kafka-headless")["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["publishNotReadyAddresses"] is True
+    assert {p["port"] for p in headless["ports"]} == {9092, 9093}

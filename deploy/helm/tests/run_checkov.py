@@ -1,11 +1,13 @@
-"""Run checkov over the rendered manifests and hold it to checkov-skips.yaml.
+"""Run checkov over the rendered manifests and the Dockerfile, and hold it
+to checkov-skips.yaml.
 
     python deploy/helm/tests/run_checkov.py RENDERED_DIR
 
 RENDERED_DIR is what rendering.py wrote (one directory per scenario). The
 run fails on any failed check that checkov-skips.yaml does not accept for
-that resource and scenario, and on any accepted finding that no longer
-occurs, so the skip list stays the exact list of open findings.
+that resource and scenario (the Dockerfile counts as scenario "Dockerfile"),
+and on any accepted finding that no longer occurs, so the skip list stays
+the exact list of open findings.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from pathlib import Path
 import yaml
 
 SKIPS = Path(__file__).resolve().parent / "checkov-skips.yaml"
+DOCKERFILE = Path(__file__).resolve().parents[3] / "Dockerfile"
 
 
-def run_checkov(rendered: Path) -> dict:
-    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
+def run_checkov(target: list[str], framework: str) -> dict:
+    env = dict(os.environ, BC_SKIP_MAPPING="TRUE")
     cmd = [
         sys.executable, "-m", "checkov.main",
-        "--directory", str(rendered),
-        "--framework", "kubernetes",
+        *target,
+        "--framework", framework,
         "--skip-download",
         "--quiet",
         "--output", "json",
@@ -44,7 +47,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    report = run_checkov(Path(argv[1]))
+    reports = [
+        run_checkov(["--directory", argv[1]], "kubernetes"),
+        run_checkov(["--file", str(DOCKERFILE)], "dockerfile"),
+    ]
     skips = yaml.safe_load(SKIPS.read_text())
     accepted = {
         (s["check"], resource, scenario)
@@ -54,24 +60,28 @@ def main(argv: list[str]) -> int:
     }
     found = set()
     unexplained = []
-    for failure in report["results"]["failed_checks"]:
-        scenario = Path(failure["file_path"]).parts[1]
+    failures = [f for r in reports for f in r["results"]["failed_checks"]]
+    for failure in failures:
+        path = Path(failure["file_path"])
+        scenario = "Dockerfile" if path.name == "Dockerfile" else path.parts[1]
         key = (failure["check_id"], failure["resource"], scenario)
         found.add(key)
         if key not in accepted:
             unexplained.append(key)
     stale = sorted(accepted - found)
-    summary = report["summary"]
+    summary = {k: sum(r["summary"][k] for r in reports) for k in ("passed", "failed", "parsing_errors")}
     print(
-        f"checkov {summary['checkov_version']}: {summary['passed']} passed, "
-        f"{summary['failed']} failed ({len(found) - len(unexplained)} accepted in "
-        f"{SKIPS.name}), {summary['parsing_errors']} parsing errors"
+        f"checkov {reports[0]['summary']['checkov_version']} (manifests and Dockerfile): "
+        f"{summary['passed']} passed, {summary['failed']} failed "
+        f"({len(found) - len(unexplained)} accepted in {SKIPS.name}), "
+        f"{summary['parsing_errors']} parsing errors"
     )
     for check, resource, scenario in sorted(unexplained):
         print(f"  NOT ACCEPTED: {check} {resource} [{scenario}]")
     for check, resource, scenario in stale:
         print(f"  STALE SKIP: {check} {resource} [{scenario}] no longer fails: remove it")
-    ok = not unexplained and not stale and summary["parsing_errors"] == 0 and summary["passed"] > 0
+    ok = not unexplained and not stale and summary["parsing_errors"] == 0
+    ok = ok and all(r["summary"]["passed"] > 0 for r in reports)
     return 0 if ok else 1
 
 

@@ -84,3 +84,36 @@ def test_crd_check_catches_a_misspelt_policy_field():
 def test_kafka_probe_script_is_valid_bash(default):
     script = default.get("ConfigMap", "kafka-probe")["data"]["broker-ready.sh"]
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"kafka": {"replicaz": 3}},
+        {"kafka": {"replicas": 1}},
+        {"monitoring": {"mode": "scrapeEverything"}},
+        {"exporter": {"replicas": 2}},
+        {"kafka": {"clusterId": "not a uuid"}},
+        {"producer": {"messageTimeout": 300}},
+    ],
+)
+def test_values_schema_refuses_mistakes(values):
+    import helm_python as helm
+
+    with helm.Chart.load(str(rendering.chart_path())) as chart:
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema(values)
+
+
+def test_notes_name_the_verify_script(default):
+    notes = default.text["meshflow/templates/NOTES.txt"]
+    assert "deploy/helm/verify.sh --namespace meshflow" in notes
+    assert "kubectl label namespace meshflow istio.io/dataplane-mode=ambient" in notes
+
+
+def test_checkov_skips_are_justified():
+    skips = yaml.safe_load((rendering.TESTS_DIR / "checkov-skips.yaml").read_text())
+    for skip in skips:
+        assert set(skip) == {"check", "title", "resources", "scenarios", "reason"}
+        assert len(skip["reason"].split()) >= 20, skip["check"]
+        assert set(skip["scenarios"]) <= set(rendering.scenarios())

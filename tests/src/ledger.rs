@@ -66,8 +66,8 @@ impl TopicReader {
         let (r, s) = (records.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                match consumer.poll(Duration::from_millis(100)) {
-                    Some(Ok(m)) => {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    {
                         let headers = m
                             .headers()
                             .map(|h| {
@@ -84,7 +84,6 @@ impl TopicReader {
                             seen: Instant::now(),
                         });
                     }
-                    Some(Err(_)) | None => {}
                 }
             }
         });
@@ -133,6 +132,8 @@ pub struct Ledger {
     pub entries: usize,
     /// (consumer, topic, partition, offset) of every entry, in arrival order.
     pub processed_at: Vec<(String, String, i32, i64)>,
+    /// ((producer, seq), trace id) of every entry, in arrival order.
+    pub trace_ids: Vec<((String, u64), String)>,
 }
 
 impl Ledger {
@@ -145,6 +146,8 @@ impl Ledger {
             l.arrivals.push(r.seen);
             for e in batch.entries {
                 l.entries += 1;
+                l.trace_ids
+                    .push(((e.producer.clone(), e.seq), e.trace_id.clone()));
                 l.processed_at.push((
                     batch.consumer.clone(),
                     e.topic.clone(),

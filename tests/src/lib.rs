@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod ledger;
+pub mod otlp;
 pub mod process;
 pub mod scenario;
 pub mod scrape;

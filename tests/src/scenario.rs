@@ -46,6 +46,18 @@ impl Default for Names {
 
 /// Starts a producer sending `count` messages at `rate` per second.
 pub fn producer(dir: &Path, bootstrap: &str, names: &Names, count: u64, rate: u32) -> Service {
+    producer_with(dir, bootstrap, names, count, rate, &[])
+}
+
+/// Starts a producer with extra environment.
+pub fn producer_with(
+    dir: &Path,
+    bootstrap: &str,
+    names: &Names,
+    count: u64,
+    rate: u32,
+    extra: &[(&str, &str)],
+) -> Service {
     let env = with(
         kafka_env(bootstrap),
         &[
@@ -57,6 +69,7 @@ pub fn producer(dir: &Path, bootstrap: &str, names: &Names, count: u64, rate: u3
             ("MESHFLOW__PRODUCER__CREATE_TOPIC", "false"),
         ],
     );
+    let env = with(env, extra);
     Service::start(
         "producer",
         "meshflow-producer",

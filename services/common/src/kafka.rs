@@ -126,6 +126,35 @@ pub fn millis(d: std::time::Duration) -> String {
     d.as_millis().to_string()
 }
 
+/// A fixed label for a Kafka error, for metrics and span `error.type`.
+pub fn error_reason(error: &rdkafka::error::KafkaError) -> &'static str {
+    use rdkafka::error::KafkaError as E;
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let code = match error {
+        E::MessageProduction(c) => *c,
+        E::Canceled => return "canceled",
+        other => match other.rdkafka_error_code() {
+            Some(c) => c,
+            None => return "client",
+        },
+    };
+    match code {
+        C::QueueFull => "queue_full",
+        C::MessageTimedOut => "timed_out",
+        C::MessageSizeTooLarge | C::InvalidMessageSize => "message_too_large",
+        C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition => "unknown_topic",
+        C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed => "not_authorized",
+        C::BrokerTransportFailure | C::AllBrokersDown => "broker_unreachable",
+        C::NotEnoughReplicas | C::NotEnoughReplicasAfterAppend => "not_enough_replicas",
+        C::OutOfOrderSequenceNumber
+        | C::DuplicateSequenceNumber
+        | C::InvalidProducerEpoch
+        | C::Fatal => "idempotence_fatal",
+        C::RequestTimedOut => "request_timed_out",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +202,8 @@ mod tests {
 
     #[test]
     fn bad_connection_settings_are_named() {
-        let cases: Vec<(fn(&mut KafkaConfig), &str)> = vec![
+        type Mutation = fn(&mut KafkaConfig);
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 |k| k.bootstrap_servers = "".into(),
                 "kafka.bootstrap_servers",
@@ -212,119 +242,5 @@ mod tests {
             let err = k.validate(&[]).unwrap_err().to_string();
             assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
         }
-    }
-}
-
-/// Keeps a readiness condition in step with whether Kafka answers a metadata
-/// request, checking every `every` until `shutdown`. `probe` runs on a
-/// blocking thread (librdkafka calls block).
-pub fn spawn_reachability_probe<F>(
-    probe: F,
-    readiness: std::sync::Arc<crate::http::Readiness>,
-    condition: &'static str,
-    every: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()>
-where
-    F: Fn() -> bool + Send + Sync + 'static,
-{
-    let probe = std::sync::Arc::new(probe);
-    tokio::spawn(async move {
-        let mut was = None;
-        loop {
-            let p = probe.clone();
-            let ok = tokio::task::spawn_blocking(move || p())
-                .await
-                .unwrap_or(false);
-            readiness.set(condition, ok);
-            if was != Some(ok) {
-                if ok {
-                    tracing::info!(condition, "kafka reachable");
-                } else {
-                    tracing::warn!(condition, "kafka unreachable");
-                }
-                was = Some(ok);
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(every) => {}
-            }
-        }
-    })
-}
-
-/// Creates `topic` if it does not exist, retrying until it exists or
-/// `shutdown` fires. Returns whether the topic exists.
-pub async fn ensure_topic(
-    kafka: &KafkaConfig,
-    topic: &str,
-    partitions: i32,
-    replication_factor: i32,
-    shutdown: &tokio_util::sync::CancellationToken,
-) -> bool {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::types::RDKafkaErrorCode;
-    let admin: AdminClient<DefaultClientContext> = match kafka.client_config().create() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "admin client");
-            return false;
-        }
-    };
-    let mut delay = std::time::Duration::from_millis(200);
-    loop {
-        let new = NewTopic::new(
-            topic,
-            partitions,
-            TopicReplication::Fixed(replication_factor),
-        );
-        let opts = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(10)));
-        match admin.create_topics([&new], &opts).await {
-            Ok(results) => match results.into_iter().next() {
-                Some(Ok(_)) => {
-                    tracing::info!(topic, partitions, replication_factor, "topic created");
-                    return true;
-                }
-                Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => return true,
-                Some(Err((_, code))) => tracing::warn!(topic, error = %code, "create topic"),
-                None => tracing::warn!(topic, "create topic: no result"),
-            },
-            Err(e) => tracing::warn!(topic, error = %e, "create topic"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(std::time::Duration::from_secs(5));
-    }
-}
-
-/// A fixed label for a Kafka error, for metrics and span `error.type`.
-pub fn error_reason(error: &rdkafka::error::KafkaError) -> &'static str {
-    use rdkafka::error::KafkaError as E;
-    use rdkafka::types::RDKafkaErrorCode as C;
-    let code = match error {
-        E::MessageProduction(c) => *c,
-        E::Canceled => return "canceled",
-        other => match other.rdkafka_error_code() {
-            Some(c) => c,
-            None => return "client",
-        },
-    };
-    match code {
-        C::QueueFull => "queue_full",
-        C::MessageTimedOut => "timed_out",
-        C::MessageSizeTooLarge | C::InvalidMessageSize => "message_too_large",
-        C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition => "unknown_topic",
-        C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed => "not_authorized",
-        C::BrokerTransportFailure | C::AllBrokersDown => "broker_unreachable",
-        C::NotEnoughReplicas | C::NotEnoughReplicasAfterAppend => "not_enough_replicas",
-        C::OutOfOrderSequenceNumber
-        | C::DuplicateSequenceNumber
-        | C::InvalidProducerEpoch
-        | C::Fatal => "idempotence_fatal",
-        C::RequestTimedOut => "request_timed_out",
-        _ => "other",
     }
 }

@@ -2,6 +2,7 @@
 //! settings, the message envelope, trace propagation, telemetry set-up,
 //! receipts, the metrics/health HTTP endpoint and shutdown.
 
+pub mod cluster;
 pub mod config;
 pub mod envelope;
 pub mod exposition;

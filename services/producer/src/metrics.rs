@@ -55,9 +55,7 @@ impl ProducerMetrics {
             topic: topic.to_string(),
             messages: Family::default(),
             errors: Family::default(),
-            ack_latency: Family::new_with_constructor(|| {
-                Histogram::new(LATENCY_BUCKETS.into_iter())
-            }),
+            ack_latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
             in_flight: Family::default(),
         };
         registry.register(

@@ -11,9 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
 use meshflow_common::envelope::{now_ns, Envelope, HeaderList};
 use meshflow_common::http::Readiness;
-use meshflow_common::kafka::{ensure_topic, error_reason, millis, spawn_reachability_probe};
+use meshflow_common::kafka::{error_reason, millis};
 use meshflow_common::propagation::inject;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, Context, KeyValue};

@@ -1,0 +1,90 @@
+//! Talking to the cluster beyond producing and consuming: creating the
+//! topics a service needs at start, and a background probe that keeps a
+//! readiness condition in step with whether Kafka answers.
+
+use crate::config::KafkaConfig;
+
+/// Keeps a readiness condition in step with whether Kafka answers a metadata
+/// request, checking every `every` until `shutdown`. `probe` runs on a
+/// blocking thread (librdkafka calls block).
+pub fn spawn_reachability_probe<F>(
+    probe: F,
+    readiness: std::sync::Arc<crate::http::Readiness>,
+    condition: &'static str,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> bool + Send + Sync + 'static,
+{
+    let probe = std::sync::Arc::new(probe);
+    tokio::spawn(async move {
+        let mut was = None;
+        loop {
+            let p = probe.clone();
+            let ok = tokio::task::spawn_blocking(move || p())
+                .await
+                .unwrap_or(false);
+            readiness.set(condition, ok);
+            if was != Some(ok) {
+                if ok {
+                    tracing::info!(condition, "kafka reachable");
+                } else {
+                    tracing::warn!(condition, "kafka unreachable");
+                }
+                was = Some(ok);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
+/// Creates `topic` if it does not exist, retrying until it exists or
+/// `shutdown` fires. Returns whether the topic exists.
+pub async fn ensure_topic(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> bool {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = match kafka.client_config().create() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "admin client");
+            return false;
+        }
+    };
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        let new = NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(replication_factor),
+        );
+        let opts = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(10)));
+        match admin.create_topics([&new], &opts).await {
+            Ok(results) => match results.into_iter().next() {
+                Some(Ok(_)) => {
+                    tracing::info!(topic, partitions, replication_factor, "topic created");
+                    return true;
+                }
+                Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => return true,
+                Some(Err((_, code))) => tracing::warn!(topic, error = %code, "create topic"),
+                None => tracing::warn!(topic, "create topic: no result"),
+            },
+            Err(e) => tracing::warn!(topic, error = %e, "create topic"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+    }
+}

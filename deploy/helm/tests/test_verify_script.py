@@ -1,0 +1,114 @@
+"""deploy/helm/verify.sh, as far as it can be exercised without a cluster.
+
+Its Kafka probe runs here against local stand-in servers (one that answers
+an ApiVersions request, one that resets, one that never answers), and its
+metric summing against a sample exposition; both scripts pass shellcheck.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import rendering
+
+VERIFY = rendering.TESTS_DIR.parent / "verify.sh"
+TEST_SCRIPT = rendering.REPO_ROOT / "scripts" / "test-k8s.sh"
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
+
+
+def shell_definition(name: str) -> str:
+    """The text of a function or single-quoted variable defined in verify.sh."""
+    text = VERIFY.read_text()
+    if match := re.search(rf"^{name}='\n(.*?)\n'$", text, re.S | re.M):
+        return match.group(1)
+    match = re.search(rf"^{name}\(\) \{{\n.*?\n\}}$", text, re.S | re.M)
+    assert match, name
+    return match.group(0)
+
+
+def test_scripts_pass_shellcheck(tmp_path):
+    probe = tmp_path / "probe.sh"
+    probe.write_text("#!/bin/bash\n" + shell_definition("probe_script") + "\n")
+    subprocess.run([SHELLCHECK, str(VERIFY), str(TEST_SCRIPT), str(probe)], check=True)
+
+
+class StandIn:
+    """A TCP server on 127.0.0.1 that answers, resets or ignores each client."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            conn, _ = self.sock.accept()
+            if self.mode == "answer":
+                request = conn.recv(64)
+                correlation = request[8:12]
+                conn.sendall(struct.pack(">i", 6) + correlation + b"\x00\x00")
+                time.sleep(0.2)
+                conn.close()
+            elif self.mode == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            else:
+                time.sleep(5)
+                conn.close()
+
+
+def probe(port: int, bound: int = 1) -> list[str]:
+    done = subprocess.run(
+        ["bash", "-c", shell_definition("probe_script"), "probe", f"127.0.0.1:{port}", str(bound)],
+        capture_output=True, text=True, timeout=30,
+    )
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome", "how"),
+    [("answer", "answered", "response"), ("reset", "no-answer", "closed-by-peer"), ("hang", "no-answer", "timeout")],
+)
+def test_kafka_probe(mode, outcome, how):
+    got = probe(StandIn(mode).port)
+    assert (got[0], got[2]) == (outcome, how)
+    assert int(got[1]) < 3000
+
+
+def test_kafka_probe_connection_refused():
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    got = probe(port)
+    assert (got[0], got[2]) == ("no-answer", "connect-refused")
+
+
+def test_metric_sum():
+    exposition = "\n".join([
+        "# TYPE meshflow_messages_total counter",
+        'meshflow_messages_total{topic="meshflow.events",stage="log",group=""} 120',
+        'meshflow_messages_total{topic="meshflow.events",stage="processed",group="meshflow"} 100',
+        'meshflow_messages_total{topic="other",stage="processed",group="meshflow"} 7',
+        'meshflow_messages_lost_total{topic="meshflow.events",stage="log",group=""} 0',
+        "meshflow_brokers 3",
+    ])
+    script = shell_definition("sum") + '\nsum "$1" "${@:2}"'
+
+    def total(*args):
+        out = subprocess.run(["bash", "-c", script, "sum", exposition, *args], capture_output=True, text=True)
+        return int(out.stdout)
+
+    assert total("meshflow_messages_total") == 227
+    assert total("meshflow_messages_total", 'stage="processed"') == 107
+    assert total("meshflow_messages_total", 'stage="processed"', 'topic="meshflow.events"') == 100
+    assert total("meshflow_messages_lost_total") == 0
+    assert total("meshflow_brokers") == 3

@@ -1,0 +1,448 @@
+#!/usr/bin/env bash
+# Reproduces meshflow's three demonstrations on a real cluster, with numbers.
+#
+#   1. broker failover: delete the broker leading meshflow.events partition 0
+#      while traffic flows; no message may be lost.
+#   2. consumer failover: delete a consumer pod; the group rebalances onto the
+#      survivors and catches up, and no message may be lost.
+#   3. isolation: from a pod outside the mesh, and from an in-mesh pod with a
+#      service account the policies do not name, a Kafka request to a broker
+#      gets no answer: ztunnel resets the connection within a bounded time.
+#      A pod with the producer's service account, same image and same
+#      request, is answered (the control that shows the request works).
+#
+# Loss and traffic are read from the exporter (meshflow_messages_lost_total,
+# meshflow_messages_total), send failures from the producer
+# (meshflow_producer_messages_total{outcome="failed"}), through
+# `kubectl port-forward`, which enters the pod directly and needs no mesh
+# identity. The exporter counts a loss only after its grace window (log
+# stage) or SLA (processed stage), so each disruption is followed by a settle
+# period of grace + SLA before the counters are compared.
+#
+# Usage: deploy/helm/verify.sh [--namespace NS] [--only broker|consumer|isolation]
+#                              [--hard] [--settle SECONDS] [--bound SECONDS]
+#   --hard     delete pods with --grace-period=0 --force (a crash, not a
+#              controlled shutdown)
+#   --settle   seconds to wait after recovery before reading the loss
+#              counters (default: the exporter's grace + sla + 15)
+#   --bound    how long a refused connection may take (default 10)
+#
+# Needs kubectl (pointed at the cluster), curl and GNU coreutils. Exits 0
+# when every demonstration passed.
+set -uo pipefail
+
+ns=meshflow
+only=""
+hard=0
+settle=""
+bound=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --namespace | -n) ns="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    --hard) hard=1; shift ;;
+    --settle) settle="$2"; shift 2 ;;
+    --bound) bound="$2"; shift 2 ;;
+    -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+k() { kubectl -n "$ns" "$@"; }
+now_ms() { date +%s%3N; }
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+results=()
+failures=0
+record() { # record PASS|FAIL NAME DETAILS
+  results+=("$(printf '%-4s  %-34s  %s' "$1" "$2" "$3")")
+  [ "$1" = PASS ] || failures=$((failures + 1))
+  log "$1 $2: $3"
+}
+
+# --- port-forwards to the exporter and the producer ---------------------------
+
+forward_pids=()
+verify_objects=()
+cleanup() {
+  local pid
+  for pid in "${forward_pids[@]}"; do kill "$pid" 2>/dev/null; done
+  if [ "${#verify_objects[@]}" -gt 0 ]; then
+    k delete --ignore-not-found --wait=false "${verify_objects[@]}" >/dev/null 2>&1
+  fi
+}
+trap cleanup EXIT
+
+# forward DEPLOYMENT PORT: starts a port-forward, sets forward_port to its
+# local port. (Not to be called in a subshell: the pid must reach cleanup.)
+forward() {
+  local out
+  out="$(mktemp)"
+  k port-forward "deployment/$1" ":$2" >"$out" 2>&1 &
+  forward_pids+=("$!")
+  for _ in $(seq 1 50); do
+    forward_port="$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$out" | head -n 1)"
+    if [ -n "$forward_port" ]; then
+      rm -f "$out"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "port-forward to $1 failed: $(cat "$out")" >&2
+  rm -f "$out"
+  return 1
+}
+
+connect() {
+  forward meshflow-exporter 9466 || return 1
+  exporter_port="$forward_port"
+  forward meshflow-producer 9464 || return 1
+  producer_port="$forward_port"
+}
+
+exporter_port=""
+producer_port=""
+# scrape: refresh $exporter_metrics and $producer_metrics (reconnecting the
+# port-forwards once if a pod was replaced).
+scrape() {
+  for _ in 1 2; do
+    exporter_metrics="$(curl -fsS --max-time 5 "http://127.0.0.1:$exporter_port/metrics" 2>/dev/null)" &&
+      producer_metrics="$(curl -fsS --max-time 5 "http://127.0.0.1:$producer_port/metrics" 2>/dev/null)" &&
+      return 0
+    connect || return 1
+  done
+  return 1
+}
+
+# sum TEXT NAME [LABEL="VALUE"...]: sum of the samples of NAME whose labels
+# contain every given pair.
+sum() {
+  local text="$1" name="$2"
+  shift 2
+  awk -v name="$name" -v want="$*" '
+    BEGIN { n = split(want, pairs, " ") }
+    /^#/ { next }
+    {
+      metric = $1; sub(/\{.*/, "", metric)
+      if (metric != name) next
+      for (i = 1; i <= n; i++) if (index($1, pairs[i]) == 0) next
+      total += $NF
+    }
+    END { printf "%.0f\n", total }' <<<"$text"
+}
+
+# snapshot: sets snap to
+#   "lost log processed duplicated send_failed lag under_replicated"
+snapshot() {
+  scrape || return 1
+  local e="$exporter_metrics"
+  snap="$(sum "$e" meshflow_messages_lost_total)"
+  snap+=" $(sum "$e" meshflow_messages_total 'stage="log"')"
+  snap+=" $(sum "$e" meshflow_messages_total 'stage="processed"')"
+  snap+=" $(sum "$e" meshflow_messages_duplicated_total)"
+  snap+=" $(sum "$producer_metrics" meshflow_producer_messages_total 'outcome="failed"')"
+  snap+=" $(sum "$e" meshflow_consumer_lag_messages)"
+  snap+=" $(sum "$e" meshflow_partition_under_replicated)"
+}
+
+# seconds DURATION: 30s / 2m / 500ms -> whole seconds.
+seconds() {
+  case "$1" in
+    *ms) echo $((${1%ms} / 1000)) ;;
+    *s) echo "${1%s}" ;;
+    *m) echo $((${1%m} * 60)) ;;
+    *h) echo $((${1%h} * 3600)) ;;
+    *) echo 0 ;;
+  esac
+}
+
+delete_pod() {
+  if [ "$hard" -eq 1 ]; then
+    k delete pod "$1" --grace-period=0 --force --wait=false >/dev/null 2>&1
+  else
+    k delete pod "$1" --wait=false >/dev/null
+  fi
+}
+
+# --- preflight ---------------------------------------------------------------
+
+log "namespace $ns, context $(kubectl config current-context 2>/dev/null)"
+for tool in kubectl curl awk; do
+  command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 2; }
+done
+mode="$(kubectl get namespace "$ns" -o jsonpath='{.metadata.labels.istio\.io/dataplane-mode}' 2>/dev/null)"
+[ "$mode" = ambient ] || log "warning: namespace $ns is not labelled istio.io/dataplane-mode=ambient (pods may still be, by their own label)"
+
+k rollout status statefulset/kafka --timeout=600s >/dev/null || { echo "kafka is not ready" >&2; exit 1; }
+for d in meshflow-producer meshflow-consumer meshflow-exporter; do
+  k rollout status "deployment/$d" --timeout=300s >/dev/null || { echo "$d is not ready" >&2; exit 1; }
+done
+
+exporter_toml="$(k get configmap meshflow-config -o jsonpath='{.data.exporter\.toml}')"
+grace="$(sed -n 's/^grace = "\(.*\)"/\1/p' <<<"$exporter_toml")"
+sla="$(sed -n 's/^sla = "\(.*\)"/\1/p' <<<"$exporter_toml")"
+if [ -z "$settle" ]; then
+  settle=$(($(seconds "${grace:-30s}") + $(seconds "${sla:-60s}") + 15))
+fi
+log "exporter grace ${grace:-?}, sla ${sla:-?}: settling ${settle}s after each disruption"
+
+connect || exit 1
+snapshot || { echo "cannot read the exporter's and the producer's metrics" >&2; exit 1; }
+read -r _ log0 _ <<<"$snap"
+sleep 10
+snapshot || { echo "lost the exporter's metrics" >&2; exit 1; }
+read -r _ log1 _ <<<"$snap"
+if [ "$((log1 - log0))" -le 0 ]; then
+  echo "no traffic: meshflow_messages_total{stage=\"log\"} did not grow in 10s" >&2
+  exit 1
+fi
+log "traffic: $(((log1 - log0) / 10)) messages/s reach the log"
+
+# watch_until TIMEOUT COMMAND...: takes a snapshot every 2s (in $snap, which
+# COMMAND may read) until COMMAND succeeds; sets watch_ms (time taken) and
+# stall_ms (the longest stretch in which no new message reached the log).
+watch_until() {
+  local timeout="$1" start last_change last_log t log
+  shift
+  start="$(now_ms)"
+  last_change="$start"
+  last_log=-1
+  stall_ms=0
+  while :; do
+    t="$(now_ms)"
+    if snapshot; then
+      read -r _ log _ <<<"$snap"
+      if [ "$log" -gt "$last_log" ]; then
+        last_change="$t"
+        last_log="$log"
+      fi
+    fi
+    [ $((t - last_change)) -gt "$stall_ms" ] && stall_ms=$((t - last_change))
+    if "$@"; then
+      watch_ms=$((t - start))
+      return 0
+    fi
+    if [ $((t - start)) -gt $((timeout * 1000)) ]; then
+      watch_ms=$((t - start))
+      return 1
+    fi
+    sleep 2
+  done
+}
+
+# compare NAME BEFORE AFTER: checks and records what changed.
+compare() {
+  local name="$1" b a
+  read -r -a b <<<"$2"
+  read -r -a a <<<"$3"
+  local lost=$((a[0] - b[0])) logged=$((a[1] - b[1])) processed=$((a[2] - b[2]))
+  local dup=$((a[3] - b[3])) failed=$((a[4] - b[4]))
+  local detail="lost $lost, reached log $logged, processed $processed, duplicates $dup, send failures $failed"
+  if [ "$logged" -lt 0 ] || [ "$processed" -lt 0 ]; then
+    record FAIL "$name" "exporter counters went backwards (exporter restarted?): $detail"
+  elif [ "$lost" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$logged" -le 0 ] || [ "$processed" -le 0 ]; then
+    record FAIL "$name" "$detail"
+  else
+    record PASS "$name" "$detail"
+  fi
+}
+
+# --- 1. broker failover ------------------------------------------------------
+
+# pod_replaced_and_ready POD OLD_UID: the pod was recreated and is Ready.
+pod_replaced_and_ready() {
+  local state
+  state="$(k get pod "$1" -o jsonpath='{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)"
+  [ "${state% *}" != "$2" ] && [ "${state#* }" = True ]
+}
+
+broker_failover() {
+  local leader before after victim a
+  # A small heap for the tool: the container's KAFKA_HEAP_OPTS is the broker's.
+  leader="$(k exec kafka-0 -c kafka -- env KAFKA_HEAP_OPTS=-Xmx128m \
+    /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 \
+    --describe --topic meshflow.events 2>/dev/null |
+    awk '$0 ~ /Partition: 0\t|Partition: 0 / { for (i = 1; i <= NF; i++) if ($i == "Leader:") print $(i + 1) }' | head -n 1)"
+  victim="kafka-${leader:-1}"
+  snapshot || { record FAIL "broker failover" "cannot read metrics"; return; }
+  before="$snap"
+  log "1. deleting $victim (leader of meshflow.events/0)$([ "$hard" -eq 1 ] && echo ', forced')"
+  local uid
+  uid="$(k get pod "$victim" -o jsonpath='{.metadata.uid}')"
+  delete_pod "$victim"
+  if ! watch_until 600 pod_replaced_and_ready "$victim" "$uid"; then
+    record FAIL "broker failover" "$victim not ready again after ${watch_ms} ms"
+    return
+  fi
+  log "1. $victim ready again after $((watch_ms / 1000)) s; longest stretch with nothing reaching the log: ${stall_ms} ms"
+  local stall=$stall_ms back=$watch_ms
+  log "1. waiting ${settle}s for the exporter's grace and SLA windows"
+  sleep "$settle"
+  snapshot || { record FAIL "broker failover" "cannot read metrics"; return; }
+  after="$snap"
+  read -r -a a <<<"$after"
+  compare "broker failover ($victim)" "$before" "$after"
+  results[-1]="${results[-1]}; broker back in $((back / 1000)) s, longest log stall ${stall} ms, under-replicated now ${a[6]}"
+}
+
+# --- 2. consumer failover ----------------------------------------------------
+
+# consumer_recovered VICTIM BASELINE SLACK: the deleted pod is gone, the
+# Deployment is at full strength and the group's lag is back within SLACK of
+# BASELINE; tracks the peak lag in max_lag.
+consumer_recovered() {
+  local lag ready
+  read -r _ _ _ _ _ lag _ <<<"$snap"
+  [ "${lag:-0}" -gt "$max_lag" ] && max_lag="$lag"
+  ready="$(k get deployment meshflow-consumer -o jsonpath='{.status.readyReplicas}/{.spec.replicas}')"
+  [ "${ready%/*}" = "${ready#*/}" ] || return 1
+  k get pod "$1" >/dev/null 2>&1 && return 1
+  [ "${lag:-0}" -le $(($2 + $3)) ]
+}
+
+consumer_failover() {
+  local victim before after baseline back
+  max_lag=0
+  victim="$(k get pods -l app.kubernetes.io/name=meshflow-consumer -o jsonpath='{.items[0].metadata.name}')"
+  snapshot || { record FAIL "consumer failover" "cannot read metrics"; return; }
+  before="$snap"
+  read -r _ _ _ _ _ baseline _ <<<"$before"
+  log "2. deleting consumer pod $victim (lag before: $baseline messages)"
+  delete_pod "$victim"
+  # One second of traffic of slack over the lag before the deletion.
+  if ! watch_until 600 consumer_recovered "$victim" "$baseline" $(((log1 - log0) / 10 + 10)); then
+    record FAIL "consumer failover" "not recovered after ${watch_ms} ms (lag peaked at $max_lag)"
+    return
+  fi
+  back=$watch_ms
+  log "2. recovered after $((back / 1000)) s; lag peaked at $max_lag messages"
+  log "2. waiting ${settle}s for the exporter's SLA window"
+  sleep "$settle"
+  snapshot || { record FAIL "consumer failover" "cannot read metrics"; return; }
+  after="$snap"
+  compare "consumer failover ($victim)" "$before" "$after"
+  results[-1]="${results[-1]}; recovered in $((back / 1000)) s, lag peak $max_lag messages"
+}
+
+# --- 3. isolation ------------------------------------------------------------
+
+# A Kafka ApiVersions v0 request (correlation id 1, client id "verify") over
+# bash's /dev/tcp; prints "answered"/"no-answer", the milliseconds it took and
+# how the connection ended.
+# shellcheck disable=SC2016 # expanded by the probe pod's bash, not here
+probe_script='
+target=$1 bound=$2
+trap "" PIPE
+ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+start=$(ms)
+if ! exec 3<>"/dev/tcp/${target%:*}/${target#*:}"; then
+  echo "no-answer $(($(ms) - start)) connect-refused"
+  exit 0
+fi
+printf "\x00\x00\x00\x10\x00\x12\x00\x00\x00\x00\x00\x01\x00\x06verify" >&3 2>/dev/null
+reply=$(timeout "$bound" head -c 8 <&3 2>/dev/null | od -An -tx1 | tr -d " \n")
+took=$(($(ms) - start))
+if [ "${reply:8:8}" = "00000001" ]; then
+  echo "answered $took response"
+elif [ "$took" -ge $((bound * 1000)) ]; then
+  echo "no-answer $took timeout"
+else
+  echo "no-answer $took closed-by-peer"
+fi
+'
+
+isolation() {
+  local image target sa_intruder=mf-verify-intruder
+  image="$(k get statefulset kafka -o jsonpath='{.spec.template.spec.containers[0].image}')"
+  target="kafka-0.kafka-headless.$ns.svc.cluster.local:9092"
+  k create serviceaccount "$sa_intruder" --dry-run=client -o yaml | k apply -f - >/dev/null
+  verify_objects+=("serviceaccount/$sa_intruder")
+
+  # name service-account dataplane-mode
+  local pods=(
+    "mf-verify-allowed meshflow-producer ambient"
+    "mf-verify-outside default none"
+    "mf-verify-wrong-sa $sa_intruder ambient"
+  )
+  local spec name sa mode
+  for spec in "${pods[@]}"; do
+    read -r name sa mode <<<"$spec"
+    verify_objects+=("pod/$name")
+    k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name
+  labels:
+    istio.io/dataplane-mode: $mode
+    sidecar.istio.io/inject: "false"
+    meshflow.io/kafka-client: "true"
+    meshflow.io/verify: "true"
+spec:
+  serviceAccountName: $sa
+  automountServiceAccountToken: false
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 0
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 1000
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: probe
+      image: $image
+      command: ["sleep", "900"]
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {drop: [ALL]}
+      resources:
+        requests: {cpu: 10m, memory: 32Mi}
+        limits: {cpu: 200m, memory: 64Mi}
+EOF
+  done
+  k wait --for=condition=Ready --timeout=180s pod/mf-verify-allowed pod/mf-verify-outside pod/mf-verify-wrong-sa >/dev/null || {
+    record FAIL "isolation" "probe pods did not start"
+    return
+  }
+  # ztunnel needs a moment to pick up a new in-mesh pod.
+  sleep 5
+
+  local outcome ms how
+  for spec in "${pods[@]}"; do
+    read -r name sa mode <<<"$spec"
+    read -r outcome ms how <<<"$(k exec "$name" -- bash -c "$probe_script" probe "$target" "$bound" 2>&1 | tail -n 1)"
+    local who="sa=$sa, dataplane-mode=$mode"
+    case "$name" in
+      mf-verify-allowed)
+        if [ "$outcome" = answered ]; then
+          record PASS "control: allowed client answered" "$who: broker answered in ${ms} ms"
+        else
+          record FAIL "control: allowed client answered" "$who: ${outcome:-error} after ${ms:-?} ms ($how): the probe itself does not work here"
+        fi
+        ;;
+      *)
+        if [ "$outcome" = no-answer ] && [ "${ms:-999999}" -le $((bound * 1000)) ] && [ "$how" != timeout ]; then
+          record PASS "isolation: $name refused" "$who: $how after ${ms} ms"
+        elif [ "$outcome" = no-answer ]; then
+          record FAIL "isolation: $name refused" "$who: no answer, but $how after ${ms} ms (dropped, not reset: a NetworkPolicy?)"
+        else
+          record FAIL "isolation: $name refused" "$who: ${outcome:-error} after ${ms:-?} ms ($how)"
+        fi
+        ;;
+    esac
+  done
+}
+
+case "$only" in
+  "") broker_failover; consumer_failover; isolation ;;
+  broker) broker_failover ;;
+  consumer) consumer_failover ;;
+  isolation) isolation ;;
+  *) echo "--only takes broker, consumer or isolation" >&2; exit 2 ;;
+esac
+
+echo
+echo "meshflow verification in namespace $ns:"
+printf '  %s\n' "${results[@]}"
+echo "$((${#results[@]} - failures)) passed, $failures failed"
+[ "$failures" -eq 0 ]

@@ -21,11 +21,13 @@
 #
 # Usage: deploy/helm/verify.sh [--namespace NS] [--only broker|consumer|isolation]
 #                              [--hard] [--settle SECONDS] [--bound SECONDS]
+#                              [--sample SECONDS]
 #   --hard     delete pods with --grace-period=0 --force (a crash, not a
 #              controlled shutdown)
 #   --settle   seconds to wait after recovery before reading the loss
 #              counters (default: the exporter's grace + sla + 15)
 #   --bound    how long a refused connection may take (default 10)
+#   --sample   how long to measure the traffic rate before starting (default 10)
 #
 # Needs kubectl (pointed at the cluster), curl and GNU coreutils. Exits 0
 # when every demonstration passed.
@@ -36,6 +38,7 @@ only=""
 hard=0
 settle=""
 bound=10
+sample=10
 while [ $# -gt 0 ]; do
   case "$1" in
     --namespace | -n) ns="$2"; shift 2 ;;
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --hard) hard=1; shift ;;
     --settle) settle="$2"; shift 2 ;;
     --bound) bound="$2"; shift 2 ;;
+    --sample) sample="$2"; shift 2 ;;
     -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -78,7 +82,8 @@ trap cleanup EXIT
 forward() {
   local out
   out="$(mktemp)"
-  k port-forward "deployment/$1" ":$2" >"$out" 2>&1 &
+  # kubectl itself, not through k(): $! must be the port-forward's own pid.
+  kubectl -n "$ns" port-forward "deployment/$1" ":$2" >"$out" 2>&1 &
   forward_pids+=("$!")
   for _ in $(seq 1 50); do
     forward_port="$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$out" | head -n 1)"
@@ -189,14 +194,15 @@ log "exporter grace ${grace:-?}, sla ${sla:-?}: settling ${settle}s after each d
 connect || exit 1
 snapshot || { echo "cannot read the exporter's and the producer's metrics" >&2; exit 1; }
 read -r _ log0 _ <<<"$snap"
-sleep 10
+sleep "$sample"
 snapshot || { echo "lost the exporter's metrics" >&2; exit 1; }
 read -r _ log1 _ <<<"$snap"
 if [ "$((log1 - log0))" -le 0 ]; then
-  echo "no traffic: meshflow_messages_total{stage=\"log\"} did not grow in 10s" >&2
+  echo "no traffic: meshflow_messages_total{stage=\"log\"} did not grow in ${sample}s" >&2
   exit 1
 fi
-log "traffic: $(((log1 - log0) / 10)) messages/s reach the log"
+rate=$(((log1 - log0) / sample))
+log "traffic: $rate messages/s reach the log"
 
 # watch_until TIMEOUT COMMAND...: takes a snapshot every 2s (in $snap, which
 # COMMAND may read) until COMMAND succeeds; sets watch_ms (time taken) and
@@ -310,7 +316,7 @@ consumer_failover() {
   log "2. deleting consumer pod $victim (lag before: $baseline messages)"
   delete_pod "$victim"
   # One second of traffic of slack over the lag before the deletion.
-  if ! watch_until 600 consumer_recovered "$victim" "$baseline" $(((log1 - log0) / 10 + 10)); then
+  if ! watch_until 600 consumer_recovered "$victim" "$baseline" $((rate + 10)); then
     record FAIL "consumer failover" "not recovered after ${watch_ms} ms (lag peaked at $max_lag)"
     return
   fi

@@ -1,12 +1,16 @@
 """deploy/helm/verify.sh, as far as it can be exercised without a cluster.
 
 Its Kafka probe runs here against local stand-in servers (one that answers
-an ApiVersions request, one that resets, one that never answers), and its
-metric summing against a sample exposition; both scripts pass shellcheck.
+an ApiVersions request, one that resets, one that never answers), its metric
+summing against a sample exposition, and its whole flow against
+fake_kubectl.py, which plays a healthy install (and, once, one that loses
+messages); both scripts pass shellcheck.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
 import struct
@@ -112,3 +116,49 @@ def test_metric_sum():
     assert total("meshflow_messages_total", 'stage="processed"', 'topic="meshflow.events"') == 100
     assert total("meshflow_messages_lost_total") == 0
     assert total("meshflow_brokers") == 3
+
+
+def run_verify(tmp_path, *args, loss=False):
+    """verify.sh against fake_kubectl.py: a simulated healthy install."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").symlink_to(rendering.TESTS_DIR / "fake_kubectl.py")
+    state = tmp_path / "state"
+    state.mkdir()
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_KUBE_STATE=str(state))
+    if loss:
+        env["FAKE_KUBE_LOSS"] = "1"
+    done = subprocess.run(
+        ["bash", str(VERIFY), "--settle", "1", "--sample", "2", "--bound", "2", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    pids = json.loads((state / "state.json").read_text())["pids"]
+    return done, pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_verify_passes_on_a_healthy_install(tmp_path):
+    done, pids = run_verify(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "5 passed, 0 failed"
+    assert any("PASS  broker failover (kafka-2)" in line and "lost 0" in line for line in lines)
+    assert any("PASS  consumer failover" in line and "lag peak 60 messages" in line for line in lines)
+    assert any("isolation: mf-verify-wrong-sa refused" in line and "closed-by-peer" in line for line in lines)
+    # The port-forwards it started are gone with it.
+    assert pids and not any(alive(p) for p in pids)
+
+
+def test_verify_fails_when_the_exporter_counts_a_loss(tmp_path):
+    done, _ = run_verify(tmp_path, "--only", "broker", loss=True)
+    assert done.returncode == 1
+    assert "FAIL  broker failover (kafka-2)" in done.stdout
+    assert "lost 3" in done.stdout
+    assert done.stdout.splitlines()[-1] == "0 passed, 1 failed"

@@ -77,7 +77,7 @@ def test_dashboard_config_maps_equal_the_dashboards(rendered):
 
 
 def test_pod_monitor_sets_the_contract_job_names(default):
-    (pm,) = default.of_kind("PodMonitor")
+    (pm,) = [p for p in default.of_kind("PodMonitor") if p["metadata"]["name"] == "meshflow"]
     assert pm["spec"]["jobLabel"] == "app.kubernetes.io/name"
     assert pm["spec"]["podMetricsEndpoints"] == [{"port": "http-metrics", "path": "/metrics", "interval": "15s"}]
     scraped = {
@@ -91,11 +91,18 @@ def test_pod_monitor_sets_the_contract_job_names(default):
         assert labels["app.kubernetes.io/name"] == name
 
 
+def test_ztunnel_is_scraped_for_the_mesh_panels(default):
+    pm = default.get("PodMonitor", "meshflow-ztunnel")
+    assert pm["metadata"]["namespace"] == "istio-system"
+    assert pm["spec"]["selector"] == {"matchLabels": {"app": "ztunnel"}}
+    assert pm["spec"]["podMetricsEndpoints"] == [{"portNumber": 15020, "path": "/metrics", "interval": "15s"}]
+
+
 def test_service_monitor_mode():
     from conftest import Rendered
 
     r = Rendered("service-monitor")
-    assert not r.of_kind("PodMonitor")
+    assert [p["metadata"]["name"] for p in r.of_kind("PodMonitor")] == ["meshflow-ztunnel"]
     (sm,) = r.of_kind("ServiceMonitor")
     assert sm["spec"]["jobLabel"] == "app.kubernetes.io/name"
     services = [s for s in r.of_kind("Service") if selects(sm["spec"]["selector"], s["metadata"]["labels"])]

@@ -46,6 +46,8 @@ def test_everything_is_in_the_release_namespace(rendered):
         ns = doc["metadata"].get("namespace")
         if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith("meshflow-dashboard-"):
             assert ns == (wanted or NAMESPACE)
+        elif doc["kind"] == "PodMonitor" and doc["metadata"]["name"] == "meshflow-ztunnel":
+            assert ns == "istio-system"
         else:
             assert ns == NAMESPACE, f"{doc['kind']}/{doc['metadata']['name']}"
 

@@ -81,7 +81,7 @@ def test_hbone_and_kubelet_probes_are_allowed(with_policies):
 def test_dns_egress(with_policies):
     for w in with_policies.workloads():
         egress = rules(with_policies, w, "egress")
-        dns = {(proto) for (kind, *rest), port, proto in egress if port == 53}
+        dns = {proto for _, port, proto in egress if port == 53}
         assert dns == {"UDP", "TCP"}, w["metadata"]["name"]
 
 

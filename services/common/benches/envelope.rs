@@ -5,8 +5,8 @@
 //! message; a header copy of the same size is the in-process baseline.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use meshflow_common::envelope::{Envelope, HeaderList};
-use meshflow_common::propagation::{extract, inject, HeaderExtractor};
+use meshflow_common::envelope::{Envelope, HeaderList, HeaderView};
+use meshflow_common::propagation::{extract, inject};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -24,14 +24,22 @@ fn context() -> Context {
 }
 
 fn round_trip(cx: &Context, seq: u64) -> Envelope {
-    let envelope = Envelope { producer: "producer-7f3a9c21".to_string(), seq, created_ns: 1_795_813_603_000_000_000 };
+    let envelope = Envelope {
+        producer: "producer-7f3a9c21".to_string(),
+        seq,
+        created_ns: 1_795_813_603_000_000_000,
+    };
     let mut headers = HeaderList::new();
     envelope.write_to(&mut headers);
     inject(cx, &mut headers);
     let owned = headers.to_owned_headers();
-    let extracted = extract(&HeaderExtractor(Some(&owned)));
+    let view = HeaderView::of(Some(&owned));
+    let extracted = extract(&view);
     assert!(!extracted.malformed);
-    Envelope::from_headers(Some(&owned)).ok().flatten().expect("envelope")
+    Envelope::parse(view.iter())
+        .ok()
+        .flatten()
+        .expect("envelope")
 }
 
 fn baseline(seq: u64) -> OwnedHeaders {
@@ -39,11 +47,26 @@ fn baseline(seq: u64) -> OwnedHeaders {
     // headers at all, without any meshflow logic.
     let seq = seq.to_string();
     OwnedHeaders::new_with_capacity(5)
-        .insert(Header { key: "mf-producer", value: Some("producer-7f3a9c21") })
-        .insert(Header { key: "mf-seq", value: Some(seq.as_str()) })
-        .insert(Header { key: "mf-created-ns", value: Some("1795813603000000000") })
-        .insert(Header { key: "traceparent", value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") })
-        .insert(Header { key: "tracestate", value: Some("") })
+        .insert(Header {
+            key: "mf-producer",
+            value: Some("producer-7f3a9c21"),
+        })
+        .insert(Header {
+            key: "mf-seq",
+            value: Some(seq.as_str()),
+        })
+        .insert(Header {
+            key: "mf-created-ns",
+            value: Some("1795813603000000000"),
+        })
+        .insert(Header {
+            key: "traceparent",
+            value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        })
+        .insert(Header {
+            key: "tracestate",
+            value: Some(""),
+        })
 }
 
 fn bench(c: &mut Criterion) {

@@ -219,6 +219,47 @@ impl HeaderList {
     }
 }
 
+/// A consumed message's headers, read from librdkafka once so that the
+/// envelope parser and the trace extractor do not each walk them again.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderView<'a> {
+    entries: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+impl<'a> HeaderView<'a> {
+    /// Reads every header of a message.
+    pub fn of<H: Headers>(headers: Option<&'a H>) -> Self {
+        let entries = headers
+            .map(|h| {
+                let mut v = Vec::with_capacity(h.count());
+                v.extend(h.iter().map(|h| (h.key, h.value)));
+                v
+            })
+            .unwrap_or_default();
+        HeaderView { entries }
+    }
+
+    /// Iterates in order as (name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + '_ {
+        self.entries.iter().copied()
+    }
+
+    /// The first value of `name`, compared without regard to ASCII case.
+    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| *v)
+    }
+
+    /// Whether a header `name` is present, with or without a value.
+    pub fn has(&self, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name))
+    }
+}
+
 /// Current unix time in nanoseconds.
 pub fn now_ns() -> u64 {
     std::time::SystemTime::now()

@@ -7,12 +7,10 @@
 //! extraction tolerates garbage: a malformed `traceparent` yields an empty
 //! context, which the caller counts and answers with a new root trace.
 
+use crate::envelope::{HeaderList, HeaderView, TRACEPARENT};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
-use rdkafka::message::Headers;
-
-use crate::envelope::{HeaderList, TRACEPARENT};
 
 impl Injector for HeaderList {
     fn set(&mut self, key: &str, value: String) {
@@ -20,23 +18,31 @@ impl Injector for HeaderList {
     }
 }
 
-/// Read access to a consumed message's headers for the propagator.
-pub struct HeaderExtractor<'a, H: Headers>(pub Option<&'a H>);
-
-impl<H: Headers> Extractor for HeaderExtractor<'_, H> {
+impl Extractor for HeaderView<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        let headers = self.0?;
-        headers
-            .iter()
-            .find(|h| h.key.eq_ignore_ascii_case(key))
-            .and_then(|h| h.value)
-            .and_then(|v| std::str::from_utf8(v).ok())
+        HeaderView::get(self, key).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0
-            .map(|h| h.iter().map(|h| h.key).collect())
-            .unwrap_or_default()
+        self.iter().map(|(k, _)| k).collect()
+    }
+}
+
+/// Headers the trace context can be extracted from.
+pub trait Carrier: Extractor {
+    /// Whether a header `key` is present at all (even without a UTF-8 value).
+    fn has(&self, key: &str) -> bool;
+}
+
+impl Carrier for HeaderView<'_> {
+    fn has(&self, key: &str) -> bool {
+        HeaderView::has(self, key)
+    }
+}
+
+impl Carrier for HeaderList {
+    fn has(&self, key: &str) -> bool {
+        self.count(key) > 0
     }
 }
 

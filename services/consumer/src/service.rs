@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
-use meshflow_common::envelope::{Envelope, HeaderList, ERROR};
+use meshflow_common::envelope::{Envelope, HeaderList, HeaderView, ERROR};
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::{error_reason, millis};
-use meshflow_common::propagation::{extract, inject, HeaderExtractor};
+use meshflow_common::propagation::{extract, inject};
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, Context, KeyValue};
@@ -214,8 +214,8 @@ impl Worker {
         let settings = &self.config.consumer;
         let topic = m.topic().to_string();
         let (partition, offset) = (m.partition(), m.offset());
-        let headers = m.headers();
-        let extracted = extract(&HeaderExtractor(headers));
+        let headers = HeaderView::of(m.headers());
+        let extracted = extract(&headers);
         if extracted.malformed {
             self.metrics.record_trace_invalid();
         }
@@ -248,7 +248,7 @@ impl Worker {
             ));
         }
 
-        let envelope = match Envelope::from_headers(headers) {
+        let envelope = match Envelope::parse(headers.iter()) {
             Ok(e) => e,
             Err(e) => {
                 let reason = e.reason();

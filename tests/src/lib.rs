@@ -16,6 +16,37 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
 }
 
+/// A working directory for one test's processes (logs, broker files),
+/// removed afterwards unless `MESHFLOW_TEST_LOGS` names a directory to keep
+/// them in (one sub-directory per test), for reading after a failure.
+pub struct WorkDir {
+    path: std::path::PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl WorkDir {
+    /// A directory for `test`.
+    pub fn new(test: &str) -> WorkDir {
+        match std::env::var("MESHFLOW_TEST_LOGS") {
+            Ok(root) if !root.is_empty() => {
+                let path = std::path::Path::new(&root).join(unique(test));
+                std::fs::create_dir_all(&path).expect("create the kept test directory");
+                eprintln!("test files kept in {}", path.display());
+                WorkDir { path, _temp: None }
+            }
+            _ => {
+                let temp = tempfile::tempdir().expect("temp dir");
+                WorkDir { path: temp.path().to_path_buf(), _temp: Some(temp) }
+            }
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -29,7 +29,7 @@ async fn leader_and_coordinator_broker_down_loses_nothing() {
     mock.coordinator(MockCoordinator::Group(names.group.clone()), 1)
         .expect("coordinator 1");
 
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = meshflow_tests::WorkDir::new("failover");
     let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
     let c1 = consumer(dir.path(), &bootstrap, &names, "consumer-a");
     let c2 = consumer(dir.path(), &bootstrap, &names, "consumer-b");

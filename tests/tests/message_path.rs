@@ -14,7 +14,7 @@ const PARTITIONS: i32 = 6;
 
 /// A broker, the test's topics and a reader of its receipts.
 struct Bed {
-    _dir: tempfile::TempDir,
+    _dir: meshflow_tests::WorkDir,
     dir: std::path::PathBuf,
     broker: Tansu,
     names: Names,
@@ -23,7 +23,7 @@ struct Bed {
 
 impl Bed {
     async fn new() -> Bed {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = meshflow_tests::WorkDir::new("message-path");
         let path = dir.path().to_path_buf();
         let broker = Tansu::start(&path).await;
         let names = Names::new();

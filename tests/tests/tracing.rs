@@ -19,7 +19,7 @@ const KIND_CONSUMER: i32 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_producer_broker_and_consumer() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = meshflow_tests::WorkDir::new("tracing");
     let broker = Tansu::start(dir.path()).await;
     let names = Names::new();
     create_topics(&broker.bootstrap, &names.topics(), PARTITIONS).await;
@@ -248,7 +248,7 @@ async fn one_trace_spans_producer_broker_and_consumer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_endpoint_nothing_is_exported_and_ids_still_flow() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = meshflow_tests::WorkDir::new("tracing");
     let broker = Tansu::start(dir.path()).await;
     let names = Names::new();
     create_topics(&broker.bootstrap, &names.topics(), PARTITIONS).await;

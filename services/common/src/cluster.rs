@@ -69,7 +69,11 @@ pub async fn ensure_topic(
             TopicReplication::Fixed(replication_factor),
         );
         let opts = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(10)));
-        match admin.create_topics([&new], &opts).await {
+        let created = tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            r = admin.create_topics([&new], &opts) => r,
+        };
+        match created {
             Ok(results) => match results.into_iter().next() {
                 Some(Ok(_)) => {
                     tracing::info!(topic, partitions, replication_factor, "topic created");

@@ -1,18 +1,251 @@
-//! Typed settings for the accounting core and the group status rules.
+//! The exporter's configuration: the shared sections plus `exporter.*`.
 //!
-//! Both structs are meant to sit in the exporter's `exporter` config section:
-//! [`AccountingConfig`]'s keys directly under it (`exporter.grace`,
-//! `exporter.sla`, ...) and [`StatusConfig`] as `exporter.status.*`. Durations
-//! are strings such as `30s` or `5m`. Unknown keys are refused, missing keys
-//! take the defaults below, and [`AccountingConfig::validate`] /
-//! [`StatusConfig::validate`] name the key, the value and what is allowed.
+//! [`Config`] is what `meshflow-exporter` loads at start (defaults, then
+//! `--config FILE`, then `MESHFLOW__SECTION__KEY`). Its [`ExporterSettings`]
+//! name what to read and watch; the accounting keys sit directly under
+//! `exporter` (`exporter.grace`, `exporter.sla`, ...) and become an
+//! [`AccountingConfig`], and `exporter.status.*` is a [`StatusConfig`] for
+//! the group status rules. Durations are strings such as `30s` or `5m`.
+//! Unknown keys are refused, missing keys take the defaults below, and
+//! validation names the key, the value and what is allowed.
 
 use std::time::Duration;
 
+use meshflow_common::config::{
+    identifier, topic_name, ConfigError, HttpConfig, KafkaConfig, LogConfig, TraceConfig, Validate,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::window::{MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 use crate::Error;
+
+/// librdkafka keys the exporter's typed settings own.
+pub const OWNED_KEYS: &[&str] = &[
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+];
+
+/// The most consumer groups one exporter watches (labels stay bounded).
+pub const MAX_GROUPS: usize = 100;
+
+/// Dotted keys whose environment value is a comma-separated list.
+pub const LIST_KEYS: &[&str] = &["exporter.groups"];
+
+/// Everything `meshflow-exporter` reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Connection to Kafka.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Metrics and health endpoint.
+    #[serde(default = "default_http")]
+    pub http: HttpConfig,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Trace propagation (the exporter starts no traces; accepted so every
+    /// service takes the same shared sections).
+    #[serde(default)]
+    pub trace: TraceConfig,
+    /// What to read, which groups to watch, how to judge.
+    #[serde(default)]
+    pub exporter: ExporterSettings,
+}
+
+/// The exporter's own port, 9466, as fixed by the design.
+fn default_http() -> HttpConfig {
+    HttpConfig {
+        listen: ([0, 0, 0, 0], 9466).into(),
+    }
+}
+
+/// `exporter.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExporterSettings {
+    /// The data topic: what reached the log.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// The receipts topic: what consumer groups processed.
+    #[serde(default = "default_receipts_topic")]
+    pub receipts_topic: String,
+    /// Consumer groups to watch (lag, status, `processed` stage). Kafka's
+    /// ListGroups is not used: not every broker answers it.
+    #[serde(default = "default_groups")]
+    pub groups: Vec<String>,
+    /// The exporter's own consumer group, with which it reads both topics
+    /// and commits how far it has read. Must not be a watched group.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// How often offsets, watermarks and cluster metadata are polled.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// See [`AccountingConfig::grace`].
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub grace: Duration,
+    /// See [`AccountingConfig::sla`].
+    #[serde(default = "default_sla", with = "humantime_serde")]
+    pub sla: Duration,
+    /// See [`AccountingConfig::idle_timeout`].
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// See [`AccountingConfig::max_producers`].
+    #[serde(default = "default_max_producers")]
+    pub max_producers: usize,
+    /// See [`AccountingConfig::window_bits`].
+    #[serde(default = "default_window_bits")]
+    pub window_bits: u32,
+    /// Thresholds of the group status rules.
+    #[serde(default)]
+    pub status: StatusConfig,
+}
+
+/// The design's data topic.
+fn default_topic() -> String {
+    "meshflow.events".to_string()
+}
+
+/// The design's receipts topic.
+fn default_receipts_topic() -> String {
+    "meshflow.receipts".to_string()
+}
+
+/// The design's one consumer group.
+fn default_groups() -> Vec<String> {
+    vec!["meshflow".to_string()]
+}
+
+/// Named after the binary, so it is recognisable among the broker's groups.
+fn default_group_id() -> String {
+    "meshflow-exporter".to_string()
+}
+
+/// 5 s: a Prometheus scrape interval's worth; the status rules' defaults
+/// count samples at this pace.
+pub fn default_poll_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for ExporterSettings {
+    fn default() -> Self {
+        ExporterSettings {
+            topic: default_topic(),
+            receipts_topic: default_receipts_topic(),
+            groups: default_groups(),
+            group_id: default_group_id(),
+            poll_interval: default_poll_interval(),
+            grace: default_grace(),
+            sla: default_sla(),
+            idle_timeout: default_idle_timeout(),
+            max_producers: default_max_producers(),
+            window_bits: default_window_bits(),
+            status: StatusConfig::default(),
+        }
+    }
+}
+
+impl ExporterSettings {
+    /// The accounting core's part of these settings.
+    pub fn accounting(&self) -> AccountingConfig {
+        AccountingConfig {
+            grace: self.grace,
+            sla: self.sla,
+            idle_timeout: self.idle_timeout,
+            max_producers: self.max_producers,
+            window_bits: self.window_bits,
+        }
+    }
+
+    /// Checks every `exporter.*` value, naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        topic_name("exporter.topic", &self.topic)?;
+        topic_name("exporter.receipts_topic", &self.receipts_topic)?;
+        if self.receipts_topic == self.topic {
+            return Err(ConfigError::invalid(
+                "exporter.receipts_topic",
+                &self.receipts_topic,
+                "a topic other than exporter.topic",
+            ));
+        }
+        if self.groups.is_empty() || self.groups.len() > MAX_GROUPS {
+            return Err(ConfigError::invalid(
+                "exporter.groups",
+                self.groups.join(","),
+                "a list of 1 to 100 consumer group names",
+            ));
+        }
+        for (index, group) in self.groups.iter().enumerate() {
+            identifier("exporter.groups", group, 255)?;
+            if self.groups[..index].contains(group) {
+                return Err(ConfigError::invalid(
+                    "exporter.groups",
+                    group,
+                    "each group named once",
+                ));
+            }
+        }
+        identifier("exporter.group_id", &self.group_id, 255)?;
+        if self.groups.contains(&self.group_id) {
+            return Err(ConfigError::invalid(
+                "exporter.group_id",
+                &self.group_id,
+                "a group other than the watched exporter.groups (it would join them and take their partitions)",
+            ));
+        }
+        let poll = self.poll_interval;
+        if poll < Duration::from_millis(100) || poll > Duration::from_secs(600) {
+            return Err(ConfigError::invalid(
+                "exporter.poll_interval",
+                show(poll),
+                "a duration from 100ms to 10m",
+            ));
+        }
+        self.accounting().validate().map_err(config_error)?;
+        self.status.validate().map_err(config_error)?;
+        let needed =
+            poll.saturating_mul(u32::try_from(self.status.min_samples).unwrap_or(u32::MAX));
+        if self.status.window < needed {
+            return Err(ConfigError::invalid(
+                "exporter.status.window",
+                show(self.status.window),
+                format!(
+                    "a duration of at least exporter.poll_interval × exporter.status.min_samples ({}), \
+                     or STALL and WARN could never be decided",
+                    show(needed)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate(OWNED_KEYS)?;
+        self.log.validate()?;
+        self.exporter.validate()
+    }
+}
+
+/// The service's form of the core's configuration error.
+fn config_error(error: Error) -> ConfigError {
+    match error {
+        Error::Config {
+            key,
+            value,
+            allowed,
+        } => ConfigError::invalid(key, value, allowed),
+        other => ConfigError::invalid("exporter", other.to_string(), "valid settings"),
+    }
+}
+
+/// Formats a duration for an error message.
+fn show(d: Duration) -> String {
+    humantime_serde::re::humantime::format_duration(d).to_string()
+}
 
 /// How messages are judged lost, duplicated or late, and how much is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,106 +428,4 @@ fn positive(key: &'static str, value: Duration) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid() {
-        assert_eq!(AccountingConfig::default().validate(), Ok(()));
-        assert_eq!(StatusConfig::default().validate(), Ok(()));
-    }
-
-    #[test]
-    fn accounting_from_text() {
-        let cases: &[(&str, Result<AccountingConfig, &str>)] = &[
-            ("{}", Ok(AccountingConfig::default())),
-            (
-                r#"{"grace":"10s","sla":"2m","idle_timeout":"10m","max_producers":5,"window_bits":1024}"#,
-                Ok(AccountingConfig {
-                    grace: Duration::from_secs(10),
-                    sla: Duration::from_secs(120),
-                    idle_timeout: Duration::from_secs(600),
-                    max_producers: 5,
-                    window_bits: 1024,
-                }),
-            ),
-            (r#"{"grace":"0s"}"#, Err("exporter.grace")),
-            (r#"{"sla":"0s"}"#, Err("exporter.sla")),
-            (r#"{"idle_timeout":"60s"}"#, Err("exporter.idle_timeout")),
-            (r#"{"max_producers":0}"#, Err("exporter.max_producers")),
-            (r#"{"window_bits":1000}"#, Err("exporter.window_bits")),
-            (r#"{"window_bits":32}"#, Err("exporter.window_bits")),
-            (r#"{"grace":"soon"}"#, Err("parse")),
-            (r#"{"graze":"30s"}"#, Err("parse")),
-        ];
-        for (text, want) in cases {
-            let parsed = serde_json::from_str::<AccountingConfig>(text);
-            match (parsed, want) {
-                (Ok(config), Ok(want)) => {
-                    assert_eq!(&config, want, "{text}");
-                    assert_eq!(config.validate(), Ok(()), "{text}");
-                }
-                (Ok(config), Err(key)) => match config.validate() {
-                    Err(Error::Config { key: got, .. }) => assert_eq!(got, *key, "{text}"),
-                    other => panic!("{text}: {other:?}"),
-                },
-                (Err(_), Err(key)) => assert_eq!(*key, "parse", "{text}"),
-                (Err(e), Ok(_)) => panic!("{text}: {e}"),
-            }
-        }
-    }
-
-    #[test]
-    fn status_from_text() {
-        let cases: &[(&str, Result<StatusConfig, &str>)] = &[
-            ("{}", Ok(StatusConfig::default())),
-            (
-                r#"{"window":"1m","min_samples":3,"stop_after":"2m","stall_min_lag":5,"warn_min_growth":7}"#,
-                Ok(StatusConfig {
-                    window: Duration::from_secs(60),
-                    min_samples: 3,
-                    stop_after: Duration::from_secs(120),
-                    stall_min_lag: 5,
-                    warn_min_growth: 7,
-                }),
-            ),
-            (r#"{"window":"0s"}"#, Err("exporter.status.window")),
-            (r#"{"stop_after":"0s"}"#, Err("exporter.status.stop_after")),
-            (r#"{"min_samples":1}"#, Err("exporter.status.min_samples")),
-            (
-                r#"{"min_samples":100000}"#,
-                Err("exporter.status.min_samples"),
-            ),
-            (r#"{"windows":"1m"}"#, Err("parse")),
-        ];
-        for (text, want) in cases {
-            let parsed = serde_json::from_str::<StatusConfig>(text);
-            match (parsed, want) {
-                (Ok(config), Ok(want)) => {
-                    assert_eq!(&config, want, "{text}");
-                    assert_eq!(config.validate(), Ok(()), "{text}");
-                }
-                (Ok(config), Err(key)) => match config.validate() {
-                    Err(Error::Config { key: got, .. }) => assert_eq!(got, *key, "{text}"),
-                    other => panic!("{text}: {other:?}"),
-                },
-                (Err(_), Err(key)) => assert_eq!(*key, "parse", "{text}"),
-                (Err(e), Ok(_)) => panic!("{text}: {e}"),
-            }
-        }
-    }
-
-    #[test]
-    fn errors_name_key_value_and_what_is_allowed() {
-        let config = AccountingConfig {
-            idle_timeout: Duration::from_secs(45),
-            ..AccountingConfig::default()
-        };
-        let message = config.validate().unwrap_err().to_string();
-        assert_eq!(
-            message,
-            "invalid value \"45s\" for exporter.idle_timeout: \
-             a duration longer than both exporter.grace and exporter.sla"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,289 @@
+use super::*;
+
+#[test]
+fn defaults_are_valid() {
+    assert_eq!(AccountingConfig::default().validate(), Ok(()));
+    assert_eq!(StatusConfig::default().validate(), Ok(()));
+}
+
+#[test]
+fn accounting_from_text() {
+    let cases: &[(&str, Result<AccountingConfig, &str>)] = &[
+        ("{}", Ok(AccountingConfig::default())),
+        (
+            r#"{"grace":"10s","sla":"2m","idle_timeout":"10m","max_producers":5,"window_bits":1024}"#,
+            Ok(AccountingConfig {
+                grace: Duration::from_secs(10),
+                sla: Duration::from_secs(120),
+                idle_timeout: Duration::from_secs(600),
+                max_producers: 5,
+                window_bits: 1024,
+            }),
+        ),
+        (r#"{"grace":"0s"}"#, Err("exporter.grace")),
+        (r#"{"sla":"0s"}"#, Err("exporter.sla")),
+        (r#"{"idle_timeout":"60s"}"#, Err("exporter.idle_timeout")),
+        (r#"{"max_producers":0}"#, Err("exporter.max_producers")),
+        (r#"{"window_bits":1000}"#, Err("exporter.window_bits")),
+        (r#"{"window_bits":32}"#, Err("exporter.window_bits")),
+        (r#"{"grace":"soon"}"#, Err("parse")),
+        (r#"{"graze":"30s"}"#, Err("parse")),
+    ];
+    for (text, want) in cases {
+        let parsed = serde_json::from_str::<AccountingConfig>(text);
+        match (parsed, want) {
+            (Ok(config), Ok(want)) => {
+                assert_eq!(&config, want, "{text}");
+                assert_eq!(config.validate(), Ok(()), "{text}");
+            }
+            (Ok(config), Err(key)) => match config.validate() {
+                Err(Error::Config { key: got, .. }) => assert_eq!(got, *key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            },
+            (Err(_), Err(key)) => assert_eq!(*key, "parse", "{text}"),
+            (Err(e), Ok(_)) => panic!("{text}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn status_from_text() {
+    let cases: &[(&str, Result<StatusConfig, &str>)] = &[
+        ("{}", Ok(StatusConfig::default())),
+        (
+            r#"{"window":"1m","min_samples":3,"stop_after":"2m","stall_min_lag":5,"warn_min_growth":7}"#,
+            Ok(StatusConfig {
+                window: Duration::from_secs(60),
+                min_samples: 3,
+                stop_after: Duration::from_secs(120),
+                stall_min_lag: 5,
+                warn_min_growth: 7,
+            }),
+        ),
+        (r#"{"window":"0s"}"#, Err("exporter.status.window")),
+        (r#"{"stop_after":"0s"}"#, Err("exporter.status.stop_after")),
+        (r#"{"min_samples":1}"#, Err("exporter.status.min_samples")),
+        (
+            r#"{"min_samples":100000}"#,
+            Err("exporter.status.min_samples"),
+        ),
+        (r#"{"windows":"1m"}"#, Err("parse")),
+    ];
+    for (text, want) in cases {
+        let parsed = serde_json::from_str::<StatusConfig>(text);
+        match (parsed, want) {
+            (Ok(config), Ok(want)) => {
+                assert_eq!(&config, want, "{text}");
+                assert_eq!(config.validate(), Ok(()), "{text}");
+            }
+            (Ok(config), Err(key)) => match config.validate() {
+                Err(Error::Config { key: got, .. }) => assert_eq!(got, *key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            },
+            (Err(_), Err(key)) => assert_eq!(*key, "parse", "{text}"),
+            (Err(e), Ok(_)) => panic!("{text}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn errors_name_key_value_and_what_is_allowed() {
+    let config = AccountingConfig {
+        idle_timeout: Duration::from_secs(45),
+        ..AccountingConfig::default()
+    };
+    let message = config.validate().unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "invalid value \"45s\" for exporter.idle_timeout: \
+         a duration longer than both exporter.grace and exporter.sla"
+    );
+}
+
+mod service {
+    use super::super::*;
+    use meshflow_common::config::{load, Sources};
+    use std::collections::HashMap;
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(Sources {
+            file: None,
+            env: Some(env),
+            list_keys: LIST_KEYS,
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = from_env(&[]).unwrap();
+        let e = &c.exporter;
+        assert_eq!(e.topic, "meshflow.events");
+        assert_eq!(e.receipts_topic, "meshflow.receipts");
+        assert_eq!(e.groups, ["meshflow"]);
+        assert_eq!(e.group_id, "meshflow-exporter");
+        assert_eq!(e.poll_interval, Duration::from_secs(5));
+        assert_eq!(e.accounting(), AccountingConfig::default());
+        assert_eq!(e.status, StatusConfig::default());
+        assert_eq!(c.http.listen.port(), 9466);
+        assert_eq!(c.kafka.bootstrap_servers, "localhost:9092");
+    }
+
+    #[test]
+    fn env_sets_lists_durations_and_the_status_table() {
+        let c = from_env(&[
+            ("MESHFLOW__EXPORTER__GROUPS", "orders,billing"),
+            ("MESHFLOW__EXPORTER__GRACE", "3s"),
+            ("MESHFLOW__EXPORTER__SLA", "5s"),
+            ("MESHFLOW__EXPORTER__POLL_INTERVAL", "500ms"),
+            ("MESHFLOW__EXPORTER__GROUP_ID", "exp-1"),
+            ("MESHFLOW__EXPORTER__STATUS__STOP_AFTER", "20s"),
+            ("MESHFLOW__EXPORTER__STATUS__MIN_SAMPLES", "4"),
+            ("MESHFLOW__EXPORTER__WINDOW_BITS", "1024"),
+        ])
+        .unwrap();
+        let e = &c.exporter;
+        assert_eq!(e.groups, ["orders", "billing"]);
+        assert_eq!(e.grace, Duration::from_secs(3));
+        assert_eq!(e.sla, Duration::from_secs(5));
+        assert_eq!(e.poll_interval, Duration::from_millis(500));
+        assert_eq!(e.group_id, "exp-1");
+        assert_eq!(e.status.stop_after, Duration::from_secs(20));
+        assert_eq!(e.status.min_samples, 4);
+        assert_eq!(e.accounting().window_bits, 1024);
+        // A single group is a one-element list.
+        let c = from_env(&[("MESHFLOW__EXPORTER__GROUPS", "solo")]).unwrap();
+        assert_eq!(c.exporter.groups, ["solo"]);
+    }
+
+    fn from_file(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("exporter-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let loaded = load(Sources {
+            file: Some(&path),
+            env: Some(HashMap::new()),
+            list_keys: LIST_KEYS,
+        });
+        std::fs::remove_file(&path).unwrap();
+        loaded
+    }
+
+    #[test]
+    fn a_file_sets_the_same_keys() {
+        let c = from_file(
+            "keys.toml",
+            "[exporter]\ngroups = [\"a\", \"b\"]\ngrace = \"10s\"\n\n[exporter.status]\nwindow = \"2m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.exporter.groups, ["a", "b"]);
+        assert_eq!(c.exporter.grace, Duration::from_secs(10));
+        assert_eq!(c.exporter.status.window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("MESHFLOW__EXPORTER__TOPIC", "no spaces")],
+                "`exporter.topic`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__RECEIPTS_TOPIC", "meshflow.events")],
+                "`exporter.receipts_topic`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__GROUPS", "a,a")],
+                "`exporter.groups`",
+            ),
+            (&[("MESHFLOW__EXPORTER__GROUPS", "a,")], "`exporter.groups`"),
+            (
+                &[("MESHFLOW__EXPORTER__GROUP_ID", "meshflow")],
+                "`exporter.group_id`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__GROUP_ID", "")],
+                "`exporter.group_id`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__POLL_INTERVAL", "10ms")],
+                "`exporter.poll_interval`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__POLL_INTERVAL", "1h")],
+                "`exporter.poll_interval`",
+            ),
+            (&[("MESHFLOW__EXPORTER__GRACE", "0s")], "`exporter.grace`"),
+            (&[("MESHFLOW__EXPORTER__SLA", "0s")], "`exporter.sla`"),
+            (
+                &[("MESHFLOW__EXPORTER__IDLE_TIMEOUT", "45s")],
+                "`exporter.idle_timeout`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__MAX_PRODUCERS", "0")],
+                "`exporter.max_producers`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__WINDOW_BITS", "1000")],
+                "`exporter.window_bits`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__STATUS__MIN_SAMPLES", "1")],
+                "`exporter.status.min_samples`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__STATUS__WINDOW", "20s")],
+                "`exporter.status.window`",
+            ),
+            (&[("MESHFLOW__EXPORTER__GRACE", "soon")], "grace"),
+            (&[("MESHFLOW__EXPORTER__COLOUR", "blue")], "colour"),
+            (&[("MESHFLOW__EXPORTER__STATUS__COLOUR", "blue")], "colour"),
+        ];
+        for (vars, key) in cases {
+            let err = from_env(vars)
+                .err()
+                .unwrap_or_else(|| panic!("{vars:?} accepted"));
+            assert!(err.to_string().contains(key), "{vars:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn librdkafka_keys_the_exporter_owns_are_refused() {
+        for key in OWNED_KEYS {
+            let err = from_file(
+                "owned.toml",
+                &format!("[kafka.librdkafka]\n\"{key}\" = \"x\"\n"),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{key} accepted"));
+            assert!(
+                err.to_string().contains(&format!("kafka.librdkafka.{key}")),
+                "{err}"
+            );
+        }
+        let c = from_file("free.toml", "[kafka.librdkafka]\n\"client.rack\" = \"a\"\n").unwrap();
+        assert_eq!(c.kafka.librdkafka["client.rack"], "a");
+    }
+
+    #[test]
+    fn an_error_is_one_line_with_key_value_and_what_is_allowed() {
+        let err = from_env(&[("MESHFLOW__EXPORTER__POLL_INTERVAL", "10ms")])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "config key `exporter.poll_interval`: invalid value \"10ms\": a duration from 100ms to 10m"
+        );
+        let err = from_env(&[("MESHFLOW__EXPORTER__GRACE", "0s")])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "config key `exporter.grace`: invalid value \"0ns\": a duration greater than zero, such as 30s"
+        );
+    }
+}

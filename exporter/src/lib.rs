@@ -1,8 +1,9 @@
-//! meshflow exporter: the pure accounting core.
+//! meshflow exporter: measures loss, duplicates, latency and consumer lag
+//! on real traffic.
 //!
 //! The exporter reads the data topic (what reached the log) and the receipts
-//! topic (what consumer groups processed), and asks Kafka for offsets. This
-//! library holds everything about that which can be computed without Kafka:
+//! topic (what consumer groups processed), and asks Kafka for offsets. The
+//! pure core computes everything that needs no Kafka:
 //!
 //! - [`window`]: a fixed-size sliding bitmap of one producer instance's
 //!   sequence numbers, which tells new, late, duplicate and lost messages
@@ -20,12 +21,22 @@
 //!
 //! Time is always passed in (unix nanoseconds, the exporter's clock), so all
 //! of it is deterministic under test.
+//!
+//! Around the core, the service parts:
+//!
+//! - [`metrics`]: the `meshflow_*` series the core's results map to;
+//! - [`cluster`]: metadata, watermarks, committed offsets and record
+//!   timestamps, polled from Kafka;
+//! - [`watch`]: each poll turned into lag gauges and group statuses.
 
 pub mod accounting;
+pub mod cluster;
 pub mod config;
 pub mod lag;
+pub mod metrics;
 pub mod observation;
 pub mod status;
+pub mod watch;
 pub mod window;
 
 pub use accounting::Accounting;
@@ -37,7 +48,7 @@ pub use observation::{
 pub use status::{Evaluation, GroupStatus, GroupStatusTracker, STATUS_RULES};
 pub use window::{Outcome, SequenceWindow};
 
-/// Everything that can go wrong in the exporter's pure logic.
+/// Everything that can go wrong in the exporter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A configuration value is out of range.
@@ -65,6 +76,22 @@ pub enum Error {
         /// The offset whose record timestamp was needed.
         offset: i64,
     },
+    /// A Kafka client could not be created or a request failed.
+    #[error("kafka {operation}: {source}")]
+    Kafka {
+        /// What was being done, e.g. `committed offsets`.
+        operation: &'static str,
+        /// librdkafka's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The cluster metadata does not list the topic (or lists it with an
+    /// error or no partitions).
+    #[error("topic {topic} not found in the cluster metadata")]
+    UnknownTopic {
+        /// The topic asked for.
+        topic: String,
+    },
 }
 
 impl Error {
@@ -74,6 +101,8 @@ impl Error {
             Error::Config { .. } => "config",
             Error::Watermarks { .. } => "watermarks",
             Error::MissingTimestamp { .. } => "missing_timestamp",
+            Error::Kafka { .. } => "kafka",
+            Error::UnknownTopic { .. } => "unknown_topic",
         }
     }
 }

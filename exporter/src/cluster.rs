@@ -1,0 +1,382 @@
+//! What the exporter asks Kafka besides reading the topics: cluster
+//! metadata, watermarks, the watched groups' committed offsets, and the
+//! timestamps of the records those offsets point at.
+//!
+//! Every call here blocks (librdkafka's admin-style requests do), so a
+//! [`ClusterPoller`] runs on a blocking thread once per
+//! `exporter.poll_interval` and hands back a [`Snapshot`]; nothing in it
+//! touches metrics.
+//!
+//! - Committed offsets: one client per watched group whose `group.id` is
+//!   that group but which never subscribes, so it never joins the group; it
+//!   only asks the coordinator (OffsetFetch) and never commits.
+//! - Lag in seconds needs the timestamp of the record at the group's
+//!   position. It is read, not interpolated: a short-lived client assigns the
+//!   partitions at those offsets and polls one record from each. The first
+//!   record at or after the offset counts (the offset itself may hold a
+//!   transaction marker or have been compacted away). A record never
+//!   changes, so timestamps are cached by (partition, offset) for as long
+//!   as some group still sits at that offset.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use meshflow_common::config::KafkaConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::metadata::Metadata;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::lag::{LagSample, PartitionOffsets};
+use crate::Error;
+
+/// Upper bound of every single request to Kafka.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one round of record-timestamp reads may take.
+pub const TIMESTAMP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One partition as the cluster metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionHealth {
+    /// Topic name.
+    pub topic: String,
+    /// Partition id.
+    pub partition: i32,
+    /// Leader broker id; negative when there is none.
+    pub leader: i32,
+    /// Number of replicas.
+    pub replicas: usize,
+    /// Number of in-sync replicas.
+    pub isr: usize,
+}
+
+impl PartitionHealth {
+    /// Fewer in-sync replicas than replicas.
+    pub fn under_replicated(&self) -> bool {
+        self.isr < self.replicas
+    }
+
+    /// No leader.
+    pub fn leaderless(&self) -> bool {
+        self.leader < 0
+    }
+}
+
+/// The cluster's health as one metadata answer tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterHealth {
+    /// Brokers listed.
+    pub brokers: usize,
+    /// Partitions of the data and receipts topics.
+    pub partitions: Vec<PartitionHealth>,
+}
+
+/// One partition's lag for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Partition id.
+    pub partition: i32,
+    /// Watermarks and committed offset, or why they are unknown.
+    pub offsets: Result<PartitionOffsets, Error>,
+    /// The lag sample, or why it could not be computed.
+    pub sample: Result<LagSample, Error>,
+}
+
+/// One poll's findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When the poll started, unix ns.
+    pub at_ns: u64,
+    /// Cluster health, or why metadata could not be read.
+    pub health: Result<ClusterHealth, Error>,
+    /// Per watched group (configuration order): its partitions' lag, or why
+    /// its offsets could not be read at all.
+    pub groups: Vec<Result<Vec<PartitionLag>, Error>>,
+}
+
+/// One group's offsets per partition, or why they could not be read.
+type GroupOffsets = Result<Vec<(i32, Result<PartitionOffsets, Error>)>, Error>;
+
+/// The Kafka clients of the polling, and the timestamp cache.
+pub struct ClusterPoller {
+    kafka: KafkaConfig,
+    topic: String,
+    receipts_topic: String,
+    probe_group: String,
+    cluster: BaseConsumer,
+    groups: Vec<BaseConsumer>,
+    timestamps: HashMap<(i32, i64), i64>,
+}
+
+impl ClusterPoller {
+    /// Creates the clients. `own_group` is the exporter's group id; the
+    /// clients derive theirs from it and never join or commit.
+    pub fn new(
+        kafka: &KafkaConfig,
+        topic: &str,
+        receipts_topic: &str,
+        groups: &[String],
+        own_group: &str,
+    ) -> Result<Self, Error> {
+        let probe_group = format!("{own_group}-probe");
+        let cluster = passive_client(kafka, &probe_group)?;
+        let groups = groups
+            .iter()
+            .map(|group| passive_client(kafka, group))
+            .collect::<Result<_, _>>()?;
+        Ok(ClusterPoller {
+            kafka: kafka.clone(),
+            topic: topic.to_string(),
+            receipts_topic: receipts_topic.to_string(),
+            probe_group,
+            cluster,
+            groups,
+            timestamps: HashMap::new(),
+        })
+    }
+
+    /// Polls everything once. Blocks for up to a few request timeouts.
+    pub fn poll(&mut self, at_ns: u64) -> Snapshot {
+        // One request per topic: a cluster may hold many other topics.
+        let metadata = [&self.topic, &self.receipts_topic].map(|topic| {
+            self.cluster
+                .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+                .map_err(kafka("metadata"))
+        });
+        let [data, receipts] = metadata;
+        let health = match (&data, &receipts) {
+            (Ok(data), Ok(receipts)) => Ok(health(data, receipts)),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        };
+        let partitions = data.and_then(|metadata| partition_ids(&metadata, &self.topic));
+        let partitions = match partitions {
+            Ok(partitions) => partitions,
+            Err(e) => {
+                return Snapshot {
+                    at_ns,
+                    health,
+                    groups: vec![Err(e); self.groups.len()],
+                };
+            }
+        };
+        let watermarks: BTreeMap<i32, Result<(i64, i64), Error>> = partitions
+            .iter()
+            .map(|&p| {
+                let marks = self
+                    .cluster
+                    .fetch_watermarks(&self.topic, p, REQUEST_TIMEOUT)
+                    .map_err(kafka("watermarks"));
+                (p, marks)
+            })
+            .collect();
+        let offsets: Vec<GroupOffsets> = self
+            .groups
+            .iter()
+            .map(|client| {
+                let committed = committed(client, &self.topic, &partitions)?;
+                Ok(watermarks
+                    .iter()
+                    .map(|(&p, marks)| {
+                        let offsets = marks.clone().map(|(low, high)| PartitionOffsets {
+                            low,
+                            high,
+                            committed: committed.get(&p).copied().flatten(),
+                        });
+                        (p, offsets)
+                    })
+                    .collect())
+            })
+            .collect();
+        let wanted: HashSet<(i32, i64)> = offsets
+            .iter()
+            .flatten()
+            .flatten()
+            .filter_map(|(p, offsets)| {
+                let offset = offsets.as_ref().ok()?.lag_record_offset().ok()??;
+                Some((*p, offset))
+            })
+            .collect();
+        self.timestamps.retain(|key, _| wanted.contains(key));
+        let missing: Vec<(i32, i64)> = wanted
+            .iter()
+            .filter(|key| !self.timestamps.contains_key(key))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            match self.read_timestamps(&missing) {
+                Ok(found) => self.timestamps.extend(found),
+                Err(e) => tracing::warn!(error = %e, "record timestamps"),
+            }
+        }
+        let groups = offsets
+            .into_iter()
+            .map(|group| {
+                group.map(|partitions| {
+                    partitions
+                        .into_iter()
+                        .map(|(partition, offsets)| {
+                            let sample = offsets.clone().and_then(|o| {
+                                let timestamp = o
+                                    .lag_record_offset()?
+                                    .and_then(|offset| self.timestamps.get(&(partition, offset)))
+                                    .copied();
+                                LagSample::new(at_ns, o, timestamp)
+                            });
+                            PartitionLag {
+                                partition,
+                                offsets,
+                                sample,
+                            }
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        Snapshot {
+            at_ns,
+            health,
+            groups,
+        }
+    }
+
+    /// Reads the timestamp of the first record at or after each (partition,
+    /// offset), in rounds of at most one offset per partition.
+    fn read_timestamps(&self, wanted: &[(i32, i64)]) -> Result<HashMap<(i32, i64), i64>, Error> {
+        let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for &(p, offset) in wanted {
+            by_partition.entry(p).or_default().push(offset);
+        }
+        let mut client_config = passive_config(&self.kafka, &self.probe_group);
+        client_config
+            .set("fetch.wait.max.ms", "100")
+            .set("enable.partition.eof", "false");
+        let client: BaseConsumer = client_config.create().map_err(kafka("timestamp client"))?;
+        let mut found = HashMap::new();
+        let deadline = Instant::now() + TIMESTAMP_TIMEOUT;
+        while !by_partition.is_empty() && Instant::now() < deadline {
+            let round: BTreeMap<i32, i64> = by_partition
+                .iter_mut()
+                .filter_map(|(p, offsets)| offsets.pop().map(|o| (*p, o)))
+                .collect();
+            by_partition.retain(|_, offsets| !offsets.is_empty());
+            let mut assignment = TopicPartitionList::new();
+            for (&p, &offset) in &round {
+                assignment
+                    .add_partition_offset(&self.topic, p, Offset::Offset(offset))
+                    .map_err(kafka("assign"))?;
+            }
+            client.assign(&assignment).map_err(kafka("assign"))?;
+            let mut pending = round;
+            while !pending.is_empty() && Instant::now() < deadline {
+                let Some(result) = client.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let message = match result {
+                    Ok(message) => message,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "record timestamp fetch");
+                        continue;
+                    }
+                };
+                let p = message.partition();
+                if pending
+                    .get(&p)
+                    .is_some_and(|&want| message.offset() >= want)
+                {
+                    let want = pending.remove(&p).unwrap_or_default();
+                    if let Some(ms) = message.timestamp().to_millis() {
+                        found.insert((p, want), ms);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// librdkafka settings of a client that never joins a group or commits.
+fn passive_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    config
+}
+
+fn passive_client(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, Error> {
+    passive_config(kafka, group)
+        .create()
+        .map_err(self::kafka("client"))
+}
+
+/// Wraps a Kafka error with what was being done.
+fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> Error {
+    move |source| Error::Kafka { operation, source }
+}
+
+/// The group's committed offsets on `topic`: `None` where it has none.
+fn committed(
+    client: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<HashMap<i32, Option<i64>>, Error> {
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition(topic, p);
+    }
+    let answer = client
+        .committed_offsets(tpl, REQUEST_TIMEOUT)
+        .map_err(kafka("committed offsets"))?;
+    Ok(answer
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            };
+            (e.partition(), offset)
+        })
+        .collect())
+}
+
+/// The partition ids of `topic`, sorted.
+fn partition_ids(metadata: &Metadata, topic: &str) -> Result<Vec<i32>, Error> {
+    let found = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    let Some(found) = found else {
+        return Err(Error::UnknownTopic {
+            topic: topic.to_string(),
+        });
+    };
+    let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Broker count and the partitions of both topics from their metadata.
+fn health(data: &Metadata, receipts: &Metadata) -> ClusterHealth {
+    let mut partitions: Vec<PartitionHealth> = [data, receipts]
+        .iter()
+        .flat_map(|metadata| metadata.topics())
+        .flat_map(|t| {
+            t.partitions().iter().map(|p| PartitionHealth {
+                topic: t.name().to_string(),
+                partition: p.id(),
+                leader: p.leader(),
+                replicas: p.replicas().len(),
+                isr: p.isr().len(),
+            })
+        })
+        .collect();
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    partitions.dedup();
+    ClusterHealth {
+        brokers: data.brokers().len(),
+        partitions,
+    }
+}

@@ -1,0 +1,396 @@
+//! The exporter's metrics, registered under the `meshflow` prefix.
+//!
+//! Names and labels are the contract in `docs/contracts.md`: dashboards and
+//! alerts read them. Labels are bounded: topic, group (only the configured
+//! ones), stage, partition, reason; never a producer id or a trace id (the
+//! trace id rides as an exemplar of the end-to-end latency histogram only).
+//!
+//! The series of each stage (`log`, and `processed` per watched group) are
+//! created at start and kept as handles, so an observation costs a few
+//! atomic operations and every counter exists at 0 before anything happens,
+//! which `increase()` in alert rules needs.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::cluster::ClusterHealth;
+use crate::observation::{Latency, Observed, SweepReport};
+use crate::status::GroupStatus;
+use crate::window::Outcome;
+
+/// Full name of the group status family, which the HTTP endpoint declares
+/// as an OpenMetrics stateset.
+pub const GROUP_STATUS: &str = "meshflow_consumer_group_status";
+
+/// Latency bucket bounds in seconds, shared by both latency histograms:
+/// 1, 1.5, 2, 3, 5 and 7.5 per decade from 1 ms to 10 s, then up to 60 s.
+/// Neighbouring bounds differ by at most a factor of 1.67, so a p99 read
+/// anywhere from 1 ms to 60 s is off by less than that step. Contains
+/// exactly 1.0, the bound the latency SLO reads.
+pub const LATENCY_BUCKETS: [f64; 30] = [
+    0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+    0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+];
+
+/// Labels: topic.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    topic: String,
+}
+
+/// Labels: topic and group (empty at stage `log`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicGroupLabels {
+    topic: String,
+    group: String,
+}
+
+/// Labels: topic, stage and group.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    topic: String,
+    /// `log` or `processed`.
+    stage: &'static str,
+    /// Empty at stage `log`.
+    group: String,
+}
+
+/// Labels: topic and why a record was invalid.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InvalidLabels {
+    topic: String,
+    reason: &'static str,
+}
+
+/// Labels: group, topic and partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    group: String,
+    topic: String,
+    partition: i32,
+}
+
+/// Labels: topic and partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    topic: String,
+    partition: i32,
+}
+
+/// Labels of the group status stateset: the group and the state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    group: String,
+    meshflow_consumer_group_status: &'static str,
+}
+
+/// The exemplar of an end-to-end latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabels {
+    trace_id: String,
+}
+
+type LatencyFamily = Family<
+    TopicGroupLabels,
+    HistogramWithExemplars<TraceLabels>,
+    fn() -> HistogramWithExemplars<TraceLabels>,
+>;
+type DeliveryFamily = Family<TopicLabels, Histogram, fn() -> Histogram>;
+type SecondsGauge = Gauge<f64, AtomicU64>;
+
+fn latency_histogram() -> HistogramWithExemplars<TraceLabels> {
+    HistogramWithExemplars::new(LATENCY_BUCKETS.into_iter())
+}
+
+fn delivery_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Handles on the counters of one stage (and group).
+#[derive(Clone, Debug)]
+struct StageSeries {
+    messages: Counter,
+    lost: Counter,
+    duplicated: Counter,
+    clock_skew: Counter,
+}
+
+/// Everything the exporter publishes.
+#[derive(Clone, Debug)]
+pub struct ExporterMetrics {
+    topic: String,
+    groups: Vec<String>,
+    log: StageSeries,
+    processed: Vec<StageSeries>,
+    delivery_latency: Histogram,
+    e2e_latency: Vec<HistogramWithExemplars<TraceLabels>>,
+    invalid: Family<InvalidLabels, Counter>,
+    lag_messages: Family<LagLabels, Gauge>,
+    lag_seconds: Family<LagLabels, SecondsGauge>,
+    group_status: Family<StatusLabels, Gauge>,
+    under_replicated: Family<PartitionLabels, Gauge>,
+    leaderless: Family<PartitionLabels, Gauge>,
+    brokers: Gauge,
+}
+
+impl ExporterMetrics {
+    /// Registers every exporter metric for `topic` and the watched `groups`
+    /// (in the order the accounting uses) into `registry`.
+    pub fn register(registry: &mut Registry, topic: &str, groups: &[String]) -> Self {
+        let e2e: LatencyFamily = Family::new_with_constructor(latency_histogram);
+        let delivery: DeliveryFamily = Family::new_with_constructor(delivery_histogram);
+        let messages = Family::<StageLabels, Counter>::default();
+        let lost = Family::<StageLabels, Counter>::default();
+        let duplicated = Family::<StageLabels, Counter>::default();
+        let clock_skew = Family::<TopicGroupLabels, Counter>::default();
+        let stage = |stage: &'static str, group: &str| {
+            let labels = StageLabels {
+                topic: topic.to_string(),
+                stage,
+                group: group.to_string(),
+            };
+            let skew = TopicGroupLabels {
+                topic: topic.to_string(),
+                group: group.to_string(),
+            };
+            StageSeries {
+                messages: messages.get_or_create(&labels).clone(),
+                lost: lost.get_or_create(&labels).clone(),
+                duplicated: duplicated.get_or_create(&labels).clone(),
+                clock_skew: clock_skew.get_or_create(&skew).clone(),
+            }
+        };
+        let log = stage("log", "");
+        let processed = groups.iter().map(|g| stage("processed", g)).collect();
+        let e2e_latency = groups
+            .iter()
+            .map(|g| {
+                e2e.get_or_create(&TopicGroupLabels {
+                    topic: topic.to_string(),
+                    group: g.clone(),
+                })
+                .clone()
+            })
+            .collect();
+        let delivery_latency = delivery
+            .get_or_create(&TopicLabels {
+                topic: topic.to_string(),
+            })
+            .clone();
+        let metrics = ExporterMetrics {
+            topic: topic.to_string(),
+            groups: groups.to_vec(),
+            log,
+            processed,
+            delivery_latency,
+            e2e_latency,
+            invalid: Family::default(),
+            lag_messages: Family::default(),
+            lag_seconds: Family::default(),
+            group_status: Family::default(),
+            under_replicated: Family::default(),
+            leaderless: Family::default(),
+            brokers: Gauge::default(),
+        };
+        registry.register(
+            "e2e_latency_seconds",
+            "End-to-end latency: processed time (consumer clock) minus created time (producer clock), trace id as exemplar",
+            e2e,
+        );
+        registry.register(
+            "delivery_latency_seconds",
+            "Delivery latency: read from the log by the exporter (exporter clock) minus created time (producer clock)",
+            delivery,
+        );
+        registry.register(
+            "messages",
+            "Distinct enveloped messages seen at each stage",
+            messages,
+        );
+        registry.register(
+            "messages_lost",
+            "Messages declared lost: log, a sequence gap open past the grace; processed, no receipt within the SLA",
+            lost,
+        );
+        registry.register(
+            "messages_duplicated",
+            "Messages seen again at a stage (same producer and sequence number)",
+            duplicated,
+        );
+        registry.register(
+            "messages_invalid",
+            "Records that could not be read: malformed envelopes on the data topic, unreadable receipt batches",
+            metrics.invalid.clone(),
+        );
+        registry.register(
+            "clock_skew",
+            "Negative latencies seen (clocks disagree); counted, never clamped",
+            clock_skew,
+        );
+        registry.register(
+            "consumer_lag_messages",
+            "High watermark minus the group's committed offset",
+            metrics.lag_messages.clone(),
+        );
+        registry.register(
+            "consumer_lag_seconds",
+            "How long the record at the group's committed offset has waited; 0 when caught up",
+            metrics.lag_seconds.clone(),
+        );
+        registry.register(
+            "consumer_group_status",
+            "Consumer group status (OK, WARN, STALL, STOP, ERR) from lag samples; 1 for the current state",
+            metrics.group_status.clone(),
+        );
+        registry.register(
+            "partition_under_replicated",
+            "1 when the partition's in-sync replicas are fewer than its replicas",
+            metrics.under_replicated.clone(),
+        );
+        registry.register(
+            "partition_leaderless",
+            "1 when the partition has no leader",
+            metrics.leaderless.clone(),
+        );
+        registry.register(
+            "brokers",
+            "Brokers in the cluster metadata",
+            metrics.brokers.clone(),
+        );
+        for group in groups {
+            metrics.set_status(group, GroupStatus::Err);
+        }
+        metrics
+    }
+
+    /// Accounts a message read from the data topic.
+    pub fn record_log(&self, observed: Observed) {
+        record(&self.log, observed, |seconds| {
+            self.delivery_latency.observe(seconds)
+        });
+    }
+
+    /// Accounts a receipt entry of the group at `group_index` (the
+    /// accounting's order); `trace_id` becomes the latency's exemplar when
+    /// it is a valid W3C trace id.
+    pub fn record_receipt(&self, group_index: usize, observed: Observed, trace_id: &str) {
+        let (Some(series), Some(latency)) = (
+            self.processed.get(group_index),
+            self.e2e_latency.get(group_index),
+        ) else {
+            return;
+        };
+        record(series, observed, |seconds| {
+            let exemplar = valid_trace_id(trace_id).then(|| TraceLabels {
+                trace_id: trace_id.to_string(),
+            });
+            latency.observe(seconds, exemplar, None);
+        });
+    }
+
+    /// A record of `topic` could not be read, for a fixed `reason`.
+    pub fn record_invalid(&self, topic: &str, reason: &'static str) {
+        self.invalid
+            .get_or_create(&InvalidLabels {
+                topic: topic.to_string(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Adds the loss a sweep found; `processed_lost` is in the order of
+    /// the groups given at registration.
+    pub fn record_sweep(&self, report: &SweepReport) {
+        self.log.lost.inc_by(report.log_lost);
+        for (series, lost) in self.processed.iter().zip(&report.processed_lost) {
+            series.lost.inc_by(*lost);
+        }
+    }
+
+    /// Sets one partition's lag; `seconds` is `None` when it could not be
+    /// computed, which leaves the previous value.
+    pub fn set_lag(&self, group: &str, partition: i32, messages: u64, seconds: Option<f64>) {
+        let labels = LagLabels {
+            group: group.to_string(),
+            topic: self.topic.clone(),
+            partition,
+        };
+        self.lag_messages
+            .get_or_create(&labels)
+            .set(i64::try_from(messages).unwrap_or(i64::MAX));
+        if let Some(seconds) = seconds {
+            self.lag_seconds.get_or_create(&labels).set(seconds);
+        }
+    }
+
+    /// Sets the group's stateset: 1 for `status`, 0 for the other states.
+    pub fn set_status(&self, group: &str, status: GroupStatus) {
+        for state in GroupStatus::ALL {
+            self.group_status
+                .get_or_create(&StatusLabels {
+                    group: group.to_string(),
+                    meshflow_consumer_group_status: state.as_str(),
+                })
+                .set(i64::from(state == status));
+        }
+    }
+
+    /// Sets the cluster health gauges from one metadata answer.
+    pub fn set_cluster(&self, health: &ClusterHealth) {
+        self.brokers
+            .set(i64::try_from(health.brokers).unwrap_or(i64::MAX));
+        for p in &health.partitions {
+            let labels = PartitionLabels {
+                topic: p.topic.clone(),
+                partition: p.partition,
+            };
+            self.under_replicated
+                .get_or_create(&labels)
+                .set(i64::from(p.under_replicated()));
+            self.leaderless
+                .get_or_create(&labels)
+                .set(i64::from(p.leaderless()));
+        }
+    }
+
+    /// The watched groups, in registration order.
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+}
+
+/// Counts one observation into a stage's series; `observe` gets a measured
+/// latency in seconds.
+fn record(series: &StageSeries, observed: Observed, observe: impl FnOnce(f64)) {
+    match observed.outcome {
+        Outcome::New | Outcome::Late | Outcome::Overdue => series.messages.inc(),
+        Outcome::Duplicate => series.duplicated.inc(),
+        Outcome::Ignored => 0,
+    };
+    match observed.latency {
+        Latency::Measured(latency) => observe(latency.as_secs_f64()),
+        Latency::ClockSkew(_) => {
+            series.clock_skew.inc();
+        }
+        Latency::NotMeasured => {}
+    }
+}
+
+/// 32 lowercase hex digits, not all zero: a W3C trace id.
+fn valid_trace_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id.bytes().any(|b| b != b'0')
+}
+
+#[cfg(test)]
+mod tests;

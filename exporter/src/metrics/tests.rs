@@ -1,0 +1,370 @@
+use super::*;
+use crate::cluster::PartitionHealth;
+use meshflow_common::exposition::{open_metrics, prometheus_text};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+fn setup() -> (Registry, ExporterMetrics) {
+    let mut registry = Registry::with_prefix("meshflow");
+    let groups = vec!["g1".to_string(), "g2".to_string()];
+    let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
+    (registry, metrics)
+}
+
+/// Sample lines of the text format: series as written → value.
+fn samples(registry: &Registry) -> HashMap<String, f64> {
+    prometheus_text(registry)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(registry: &Registry, series: &str) -> f64 {
+    let all = samples(registry);
+    *all.get(series)
+        .unwrap_or_else(|| panic!("no series {series} in\n{}", prometheus_text(registry)))
+}
+
+fn observed(outcome: Outcome, latency: Latency) -> Observed {
+    Observed { outcome, latency }
+}
+
+#[test]
+fn every_stage_series_exists_at_zero_from_the_start() {
+    let (registry, _) = setup();
+    for (stage, group) in [("log", ""), ("processed", "g1"), ("processed", "g2")] {
+        for name in [
+            "meshflow_messages_total",
+            "meshflow_messages_lost_total",
+            "meshflow_messages_duplicated_total",
+        ] {
+            let series = format!("{name}{{topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}");
+            assert_eq!(value(&registry, &series), 0.0, "{series}");
+        }
+        let skew = format!("meshflow_clock_skew_total{{topic=\"events\",group=\"{group}\"}}");
+        assert_eq!(value(&registry, &skew), 0.0);
+    }
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_delivery_latency_seconds_count{topic=\"events\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_e2e_latency_seconds_count{topic=\"events\",group=\"g2\"}"
+        ),
+        0.0
+    );
+}
+
+#[test]
+fn log_observations_map_to_stage_log() {
+    let (registry, metrics) = setup();
+    let ms = Duration::from_millis;
+    metrics.record_log(observed(Outcome::New, Latency::Measured(ms(4))));
+    metrics.record_log(observed(Outcome::Late, Latency::Measured(ms(40))));
+    metrics.record_log(observed(Outcome::Overdue, Latency::Measured(ms(2_000))));
+    metrics.record_log(observed(Outcome::Duplicate, Latency::NotMeasured));
+    metrics.record_log(observed(Outcome::New, Latency::ClockSkew(ms(3))));
+    metrics.record_log(observed(Outcome::Ignored, Latency::NotMeasured));
+    let log = |name: &str| {
+        value(
+            &registry,
+            &format!("{name}{{topic=\"events\",stage=\"log\",group=\"\"}}"),
+        )
+    };
+    assert_eq!(log("meshflow_messages_total"), 4.0);
+    assert_eq!(log("meshflow_messages_duplicated_total"), 1.0);
+    assert_eq!(log("meshflow_messages_lost_total"), 0.0);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_clock_skew_total{topic=\"events\",group=\"\"}"
+        ),
+        1.0
+    );
+    let delivery = |suffix: &str| {
+        value(
+            &registry,
+            &format!("meshflow_delivery_latency_seconds_{suffix}"),
+        )
+    };
+    assert_eq!(delivery("count{topic=\"events\"}"), 3.0);
+    assert!((delivery("sum{topic=\"events\"}") - 2.044).abs() < 1e-9);
+    assert_eq!(delivery("bucket{le=\"0.005\",topic=\"events\"}"), 1.0);
+    assert_eq!(delivery("bucket{le=\"1.0\",topic=\"events\"}"), 2.0);
+    assert_eq!(delivery("bucket{le=\"+Inf\",topic=\"events\"}"), 3.0);
+    // Nothing at stage processed.
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_messages_total{topic=\"events\",stage=\"processed\",group=\"g1\"}"
+        ),
+        0.0
+    );
+}
+
+#[test]
+fn receipts_map_to_their_group_with_the_trace_id_as_exemplar() {
+    let (registry, metrics) = setup();
+    let ms = Duration::from_millis;
+    metrics.record_receipt(1, observed(Outcome::New, Latency::Measured(ms(250))), TRACE);
+    metrics.record_receipt(1, observed(Outcome::Duplicate, Latency::NotMeasured), TRACE);
+    metrics.record_receipt(
+        0,
+        observed(Outcome::New, Latency::Measured(ms(20))),
+        "not-a-trace-id",
+    );
+    metrics.record_receipt(0, observed(Outcome::New, Latency::ClockSkew(ms(1))), TRACE);
+    // Out of range: ignored, not a panic.
+    metrics.record_receipt(7, observed(Outcome::New, Latency::Measured(ms(1))), TRACE);
+    let processed = |name: &str, group: &str| {
+        value(
+            &registry,
+            &format!("{name}{{topic=\"events\",stage=\"processed\",group=\"{group}\"}}"),
+        )
+    };
+    assert_eq!(processed("meshflow_messages_total", "g1"), 2.0);
+    assert_eq!(processed("meshflow_messages_total", "g2"), 1.0);
+    assert_eq!(processed("meshflow_messages_duplicated_total", "g2"), 1.0);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_clock_skew_total{topic=\"events\",group=\"g1\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_e2e_latency_seconds_count{topic=\"events\",group=\"g2\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_e2e_latency_seconds_bucket{le=\"0.3\",topic=\"events\",group=\"g2\"}"
+        ),
+        1.0
+    );
+    let om = open_metrics(&registry, &[GROUP_STATUS.to_string()]);
+    let exemplar = format!(
+        "meshflow_e2e_latency_seconds_bucket{{le=\"0.3\",topic=\"events\",group=\"g2\"}} 1 \
+         # {{trace_id=\"{TRACE}\"}} 0.25"
+    );
+    assert!(om.lines().any(|l| l == exemplar), "{om}");
+    assert!(!om.contains("not-a-trace-id"), "{om}");
+    // The text format carries no exemplars.
+    assert!(!prometheus_text(&registry).contains(TRACE));
+}
+
+#[test]
+fn sweeps_add_loss_per_stage_and_group() {
+    let (registry, metrics) = setup();
+    metrics.record_sweep(&SweepReport {
+        log_lost: 3,
+        processed_lost: vec![0, 2],
+        evicted_idle: 0,
+    });
+    metrics.record_sweep(&SweepReport {
+        log_lost: 1,
+        processed_lost: vec![5, 0],
+        evicted_idle: 1,
+    });
+    let lost = |stage: &str, group: &str| {
+        value(
+            &registry,
+            &format!(
+                "meshflow_messages_lost_total{{topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}"
+            ),
+        )
+    };
+    assert_eq!(lost("log", ""), 4.0);
+    assert_eq!(lost("processed", "g1"), 5.0);
+    assert_eq!(lost("processed", "g2"), 2.0);
+}
+
+#[test]
+fn invalid_records_count_by_topic_and_reason() {
+    let (registry, metrics) = setup();
+    metrics.record_invalid("events", "not_a_number");
+    metrics.record_invalid("events", "not_a_number");
+    metrics.record_invalid("receipts", "receipt_not_json");
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_messages_invalid_total{topic=\"events\",reason=\"not_a_number\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_messages_invalid_total{topic=\"receipts\",reason=\"receipt_not_json\"}"
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn lag_gauges_per_group_and_partition() {
+    let (registry, metrics) = setup();
+    metrics.set_lag("g1", 4, 120, Some(7.5));
+    metrics.set_lag("g1", 4, 130, None);
+    metrics.set_lag("g2", 0, 0, Some(0.0));
+    let lag = |name: &str, group: &str, partition: i32| {
+        value(
+            &registry,
+            &format!("{name}{{group=\"{group}\",topic=\"events\",partition=\"{partition}\"}}"),
+        )
+    };
+    assert_eq!(lag("meshflow_consumer_lag_messages", "g1", 4), 130.0);
+    // Seconds unknown in the latest poll: the previous value stays.
+    assert_eq!(lag("meshflow_consumer_lag_seconds", "g1", 4), 7.5);
+    assert_eq!(lag("meshflow_consumer_lag_messages", "g2", 0), 0.0);
+    assert_eq!(lag("meshflow_consumer_lag_seconds", "g2", 0), 0.0);
+}
+
+#[test]
+fn group_status_is_a_stateset_with_exactly_one_state_set() {
+    let (registry, metrics) = setup();
+    let state = |group: &str, s: &str| {
+        value(
+            &registry,
+            &format!(
+                "meshflow_consumer_group_status{{group=\"{group}\",meshflow_consumer_group_status=\"{s}\"}}"
+            ),
+        )
+    };
+    // Before any evaluation: ERR.
+    for group in ["g1", "g2"] {
+        assert_eq!(state(group, "ERR"), 1.0);
+        assert_eq!(state(group, "OK"), 0.0);
+    }
+    metrics.set_status("g1", GroupStatus::Stop);
+    for status in GroupStatus::ALL {
+        let want = if status == GroupStatus::Stop {
+            1.0
+        } else {
+            0.0
+        };
+        assert_eq!(state("g1", status.as_str()), want, "{}", status.as_str());
+    }
+    assert_eq!(state("g2", "ERR"), 1.0);
+    let text = prometheus_text(&registry);
+    assert!(text.contains("# TYPE meshflow_consumer_group_status gauge\n"));
+    let om = open_metrics(&registry, &[GROUP_STATUS.to_string()]);
+    assert!(om.contains("# TYPE meshflow_consumer_group_status stateset\n"));
+}
+
+#[test]
+fn cluster_health_gauges() {
+    let (registry, metrics) = setup();
+    let partition = |topic: &str, partition, leader, replicas, isr| PartitionHealth {
+        topic: topic.to_string(),
+        partition,
+        leader,
+        replicas,
+        isr,
+    };
+    metrics.set_cluster(&ClusterHealth {
+        brokers: 3,
+        partitions: vec![
+            partition("events", 0, 1, 3, 3),
+            partition("events", 1, 2, 3, 2),
+            partition("events", 2, -1, 3, 0),
+        ],
+    });
+    let gauge = |name: &str, p: i32| {
+        value(
+            &registry,
+            &format!("{name}{{topic=\"events\",partition=\"{p}\"}}"),
+        )
+    };
+    assert_eq!(value(&registry, "meshflow_brokers"), 3.0);
+    assert_eq!(gauge("meshflow_partition_under_replicated", 0), 0.0);
+    assert_eq!(gauge("meshflow_partition_under_replicated", 1), 1.0);
+    assert_eq!(gauge("meshflow_partition_under_replicated", 2), 1.0);
+    assert_eq!(gauge("meshflow_partition_leaderless", 1), 0.0);
+    assert_eq!(gauge("meshflow_partition_leaderless", 2), 1.0);
+}
+
+#[test]
+fn buckets_read_a_p99_from_1ms_to_60s_and_contain_one_second() {
+    assert_eq!(LATENCY_BUCKETS[0], 0.001);
+    assert_eq!(LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1], 60.0);
+    assert!(LATENCY_BUCKETS.contains(&1.0));
+    for pair in LATENCY_BUCKETS.windows(2) {
+        assert!(pair[1] > pair[0], "{pair:?} not ascending");
+        assert!(pair[1] / pair[0] <= 1.67 + 1e-9, "{pair:?} too coarse");
+    }
+    let (registry, _) = setup();
+    let text = prometheus_text(&registry);
+    assert!(text.contains(
+        "meshflow_e2e_latency_seconds_bucket{le=\"1.0\",topic=\"events\",group=\"g1\"} 0"
+    ));
+}
+
+#[test]
+fn every_contract_name_is_registered() {
+    let (registry, metrics) = setup();
+    // Families without series are not written; give each one.
+    metrics.record_invalid("events", "not_a_number");
+    metrics.set_lag("g1", 0, 1, Some(1.0));
+    metrics.set_cluster(&ClusterHealth {
+        brokers: 1,
+        partitions: vec![PartitionHealth {
+            topic: "events".into(),
+            partition: 0,
+            leader: 1,
+            replicas: 1,
+            isr: 1,
+        }],
+    });
+    let text = prometheus_text(&registry);
+    for (name, kind) in [
+        ("meshflow_e2e_latency_seconds", "histogram"),
+        ("meshflow_delivery_latency_seconds", "histogram"),
+        ("meshflow_messages_total", "counter"),
+        ("meshflow_messages_lost_total", "counter"),
+        ("meshflow_messages_duplicated_total", "counter"),
+        ("meshflow_messages_invalid_total", "counter"),
+        ("meshflow_clock_skew_total", "counter"),
+        ("meshflow_consumer_lag_messages", "gauge"),
+        ("meshflow_consumer_lag_seconds", "gauge"),
+        ("meshflow_consumer_group_status", "gauge"),
+        ("meshflow_partition_under_replicated", "gauge"),
+        ("meshflow_partition_leaderless", "gauge"),
+        ("meshflow_brokers", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} {kind} missing:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn trace_ids_are_checked_before_becoming_exemplars() {
+    assert!(valid_trace_id(TRACE));
+    for bad in [
+        "",
+        "00000000000000000000000000000000",
+        "4BF92F3577B34DA6A3CE929D0E0E4736",
+        "4bf92f3577b34da6a3ce929d0e0e473",
+        "4bf92f3577b34da6a3ce929d0e0e4736a",
+        "4bf92f3577b34da6a3ce929d0e0e473\"",
+    ] {
+        assert!(!valid_trace_id(bad), "{bad}");
+    }
+}

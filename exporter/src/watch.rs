@@ -1,0 +1,151 @@
+//! The polling loop: every `exporter.poll_interval` a [`ClusterPoller`]
+//! snapshot becomes lag gauges, group statuses and cluster health.
+//!
+//! [`GroupWatch`] holds one [`GroupStatusTracker`] per watched group and
+//! maps a [`Snapshot`] onto the metrics; it does no I/O, so it is tested
+//! with hand-made snapshots. [`run`] drives it, polling on a blocking
+//! thread so a slow or absent broker never stalls the runtime.
+
+use std::time::Duration;
+
+use meshflow_common::envelope::now_ns;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{ClusterPoller, Snapshot};
+use crate::config::StatusConfig;
+use crate::metrics::ExporterMetrics;
+use crate::status::{Evaluation, GroupStatus, GroupStatusTracker};
+
+/// Status trackers of the watched groups.
+#[derive(Debug)]
+pub struct GroupWatch {
+    groups: Vec<String>,
+    trackers: Vec<GroupStatusTracker>,
+    last: Vec<Option<GroupStatus>>,
+    cluster_error: Option<String>,
+}
+
+impl GroupWatch {
+    /// Trackers for `groups` (configuration order, as in snapshots).
+    pub fn new(groups: &[String], status: &StatusConfig) -> Self {
+        GroupWatch {
+            groups: groups.to_vec(),
+            trackers: groups
+                .iter()
+                .map(|_| GroupStatusTracker::new(status.clone()))
+                .collect(),
+            last: vec![None; groups.len()],
+            cluster_error: None,
+        }
+    }
+
+    /// Records a snapshot, updates the metrics, and returns each group's
+    /// evaluation at `now_ns`.
+    pub fn apply(
+        &mut self,
+        snapshot: &Snapshot,
+        metrics: &ExporterMetrics,
+        now_ns: u64,
+    ) -> Vec<Evaluation> {
+        match &snapshot.health {
+            Ok(health) => {
+                metrics.set_cluster(health);
+                if self.cluster_error.take().is_some() {
+                    tracing::info!(brokers = health.brokers, "cluster metadata readable again");
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                if self.cluster_error.as_ref() != Some(&error) {
+                    tracing::warn!(%error, "cluster metadata");
+                }
+                self.cluster_error = Some(error);
+            }
+        }
+        let at_ns = snapshot.at_ns;
+        let mut evaluations = Vec::with_capacity(self.groups.len());
+        for (index, group) in self.groups.iter().enumerate() {
+            let tracker = &mut self.trackers[index];
+            match snapshot.groups.get(index) {
+                Some(Ok(partitions)) => {
+                    for lag in partitions {
+                        let messages = match (&lag.sample, &lag.offsets) {
+                            (Ok(sample), _) => Some(sample.messages),
+                            (Err(_), Ok(offsets)) => offsets.lag_messages().ok(),
+                            (Err(_), Err(_)) => None,
+                        };
+                        let seconds = lag.sample.as_ref().ok().map(|s| s.seconds.as_secs_f64());
+                        if let Some(messages) = messages {
+                            metrics.set_lag(group, lag.partition, messages, seconds);
+                        }
+                        tracker.record(lag.partition, at_ns, lag.sample.clone());
+                    }
+                }
+                Some(Err(e)) => tracker.record_failure(at_ns, e.to_string()),
+                None => tracker.record_failure(at_ns, "not polled"),
+            }
+            let evaluation = tracker.evaluate(now_ns);
+            metrics.set_status(group, evaluation.status);
+            if self.last[index] != Some(evaluation.status) {
+                tracing::info!(
+                    group = %group,
+                    status = evaluation.status.as_str(),
+                    reason = %evaluation.reason,
+                    "consumer group status"
+                );
+                self.last[index] = Some(evaluation.status);
+            }
+            evaluations.push(evaluation);
+        }
+        evaluations
+    }
+}
+
+/// Polls every `interval` until `shutdown`, applying each snapshot.
+pub async fn run(
+    poller: ClusterPoller,
+    mut watch: GroupWatch,
+    metrics: ExporterMetrics,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut poller = Some(poller);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let Some(mut current) = poller.take() else {
+            break;
+        };
+        let polling = tokio::task::spawn_blocking(move || {
+            let snapshot = current.poll(now_ns());
+            (current, snapshot)
+        });
+        // A poll is bounded by request timeouts; shutdown does not wait for it.
+        let polled = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            polled = polling => polled,
+        };
+        match polled {
+            Ok((current, snapshot)) => {
+                watch.apply(&snapshot, &metrics, now_ns());
+                poller = Some(current);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cluster poll task failed");
+                break;
+            }
+        }
+    }
+    // Closing librdkafka clients blocks briefly.
+    if let Some(current) = poller {
+        let _ = tokio::task::spawn_blocking(move || drop(current)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+use super::*;
+use crate::cluster::{ClusterHealth, PartitionHealth, PartitionLag};
+use crate::lag::{LagSample, PartitionOffsets};
+use crate::Error;
+use meshflow_common::exposition::prometheus_text;
+use prometheus_client::registry::Registry;
+
+const SEC: u64 = 1_000_000_000;
+const T0: u64 = 1_795_813_600 * SEC;
+const T0_MS: i64 = 1_795_813_600_000;
+
+fn status_config() -> StatusConfig {
+    StatusConfig {
+        window: Duration::from_secs(60),
+        min_samples: 2,
+        stop_after: Duration::from_secs(10),
+        ..StatusConfig::default()
+    }
+}
+
+fn lag(
+    partition: i32,
+    at_ns: u64,
+    offsets: PartitionOffsets,
+    timestamp_ms: Option<i64>,
+) -> PartitionLag {
+    PartitionLag {
+        partition,
+        offsets: Ok(offsets),
+        sample: LagSample::new(at_ns, offsets, timestamp_ms),
+    }
+}
+
+fn offsets(high: i64, committed: Option<i64>) -> PartitionOffsets {
+    PartitionOffsets {
+        low: 0,
+        high,
+        committed,
+    }
+}
+
+fn health() -> ClusterHealth {
+    ClusterHealth {
+        brokers: 1,
+        partitions: vec![PartitionHealth {
+            topic: "events".into(),
+            partition: 0,
+            leader: 111,
+            replicas: 1,
+            isr: 1,
+        }],
+    }
+}
+
+fn value(registry: &Registry, series: &str) -> Option<f64> {
+    prometheus_text(registry)
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn status_of(registry: &Registry, group: &str) -> Vec<&'static str> {
+    GroupStatus::ALL
+        .iter()
+        .filter(|s| {
+            let series = format!(
+                "meshflow_consumer_group_status{{group=\"{group}\",meshflow_consumer_group_status=\"{}\"}}",
+                s.as_str()
+            );
+            value(registry, &series) == Some(1.0)
+        })
+        .map(|s| s.as_str())
+        .collect()
+}
+
+#[test]
+fn snapshots_become_lag_gauges_statuses_and_health() {
+    let groups = vec!["g1".to_string(), "g2".to_string()];
+    let mut registry = Registry::with_prefix("meshflow");
+    let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
+    let mut watch = GroupWatch::new(&groups, &status_config());
+
+    // g1: partition 0 behind by 60, its oldest unconsumed record written 7 s
+    // ago; partition 1's record timestamp could not be read. g2: no offsets.
+    let first = Snapshot {
+        at_ns: T0,
+        health: Ok(health()),
+        groups: vec![
+            Ok(vec![
+                lag(0, T0, offsets(100, Some(40)), Some(T0_MS - 7_000)),
+                lag(1, T0, offsets(50, Some(20)), None),
+            ]),
+            Err(Error::UnknownTopic {
+                topic: "events".into(),
+            }),
+        ],
+    };
+    let evaluations = watch.apply(&first, &metrics, T0);
+    let lag_of = |name: &str, partition: i32| {
+        value(
+            &registry,
+            &format!("{name}{{group=\"g1\",topic=\"events\",partition=\"{partition}\"}}"),
+        )
+    };
+    assert_eq!(lag_of("meshflow_consumer_lag_messages", 0), Some(60.0));
+    assert_eq!(lag_of("meshflow_consumer_lag_seconds", 0), Some(7.0));
+    // Messages are known without the timestamp; seconds are not.
+    assert_eq!(lag_of("meshflow_consumer_lag_messages", 1), Some(30.0));
+    assert_eq!(lag_of("meshflow_consumer_lag_seconds", 1), None);
+    assert_eq!(evaluations[0].status, GroupStatus::Err);
+    assert_eq!(evaluations[0].partition, Some(1));
+    assert_eq!(evaluations[1].status, GroupStatus::Err);
+    assert_eq!(status_of(&registry, "g1"), ["ERR"]);
+    assert_eq!(status_of(&registry, "g2"), ["ERR"]);
+    assert_eq!(value(&registry, "meshflow_brokers"), Some(1.0));
+
+    // 15 s later: g1 has not committed on partition 0 (STOP after 10 s);
+    // g2 is readable and caught up.
+    let at = T0 + 15 * SEC;
+    let second = Snapshot {
+        at_ns: at,
+        health: Err(Error::UnknownTopic {
+            topic: "events".into(),
+        }),
+        groups: vec![
+            Ok(vec![
+                lag(0, at, offsets(110, Some(40)), Some(T0_MS - 7_000)),
+                lag(1, at, offsets(50, Some(50)), None),
+            ]),
+            Ok(vec![lag(0, at, offsets(110, Some(110)), None)]),
+        ],
+    };
+    let evaluations = watch.apply(&second, &metrics, at);
+    assert_eq!(evaluations[0].status, GroupStatus::Stop, "{evaluations:?}");
+    assert_eq!(evaluations[0].partition, Some(0));
+    assert_eq!(evaluations[1].status, GroupStatus::Ok);
+    assert_eq!(status_of(&registry, "g1"), ["STOP"]);
+    assert_eq!(status_of(&registry, "g2"), ["OK"]);
+    assert_eq!(lag_of("meshflow_consumer_lag_messages", 0), Some(70.0));
+    assert_eq!(lag_of("meshflow_consumer_lag_seconds", 0), Some(22.0));
+    assert_eq!(lag_of("meshflow_consumer_lag_messages", 1), Some(0.0));
+    assert_eq!(lag_of("meshflow_consumer_lag_seconds", 1), Some(0.0));
+    // Health unreadable this time: the last known value stays.
+    assert_eq!(value(&registry, "meshflow_brokers"), Some(1.0));
+}
+
+#[test]
+fn a_group_missing_from_the_snapshot_is_an_error() {
+    let groups = vec!["g1".to_string()];
+    let mut registry = Registry::with_prefix("meshflow");
+    let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
+    let mut watch = GroupWatch::new(&groups, &status_config());
+    let snapshot = Snapshot {
+        at_ns: T0,
+        health: Ok(health()),
+        groups: Vec::new(),
+    };
+    let evaluations = watch.apply(&snapshot, &metrics, T0);
+    assert_eq!(evaluations[0].status, GroupStatus::Err);
+    assert!(evaluations[0].reason.contains("not polled"));
+}

@@ -25,9 +25,11 @@
 //! Around the core, the service parts:
 //!
 //! - [`metrics`]: the `meshflow_*` series the core's results map to;
+//! - [`reader`]: the consumer of both topics that feeds the accounting;
 //! - [`cluster`]: metadata, watermarks, committed offsets and record
 //!   timestamps, polled from Kafka;
-//! - [`watch`]: each poll turned into lag gauges and group statuses.
+//! - [`watch`]: each poll turned into lag gauges and group statuses;
+//! - [`service`]: the run loop tying them together until shutdown.
 
 pub mod accounting;
 pub mod cluster;
@@ -35,6 +37,8 @@ pub mod config;
 pub mod lag;
 pub mod metrics;
 pub mod observation;
+pub mod reader;
+pub mod service;
 pub mod status;
 pub mod watch;
 pub mod window;

@@ -1,0 +1,95 @@
+//! The exporter's run loop: wires the reader, the polling and the
+//! reachability probe together and stops them all on shutdown.
+//!
+//! Three tasks run until the shutdown token fires:
+//!
+//! - the [`Reader`] reads both topics into the accounting, sweeps it every
+//!   second, and commits what it read when it stops;
+//! - the [`watch`] loop polls offsets, watermarks and metadata every
+//!   `exporter.poll_interval` for lag, group status and cluster health;
+//! - a probe keeps the `kafka` readiness condition in step with whether
+//!   Kafka answers.
+//!
+//! `/readyz` is 200 when Kafka answers and the partitions of both topics
+//! are assigned to the reader.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshflow_common::cluster::spawn_reachability_probe;
+use meshflow_common::http::Readiness;
+use rdkafka::consumer::Consumer;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounting::Accounting;
+use crate::cluster::ClusterPoller;
+use crate::config::Config;
+use crate::metrics::ExporterMetrics;
+use crate::reader::{self, Reader};
+use crate::watch::{self, GroupWatch};
+use crate::Error;
+
+/// Readiness condition: Kafka answers metadata requests.
+pub const READY_KAFKA: &str = "kafka";
+
+/// Every readiness condition of the exporter.
+pub const READINESS: [&str; 3] = [READY_KAFKA, reader::READY_LOG, reader::READY_RECEIPTS];
+
+/// How often the reachability probe asks for metadata.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Runs until `shutdown` fires; returns once every task has stopped.
+pub async fn run(
+    config: Config,
+    metrics: ExporterMetrics,
+    readiness: Arc<Readiness>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let settings = &config.exporter;
+    let accounting = Accounting::new(&settings.accounting(), settings.groups.iter().cloned());
+    let consumer = Arc::new(reader::consumer(&config)?);
+    let poller = ClusterPoller::new(
+        &config.kafka,
+        &settings.topic,
+        &settings.receipts_topic,
+        &settings.groups,
+        &settings.group_id,
+    )?;
+    tracing::info!(
+        topic = %settings.topic,
+        receipts_topic = %settings.receipts_topic,
+        groups = %settings.groups.join(","),
+        group_id = %settings.group_id,
+        "exporting"
+    );
+
+    let probe_consumer = consumer.clone();
+    let probe_topic = settings.topic.clone();
+    let probe = spawn_reachability_probe(
+        move || {
+            probe_consumer
+                .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
+                .is_ok()
+        },
+        readiness.clone(),
+        READY_KAFKA,
+        PROBE_INTERVAL,
+        shutdown.clone(),
+    );
+    let watching = tokio::spawn(watch::run(
+        poller,
+        GroupWatch::new(&settings.groups, &settings.status),
+        metrics.clone(),
+        settings.poll_interval,
+        shutdown.clone(),
+    ));
+    let reader = Reader::new(consumer, accounting, metrics, readiness, &config);
+    let reading = tokio::spawn(reader.run(shutdown.clone()));
+
+    for (name, task) in [("reader", reading), ("watch", watching), ("probe", probe)] {
+        if let Err(e) = task.await {
+            tracing::error!(task = name, error = %e, "task failed");
+        }
+    }
+    Ok(())
+}

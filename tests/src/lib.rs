@@ -3,9 +3,11 @@
 //! metrics. Every wait is bounded.
 
 pub mod broker;
+pub mod exporter;
 pub mod ledger;
 pub mod otlp;
 pub mod process;
+pub mod prometheus;
 pub mod scenario;
 pub mod scrape;
 
@@ -36,7 +38,10 @@ impl WorkDir {
             }
             _ => {
                 let temp = tempfile::tempdir().expect("temp dir");
-                WorkDir { path: temp.path().to_path_buf(), _temp: Some(temp) }
+                WorkDir {
+                    path: temp.path().to_path_buf(),
+                    _temp: Some(temp),
+                }
             }
         }
     }

@@ -118,3 +118,45 @@ pub async fn wait_ready(services: &[&Service], timeout: std::time::Duration) {
         .await;
     }
 }
+
+/// The group's committed offsets on the data topic, by partition (0 where
+/// nothing is committed).
+pub async fn committed_offsets(
+    bootstrap: &str,
+    names: &Names,
+    partitions: i32,
+) -> std::collections::HashMap<i32, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let bootstrap = bootstrap.to_string();
+    let names = names.clone();
+    tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &names.group)
+            .create()
+            .expect("offsets client");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(&names.topic, p);
+        }
+        let got = c
+            .committed_offsets(tpl, std::time::Duration::from_secs(10))
+            .expect("committed offsets");
+        got.elements()
+            .iter()
+            .map(|e| {
+                (
+                    e.partition(),
+                    if let Offset::Offset(o) = e.offset() {
+                        o
+                    } else {
+                        0
+                    },
+                )
+            })
+            .collect()
+    })
+    .await
+    .expect("offsets task")
+}

@@ -1,67 +1,98 @@
-//! Multi-broker failover on librdkafka's mock cluster: the test process hosts
-//! three mock brokers; the real producer and consumer binaries connect to
-//! them over TCP. Mid-run the broker that leads every partition and
-//! coordinates the group goes down, and leadership and coordination move to
-//! the other two. The mock is in memory: it stands for the cluster's failover
-//! behaviour; durability across a real crash is tested on Tansu.
+//! Failover on librdkafka's mock cluster: the test process hosts three mock
+//! brokers; the real producer and consumer binaries connect to them over
+//! TCP. The mock is in memory: it stands for the cluster's failover
+//! behaviour and Kafka's group coordination; durability across a real crash
+//! is tested on Tansu (`message_path.rs`).
 
 use std::time::{Duration, Instant};
 
 use meshflow_tests::ledger::{Ledger, TopicReader};
-use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
-use meshflow_tests::wait_for;
+use meshflow_tests::scenario::{committed_offsets, consumer, producer, wait_ready, Names};
+use meshflow_tests::{wait_for, WorkDir};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
+use rdkafka::producer::DefaultProducerContext;
 
 const PARTITIONS: i32 = 6;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_and_coordinator_broker_down_loses_nothing() {
-    let mock = MockCluster::new(3).expect("mock cluster");
-    let bootstrap = mock.bootstrap_servers();
-    let names = Names::new();
-    for topic in names.topics() {
-        mock.create_topic(topic, PARTITIONS, 3)
-            .expect("create topic");
-        for p in 0..PARTITIONS {
-            mock.partition_leader(topic, p, Some(1)).expect("leader 1");
+/// Three mock brokers with the test's topics, broker 1 leading every
+/// partition and coordinating the group, and a reader of the receipts.
+struct MockBed {
+    // Declared first so it is dropped last, after every client.
+    receipts: TopicReader,
+    names: Names,
+    bootstrap: String,
+    dir: WorkDir,
+    mock: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl MockBed {
+    fn new(test: &str) -> MockBed {
+        let mock = MockCluster::new(3).expect("mock cluster");
+        let bootstrap = mock.bootstrap_servers();
+        let names = Names::new();
+        for topic in names.topics() {
+            mock.create_topic(topic, PARTITIONS, 3)
+                .expect("create topic");
+            for p in 0..PARTITIONS {
+                mock.partition_leader(topic, p, Some(1)).expect("leader 1");
+            }
+        }
+        mock.coordinator(MockCoordinator::Group(names.group.clone()), 1)
+            .expect("coordinator 1");
+        let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
+        MockBed {
+            receipts,
+            names,
+            bootstrap,
+            dir: WorkDir::new(test),
+            mock,
         }
     }
-    mock.coordinator(MockCoordinator::Group(names.group.clone()), 1)
-        .expect("coordinator 1");
 
-    let dir = meshflow_tests::WorkDir::new("failover");
-    let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
-    let c1 = consumer(dir.path(), &bootstrap, &names, "consumer-a");
-    let c2 = consumer(dir.path(), &bootstrap, &names, "consumer-b");
+    fn ledger(&self) -> Ledger {
+        Ledger::from_records(&self.receipts.records())
+    }
+
+    async fn all_receipts(&self, n: u64) -> Ledger {
+        wait_for(
+            &format!("receipts for all {n}"),
+            Duration::from_secs(180),
+            || async {
+                let l = self.ledger();
+                (l.distinct() as u64 >= n).then_some(l)
+            },
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_and_coordinator_broker_down_loses_nothing() {
+    let bed = MockBed::new("failover");
+    let c1 = consumer(bed.dir.path(), &bed.bootstrap, &bed.names, "consumer-a");
+    let c2 = consumer(bed.dir.path(), &bed.bootstrap, &bed.names, "consumer-b");
     wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
     let n: u64 = 3_000;
-    let mut p = producer(dir.path(), &bootstrap, &names, n, 500);
-    let ledger = || Ledger::from_records(&receipts.records());
+    let mut p = producer(bed.dir.path(), &bed.bootstrap, &bed.names, n, 500);
     wait_for("800 receipts", Duration::from_secs(60), || async {
-        (ledger().distinct() >= 800).then_some(())
+        (bed.ledger().distinct() >= 800).then_some(())
     })
     .await;
 
     let fault = Instant::now();
-    for topic in names.topics() {
+    for topic in bed.names.topics() {
         for part in 0..PARTITIONS {
-            mock.partition_leader(topic, part, Some(2 + part % 2))
+            bed.mock
+                .partition_leader(topic, part, Some(2 + part % 2))
                 .expect("move leader");
         }
     }
-    mock.coordinator(MockCoordinator::Group(names.group.clone()), 2)
+    bed.mock
+        .coordinator(MockCoordinator::Group(bed.names.group.clone()), 2)
         .expect("move coordinator");
-    mock.broker_down(1).expect("broker 1 down");
+    bed.mock.broker_down(1).expect("broker 1 down");
 
-    let done = wait_for(
-        &format!("receipts for all {n}"),
-        Duration::from_secs(180),
-        || async {
-            let l = ledger();
-            (l.distinct() as u64 >= n).then_some(l)
-        },
-    )
-    .await;
+    let done = bed.all_receipts(n).await;
     let status = p.wait_exit(Duration::from_secs(60)).await;
     let first = done.first_after(fault).expect("receipts after the fault");
     println!(
@@ -69,11 +100,88 @@ async fn leader_and_coordinator_broker_down_loses_nothing() {
          longest_receipt_gap_after_fault={:.2}s",
         done.distinct(),
         done.duplicates(),
-        done.missing(&names.producer, n).len(),
+        done.missing(&bed.names.producer, n).len(),
         first.as_secs_f64(),
         done.longest_gap_after(fault).as_secs_f64()
     );
     assert!(status.success(), "producer exit: {status}");
-    assert_eq!(done.missing(&names.producer, n), Vec::<u64>::new());
+    assert_eq!(done.missing(&bed.names.producer, n), Vec::<u64>::new());
     drop((c1, c2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_killed_loses_nothing_and_duplicates_at_most_its_in_flight() {
+    let bed = MockBed::new("consumer-kill");
+    let mut victim = consumer(bed.dir.path(), &bed.bootstrap, &bed.names, "consumer-a");
+    let survivor = consumer(bed.dir.path(), &bed.bootstrap, &bed.names, "consumer-b");
+    wait_ready(&[&victim, &survivor], Duration::from_secs(60)).await;
+    let n: u64 = 3_000;
+    let mut p = producer(bed.dir.path(), &bed.bootstrap, &bed.names, n, 500);
+    // Kill it while it is busy: after it has written 300 receipts.
+    wait_for("the victim at work", Duration::from_secs(60), || async {
+        let by_victim = bed
+            .ledger()
+            .processed_at
+            .iter()
+            .filter(|(by, ..)| by == "consumer-a")
+            .count();
+        (by_victim >= 300).then_some(())
+    })
+    .await;
+    let killed = Instant::now();
+    victim.signal(9);
+    victim.wait_exit(Duration::from_secs(10)).await;
+    // Committed offsets right after the crash: only the dead member could
+    // have moved them for its partitions, so what it processed at or beyond
+    // them is exactly what it had in flight.
+    let committed = committed_offsets(&bed.bootstrap, &bed.names, PARTITIONS).await;
+    let at_kill = bed.ledger();
+    let victim_receipts = at_kill
+        .processed_at
+        .iter()
+        .filter(|(by, ..)| by == "consumer-a")
+        .count();
+    let in_flight = at_kill
+        .processed_at
+        .iter()
+        .filter(|(by, _, p, o)| by == "consumer-a" && *o >= committed.get(p).copied().unwrap_or(0))
+        .count() as u64;
+    let mut last: Vec<(i32, i64)> = Vec::new();
+    for (by, _, p, o) in &at_kill.processed_at {
+        if by == "consumer-a" {
+            match last.iter_mut().find(|(q, _)| q == p) {
+                Some(e) => e.1 = e.1.max(*o),
+                None => last.push((*p, *o)),
+            }
+        }
+    }
+    last.sort();
+    println!("victim's last receipted offset by partition: {last:?}; committed: {committed:?}");
+    let done = bed.all_receipts(n).await;
+    let status = p.wait_exit(Duration::from_secs(60)).await;
+    println!(
+        "consumer kill -9: sent={n} distinct={} duplicates={} victim_receipts_at_kill={victim_receipts} \
+         in_flight_at_kill={in_flight} missing={} longest_receipt_gap_after_kill={:.2}s",
+        done.distinct(),
+        done.duplicates(),
+        done.missing(&bed.names.producer, n).len(),
+        done.longest_gap_after(killed).as_secs_f64()
+    );
+    assert!(status.success(), "producer exit: {status}");
+    assert_eq!(done.missing(&bed.names.producer, n), Vec::<u64>::new());
+    assert!(
+        done.duplicates() <= in_flight,
+        "{} duplicates but only {in_flight} were in flight",
+        done.duplicates()
+    );
+    for ((producer, seq), count) in &done.counts {
+        if *count > 1 {
+            assert_eq!(
+                done.first_by[&(producer.clone(), *seq)],
+                "consumer-a",
+                "duplicate not from the crash"
+            );
+        }
+    }
+    drop(survivor);
 }

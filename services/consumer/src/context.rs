@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use meshflow_common::http::Readiness;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::metrics::ConsumerMetrics;
 use crate::receipts::{Flushed, ReceiptSink};
@@ -39,11 +39,7 @@ impl ConsumerContext for GroupContext {
             self.metrics.record_rebalance("revoke");
             let deadline = Instant::now() + self.drain_timeout;
             let flushed = self.sink.flush(
-                &|topic, partition, offset| {
-                    if let Err(e) = consumer.store_offset(topic, partition, offset) {
-                        tracing::debug!(topic, partition, offset, error = %e, "offset not stored");
-                    }
-                },
+                &|topic, partition, next| store_next(consumer, topic, partition, next),
                 Some(deadline),
             );
             if consumer.assignment_lost() {
@@ -81,5 +77,19 @@ impl ConsumerContext for GroupContext {
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
+    }
+}
+
+/// Stores `next` as the position to resume `partition` from: the offset
+/// after the last message whose receipt is durable. (Not
+/// `rd_kafka_offset_store`, which adds one to what it is given.) A
+/// partition no longer assigned is not an error here.
+pub fn store_next<C: Consumer<GroupContext>>(consumer: &C, topic: &str, partition: i32, next: i64) {
+    let mut tpl = TopicPartitionList::with_capacity(1);
+    let stored = tpl
+        .add_partition_offset(topic, partition, Offset::Offset(next))
+        .and_then(|()| consumer.store_offsets(&tpl));
+    if let Err(e) = stored {
+        tracing::debug!(topic, partition, next, error = %e, "offset not stored");
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::context::GroupContext;
+use crate::context::{store_next, GroupContext};
 use crate::metrics::ConsumerMetrics;
 use crate::receipts::{self, Pending, ReceiptSink};
 
@@ -151,7 +151,7 @@ pub async fn run(
     let drain_deadline = Instant::now() + settings.drain_timeout;
     let (c, s) = (consumer.clone(), sink.clone());
     let flushed = tokio::task::spawn_blocking(move || {
-        let r = s.flush(&|t, p, o| store(&c, t, p, o), Some(drain_deadline));
+        let r = s.flush(&|t, p, o| store_next(&*c, t, p, o), Some(drain_deadline));
         let commit = c.commit_consumer_state(CommitMode::Sync);
         (r, commit)
     })
@@ -410,15 +410,9 @@ async fn flush_periodically(
             })
         };
         let _ =
-            tokio::task::spawn_blocking(move || s.flush(&|t, p, o| store(&c, t, p, o), None)).await;
+            tokio::task::spawn_blocking(move || s.flush(&|t, p, o| store_next(&*c, t, p, o), None))
+                .await;
         watcher.abort();
-    }
-}
-
-/// Stores an offset; a partition no longer assigned is not an error here.
-fn store(consumer: &GroupConsumer, topic: &str, partition: i32, offset: i64) {
-    if let Err(e) = consumer.store_offset(topic, partition, offset) {
-        tracing::debug!(topic, partition, offset, error = %e, "offset not stored");
     }
 }
 

@@ -251,3 +251,13 @@ fn names_follow_the_contract() {
         assert!(STATUS_RULES.contains(status.as_str()), "{status:?}");
     }
 }
+
+#[test]
+fn the_readme_publishes_these_rules() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md next to the workspace");
+    assert!(
+        readme.contains(STATUS_RULES),
+        "the status rules in README.md differ from STATUS_RULES"
+    );
+}

@@ -132,6 +132,8 @@ impl Reader {
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         let mut report = tokio::time::interval(STATE_LOG_INTERVAL);
         report.tick().await;
+        // The same error repeats every poll while Kafka is away: log changes.
+        let mut failing: Option<String> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -140,13 +142,20 @@ impl Reader {
                 _ = check.tick() => self.assign_partitions().await,
                 message = consumer.recv() => match message {
                     Ok(message) => {
+                        if failing.take().is_some() {
+                            tracing::info!("reading again");
+                        }
                         self.handle(&message);
                         if let Err(e) = consumer.store_offset_from_message(&message) {
                             tracing::debug!(error = %e, "offset not stored");
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "consume error");
+                        let error = e.to_string();
+                        if failing.as_ref() != Some(&error) {
+                            tracing::warn!(%error, "consume error");
+                            failing = Some(error);
+                        }
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
                             _ = tokio::time::sleep(Duration::from_millis(100)) => {}

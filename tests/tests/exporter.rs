@@ -8,6 +8,8 @@
 //!   seconds against the wall clock, back to 0 once the real consumer runs;
 //! - `kill -9` and a restart mid-run: nothing reported that did not happen,
 //!   and reading resumes exactly at the committed offsets;
+//! - the broker killed and restarted under it: no loss reported, duplicates
+//!   exactly as many as the receipts really hold;
 //! - a real Prometheus storing the receipts' trace ids as exemplars;
 //! - a bad setting: exit code 2 and one line naming the key.
 //!
@@ -429,6 +431,101 @@ async fn a_killed_exporter_restarts_without_false_loss_or_duplicates() {
         dup_processed <= truth.duplicates() as f64,
         "{dup_processed} duplicates reported, {} real",
         truth.duplicates()
+    );
+
+    // A graceful stop commits everything read: the next start reads nothing
+    // twice.
+    let mut second = second;
+    second.signal(15);
+    let exit = second.wait_exit(Duration::from_secs(30)).await;
+    let (b, g, t) = (bootstrap.clone(), group_id.clone(), names.topic.clone());
+    let committed =
+        tokio::task::spawn_blocking(move || exporter::committed_offsets(&b, &g, &t, PARTITIONS))
+            .await
+            .expect("committed offsets");
+    println!("  SIGTERM: {exit}; committed {committed:?}, high watermarks {high:?}");
+    assert_eq!(exit.code(), Some(0), "{}", second.tail_log(20));
+    assert_eq!(committed, high, "committed offsets after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_is_not_reported_as_loss() {
+    let mut bed = Bed::new("exporter-broker-kill").await;
+    let names = bed.names.clone();
+    let bootstrap = bed.broker.bootstrap.clone();
+    let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
+    let c = consumer(bed.dir.path(), &bootstrap, &names, "consumer-a");
+    wait_ready(&[&c], Duration::from_secs(60)).await;
+    let exporter = bed
+        .exporter(
+            "exporter",
+            &unique("exporter"),
+            &[
+                ("MESHFLOW__EXPORTER__GRACE", "5s"),
+                ("MESHFLOW__EXPORTER__SLA", "10s"),
+            ],
+        )
+        .await;
+
+    let n: u64 = 1_500;
+    let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 100);
+    wait_for("300 receipts", Duration::from_secs(60), || {
+        let enough = Ledger::from_records(&receipts.records()).distinct() >= 300;
+        async move { enough.then_some(()) }
+    })
+    .await;
+    bed.broker.kill().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    bed.broker.restart().await;
+
+    assert!(
+        p.wait_exit(Duration::from_secs(120)).await.success(),
+        "producer exit"
+    );
+    let truth = wait_for(
+        "receipts for all messages",
+        Duration::from_secs(120),
+        || {
+            let ledger = Ledger::from_records(&receipts.records());
+            async move { (ledger.distinct() as u64 >= n).then_some(ledger) }
+        },
+    )
+    .await;
+    let group = names.group.clone();
+    metrics_until(
+        exporter.port,
+        "the exporter to see every message at both stages",
+        Duration::from_secs(60),
+        |s| {
+            let c = counts(s, &group);
+            c[0] >= n as f64 && c[3] >= n as f64
+        },
+    )
+    .await;
+    // Past grace and SLA after the last read: anything judged is judged.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let after = scrape::samples(exporter.port).expect("metrics");
+    let ok = scrape::sum(
+        &after,
+        "meshflow_consumer_group_status",
+        &[("group", &group), ("meshflow_consumer_group_status", "OK")],
+    );
+    println!(
+        "broker kill -9 under the exporter: sent={n} receipts: distinct={} duplicates={} missing={}\n  \
+         exporter: {}; group status OK={ok}",
+        truth.distinct(),
+        truth.duplicates(),
+        truth.missing(&names.producer, n).len(),
+        show(counts(&after, &group)),
+    );
+    assert!(truth.missing(&names.producer, n).is_empty());
+    let [log, lost_log, dup_log, processed, lost_processed, dup_processed] = counts(&after, &group);
+    assert_eq!((log, processed), (n as f64, n as f64));
+    assert_eq!((lost_log, dup_log, lost_processed), (0.0, 0.0, 0.0));
+    assert_eq!(
+        dup_processed,
+        truth.duplicates() as f64,
+        "duplicated receipts reported vs real"
     );
 }
 

@@ -362,3 +362,6 @@ impl Reader {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+use super::*;
+use crate::config::AccountingConfig;
+use meshflow_common::config::{load, Sources};
+use meshflow_common::exposition::prometheus_text;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+
+const SEC: u64 = 1_000_000_000;
+
+/// A reader over a consumer that never connects (nothing here reads Kafka;
+/// the consumer needs a runtime to exist).
+fn reader() -> (Registry, Reader) {
+    let env: HashMap<String, String> = [
+        ("MESHFLOW__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+        ("MESHFLOW__EXPORTER__TOPIC", "events"),
+        ("MESHFLOW__EXPORTER__RECEIPTS_TOPIC", "receipts"),
+        ("MESHFLOW__EXPORTER__GROUPS", "g1,g2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let config: Config = load(Sources {
+        file: None,
+        env: Some(env),
+        list_keys: crate::config::LIST_KEYS,
+    })
+    .expect("config");
+    let mut registry = Registry::with_prefix("meshflow");
+    let metrics = ExporterMetrics::register(&mut registry, "events", &config.exporter.groups);
+    let readiness = Readiness::new(&[READY_LOG, READY_RECEIPTS], &mut registry);
+    let accounting = Accounting::new(
+        &AccountingConfig {
+            sla: Duration::from_secs(5),
+            ..AccountingConfig::default()
+        },
+        config.exporter.groups.iter().cloned(),
+    );
+    let consumer = Arc::new(super::consumer(&config).expect("consumer"));
+    let reader = Reader::new(consumer, accounting, metrics, readiness, &config);
+    (registry, reader)
+}
+
+fn value(registry: &Registry, series: &str) -> f64 {
+    prometheus_text(registry)
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series}"))
+}
+
+fn batch(group: &str, topic: &str, seqs: &[u64]) -> Vec<u8> {
+    let entries: Vec<String> = seqs
+        .iter()
+        .map(|seq| {
+            format!(
+                r#"{{"producer":"p1","seq":{seq},"created_ns":{},"topic":"{topic}","partition":{},"offset":{seq},"processed_ns":{},"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#,
+                100 * SEC,
+                seq % 3,
+                100 * SEC + 20_000_000
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"group":"{group}","consumer":"c1","entries":[{}]}}"#,
+        entries.join(",")
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn receipts_count_for_their_watched_group_and_topic_only() {
+    let (registry, mut reader) = reader();
+    reader.handle_receipts(&batch("g2", "events", &[0, 1, 2, 2]), 101 * SEC);
+    reader.handle_receipts(&batch("unwatched", "events", &[3, 4]), 101 * SEC);
+    reader.handle_receipts(&batch("g1", "other-topic", &[5]), 101 * SEC);
+    let processed = |group: &str, name: &str| {
+        value(
+            &registry,
+            &format!("{name}{{topic=\"events\",stage=\"processed\",group=\"{group}\"}}"),
+        )
+    };
+    assert_eq!(processed("g2", "meshflow_messages_total"), 3.0);
+    assert_eq!(processed("g2", "meshflow_messages_duplicated_total"), 1.0);
+    assert_eq!(processed("g1", "meshflow_messages_total"), 0.0);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_e2e_latency_seconds_count{topic=\"events\",group=\"g2\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_e2e_latency_seconds_bucket{le=\"0.02\",topic=\"events\",group=\"g2\"}"
+        ),
+        3.0
+    );
+    assert_eq!(reader.accounting.unwatched_receipts(), 2);
+}
+
+#[tokio::test]
+async fn an_unreadable_receipt_batch_is_counted_as_invalid() {
+    let (registry, mut reader) = reader();
+    reader.handle_receipts(b"not json", SEC);
+    reader.handle_receipts(br#"{"group":"g1"}"#, SEC);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_messages_invalid_total{topic=\"receipts\",reason=\"receipt_not_json\"}"
+        ),
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_counts_the_loss_it_finds() {
+    let (registry, mut reader) = reader();
+    // Seen in the log far in the past, never receipted by g1; g1's receipts
+    // for other messages of the producer make it judgeable.
+    for seq in 0..4 {
+        let observed = reader.accounting.observe_log(&LogRecord {
+            producer: "p1",
+            seq,
+            partition: 0,
+            created_ns: SEC,
+            read_ns: SEC,
+        });
+        reader.metrics.record_log(observed);
+    }
+    reader.handle_receipts(&batch("g1", "events", &[0, 3]), SEC);
+    reader.sweep();
+    let lost = |stage: &str, group: &str| {
+        value(
+            &registry,
+            &format!(
+                "meshflow_messages_lost_total{{topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}"
+            ),
+        )
+    };
+    assert_eq!(lost("log", ""), 0.0);
+    assert_eq!(lost("processed", "g1"), 2.0);
+    assert_eq!(lost("processed", "g2"), 0.0);
+}

@@ -42,6 +42,28 @@ fn round_trip(cx: &Context, seq: u64) -> Envelope {
         .expect("envelope")
 }
 
+fn produce_side(cx: &Context, seq: u64) -> OwnedHeaders {
+    let envelope = Envelope {
+        producer: "producer-7f3a9c21".to_string(),
+        seq,
+        created_ns: 1_795_813_603_000_000_000,
+    };
+    let mut headers = HeaderList::new();
+    envelope.write_to(&mut headers);
+    inject(cx, &mut headers);
+    headers.to_owned_headers()
+}
+
+fn consume_side(owned: &OwnedHeaders) -> Envelope {
+    let view = HeaderView::of(Some(owned));
+    let extracted = extract(&view);
+    assert!(!extracted.malformed);
+    Envelope::parse(view.iter())
+        .ok()
+        .flatten()
+        .expect("envelope")
+}
+
 fn baseline(seq: u64) -> OwnedHeaders {
     // The same five headers with fixed values: the cost of building rdkafka
     // headers at all, without any meshflow logic.
@@ -78,6 +100,16 @@ fn bench(c: &mut Criterion) {
             seq += 1;
             black_box(round_trip(&cx, black_box(seq)))
         })
+    });
+    c.bench_function("producer side: envelope + inject + rdkafka headers", |b| {
+        b.iter(|| {
+            seq += 1;
+            black_box(produce_side(&cx, black_box(seq)))
+        })
+    });
+    let built = produce_side(&cx, 41);
+    c.bench_function("consumer side: read headers + extract + parse", |b| {
+        b.iter(|| black_box(consume_side(black_box(&built))))
     });
     c.bench_function("baseline: build the same rdkafka headers", |b| {
         b.iter(|| {

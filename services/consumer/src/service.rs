@@ -429,6 +429,12 @@ fn consumer_config(config: &Config, instance: &str) -> rdkafka::ClientConfig {
         .set("session.timeout.ms", millis(s.session_timeout))
         .set("heartbeat.interval.ms", millis(s.heartbeat_interval))
         .set("auto.offset.reset", "earliest");
+    // librdkafka waits up to 500 ms for a fetch to fill; some brokers (Tansu)
+    // always wait that long, which would count as end-to-end latency. 100 ms
+    // unless the pass-through map says otherwise.
+    if !config.kafka.librdkafka.contains_key("fetch.wait.max.ms") {
+        cfg.set("fetch.wait.max.ms", "100");
+    }
     cfg
 }
 

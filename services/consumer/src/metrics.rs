@@ -113,6 +113,13 @@ impl ConsumerMetrics {
         let _ = m.dead_lettered.get_or_create(&m.topic_group());
         let _ = m.receipts.get_or_create(&m.group_labels());
         let _ = m.trace_invalid.get_or_create(&m.topic_group());
+        let _ = m.receipt_errors.get_or_create(&m.group_labels());
+        for kind in ["assign", "revoke"] {
+            let _ = m.rebalances.get_or_create(&RebalanceLabels {
+                group: m.group.clone(),
+                kind,
+            });
+        }
         m
     }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod context;
+mod dead_letter;
 pub mod metrics;
 pub mod receipts;
 pub mod service;

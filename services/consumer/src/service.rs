@@ -12,17 +12,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
-use meshflow_common::envelope::{Envelope, HeaderList, HeaderView, ERROR};
+use meshflow_common::envelope::{Envelope, HeaderView};
 use meshflow_common::http::Readiness;
-use meshflow_common::kafka::{error_reason, millis};
-use meshflow_common::propagation::{extract, inject};
+use meshflow_common::kafka::millis;
+use meshflow_common::propagation::extract;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, Context, KeyValue};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -49,15 +49,15 @@ pub enum ConsumerError {
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
 /// Everything the loop needs.
-struct Worker {
-    config: Config,
-    instance: String,
-    consumer: Arc<GroupConsumer>,
-    dlq: FutureProducer,
-    sink: Arc<ReceiptSink>,
-    metrics: ConsumerMetrics,
-    tracer: BoxedTracer,
-    flush_now: Arc<Notify>,
+pub(crate) struct Worker {
+    pub(crate) config: Config,
+    pub(crate) instance: String,
+    pub(crate) consumer: Arc<GroupConsumer>,
+    pub(crate) dlq: FutureProducer,
+    pub(crate) sink: Arc<ReceiptSink>,
+    pub(crate) metrics: ConsumerMetrics,
+    pub(crate) tracer: BoxedTracer,
+    pub(crate) flush_now: Arc<Notify>,
 }
 
 /// Runs until `shutdown` fires, then drains and commits.
@@ -312,75 +312,6 @@ impl Worker {
             receipt,
             span: receipt_span,
         });
-    }
-
-    /// Publishes a copy of `m` to the dead-letter topic with an `mf-error`
-    /// header and the context of a `send` span that is a child of `cx`.
-    /// Retries until acknowledged (returns true) or shutdown (false): the
-    /// message's offset must not move before its dead letter is durable.
-    async fn dead_letter(
-        &self,
-        m: &BorrowedMessage<'_>,
-        cx: &Context,
-        error: &str,
-        reason: &str,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        let dlq_topic = self.config.consumer.dlq_topic();
-        let mut span = self
-            .tracer
-            .span_builder(format!("send {dlq_topic}"))
-            .with_kind(SpanKind::Producer)
-            .with_attributes([
-                KeyValue::new("messaging.system", "kafka"),
-                KeyValue::new("messaging.destination.name", dlq_topic.clone()),
-                KeyValue::new("messaging.operation.type", "send"),
-                KeyValue::new("messaging.operation.name", "send"),
-                KeyValue::new("error.type", reason.to_string()),
-            ])
-            .start_with_context(&self.tracer, cx);
-        let send_cx = Context::current().with_remote_span_context(span.span_context().clone());
-        let mut headers = HeaderList::copy_of(m.headers());
-        headers.set(ERROR, format!("{reason}: {error}").as_bytes());
-        headers.set(
-            "mf-source",
-            format!("{}/{}/{}", m.topic(), m.partition(), m.offset()).as_bytes(),
-        );
-        inject(&send_cx, &mut headers);
-        let owned = headers.to_owned_headers();
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let mut record = FutureRecord::to(&dlq_topic).headers(owned.clone());
-            if let Some(k) = m.key() {
-                record = record.key(k);
-            }
-            if let Some(p) = m.payload() {
-                record = record.payload(p);
-            }
-            match self.dlq.send(record, Duration::from_secs(5)).await {
-                Ok(_) => {
-                    self.metrics.record_dead_lettered();
-                    tracing::warn!(
-                        topic = %m.topic(), partition = m.partition(), offset = m.offset(),
-                        reason, error, "dead-lettered"
-                    );
-                    span.end();
-                    return true;
-                }
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, reason = error_reason(&e), "dead-letter publish failed; retrying");
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => {
-                    span.set_status(Status::error("shutdown before the dead letter was acknowledged"));
-                    span.end();
-                    return false;
-                }
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
     }
 }
 

@@ -297,12 +297,12 @@ impl ClusterPoller {
 
 /// librdkafka settings of a client that never joins a group or commits.
 fn passive_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
-    let mut config = kafka.client_config();
-    config
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    config
+    kafka.client_config_with(|config| {
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+    })
 }
 
 fn passive_client(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, Error> {

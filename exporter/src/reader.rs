@@ -69,17 +69,16 @@ pub type ReaderConsumer = StreamConsumer;
 
 /// Creates the consumer; [`Reader::run`] assigns its partitions.
 pub fn consumer(config: &Config) -> Result<ReaderConsumer, Error> {
-    let mut client = config.kafka.client_config();
-    client
-        .set("group.id", &config.exporter.group_id)
-        .set("client.id", "meshflow-exporter")
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "latest");
-    if !config.kafka.librdkafka.contains_key(FETCH_WAIT) {
-        client.set(FETCH_WAIT, millis(DEFAULT_FETCH_WAIT));
-    }
+    let client = config.kafka.client_config_with(|client| {
+        client
+            .set("group.id", &config.exporter.group_id)
+            .set("client.id", "meshflow-exporter")
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "latest")
+            .set(FETCH_WAIT, millis(DEFAULT_FETCH_WAIT));
+    });
     client.create().map_err(|source| Error::Kafka {
         operation: "consumer",
         source,

@@ -103,18 +103,9 @@ fn errors_name_key_value_and_what_is_allowed() {
 mod service {
     use super::super::*;
     use meshflow_common::config::{load, Sources};
-    use std::collections::HashMap;
 
     fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        load(Sources {
-            file: None,
-            env: Some(env),
-            list_keys: LIST_KEYS,
-        })
+        load(Sources::with_env(None, vars, LIST_KEYS))
     }
 
     #[test]
@@ -164,11 +155,7 @@ mod service {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
-        let loaded = load(Sources {
-            file: Some(&path),
-            env: Some(HashMap::new()),
-            list_keys: LIST_KEYS,
-        });
+        let loaded = load(Sources::with_env(Some(&path), &[], LIST_KEYS));
         std::fs::remove_file(&path).unwrap();
         loaded
     }

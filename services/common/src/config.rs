@@ -71,6 +71,26 @@ pub struct Sources<'a> {
     pub list_keys: &'a [&'a str],
 }
 
+impl<'a> Sources<'a> {
+    /// Reads `vars` instead of the process environment, so tests and tools
+    /// never depend on (or change) it.
+    pub fn with_env(
+        file: Option<&'a Path>,
+        vars: &[(&str, &str)],
+        list_keys: &'a [&'a str],
+    ) -> Self {
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Sources {
+            file,
+            env: Some(env),
+            list_keys,
+        }
+    }
+}
+
 /// Loads and validates a service configuration from defaults, file and env.
 pub fn load<T>(sources: Sources<'_>) -> Result<T, ConfigError>
 where

@@ -88,10 +88,18 @@ impl KafkaConfig {
         Ok(())
     }
 
-    /// The librdkafka settings for this connection, before the service adds
-    /// its own keys. The pass-through map goes last; validation has made sure
-    /// it cannot override what came before.
+    /// The librdkafka settings for this connection alone (admin clients,
+    /// probes).
     pub fn client_config(&self) -> ClientConfig {
+        self.client_config_with(|_| {})
+    }
+
+    /// The librdkafka settings for this connection plus a service's own:
+    /// `service` adds them, then the pass-through map goes last. Validation
+    /// has refused every key the service owns in the map, so the map can
+    /// override a service default (say `fetch.wait.max.ms`) but never an
+    /// owned setting.
+    pub fn client_config_with(&self, service: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", self.bootstrap_servers.trim())
             .set("security.protocol", &self.security_protocol)
@@ -114,6 +122,7 @@ impl KafkaConfig {
                 cfg.set(key, v);
             }
         }
+        service(&mut cfg);
         for (key, value) in &self.librdkafka {
             cfg.set(key, value);
         }
@@ -183,6 +192,19 @@ mod tests {
         assert_eq!(cfg.get("ssl.ca.location"), Some("/etc/ca.pem"));
         assert_eq!(cfg.get("ssl.key.location"), None);
         assert_eq!(cfg.get("client.rack"), Some("rack-1"));
+    }
+
+    #[test]
+    fn pass_through_overrides_service_defaults_but_not_owned_keys() {
+        let mut k = base();
+        k.librdkafka
+            .insert("fetch.wait.max.ms".into(), "250".into());
+        k.validate(&["acks"]).unwrap();
+        let cfg = k.client_config_with(|cfg| {
+            cfg.set("fetch.wait.max.ms", "100").set("acks", "all");
+        });
+        assert_eq!(cfg.get("fetch.wait.max.ms"), Some("250"));
+        assert_eq!(cfg.get("acks"), Some("all"));
     }
 
     #[test]

@@ -247,18 +247,9 @@ impl Validate for Config {
 mod tests {
     use super::*;
     use meshflow_common::config::{load, Sources};
-    use std::collections::HashMap;
 
     fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        load(Sources {
-            file: None,
-            env: Some(env),
-            list_keys: &[],
-        })
+        load(Sources::with_env(None, vars, &[]))
     }
 
     #[test]

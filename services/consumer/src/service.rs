@@ -350,31 +350,32 @@ async fn flush_periodically(
 /// The group consumer's librdkafka settings.
 fn consumer_config(config: &Config, instance: &str) -> rdkafka::ClientConfig {
     let s = &config.consumer;
-    let mut cfg = config.kafka.client_config();
-    cfg.set("group.id", &s.group)
-        .set("client.id", instance)
-        .set("enable.auto.offset.store", "false")
-        // Auto-commit commits only stored offsets, i.e. acknowledged receipts.
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("session.timeout.ms", millis(s.session_timeout))
-        .set("heartbeat.interval.ms", millis(s.heartbeat_interval))
-        .set("auto.offset.reset", "earliest");
-    // librdkafka waits up to 500 ms for a fetch to fill; some brokers (Tansu)
-    // always wait that long, which would count as end-to-end latency. 100 ms
-    // unless the pass-through map says otherwise.
-    if !config.kafka.librdkafka.contains_key("fetch.wait.max.ms") {
-        cfg.set("fetch.wait.max.ms", "100");
-    }
-    cfg
+    config.kafka.client_config_with(|cfg| {
+        cfg.set("group.id", &s.group)
+            .set("client.id", instance)
+            .set("enable.auto.offset.store", "false")
+            // Auto-commit commits only stored offsets, i.e. acknowledged receipts.
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("session.timeout.ms", millis(s.session_timeout))
+            .set("heartbeat.interval.ms", millis(s.heartbeat_interval))
+            .set("auto.offset.reset", "earliest")
+            // librdkafka waits up to 500 ms for a fetch to fill; some brokers
+            // (Tansu) always wait that long, which would count as end-to-end
+            // latency. A default: `kafka.librdkafka` may override it.
+            .set("fetch.wait.max.ms", "100");
+    })
 }
 
 /// The producer for receipts and dead letters: idempotent, `acks=all`.
 fn create_producer(config: &Config) -> Result<FutureProducer, KafkaError> {
-    let mut cfg = config.kafka.client_config();
-    cfg.set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000");
-    cfg.create()
+    config
+        .kafka
+        .client_config_with(|cfg| {
+            cfg.set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "5")
+                .set("message.timeout.ms", "30000");
+        })
+        .create()
 }

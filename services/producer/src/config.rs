@@ -179,19 +179,10 @@ impl Validate for Config {
 mod tests {
     use super::*;
     use meshflow_common::config::{load, Sources};
-    use std::collections::HashMap;
     use std::io::Write;
 
     fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        load(Sources {
-            file: None,
-            env: Some(env),
-            list_keys: &[],
-        })
+        load(Sources::with_env(None, vars, &[]))
     }
 
     #[test]
@@ -207,16 +198,8 @@ mod tests {
     fn env_overrides_file_overrides_defaults() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         writeln!(f, "[producer]\nrate_per_sec = 50\npayload_bytes = 10\n[kafka.librdkafka]\n\"client.rack\" = \"r1\"").unwrap();
-        let env: HashMap<String, String> = [("MESHFLOW__PRODUCER__RATE_PER_SEC", "75")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let c: Config = load(Sources {
-            file: Some(f.path()),
-            env: Some(env),
-            list_keys: &[],
-        })
-        .unwrap();
+        let env = [("MESHFLOW__PRODUCER__RATE_PER_SEC", "75")];
+        let c: Config = load(Sources::with_env(Some(f.path()), &env, &[])).unwrap();
         assert_eq!(c.producer.rate_per_sec, 75.0);
         assert_eq!(c.producer.payload_bytes, 10);
         assert_eq!(
@@ -269,12 +252,7 @@ mod tests {
     fn owned_librdkafka_keys_are_refused() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         writeln!(f, "[kafka.librdkafka]\nacks = \"1\"").unwrap();
-        let err = load::<Config>(Sources {
-            file: Some(f.path()),
-            env: Some(HashMap::new()),
-            list_keys: &[],
-        })
-        .unwrap_err();
+        let err = load::<Config>(Sources::with_env(Some(f.path()), &[], &[])).unwrap_err();
         assert!(err.to_string().contains("kafka.librdkafka.acks"), "{err}");
     }
 }

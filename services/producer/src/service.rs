@@ -51,15 +51,16 @@ pub struct Summary {
 
 /// Creates the idempotent `acks=all` producer.
 pub fn create_producer(config: &Config) -> Result<FutureProducer, KafkaError> {
-    let mut cfg = config.kafka.client_config();
-    cfg.set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set(
-            "message.timeout.ms",
-            millis(config.producer.message_timeout),
-        )
-        .set("linger.ms", millis(config.producer.linger));
-    cfg.create()
+    let p = &config.producer;
+    config
+        .kafka
+        .client_config_with(|cfg| {
+            cfg.set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", millis(p.message_timeout))
+                .set("linger.ms", millis(p.linger));
+        })
+        .create()
 }
 
 /// Runs until `shutdown` fires or `producer.max_messages` are handed over,

@@ -104,6 +104,21 @@ impl TopicReader {
         self.records.lock().unwrap().len()
     }
 
+    /// The receipt ledger of everything read so far (a receipts topic).
+    pub fn ledger(&self) -> Ledger {
+        Ledger::from_records(&self.records())
+    }
+
+    /// Waits until at least `n` distinct messages have receipts (a receipts
+    /// topic); panics after `timeout`.
+    pub async fn receipts_for(&self, n: u64, timeout: Duration) -> Ledger {
+        crate::wait_for(&format!("receipts for {n} messages"), timeout, || async {
+            let l = self.ledger();
+            (l.distinct() as u64 >= n).then_some(l)
+        })
+        .await
+    }
+
     /// Whether nothing was read yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

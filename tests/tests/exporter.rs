@@ -23,7 +23,7 @@ use meshflow_tests::broker::{create_topics, Tansu};
 use meshflow_tests::exporter::{
     self, promtool_check, receipt, stage, trace_id, ReceiptWriter, Sent, TestProducer,
 };
-use meshflow_tests::ledger::{Ledger, TopicReader};
+use meshflow_tests::ledger::TopicReader;
 use meshflow_tests::process::Service;
 use meshflow_tests::prometheus::{encode, Prometheus};
 use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
@@ -367,15 +367,7 @@ async fn a_killed_exporter_restarts_without_false_loss_or_duplicates() {
         p.wait_exit(Duration::from_secs(90)).await.success(),
         "producer exit"
     );
-    let truth = wait_for(
-        "receipts for all messages",
-        Duration::from_secs(120),
-        || {
-            let ledger = Ledger::from_records(&receipts.records());
-            async move { (ledger.distinct() as u64 >= n).then_some(ledger) }
-        },
-    )
-    .await;
+    let truth = receipts.receipts_for(n, Duration::from_secs(120)).await;
     // Let everything the second exporter read become due: grace and SLA
     // after its last read.
     let (b, t) = (bootstrap.clone(), names.topic.clone());
@@ -470,7 +462,7 @@ async fn a_broker_restart_is_not_reported_as_loss() {
     let n: u64 = 1_500;
     let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 100);
     wait_for("300 receipts", Duration::from_secs(60), || {
-        let enough = Ledger::from_records(&receipts.records()).distinct() >= 300;
+        let enough = receipts.ledger().distinct() >= 300;
         async move { enough.then_some(()) }
     })
     .await;
@@ -482,15 +474,7 @@ async fn a_broker_restart_is_not_reported_as_loss() {
         p.wait_exit(Duration::from_secs(120)).await.success(),
         "producer exit"
     );
-    let truth = wait_for(
-        "receipts for all messages",
-        Duration::from_secs(120),
-        || {
-            let ledger = Ledger::from_records(&receipts.records());
-            async move { (ledger.distinct() as u64 >= n).then_some(ledger) }
-        },
-    )
-    .await;
+    let truth = receipts.receipts_for(n, Duration::from_secs(120)).await;
     let group = names.group.clone();
     metrics_until(
         exporter.port,

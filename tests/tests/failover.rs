@@ -50,19 +50,13 @@ impl MockBed {
     }
 
     fn ledger(&self) -> Ledger {
-        Ledger::from_records(&self.receipts.records())
+        self.receipts.ledger()
     }
 
     async fn all_receipts(&self, n: u64) -> Ledger {
-        wait_for(
-            &format!("receipts for all {n}"),
-            Duration::from_secs(180),
-            || async {
-                let l = self.ledger();
-                (l.distinct() as u64 >= n).then_some(l)
-            },
-        )
-        .await
+        self.receipts
+            .receipts_for(n, Duration::from_secs(180))
+            .await
     }
 }
 

@@ -40,31 +40,14 @@ impl Bed {
         }
     }
 
-    fn ledger(&self) -> Ledger {
-        Ledger::from_records(&self.receipts.records())
-    }
-
     /// Waits until every one of `n` messages has a receipt.
     async fn all_receipts(&self, n: u64, timeout: Duration) -> Ledger {
-        wait_for(
-            &format!("receipts for all {n} messages"),
-            timeout,
-            || async {
-                let l = self.ledger();
-                (l.distinct() as u64 >= n).then_some(l)
-            },
-        )
-        .await
+        self.receipts.receipts_for(n, timeout).await
     }
 
     /// Waits until at least `n` distinct messages have receipts.
-    async fn receipts_at_least(&self, n: usize) {
-        wait_for(
-            &format!("{n} receipts"),
-            Duration::from_secs(60),
-            || async { (self.ledger().distinct() >= n).then_some(()) },
-        )
-        .await;
+    async fn receipts_at_least(&self, n: u64) {
+        self.receipts.receipts_for(n, Duration::from_secs(60)).await;
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use meshflow_common::envelope::{now_ns, CREATED_NS, PRODUCER, SEQ, TRACEPARENT};
 use meshflow_tests::broker::{create_topics, Tansu};
-use meshflow_tests::ledger::{Ledger, TopicReader};
+use meshflow_tests::ledger::TopicReader;
 use meshflow_tests::otlp::{hex, ReceivedSpan, Receiver};
 use meshflow_tests::scenario::{consumer_with, producer_with, wait_ready, Names};
 use meshflow_tests::{scrape, unique, wait_for};
@@ -83,11 +83,7 @@ async fn one_trace_spans_producer_broker_and_consumer() {
 
     let n: u64 = 100;
     let mut producer = producer_with(dir.path(), &broker.bootstrap, &names, n, 100, &otel);
-    let ledger = wait_for("receipts", Duration::from_secs(90), || async {
-        let l = Ledger::from_records(&receipts.records());
-        (l.distinct() as u64 >= n + 2).then_some(l)
-    })
-    .await;
+    let ledger = receipts.receipts_for(n + 2, Duration::from_secs(90)).await;
     assert!(
         producer.wait_exit(Duration::from_secs(60)).await.success(),
         "producer exit"
@@ -125,10 +121,8 @@ async fn one_trace_spans_producer_broker_and_consumer() {
         .filter(|s| s.service == "meshflow-consumer" && s.span.name == process_name)
         .map(|s| (s.trace_id(), s))
         .collect();
-    let receipt_trace: HashMap<(String, u64), String> = Ledger::from_records(&receipts.records())
-        .trace_ids
-        .into_iter()
-        .collect();
+    let receipt_trace: HashMap<(String, u64), String> =
+        receipts.ledger().trace_ids.into_iter().collect();
     println!(
         "tracing: spans={} send={} process={} receipts={} invalid_traceparent={invalid_trace}",
         spans.len(),
@@ -257,11 +251,7 @@ async fn without_an_endpoint_nothing_is_exported_and_ids_still_flow() {
     wait_ready(&[&consumer], Duration::from_secs(60)).await;
     let n = 50;
     let mut producer = producer_with(dir.path(), &broker.bootstrap, &names, n, 100, &[]);
-    let ledger = wait_for("receipts", Duration::from_secs(60), || async {
-        let l = Ledger::from_records(&receipts.records());
-        (l.distinct() as u64 >= n).then_some(l)
-    })
-    .await;
+    let ledger = receipts.receipts_for(n, Duration::from_secs(60)).await;
     assert!(producer.wait_exit(Duration::from_secs(30)).await.success());
     consumer.signal(15);
     assert_eq!(

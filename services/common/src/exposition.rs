@@ -52,36 +52,36 @@ pub fn prometheus_text(registry: &Registry) -> String {
 
 /// Converts OpenMetrics text as prometheus-client writes it.
 pub fn to_prometheus_text(open_metrics: &str) -> String {
+    // HELP comes before TYPE in prometheus-client's output: learn which
+    // families are counters first.
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
     let mut out = String::with_capacity(open_metrics.len());
-    let mut counters: Vec<String> = Vec::new();
     for line in open_metrics.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
-            let (name, kind) = match kind {
-                "counter" => {
-                    counters.push(name.to_string());
-                    (format!("{name}_total"), "counter")
-                }
-                "stateset" | "info" => (name.to_string(), "gauge"),
-                "unknown" => (name.to_string(), "untyped"),
-                k => (name.to_string(), k),
+            let kind = match kind {
+                "stateset" | "info" => "gauge",
+                "unknown" => "untyped",
+                k => k,
             };
-            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            let suffix = if kind == "counter" { "_total" } else { "" };
+            out.push_str(&format!("# TYPE {name}{suffix} {kind}\n"));
             continue;
         }
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            let name = if counters.last().is_some_and(|c| c == name)
-                || is_counter_help(open_metrics, name)
-            {
-                format!("{name}_total")
+            let suffix = if counters.contains(name) {
+                "_total"
             } else {
-                name.to_string()
+                ""
             };
-            out.push_str(&format!("# HELP {name} {help}\n"));
+            out.push_str(&format!("# HELP {name}{suffix} {help}\n"));
             continue;
         }
         // A sample; an exemplar follows " # " after the value.
@@ -93,11 +93,6 @@ pub fn to_prometheus_text(open_metrics: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-/// HELP precedes TYPE in prometheus-client's output, so look ahead.
-fn is_counter_help(text: &str, name: &str) -> bool {
-    text.contains(&format!("# TYPE {name} counter\n"))
 }
 
 #[cfg(test)]

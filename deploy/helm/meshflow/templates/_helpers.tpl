@@ -33,6 +33,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
 {{/*
+Labels of a workload's pod template: no helm.sh/chart, because a changed
+pod template restarts every pod, and a chart version bump alone must not
+roll Kafka. Argument: as for meshflow.selectorLabels.
+*/}}
+{{- define "meshflow.podTemplateLabels" -}}
+{{ include "meshflow.selectorLabels" . }}
+app.kubernetes.io/part-of: meshflow
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
+{{/*
 Selector labels of one workload. Argument: (dict "root" $ "name" "meshflow-producer" "component" "producer").
 */}}
 {{- define "meshflow.selectorLabels" -}}

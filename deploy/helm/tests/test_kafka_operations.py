@@ -114,3 +114,39 @@ def test_pod_templates_do_not_carry_the_chart_version(rendered):
         labels = pod_labels(w)
         assert "helm.sh/chart" not in labels, w["metadata"]["name"]
         assert not any("version" in key for key in labels), (w["metadata"]["name"], labels)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"kafka": {"minInsyncReplicas": 3, "defaultReplicationFactor": 3}},
+        {"kafka": {"minInsyncReplicas": 2, "defaultReplicationFactor": 2}},
+        {"topics": {"replicationFactor": 2}},
+        {"kafka": {"defaultReplicationFactor": 4}},
+        {"topics": {"replicationFactor": 4}},
+        {"kafka": {"podDisruptionBudget": {"maxUnavailable": 2}}},
+    ],
+    ids=["minisr-eq-rf", "minisr-eq-rf-2", "topic-rf-eq-minisr", "rf-over-replicas", "topic-rf-over-replicas",
+         "pdb-two-down"],
+)
+def test_values_schema_refuses_unsafe_replication(values):
+    import helm_python as helm
+
+    with helm.Chart.load(str(rendering.chart_path())) as chart:
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema(values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"kafka": {"replicas": 5, "defaultReplicationFactor": 5, "minInsyncReplicas": 3},
+         "topics": {"replicationFactor": 5}},
+        {"kafka": {"replicas": 5, "defaultReplicationFactor": 3}},
+    ],
+)
+def test_values_schema_accepts_safe_replication(values):
+    import helm_python as helm
+
+    with helm.Chart.load(str(rendering.chart_path())) as chart:
+        chart.validate_schema(values)

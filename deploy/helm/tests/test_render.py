@@ -83,8 +83,10 @@ def test_crd_check_catches_a_misspelt_policy_field():
     assert crd_schemas.problems(doc) == ["unknown field spec.rules[0].to[0].operation.port"]
 
 
-def test_kafka_probe_script_is_valid_bash(default):
-    script = default.get("ConfigMap", "kafka-probe")["data"]["broker-ready.sh"]
+@pytest.mark.parametrize("name", ["kafka-lib.sh", "start.sh", "broker-ready.sh"])
+def test_kafka_scripts_are_valid_bash(default, name):
+    script = default.get("ConfigMap", "kafka-scripts")["data"][name]
+    assert script == (rendering.CHART_DIR / "files" / "kafka" / name).read_text()
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
 
 

@@ -148,13 +148,19 @@ def test_kafka_is_three_kraft_nodes_with_volumes(rendered):
     env = env_of(c)
     assert env["KAFKA_NODE_ID"] == {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}
     assert env["CLUSTER_ID"]
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
-    assert voters == [f"{i}@kafka-{i}.kafka-headless.meshflow.svc.cluster.local:9093" for i in range(3)]
-    assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
-    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
-    assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
-    assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+    props = dict(
+        line.split("=", 1)
+        for line in rendered.get("ConfigMap", "kafka-config")["data"]["server.properties"].splitlines()
+        if line and not line.startswith("#")
+    )
+    assert props["process.roles"] == "broker,controller"
+    controllers = props["controller.quorum.bootstrap.servers"].split(",")
+    assert controllers == [f"kafka-{i}.kafka-headless.meshflow.svc.cluster.local:9093" for i in range(3)]
+    assert env["KAFKA_CONTROLLER_BOOTSTRAP"] == props["controller.quorum.bootstrap.servers"]
+    assert props["default.replication.factor"] == "3"
+    assert props["offsets.topic.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == "2"
+    assert props["unclean.leader.election.enable"] == "false"
     assert pod_spec(sts)["enableServiceLinks"] is False
 
 
@@ -162,9 +168,9 @@ def test_kafka_readiness_reflects_broker_state(default):
     (c,) = pod_spec(default.get("StatefulSet", "kafka"))["containers"]
     probe = c["readinessProbe"]
     assert "exec" in probe, "a port check would call a fenced or recovering broker ready"
-    script = default.get("ConfigMap", "kafka-probe")["data"]["broker-ready.sh"]
-    assert "--broker-list \"${KAFKA_NODE_ID}\"" in script
-    assert probe["timeoutSeconds"] >= 10
+    lib = default.get("ConfigMap", "kafka-scripts")["data"]["kafka-lib.sh"]
+    assert '--broker-list "$KAFKA_NODE_ID"' in lib
+    assert probe["timeoutSeconds"] >= 2
 
 
 def test_kafka_availability(rendered):

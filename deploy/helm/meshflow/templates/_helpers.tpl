@@ -85,13 +85,13 @@ meshflow.io/kafka-client: "true"
 {{- join "," $servers -}}
 {{- end }}
 
-{{/* KRaft controller.quorum.voters: id@host:9093 for every node. */}}
-{{- define "meshflow.kafkaVoters" -}}
-{{- $voters := list -}}
+{{/* KRaft controller.quorum.bootstrap.servers: host:9093 of every node. */}}
+{{- define "meshflow.kafkaControllers" -}}
+{{- $controllers := list -}}
 {{- range $i := until (int .Values.kafka.replicas) -}}
-{{- $voters = append $voters (printf "%d@%s-%d.%s.%s.svc.%s:9093" $i (include "meshflow.kafkaName" $) $i (include "meshflow.kafkaHeadless" $) $.Release.Namespace $.Values.clusterDomain) -}}
+{{- $controllers = append $controllers (printf "%s-%d.%s.%s.svc.%s:9093" (include "meshflow.kafkaName" $) $i (include "meshflow.kafkaHeadless" $) $.Release.Namespace $.Values.clusterDomain) -}}
 {{- end -}}
-{{- join "," $voters -}}
+{{- join "," $controllers -}}
 {{- end }}
 
 {{/* SPIFFE principal (as Istio writes it) of a service account in the release namespace. Argument: (dict "root" $ "sa" "name"). */}}

@@ -110,14 +110,16 @@ def test_logs_volume_holds_everything_kafka_writes(rendered):
     log_dir = "/opt/kafka/logs"
     assert env.get("LOG_DIR") == log_dir
     # kafka-server-start.sh passes -loggc, which kafka-run-class.sh turns
-    # into 10 x 100 MB GC files unless KAFKA_GC_LOG_OPTS is set.
-    assert env.get("KAFKA_GC_LOG_OPTS"), "the image's default GC log is 10 x 100 MB"
-    gc_path, gc_bytes = gc_log_bound(env["KAFKA_GC_LOG_OPTS"], log_dir)
+    # into 10 x 100 MB GC files unless KAFKA_GC_LOG_OPTS is set; start.sh
+    # sets it for the broker from BROKER_GC_LOG_OPTS.
+    assert env.get("BROKER_GC_LOG_OPTS"), "the image's default GC log is 10 x 100 MB"
+    assert 'KAFKA_GC_LOG_OPTS="$BROKER_GC_LOG_OPTS"' in kafka_scripts(rendered)["start.sh"]
+    gc_path, gc_bytes = gc_log_bound(env["BROKER_GC_LOG_OPTS"], log_dir)
     assert mount_of(c, gc_path) == "logs"
 
     # log4j2: the broker logs to the console only (kubectl logs, the
     # cluster's log collector); a file appender would grow without bound.
-    assert env.get("KAFKA_LOG4J_OPTS") == "-Dlog4j2.configurationFile=/opt/meshflow/kafka-config/log4j2.yaml"
+    assert env.get("BROKER_LOG4J_OPTS") == "-Dlog4j2.configurationFile=/opt/meshflow/kafka-config/log4j2.yaml"
     log4j = yaml.safe_load(kafka_files(rendered)["log4j2.yaml"])
     appenders = log4j["Configuration"]["Appenders"]
     assert set(appenders) == {"Console"}, appenders
@@ -129,7 +131,11 @@ def test_logs_volume_holds_everything_kafka_writes(rendered):
 
 
 def test_tools_do_not_write_into_the_volumes(rendered):
-    """The scripts run Kafka's tools with their own console-only log4j2 config."""
+    """Kafka's tools (the scripts', and those run with kubectl exec): console only, no GC log."""
+    env = env_of(kafka_container(rendered))
+    assert env["KAFKA_LOG4J_OPTS"] == "-Dlog4j2.configurationFile=/opt/meshflow/kafka-config/tools-log4j2.yaml"
+    assert "KAFKA_GC_LOG_OPTS" not in env
+    assert quantity(jvm_flags(env["KAFKA_HEAP_OPTS"])["Xmx"]) <= 128 * 2**20
     files = kafka_files(rendered)
     tools = yaml.safe_load(files["tools-log4j2.yaml"])
     assert set(tools["Configuration"]["Appenders"]) == {"Console"}
@@ -434,7 +440,7 @@ def test_kafka_memory_fits_its_limit(rendered):
     """Every JVM region the broker and the one readiness-check JVM can reach, inside the limit."""
     c = kafka_container(rendered)
     env = env_of(c)
-    broker = jvm_flags(env["KAFKA_HEAP_OPTS"] + " " + env["KAFKA_JVM_PERFORMANCE_OPTS"])
+    broker = jvm_flags(env["BROKER_HEAP_OPTS"] + " " + env["BROKER_JVM_PERFORMANCE_OPTS"])
     for flag in ("Xmx", "MaxDirectMemorySize", "MaxMetaspaceSize", "ReservedCodeCacheSize"):
         assert flag in broker, f"broker JVM without a {flag} bound"
     assert broker["Xms"] == broker["Xmx"]

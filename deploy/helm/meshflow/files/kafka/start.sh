@@ -12,4 +12,10 @@ write_server_properties || exit 1
 format_storage || exit 1
 join_loop &
 readiness_loop &
-exec "$KAFKA_BIN/kafka-server-start.sh" "$KAFKA_CONFIG"
+# The container's KAFKA_* JVM settings are those of tools run with kubectl
+# exec; the broker gets its own.
+KAFKA_HEAP_OPTS="$BROKER_HEAP_OPTS" \
+  KAFKA_JVM_PERFORMANCE_OPTS="$BROKER_JVM_PERFORMANCE_OPTS" \
+  KAFKA_GC_LOG_OPTS="$BROKER_GC_LOG_OPTS" \
+  KAFKA_LOG4J_OPTS="$BROKER_LOG4J_OPTS" \
+  exec "$KAFKA_BIN/kafka-server-start.sh" "$KAFKA_CONFIG"

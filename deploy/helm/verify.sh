@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Reproduces meshflow's three demonstrations on a real cluster, with numbers.
+# Reproduces meshflow's demonstrations on a real cluster, with numbers.
 #
 #   1. broker failover: delete the broker leading meshflow.events partition 0
 #      while traffic flows; no message may be lost.
-#   2. consumer failover: delete a consumer pod; the group rebalances onto the
+#   2. rolling restart: `kubectl rollout restart statefulset/kafka` while
+#      traffic flows, as an upgrade does; no partition may fall below
+#      min.insync.replicas (what makes brokers answer acks=all producers with
+#      NOT_ENOUGH_REPLICAS), the producer may see no such error and no failed
+#      send, nothing may be lost, and no partition may stay under-replicated.
+#   3. consumer failover: delete a consumer pod; the group rebalances onto the
 #      survivors and catches up, and no message may be lost.
-#   3. isolation: from a pod outside the mesh, and from an in-mesh pod with a
+#   4. isolation: from a pod outside the mesh, and from an in-mesh pod with a
 #      service account the policies do not name, a Kafka request to a broker
 #      gets no answer: ztunnel resets the connection within a bounded time.
 #      A pod with the producer's service account, same image and same
@@ -19,7 +24,7 @@
 # stage) or SLA (processed stage), so each disruption is followed by a settle
 # period of grace + SLA before the counters are compared.
 #
-# Usage: deploy/helm/verify.sh [--namespace NS] [--only broker|consumer|isolation]
+# Usage: deploy/helm/verify.sh [--namespace NS] [--only broker|rolling|consumer|isolation]
 #                              [--hard] [--settle SECONDS] [--bound SECONDS]
 #                              [--sample SECONDS]
 #   --hard     delete pods with --grace-period=0 --force (a crash, not a
@@ -236,17 +241,18 @@ watch_until() {
   done
 }
 
-# compare NAME BEFORE AFTER: checks and records what changed.
+# compare NAME BEFORE AFTER [MORE [BAD]]: checks and records what changed.
+# MORE is added to the details; BAD=1 fails the step whatever the counters say.
 compare() {
-  local name="$1" b a
+  local name="$1" b a more="${4:-}" bad="${5:-0}"
   read -r -a b <<<"$2"
   read -r -a a <<<"$3"
   local lost=$((a[0] - b[0])) logged=$((a[1] - b[1])) processed=$((a[2] - b[2]))
   local dup=$((a[3] - b[3])) failed=$((a[4] - b[4]))
-  local detail="lost $lost, reached log $logged, processed $processed, duplicates $dup, send failures $failed"
+  local detail="lost $lost, reached log $logged, processed $processed, duplicates $dup, send failures $failed${more:+; $more}"
   if [ "$logged" -lt 0 ] || [ "$processed" -lt 0 ]; then
     record FAIL "$name" "exporter counters went backwards (exporter restarted?): $detail"
-  elif [ "$lost" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$logged" -le 0 ] || [ "$processed" -le 0 ]; then
+  elif [ "$bad" -eq 1 ] || [ "$lost" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$logged" -le 0 ] || [ "$processed" -le 0 ]; then
     record FAIL "$name" "$detail"
   else
     record PASS "$name" "$detail"
@@ -291,7 +297,74 @@ broker_failover() {
   results[-1]="${results[-1]}; broker back in $((back / 1000)) s, longest log stall ${stall} ms, under-replicated now ${a[6]}"
 }
 
-# --- 2. consumer failover ----------------------------------------------------
+# --- 2. rolling restart -------------------------------------------------------
+
+# kafka_topics POD ARGS...: kafka-topics.sh against the broker in POD.
+kafka_topics() {
+  local pod="$1"
+  shift
+  k exec "$pod" -c kafka -- /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 "$@"
+}
+
+# count_partitions ARGS...: how many partitions `kafka-topics.sh --describe
+# ARGS` lists, asked of the first broker that answers; empty if none does.
+count_partitions() {
+  local i out
+  for i in $(seq 0 $((kafka_replicas - 1))); do
+    if out="$(kafka_topics "kafka-$i" --describe "$@" 2>/dev/null)"; then
+      grep -c 'Partition:' <<<"$out"
+      return 0
+    fi
+  done
+}
+
+# kafka_rolled_out: the StatefulSet runs its new pod template everywhere and
+# every broker is ready; samples the partitions under min.insync.replicas
+# (peak in max_under_min_isr) on the way.
+kafka_rolled_out() {
+  local n
+  n="$(count_partitions --under-min-isr-partitions)"
+  [ -n "$n" ] && [ "$n" -gt "$max_under_min_isr" ] && max_under_min_isr="$n"
+  k rollout status statefulset/kafka --timeout=1s >/dev/null 2>&1
+}
+
+rolling_restart() {
+  local before after a ner_before ner_after ner urp back stall
+  max_under_min_isr=0
+  kafka_replicas="$(k get statefulset kafka -o jsonpath='{.spec.replicas}')"
+  snapshot || { record FAIL "kafka rolling restart" "cannot read metrics"; return; }
+  before="$snap"
+  ner_before="$(sum "$producer_metrics" meshflow_producer_errors_total 'reason="not_enough_replicas"')"
+  log "2. rolling restart of statefulset/kafka ($kafka_replicas brokers, one at a time)"
+  if ! k rollout restart statefulset/kafka >/dev/null; then
+    record FAIL "kafka rolling restart" "kubectl rollout restart failed"
+    return
+  fi
+  if ! watch_until 3600 kafka_rolled_out; then
+    record FAIL "kafka rolling restart" "not rolled out after ${watch_ms} ms"
+    return
+  fi
+  back=$watch_ms
+  stall=$stall_ms
+  log "2. rolled out after $((back / 1000)) s; longest stretch with nothing reaching the log: ${stall} ms"
+  log "2. waiting ${settle}s for the exporter's grace and SLA windows"
+  sleep "$settle"
+  snapshot || { record FAIL "kafka rolling restart" "cannot read metrics"; return; }
+  after="$snap"
+  read -r -a a <<<"$after"
+  ner_after="$(sum "$producer_metrics" meshflow_producer_errors_total 'reason="not_enough_replicas"')"
+  ner=$((ner_after - ner_before))
+  urp="$(count_partitions --under-replicated-partitions)"
+  local bad=0
+  if [ "$ner" -ne 0 ] || [ "$max_under_min_isr" -ne 0 ] || [ "${urp:-1}" -ne 0 ] || [ "${a[6]}" -ne 0 ]; then
+    bad=1
+  fi
+  compare "kafka rolling restart" "$before" "$after" \
+    "NOT_ENOUGH_REPLICAS $ner, under min ISR during the rollout ${max_under_min_isr}, under-replicated partitions now ${urp:-unknown} (exporter: ${a[6]}); rolled out in $((back / 1000)) s, longest log stall ${stall} ms" \
+    "$bad"
+}
+
+# --- 3. consumer failover ----------------------------------------------------
 
 # consumer_recovered VICTIM BASELINE SLACK: the deleted pod is gone, the
 # Deployment is at full strength and the group's lag is back within SLACK of
@@ -313,7 +386,7 @@ consumer_failover() {
   snapshot || { record FAIL "consumer failover" "cannot read metrics"; return; }
   before="$snap"
   read -r _ _ _ _ _ baseline _ <<<"$before"
-  log "2. deleting consumer pod $victim (lag before: $baseline messages)"
+  log "3. deleting consumer pod $victim (lag before: $baseline messages)"
   delete_pod "$victim"
   # One second of traffic of slack over the lag before the deletion.
   if ! watch_until 600 consumer_recovered "$victim" "$baseline" $((rate + 10)); then
@@ -321,8 +394,8 @@ consumer_failover() {
     return
   fi
   back=$watch_ms
-  log "2. recovered after $((back / 1000)) s; lag peaked at $max_lag messages"
-  log "2. waiting ${settle}s for the exporter's SLA window"
+  log "3. recovered after $((back / 1000)) s; lag peaked at $max_lag messages"
+  log "3. waiting ${settle}s for the exporter's SLA window"
   sleep "$settle"
   snapshot || { record FAIL "consumer failover" "cannot read metrics"; return; }
   after="$snap"
@@ -330,7 +403,7 @@ consumer_failover() {
   results[-1]="${results[-1]}; recovered in $((back / 1000)) s, lag peak $max_lag messages"
 }
 
-# --- 3. isolation ------------------------------------------------------------
+# --- 4. isolation ------------------------------------------------------------
 
 # A Kafka ApiVersions v0 request (correlation id 1, client id "verify") over
 # bash's /dev/tcp; prints "answered"/"no-answer", the milliseconds it took and
@@ -440,11 +513,12 @@ EOF
 }
 
 case "$only" in
-  "") broker_failover; consumer_failover; isolation ;;
+  "") broker_failover; rolling_restart; consumer_failover; isolation ;;
   broker) broker_failover ;;
+  rolling) rolling_restart ;;
   consumer) consumer_failover ;;
   isolation) isolation ;;
-  *) echo "--only takes broker, consumer or isolation" >&2; exit 2 ;;
+  *) echo "--only takes broker, rolling, consumer or isolation" >&2; exit 2 ;;
 esac
 
 echo

@@ -6,7 +6,12 @@ directory ($FAKE_KUBE_STATE): port-forwards serve exporter and producer
 metrics whose counters grow with time, deleted pods come back after a
 moment, and `exec` into a probe pod runs the probe against a local server
 that answers (the allowed pod) or resets (the others). FAKE_KUBE_LOSS=1
-makes the exporter count lost messages once a broker was deleted.
+makes the exporter count lost messages once a broker was deleted;
+`rollout restart` of the Kafka StatefulSet takes ROLLOUT_FOR seconds, and
+FAKE_KUBE_NOT_ENOUGH_REPLICAS=1, FAKE_KUBE_UNDER_MIN_ISR=1 and
+FAKE_KUBE_UNDER_REPLICATED=1 make it go wrong: the producer counts
+NOT_ENOUGH_REPLICAS errors, partitions fall below min.insync.replicas
+while it runs, partitions stay under-replicated after it.
 
 It exists so that test_verify_script.py can run verify.sh's whole control
 flow without a cluster; it knows nothing of Kubernetes beyond that.
@@ -28,13 +33,14 @@ from pathlib import Path
 STATE = Path(os.environ["FAKE_KUBE_STATE"])
 RATE = 20  # messages per second
 GONE_FOR = 2.5  # seconds a deleted pod stays away
+ROLLOUT_FOR = 3.0  # seconds a rolling restart of Kafka takes
 
 
 def load() -> dict:
     try:
         return json.loads((STATE / "state.json").read_text())
     except FileNotFoundError:
-        return {"start": time.time(), "deleted": {}, "pids": []}
+        return {"start": time.time(), "deleted": {}, "pids": [], "restarted": None}
 
 
 def save(state: dict) -> None:
@@ -55,10 +61,15 @@ def metrics(kind: str) -> str:
     lag = 60 if consumer_gap is not None and consumer_gap < GONE_FOR else 4
     lost = 3 if os.environ.get("FAKE_KUBE_LOSS") and since_deleted(state, "kafka") is not None else 0
     if kind == "producer":
+        restarted = state.get("restarted") is not None
+        not_enough = 4 if restarted and os.environ.get("FAKE_KUBE_NOT_ENOUGH_REPLICAS") else 0
         return "\n".join([
             "# TYPE meshflow_producer_messages_total counter",
             f'meshflow_producer_messages_total{{topic="meshflow.events",outcome="acked"}} {logged}',
             'meshflow_producer_messages_total{topic="meshflow.events",outcome="failed"} 0',
+            "# TYPE meshflow_producer_errors_total counter",
+            'meshflow_producer_errors_total{topic="meshflow.events",reason="queue_full"} 1',
+            f'meshflow_producer_errors_total{{topic="meshflow.events",reason="not_enough_replicas"}} {not_enough}',
         ]) + "\n"
     lines = [
         f'meshflow_messages_total{{topic="meshflow.events",stage="log",group=""}} {logged}',
@@ -140,6 +151,13 @@ def main(argv: list[str]) -> int:
     verb = args[0]
     if verb == "config":
         print("fake-cluster")
+    elif verb == "rollout" and args[1] == "restart":
+        state["restarted"] = time.time()
+        save(state)
+    elif verb == "rollout" and args[1] == "status" and state.get("restarted"):
+        if time.time() - state["restarted"] < ROLLOUT_FOR:
+            print('Waiting for 1 pods to be ready...', file=sys.stderr)
+            return 1
     elif verb in ("rollout", "wait", "apply"):
         if verb == "apply":
             sys.stdin.read()
@@ -159,7 +177,7 @@ def main(argv: list[str]) -> int:
         elif kind == "configmap":
             print('[exporter]\ngrace = "1s"\nsla = "1s"\n', end="")
         elif kind == "statefulset":
-            print("apache/kafka:4.1.1", end="")
+            print("3" if "replicas" in jsonpath else "apache/kafka:4.1.1", end="")
         elif kind == "pods":
             print("meshflow-consumer-7d9f-abcde", end="")
         elif kind == "deployment":
@@ -169,6 +187,16 @@ def main(argv: list[str]) -> int:
             return pod(state, name, jsonpath)
     elif verb == "exec":
         command = args[args.index("--") + 1:]
+        if "--under-min-isr-partitions" in command:
+            restarting = state.get("restarted") and time.time() - state["restarted"] < ROLLOUT_FOR
+            if restarting and os.environ.get("FAKE_KUBE_UNDER_MIN_ISR"):
+                print("\tTopic: meshflow.events\tPartition: 4\tLeader: 0\tReplicas: 0,1,2\tIsr: 0")
+            return 0
+        if "--under-replicated-partitions" in command:
+            if os.environ.get("FAKE_KUBE_UNDER_REPLICATED"):
+                print("\tTopic: meshflow.events\tPartition: 1\tLeader: 0\tReplicas: 0,1,2\tIsr: 0,1")
+                print("\tTopic: meshflow.receipts\tPartition: 2\tLeader: 1\tReplicas: 1,2,0\tIsr: 1,0")
+            return 0
         if "kafka-topics.sh" in " ".join(command):
             print("Topic: meshflow.events\tTopicId: x\tPartitionCount: 6\tReplicationFactor: 3")
             print("\tTopic: meshflow.events\tPartition: 0\tLeader: 2\tReplicas: 2,0,1\tIsr: 2,0,1")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -120,8 +121,11 @@ def test_metric_sum():
     assert total("meshflow_brokers") == 3
 
 
-def run_verify(tmp_path, *args, loss=False):
-    """verify.sh against fake_kubectl.py: a simulated healthy install."""
+def run_verify(tmp_path, *args, loss=False, faults=()):
+    """verify.sh against fake_kubectl.py: a simulated healthy install.
+
+    faults: FAKE_KUBE_* switches that make the simulated install misbehave.
+    """
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "kubectl").symlink_to(rendering.TESTS_DIR / "fake_kubectl.py")
@@ -130,6 +134,8 @@ def run_verify(tmp_path, *args, loss=False):
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_KUBE_STATE=str(state))
     if loss:
         env["FAKE_KUBE_LOSS"] = "1"
+    for fault in faults:
+        env[fault] = "1"
     done = subprocess.run(
         ["bash", str(VERIFY), "--settle", "1", "--sample", "2", "--bound", "2", *args],
         env=env, capture_output=True, text=True, timeout=120,
@@ -150,9 +156,12 @@ def test_verify_passes_on_a_healthy_install(tmp_path):
     done, pids = run_verify(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[-1] == "5 passed, 0 failed"
+    assert lines[-1] == "6 passed, 0 failed"
     assert any("PASS  broker failover (kafka-2)" in line and "lost 0" in line for line in lines)
     assert any("PASS  consumer failover" in line and "lag peak 60 messages" in line for line in lines)
+    (rolling,) = [line for line in lines if "PASS  kafka rolling restart" in line]
+    for says in ("lost 0", "NOT_ENOUGH_REPLICAS 0", "under min ISR during the rollout 0", "under-replicated partitions now 0"):
+        assert says in rolling
     assert any("isolation: mf-verify-wrong-sa refused" in line and "closed-by-peer" in line for line in lines)
     # The port-forwards it started are gone with it.
     assert pids and not any(alive(p) for p in pids)
@@ -164,3 +173,26 @@ def test_verify_fails_when_the_exporter_counts_a_loss(tmp_path):
     assert "FAIL  broker failover (kafka-2)" in done.stdout
     assert "lost 3" in done.stdout
     assert done.stdout.splitlines()[-1] == "0 passed, 1 failed"
+
+
+FAULTS = {
+    "FAKE_KUBE_NOT_ENOUGH_REPLICAS": "NOT_ENOUGH_REPLICAS 4",
+    "FAKE_KUBE_UNDER_MIN_ISR": "under min ISR during the rollout 1",
+    "FAKE_KUBE_UNDER_REPLICATED": "under-replicated partitions now 2",
+}
+
+
+def test_verify_rolling_restart_fails_on_each_replication_problem(tmp_path):
+    """One simulated install per fault, run side by side (each mostly waits)."""
+    runs = {}
+    for fault in FAULTS:
+        (tmp_path / fault).mkdir()
+    with ThreadPoolExecutor(len(FAULTS)) as pool:
+        for fault in FAULTS:
+            runs[fault] = pool.submit(run_verify, tmp_path / fault, "--only", "rolling", faults=(fault,))
+    for fault, says in FAULTS.items():
+        done, _ = runs[fault].result()
+        assert done.returncode == 1, (fault, done.stdout + done.stderr)
+        (line,) = [line for line in done.stdout.splitlines() if "FAIL  kafka rolling restart" in line]
+        assert says in line, (fault, line)
+        assert done.stdout.splitlines()[-1] == "0 passed, 1 failed"

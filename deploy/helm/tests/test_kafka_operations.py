@@ -510,3 +510,21 @@ def test_values_schema_accepts_safe_replication(values):
 
     with helm.Chart.load(str(rendering.chart_path())) as chart:
         chart.validate_schema(values)
+
+
+# --- docs -------------------------------------------------------------------------
+
+DOCS = rendering.REPO_ROOT / "docs" / "kubernetes.md"
+
+
+def test_docs_do_not_credit_the_startup_probe_with_log_recovery():
+    text = DOCS.read_text()
+    assert "allows 10 minutes of log recovery" not in text
+
+
+@pytest.mark.parametrize("topic", ["Upgrade", "Scale", "Lost volume", "Disk sizing"])
+def test_docs_have_an_operations_section(topic):
+    text = DOCS.read_text()
+    assert "## Operations" in text
+    ops = text.split("## Operations", 1)[1].split("\n## ", 1)[0]
+    assert re.search(rf"^### {topic}", ops, re.M), topic

@@ -261,6 +261,14 @@ compare() {
 
 # --- 1. broker failover ------------------------------------------------------
 
+# kafka_topics POD ARGS...: kafka-topics.sh against the broker in POD (the
+# container's own KAFKA_HEAP_OPTS is a small tool heap).
+kafka_topics() {
+  local pod="$1"
+  shift
+  k exec "$pod" -c kafka -- /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 "$@"
+}
+
 # pod_replaced_and_ready POD OLD_UID: the pod was recreated and is Ready.
 pod_replaced_and_ready() {
   local state
@@ -270,10 +278,7 @@ pod_replaced_and_ready() {
 
 broker_failover() {
   local leader before after victim a
-  # A small heap for the tool: the container's KAFKA_HEAP_OPTS is the broker's.
-  leader="$(k exec kafka-0 -c kafka -- env KAFKA_HEAP_OPTS=-Xmx128m \
-    /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 \
-    --describe --topic meshflow.events 2>/dev/null |
+  leader="$(kafka_topics kafka-0 --describe --topic meshflow.events 2>/dev/null |
     awk '$0 ~ /Partition: 0\t|Partition: 0 / { for (i = 1; i <= NF; i++) if ($i == "Leader:") print $(i + 1) }' | head -n 1)"
   victim="kafka-${leader:-1}"
   snapshot || { record FAIL "broker failover" "cannot read metrics"; return; }
@@ -298,13 +303,6 @@ broker_failover() {
 }
 
 # --- 2. rolling restart -------------------------------------------------------
-
-# kafka_topics POD ARGS...: kafka-topics.sh against the broker in POD.
-kafka_topics() {
-  local pod="$1"
-  shift
-  k exec "$pod" -c kafka -- /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 "$@"
-}
 
 # count_partitions ARGS...: how many partitions `kafka-topics.sh --describe
 # ARGS` lists, asked of the first broker that answers; empty if none does.

@@ -259,6 +259,15 @@ compare() {
   fi
 }
 
+# settle_then_snapshot STEP NAME WINDOWS: waits out the exporter's windows
+# after a disruption, then takes the closing snapshot (in $snap); records a
+# failure of NAME and returns 1 if the metrics cannot be read.
+settle_then_snapshot() {
+  log "$1 waiting ${settle}s for the exporter's $3"
+  sleep "$settle"
+  snapshot || { record FAIL "$2" "cannot read metrics"; return 1; }
+}
+
 # --- 1. broker failover ------------------------------------------------------
 
 # kafka_topics POD ARGS...: kafka-topics.sh against the broker in POD (the
@@ -293,9 +302,7 @@ broker_failover() {
   fi
   log "1. $victim ready again after $((watch_ms / 1000)) s; longest stretch with nothing reaching the log: ${stall_ms} ms"
   local stall=$stall_ms back=$watch_ms
-  log "1. waiting ${settle}s for the exporter's grace and SLA windows"
-  sleep "$settle"
-  snapshot || { record FAIL "broker failover" "cannot read metrics"; return; }
+  settle_then_snapshot 1. "broker failover" "grace and SLA windows" || return
   after="$snap"
   read -r -a a <<<"$after"
   compare "broker failover ($victim)" "$before" "$after"
@@ -345,9 +352,7 @@ rolling_restart() {
   back=$watch_ms
   stall=$stall_ms
   log "2. rolled out after $((back / 1000)) s; longest stretch with nothing reaching the log: ${stall} ms"
-  log "2. waiting ${settle}s for the exporter's grace and SLA windows"
-  sleep "$settle"
-  snapshot || { record FAIL "kafka rolling restart" "cannot read metrics"; return; }
+  settle_then_snapshot 2. "kafka rolling restart" "grace and SLA windows" || return
   after="$snap"
   read -r -a a <<<"$after"
   ner_after="$(sum "$producer_metrics" meshflow_producer_errors_total 'reason="not_enough_replicas"')"
@@ -393,9 +398,7 @@ consumer_failover() {
   fi
   back=$watch_ms
   log "3. recovered after $((back / 1000)) s; lag peaked at $max_lag messages"
-  log "3. waiting ${settle}s for the exporter's SLA window"
-  sleep "$settle"
-  snapshot || { record FAIL "consumer failover" "cannot read metrics"; return; }
+  settle_then_snapshot 3. "consumer failover" "SLA window" || return
   after="$snap"
   compare "consumer failover ($victim)" "$before" "$after"
   results[-1]="${results[-1]}; recovered in $((back / 1000)) s, lag peak $max_lag messages"

@@ -343,30 +343,29 @@ def test_first_node_bootstraps_only_when_no_peer_has_data(scripts_dir, tmp_path)
     assert "--standalone" in format_call(calls)
 
 
-def test_first_node_never_bootstraps_beside_a_peer_with_data(scripts_dir, tmp_path):
-    """A peer answering Kafka on 9093 has a formatted volume: the cluster exists."""
-    code = "peer_answers() { return 0; }\nformat_storage"
+@pytest.mark.parametrize(
+    ("node", "peer"),
+    [
+        # A peer answering Kafka on 9093 has a formatted volume: the cluster
+        # exists, and node 0 lost its volume.
+        ("0", "return 0"),
+        # Only node 0 ever bootstraps, peers or not.
+        ("2", "return 1"),
+    ],
+    ids=["node-0-beside-a-peer-with-data", "other-node"],
+)
+def test_no_second_quorum_is_ever_bootstrapped(scripts_dir, tmp_path, node, peer):
     done, calls = run_bash(
-        scripts_dir, code, tmp_path,
+        scripts_dir, f"peer_answers() {{ {peer}; }}\nformat_storage", tmp_path,
         {"kafka-metadata-quorum.sh": QUORUM_DOWN, "kafka-storage.sh": STORAGE},
-        {"KAFKA_NODE_ID": "0", "KAFKA_BOOTSTRAP_WAIT_SECONDS": "1", "KAFKA_WAIT_STEP_SECONDS": "0.2",
+        {"KAFKA_NODE_ID": node, "KAFKA_BOOTSTRAP_WAIT_SECONDS": "1", "KAFKA_WAIT_STEP_SECONDS": "0.2",
          "KAFKA_QUORUM_WAIT_LIMIT_SECONDS": "3"},
     )
     assert done.returncode != 0
     assert "kafka-storage.sh format" not in calls
-    assert "lost its volume" in done.stdout + done.stderr or "no quorum" in done.stdout + done.stderr
-
-
-def test_other_nodes_never_bootstrap(scripts_dir, tmp_path):
-    code = "peer_answers() { return 1; }\nformat_storage"
-    done, calls = run_bash(
-        scripts_dir, code, tmp_path,
-        {"kafka-metadata-quorum.sh": QUORUM_DOWN, "kafka-storage.sh": STORAGE},
-        {"KAFKA_NODE_ID": "2", "KAFKA_BOOTSTRAP_WAIT_SECONDS": "1", "KAFKA_WAIT_STEP_SECONDS": "0.2",
-         "KAFKA_QUORUM_WAIT_LIMIT_SECONDS": "3"},
-    )
-    assert done.returncode != 0
-    assert "kafka-storage.sh format" not in calls
+    assert "no quorum after 3s" in done.stderr
+    if node == "0":
+        assert "lost its volume" in done.stderr
 
 
 def test_formatted_volume_is_left_alone(scripts_dir, tmp_path):

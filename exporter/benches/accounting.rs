@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use meshflow_exporter::{Accounting, AccountingConfig, LogRecord, ReceiptEntry};
+use meshflow_exporter::{Accounting, AccountingConfig, Horizon, LogRecord, ReceiptEntry};
 
 /// Counts live heap bytes.
 struct Counting;
@@ -138,6 +138,16 @@ fn log_record(ids: &[String], entry: Entry) -> LogRecord<'_> {
     }
 }
 
+/// Sweeps as a caught-up exporter does: everything judged up to `now_ns`.
+fn sweep_caught_up(accounting: &mut Accounting, now_ns: u64) -> meshflow_exporter::SweepReport {
+    let groups = accounting.groups().len();
+    accounting.set_horizon(&Horizon {
+        log_ns: Some(now_ns),
+        processed_ns: vec![Some(now_ns.saturating_sub(60_000_000_000)); groups],
+    });
+    accounting.sweep()
+}
+
 fn new_accounting() -> Accounting {
     Accounting::new(&AccountingConfig::default(), ["meshflow"])
 }
@@ -147,7 +157,7 @@ fn feed_receipts(accounting: &mut Accounting, ids: &[String], from: u64, to: u64
     drive(from, to, |entry| {
         black_box(accounting.observe_receipt(&receipt(ids, entry), entry.now_ns));
         if entry.seq % (SWEEP_EVERY / PRODUCERS) == 0 && entry.producer == 0 {
-            black_box(accounting.sweep(entry.now_ns));
+            black_box(sweep_caught_up(accounting, entry.now_ns));
         }
     })
 }
@@ -158,7 +168,7 @@ fn feed_both(accounting: &mut Accounting, ids: &[String], from: u64, to: u64) ->
         black_box(accounting.observe_log(&log_record(ids, entry)));
         black_box(accounting.observe_receipt(&receipt(ids, entry), entry.now_ns));
         if entry.seq % (SWEEP_EVERY / PRODUCERS) == 0 && entry.producer == 0 {
-            black_box(accounting.sweep(entry.now_ns));
+            black_box(sweep_caught_up(accounting, entry.now_ns));
         }
     })
 }

@@ -11,8 +11,24 @@
 //! - stage `processed`, per watched consumer group: distinct receipted
 //!   messages, duplicates, an end-to-end latency sample per message
 //!   (processed − created; the caller attaches the entry's trace id as the
-//!   exemplar), and loss: a message seen in the log with no receipt from the
-//!   group within `sla` of being read.
+//!   exemplar), and loss: a message seen in the log that the group has
+//!   committed past, with no receipt within `sla` after that commit.
+//!
+//! Loss is judged against progress, never against the wall clock alone: the
+//! owner sets a [`Horizon`] (how far the reading and each group's commits
+//! have got, see [`crate::progress`]) before each sweep, and nothing beyond
+//! it is judged. A broker that stalls or an exporter that falls behind makes
+//! messages late, never lost.
+//!
+//! Implausible observations are refused before they touch a window, counted
+//! by [`Rejection`] reason: a sequence number a whole window or more ahead
+//! of its producer's newest (a forged `mf-seq` would otherwise declare
+//! everything in between lost and every later real message a duplicate),
+//! and created or processed times outside `max_clock_skew` ahead or
+//! `max_record_age` behind the exporter's clock. A producer whose stream
+//! truly moved on shows [`REBASE_AFTER_JUMPS`] such sequence numbers in a
+//! row with nothing in between and is started afresh, judging nothing across
+//! the jump.
 //!
 //! A negative latency is never clamped: it is reported as
 //! [`Latency::ClockSkew`](crate::Latency::ClockSkew) and counted in
@@ -32,26 +48,42 @@
 //! - only from the group's first receipt for the producer on: the receipts
 //!   before the exporter's starting point in the receipts topic are unseen,
 //!   so the first receipt seen (per partition, as for the log) sets the floor;
-//! - only once the message's log gap state is settled (`grace`) and `sla` has
-//!   passed since the last read in its 64-sequence block;
+//! - only once the message's log gap state is settled and the group's
+//!   horizon has passed the last read in its 64-sequence block;
 //! - a message the group's receipt window has slid past is taken as
-//!   receipted: the bitmap no longer knows, and no false loss is preferred.
+//!   receipted: the bitmap no longer knows, and no false loss is preferred;
+//! - receipts for sequence numbers the log never showed are counted as
+//!   unmatched and close no gap.
 //!
 //! When the log window must slide past messages not judged yet (a producer
-//! faster than `window_bits` per `sla`), they are judged at once.
+//! faster than `window_bits` per `sla`), those the group's horizon covers are
+//! judged at once and the rest are counted as unjudged, never as lost.
+//!
+//! The producer table is bounded by `max_producers`; making room evicts the
+//! idlest producers from a candidate list refilled by one linear pass per
+//! `max_producers / 16` admissions, so a flood of new ids costs amortised
+//! constant time each.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::AccountingConfig;
 use crate::observation::{
-    count, latency, Evictions, LogRecord, Observed, ReceiptEntry, StageCounters, SweepReport,
+    count, latency, Evictions, Horizon, LogRecord, Observed, ReceiptEntry, Rejection,
+    StageCounters, SweepReport,
 };
 use crate::window::{duration_ns, span_mask, SequenceWindow};
 
 /// Longest producer instance id accepted (the envelope's limit); longer
 /// ones are [`Outcome::Ignored`](crate::Outcome::Ignored).
 pub const MAX_PRODUCER_ID_BYTES: usize = 128;
+
+/// Sequence numbers beyond the window, in a row with nothing inside it, after
+/// which a producer's windows start afresh at the new position.
+pub const REBASE_AFTER_JUMPS: u32 = 256;
+
+/// One refill of the eviction candidates takes this fraction of the table.
+const EVICTION_BATCH_DIVISOR: usize = 16;
 
 #[derive(Debug)]
 struct GroupBook {
@@ -65,13 +97,34 @@ struct ProducerBook {
     log: SequenceWindow,
     groups: Vec<Option<GroupBook>>,
     last_activity_ns: u64,
+    /// Log observations refused as jumps since the last accepted one.
+    jumps: u32,
 }
 
-/// When processed loss is judged: on time, or at once before a slide.
+/// When processed loss is judged: up to the horizon, or before a slide.
 #[derive(Debug, Clone, Copy)]
 enum Until {
-    Due { now_ns: u64, sla_ns: u64 },
-    SlideTo(u64),
+    /// Blocks whose last read is at or before this time (unix ns).
+    Horizon(u64),
+    /// Everything below this sequence number, before the window drops it:
+    /// blocks within the horizon (if any) are judged, the rest unjudged.
+    SlideTo(u64, Option<u64>),
+}
+
+/// What judging one group found.
+#[derive(Debug, Clone, Copy, Default)]
+struct Judged {
+    lost: u64,
+    unjudged: u64,
+    unmatched: u64,
+}
+
+impl Judged {
+    fn add(&mut self, other: Judged) {
+        self.lost = self.lost.saturating_add(other.lost);
+        self.unjudged = self.unjudged.saturating_add(other.unjudged);
+        self.unmatched = self.unmatched.saturating_add(other.unmatched);
+    }
 }
 
 /// The exporter's accounting of one data topic.
@@ -79,17 +132,24 @@ enum Until {
 pub struct Accounting {
     window_bits: u32,
     grace: Duration,
-    sla_ns: u64,
+    max_skew_ns: u64,
+    max_age_ns: u64,
     idle_ns: u64,
     max_producers: usize,
     groups: Vec<String>,
     producers: HashMap<String, ProducerBook>,
+    /// Idlest producers first to go, idlest at the end, with the activity
+    /// they had when listed (a producer active since is skipped).
+    eviction_candidates: Vec<(u64, String)>,
+    horizon: Horizon,
     log: StageCounters,
     processed: Vec<StageCounters>,
     unreported_log_lost: u64,
-    unreported_processed_lost: Vec<u64>,
+    unreported_processed: Vec<Judged>,
     unwatched: u64,
     evictions: Evictions,
+    /// Passes over the whole table to find eviction candidates.
+    eviction_passes: u64,
 }
 
 impl Accounting {
@@ -110,18 +170,43 @@ impl Accounting {
         Accounting {
             window_bits: config.window_bits,
             grace: config.grace,
-            sla_ns: duration_ns(config.sla),
+            max_skew_ns: duration_ns(config.max_clock_skew),
+            max_age_ns: duration_ns(config.max_record_age),
             idle_ns: duration_ns(config.idle_timeout),
             max_producers: config.max_producers.max(1),
             processed: vec![StageCounters::default(); names.len()],
-            unreported_processed_lost: vec![0; names.len()],
+            unreported_processed: vec![Judged::default(); names.len()],
+            horizon: Horizon {
+                log_ns: None,
+                processed_ns: vec![None; names.len()],
+            },
             groups: names,
             producers: HashMap::new(),
+            eviction_candidates: Vec::new(),
             log: StageCounters::default(),
             unreported_log_lost: 0,
             unwatched: 0,
             evictions: Evictions::default(),
+            eviction_passes: 0,
         }
+    }
+
+    /// Sets how far loss may be judged by the next sweeps. A horizon never
+    /// moves back; missing groups judge nothing.
+    pub fn set_horizon(&mut self, horizon: &Horizon) {
+        let forward = |old: Option<u64>, new: Option<u64>| match (old, new) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => new.or(old),
+        };
+        self.horizon.log_ns = forward(self.horizon.log_ns, horizon.log_ns);
+        for (index, current) in self.horizon.processed_ns.iter_mut().enumerate() {
+            *current = forward(*current, horizon.processed_ns.get(index).copied().flatten());
+        }
+    }
+
+    /// The horizon the next sweep judges against.
+    pub fn horizon(&self) -> &Horizon {
+        &self.horizon
     }
 
     /// Accounts one message read from the data topic.
@@ -131,23 +216,41 @@ impl Accounting {
             return Observed::IGNORED;
         }
         let now_ns = record.read_ns;
+        if let Some(why) = self.implausible_time(record.created_ns, now_ns) {
+            return reject(&mut self.log, why);
+        }
         self.admit(record.producer, now_ns);
         let Some(book) = self.producers.get_mut(record.producer) else {
             return Observed::IGNORED;
         };
+        if book.log.is_jump(record.seq) {
+            book.jumps += 1;
+            if book.jumps < REBASE_AFTER_JUMPS {
+                return reject(&mut self.log, Rejection::SeqJump);
+            }
+            // The stream truly moved on: start afresh, judging nothing
+            // across the jump.
+            *book = fresh_book(self.window_bits, self.grace, self.groups.len(), now_ns);
+            self.evictions.rebased += 1;
+        }
+        book.jumps = 0;
         book.last_activity_ns = book.last_activity_ns.max(now_ns);
         if let Some(new_start) = book.log.slide_needed(record.seq) {
             for (index, group) in book.groups.iter_mut().enumerate() {
                 if let Some(group) = group {
-                    self.unreported_processed_lost[index] +=
-                        judge_processed(&book.log, group, Until::SlideTo(new_start));
+                    let until = Until::SlideTo(new_start, self.horizon.processed_ns[index]);
+                    self.unreported_processed[index].add(judge_processed(&book.log, group, until));
                 }
             }
         }
         let outcome = book.log.observe(record.seq, lane(record.partition), now_ns);
         let latency = latency(outcome, record.created_ns, now_ns);
         count(&mut self.log, outcome, latency);
-        Observed { outcome, latency }
+        Observed {
+            outcome,
+            latency,
+            rejected: None,
+        }
     }
 
     /// Accounts one receipt entry, read from the receipts topic at `now_ns`.
@@ -159,6 +262,21 @@ impl Accounting {
         if entry.producer.len() > MAX_PRODUCER_ID_BYTES {
             self.processed[index].ignored += 1;
             return Observed::IGNORED;
+        }
+        if entry.processed_ns > now_ns.saturating_add(self.max_skew_ns) {
+            return reject(&mut self.processed[index], Rejection::ProcessedInFuture);
+        }
+        if let Some(why) = self.implausible_time(entry.created_ns, entry.processed_ns) {
+            return reject(&mut self.processed[index], why);
+        }
+        if let Some(book) = self.producers.get(entry.producer) {
+            let beyond_log = book.log.is_jump(entry.seq);
+            let beyond_own = book.groups[index]
+                .as_ref()
+                .is_some_and(|group| group.receipts.is_jump(entry.seq));
+            if beyond_log || beyond_own {
+                return reject(&mut self.processed[index], Rejection::SeqJump);
+            }
         }
         self.admit(entry.producer, now_ns);
         let Some(book) = self.producers.get_mut(entry.producer) else {
@@ -175,34 +293,44 @@ impl Accounting {
             .observe(entry.seq, lane(entry.partition), now_ns);
         let latency = latency(outcome, entry.created_ns, entry.processed_ns);
         count(&mut self.processed[index], outcome, latency);
-        Observed { outcome, latency }
+        Observed {
+            outcome,
+            latency,
+            rejected: None,
+        }
     }
 
-    /// Judges everything due at `now_ns`, forgets idle producers, and
-    /// returns the loss found since the previous sweep.
-    pub fn sweep(&mut self, now_ns: u64) -> SweepReport {
+    /// Judges everything the horizon allows, forgets producers idle for
+    /// `idle_timeout` of reading progress (the log horizon: a stalled reading
+    /// forgets nobody), and returns what was found since the previous sweep.
+    pub fn sweep(&mut self) -> SweepReport {
         let mut log_lost = std::mem::take(&mut self.unreported_log_lost);
-        let mut processed_lost = std::mem::replace(
-            &mut self.unreported_processed_lost,
-            vec![0; self.groups.len()],
+        let mut processed = std::mem::replace(
+            &mut self.unreported_processed,
+            vec![Judged::default(); self.groups.len()],
         );
         for book in self.producers.values_mut() {
-            log_lost += settle(book, now_ns, self.sla_ns, &mut processed_lost);
+            log_lost = log_lost.saturating_add(settle(book, &self.horizon, &mut processed));
         }
         let before = self.producers.len();
         let idle_ns = self.idle_ns;
+        let read_through = self.horizon.log_ns.unwrap_or(0);
         self.producers
-            .retain(|_, book| now_ns.saturating_sub(book.last_activity_ns) < idle_ns);
+            .retain(|_, book| read_through.saturating_sub(book.last_activity_ns) < idle_ns);
         let evicted_idle = (before - self.producers.len()) as u64;
         self.evictions.idle += evicted_idle;
-        self.log.lost += log_lost;
-        for (counters, lost) in self.processed.iter_mut().zip(&processed_lost) {
-            counters.lost += lost;
+        self.log.lost = self.log.lost.saturating_add(log_lost);
+        for (counters, judged) in self.processed.iter_mut().zip(&processed) {
+            counters.lost = counters.lost.saturating_add(judged.lost);
+            counters.unjudged = counters.unjudged.saturating_add(judged.unjudged);
+            counters.unmatched = counters.unmatched.saturating_add(judged.unmatched);
         }
         SweepReport {
             log_lost,
-            processed_lost,
+            processed_lost: processed.iter().map(|j| j.lost).collect(),
             evicted_idle,
+            processed_unjudged: processed.iter().map(|j| j.unjudged).collect(),
+            receipts_unmatched: processed.iter().map(|j| j.unmatched).collect(),
         }
     }
 
@@ -243,6 +371,12 @@ impl Accounting {
             |window: &SequenceWindow| window.memory_bytes() - std::mem::size_of::<SequenceWindow>();
         let entry = std::mem::size_of::<(String, ProducerBook)>() + 1;
         let table = self.producers.capacity() * entry;
+        let candidates = self.eviction_candidates.capacity() * std::mem::size_of::<(u64, String)>()
+            + self
+                .eviction_candidates
+                .iter()
+                .map(|(_, id)| id.capacity())
+                .sum::<usize>();
         let books: usize = self
             .producers
             .iter()
@@ -257,7 +391,19 @@ impl Accounting {
                 id.capacity() + window_heap(&book.log) + groups + receipts
             })
             .sum();
-        std::mem::size_of::<Self>() + table + books
+        std::mem::size_of::<Self>() + table + candidates + books
+    }
+
+    /// Why a message created at `created_ns` and seen at `seen_ns` is
+    /// implausible, if it is.
+    fn implausible_time(&self, created_ns: u64, seen_ns: u64) -> Option<Rejection> {
+        if created_ns > seen_ns.saturating_add(self.max_skew_ns) {
+            Some(Rejection::CreatedInFuture)
+        } else if created_ns.saturating_add(self.max_age_ns) < seen_ns {
+            Some(Rejection::CreatedTooOld)
+        } else {
+            None
+        }
     }
 
     /// Makes sure `producer` has a book, forgetting the idlest if full.
@@ -266,38 +412,85 @@ impl Accounting {
             return;
         }
         if self.producers.len() >= self.max_producers {
-            let idlest = self
-                .producers
-                .iter()
-                .min_by_key(|(_, book)| book.last_activity_ns)
-                .map(|(id, _)| id.clone());
-            if let Some(mut book) = idlest.and_then(|id| self.producers.remove(&id)) {
+            if let Some(mut book) = self.take_idlest() {
                 // Report what is already known before forgetting it.
-                self.unreported_log_lost += settle(
+                self.unreported_log_lost = self.unreported_log_lost.saturating_add(settle(
                     &mut book,
-                    now_ns,
-                    self.sla_ns,
-                    &mut self.unreported_processed_lost,
-                );
+                    &self.horizon,
+                    &mut self.unreported_processed,
+                ));
                 self.evictions.capacity += 1;
             }
         }
-        let book = ProducerBook {
-            log: SequenceWindow::new(self.window_bits, self.grace),
-            groups: (0..self.groups.len()).map(|_| None).collect(),
-            last_activity_ns: now_ns,
-        };
+        let book = fresh_book(self.window_bits, self.grace, self.groups.len(), now_ns);
         self.producers.insert(producer.to_owned(), book);
+    }
+
+    /// Removes the idlest producer, from the candidate list; refills the
+    /// list with the idlest sixteenth of the table when it runs dry.
+    fn take_idlest(&mut self) -> Option<ProducerBook> {
+        for _ in 0..2 {
+            while let Some((listed_ns, id)) = self.eviction_candidates.pop() {
+                let still_idle = self
+                    .producers
+                    .get(&id)
+                    .is_some_and(|book| book.last_activity_ns == listed_ns);
+                if still_idle {
+                    return self.producers.remove(&id);
+                }
+            }
+            self.eviction_passes += 1;
+            let batch = (self.producers.len() / EVICTION_BATCH_DIVISOR).max(1);
+            let mut all: Vec<(u64, &String)> = self
+                .producers
+                .iter()
+                .map(|(id, book)| (book.last_activity_ns, id))
+                .collect();
+            if all.is_empty() {
+                return None;
+            }
+            let batch = batch.min(all.len());
+            all.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
+            all.truncate(batch);
+            // Idlest last, so `pop` takes it first.
+            all.sort_unstable_by_key(|(at, _)| std::cmp::Reverse(*at));
+            self.eviction_candidates = all.into_iter().map(|(at, id)| (at, id.clone())).collect();
+        }
+        None
     }
 }
 
-/// Sweeps one producer's windows at `now_ns`; returns log loss and adds
-/// processed loss per group.
-fn settle(book: &mut ProducerBook, now_ns: u64, sla_ns: u64, processed: &mut [u64]) -> u64 {
-    let lost = book.log.sweep(now_ns);
+/// A new producer's book, met at `now_ns`.
+fn fresh_book(bits: u32, grace: Duration, groups: usize, now_ns: u64) -> ProducerBook {
+    ProducerBook {
+        log: SequenceWindow::new(bits, grace),
+        groups: (0..groups).map(|_| None).collect(),
+        last_activity_ns: now_ns,
+        jumps: 0,
+    }
+}
+
+/// Counts a refused observation.
+fn reject(counters: &mut StageCounters, why: Rejection) -> Observed {
+    counters.rejected += 1;
+    Observed::rejected(why)
+}
+
+/// Sweeps one producer's windows up to `horizon`; returns log loss and adds
+/// what was judged per group.
+fn settle(book: &mut ProducerBook, horizon: &Horizon, processed: &mut [Judged]) -> u64 {
+    let lost = match horizon.log_ns {
+        Some(through_ns) => book.log.sweep(through_ns),
+        // Nothing judged by time; what slid out is still reported.
+        None => book.log.sweep(0),
+    };
     for (index, group) in book.groups.iter_mut().enumerate() {
-        if let Some(group) = group {
-            processed[index] += judge_processed(&book.log, group, Until::Due { now_ns, sla_ns });
+        if let (Some(group), Some(Some(through_ns))) = (group, horizon.processed_ns.get(index)) {
+            processed[index].add(judge_processed(
+                &book.log,
+                group,
+                Until::Horizon(*through_ns),
+            ));
         }
     }
     lost
@@ -305,32 +498,44 @@ fn settle(book: &mut ProducerBook, now_ns: u64, sla_ns: u64, processed: &mut [u6
 
 /// Counts log-seen messages without a receipt from `group`, moving its
 /// `judged` cursor as far as `until` allows.
-fn judge_processed(log: &SequenceWindow, group: &mut GroupBook, until: Until) -> u64 {
+fn judge_processed(log: &SequenceWindow, group: &mut GroupBook, until: Until) -> Judged {
     let receipts = &group.receipts;
+    let mut judged = Judged::default();
     if !log.is_met() || !receipts.is_met() {
-        return 0;
+        return judged;
     }
     let mut cursor = group.judged.max(log.start()).max(receipts.floor());
     let limit = match until {
-        Until::Due { .. } => log.resolved(),
-        Until::SlideTo(start) => start.min(log.next()),
+        Until::Horizon(_) => log.resolved(),
+        Until::SlideTo(start, _) => start.min(log.next()),
     };
-    let mut lost = 0;
     while cursor < limit {
         let word = cursor / 64;
         let end = ((word + 1) * 64).min(limit);
-        if let Until::Due { now_ns, sla_ns } = until {
-            if now_ns < log.block_activity_ns(word).saturating_add(sla_ns) {
-                break;
-            }
-        }
-        let seen = log.seen_bits(word) & span_mask(word, cursor, end);
+        let span = span_mask(word, cursor, end);
+        let seen = log.seen_bits(word) & span;
         let receipted = receipts.seen_bits(word) | receipts.below_start_bits(word);
-        lost += u64::from((seen & !receipted).count_ones());
+        let activity = log.block_activity_ns(word);
+        let within = match until {
+            Until::Horizon(through_ns) | Until::SlideTo(_, Some(through_ns)) => {
+                activity <= through_ns
+            }
+            Until::SlideTo(_, None) => false,
+        };
+        match until {
+            Until::Horizon(_) if !within => break,
+            Until::SlideTo(..) if !within => {
+                judged.unjudged += u64::from((seen & !receipted).count_ones());
+            }
+            _ => judged.lost += u64::from((seen & !receipted).count_ones()),
+        }
+        let above_floor = span_mask(word, cursor.max(log.floor()), end);
+        let unmatched = receipts.seen_bits(word) & above_floor & !log.seen_bits(word);
+        judged.unmatched += u64::from(unmatched.count_ones());
         cursor = end;
     }
     group.judged = group.judged.max(cursor);
-    lost
+    judged
 }
 
 /// A partition number as a window lane.
@@ -340,3 +545,6 @@ fn lane(partition: i32) -> Option<u32> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod properties;

@@ -98,6 +98,17 @@ pub struct ExporterSettings {
     /// See [`AccountingConfig::window_bits`].
     #[serde(default = "default_window_bits")]
     pub window_bits: u32,
+    /// See [`AccountingConfig::max_clock_skew`].
+    #[serde(default = "default_max_clock_skew", with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+    /// See [`AccountingConfig::max_record_age`].
+    #[serde(default = "default_max_record_age", with = "humantime_serde")]
+    pub max_record_age: Duration,
+    /// Memory the accounting may need at worst, in MiB: every producer slot
+    /// full, with a window per watched group. A configuration whose worst
+    /// case exceeds it is refused at start, with the figure.
+    #[serde(default = "default_memory_budget_mib")]
+    pub memory_budget_mib: u64,
     /// Thresholds of the group status rules.
     #[serde(default)]
     pub status: StatusConfig,
@@ -142,6 +153,9 @@ impl Default for ExporterSettings {
             idle_timeout: default_idle_timeout(),
             max_producers: default_max_producers(),
             window_bits: default_window_bits(),
+            max_clock_skew: default_max_clock_skew(),
+            max_record_age: default_max_record_age(),
+            memory_budget_mib: default_memory_budget_mib(),
             status: StatusConfig::default(),
         }
     }
@@ -156,6 +170,8 @@ impl ExporterSettings {
             idle_timeout: self.idle_timeout,
             max_producers: self.max_producers,
             window_bits: self.window_bits,
+            max_clock_skew: self.max_clock_skew,
+            max_record_age: self.max_record_age,
         }
     }
 
@@ -204,6 +220,22 @@ impl ExporterSettings {
             ));
         }
         self.accounting().validate().map_err(config_error)?;
+        let worst = self.accounting().worst_case_bytes(self.groups.len());
+        let budget = self.memory_budget_mib.saturating_mul(1 << 20);
+        if worst > budget {
+            return Err(ConfigError::invalid(
+                "exporter.memory_budget_mib",
+                self.memory_budget_mib.to_string(),
+                format!(
+                    "at least {} MiB, the worst case of exporter.max_producers={} × \
+                     exporter.window_bits={} × ({} watched groups + the log); or lower those",
+                    worst.div_ceil(1 << 20),
+                    self.max_producers,
+                    self.window_bits,
+                    self.groups.len()
+                ),
+            ));
+        }
         self.status.validate().map_err(config_error)?;
         let needed =
             poll.saturating_mul(u32::try_from(self.status.min_samples).unwrap_or(u32::MAX));
@@ -270,6 +302,15 @@ pub struct AccountingConfig {
     /// window must cover a producer's rate × `sla`, or messages slide out and
     /// are judged early; the default covers 1,000 messages/s for 65 s.
     pub window_bits: u32,
+    /// How far ahead of the exporter's clock a created or processed time may
+    /// be; beyond it the observation is refused as implausible.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+    /// How old a created time may be when read; older observations are
+    /// refused as implausible (a forged `mf-created-ns = 0` would otherwise
+    /// put a 56-year latency in the SLO histogram).
+    #[serde(with = "humantime_serde")]
+    pub max_record_age: Duration,
 }
 
 impl Default for AccountingConfig {
@@ -280,8 +321,27 @@ impl Default for AccountingConfig {
             idle_timeout: default_idle_timeout(),
             max_producers: default_max_producers(),
             window_bits: default_window_bits(),
+            max_clock_skew: default_max_clock_skew(),
+            max_record_age: default_max_record_age(),
         }
     }
+}
+
+/// 5 min: far beyond the skew of NTP-synchronised hosts, far below any
+/// forged absurd value.
+pub fn default_max_clock_skew() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// 7 days: Kafka's default retention, the oldest record a topic holds.
+pub fn default_max_record_age() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+/// 384 MiB: the default 10,000 producers with two watched groups fit
+/// (about 320 MiB), inside the chart's 512 MiB container limit.
+pub fn default_memory_budget_mib() -> u64 {
+    384
 }
 
 /// 30 s: the design brief's grace window for sequence gaps.
@@ -312,6 +372,19 @@ pub fn default_window_bits() -> u32 {
 }
 
 impl AccountingConfig {
+    /// The most bytes the accounting can hold: `max_producers` producers,
+    /// each with a log window (bitmap and activity) and a receipt window per
+    /// group, plus its longest id and table overhead.
+    pub fn worst_case_bytes(&self, groups: usize) -> u64 {
+        let bits = u64::from(self.window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS));
+        let bitmap = bits / 8;
+        let log = 2 * bitmap;
+        let per_group = bitmap + 512;
+        let fixed = 1024 + crate::accounting::MAX_PRODUCER_ID_BYTES as u64;
+        let per_producer = log + fixed + per_group * groups as u64;
+        per_producer.saturating_mul(self.max_producers as u64)
+    }
+
     /// Checks every value, naming the first bad key.
     pub fn validate(&self) -> Result<(), Error> {
         positive("exporter.grace", self.grace)?;
@@ -321,6 +394,14 @@ impl AccountingConfig {
                 key: "exporter.idle_timeout",
                 value: format!("{:?}", self.idle_timeout),
                 allowed: "a duration longer than both exporter.grace and exporter.sla",
+            });
+        }
+        positive("exporter.max_clock_skew", self.max_clock_skew)?;
+        if self.max_record_age <= self.max_clock_skew {
+            return Err(Error::Config {
+                key: "exporter.max_record_age",
+                value: format!("{:?}", self.max_record_age),
+                allowed: "a duration longer than exporter.max_clock_skew",
             });
         }
         if self.max_producers == 0 {

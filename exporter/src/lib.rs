@@ -37,6 +37,7 @@ pub mod config;
 pub mod lag;
 pub mod metrics;
 pub mod observation;
+pub mod progress;
 pub mod reader;
 pub mod service;
 pub mod status;
@@ -47,7 +48,8 @@ pub use accounting::Accounting;
 pub use config::{AccountingConfig, StatusConfig};
 pub use lag::{LagSample, PartitionOffsets};
 pub use observation::{
-    Evictions, Latency, LogRecord, Observed, ReceiptEntry, StageCounters, SweepReport,
+    Evictions, Horizon, Latency, LogRecord, Observed, ReceiptEntry, Rejection, StageCounters,
+    SweepReport,
 };
 pub use status::{Evaluation, GroupStatus, GroupStatusTracker, STATUS_RULES};
 pub use window::{Outcome, SequenceWindow};
@@ -89,6 +91,9 @@ pub enum Error {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// A task of the service ended before shutdown.
+    #[error(transparent)]
+    TaskEnded(#[from] meshflow_common::shutdown::TaskEnded),
     /// The cluster metadata does not list the topic (or lists it with an
     /// error or no partitions).
     #[error("topic {topic} not found in the cluster metadata")]
@@ -107,6 +112,7 @@ impl Error {
             Error::MissingTimestamp { .. } => "missing_timestamp",
             Error::Kafka { .. } => "kafka",
             Error::UnknownTopic { .. } => "unknown_topic",
+            Error::TaskEnded(_) => "task_ended",
         }
     }
 }

@@ -62,6 +62,44 @@ pub enum Latency {
     NotMeasured,
 }
 
+/// Why an observation was refused as implausible. Refused observations
+/// are counted by reason (`meshflow_envelope_rejected_total`) and kept out
+/// of every message, loss, duplicate and latency figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    /// `mf-seq` a whole window or more beyond the newest sequence number of
+    /// its producer (or, for a receipt, beyond what the log has shown).
+    SeqJump,
+    /// Created later than it was read or processed, by more than
+    /// `exporter.max_clock_skew`.
+    CreatedInFuture,
+    /// Created longer ago than `exporter.max_record_age`.
+    CreatedTooOld,
+    /// A receipt processed later than the exporter read it, by more than
+    /// `exporter.max_clock_skew`.
+    ProcessedInFuture,
+}
+
+impl Rejection {
+    /// Every reason, for metrics created at start.
+    pub const ALL: [Rejection; 4] = [
+        Rejection::SeqJump,
+        Rejection::CreatedInFuture,
+        Rejection::CreatedTooOld,
+        Rejection::ProcessedInFuture,
+    ];
+
+    /// The fixed `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::SeqJump => "seq_jump",
+            Rejection::CreatedInFuture => "created_in_future",
+            Rejection::CreatedTooOld => "created_too_old",
+            Rejection::ProcessedInFuture => "processed_in_future",
+        }
+    }
+}
+
 /// What [`crate::Accounting`] made of one observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
@@ -69,6 +107,8 @@ pub struct Observed {
     pub outcome: Outcome,
     /// Delivery latency (log) or end-to-end latency (processed).
     pub latency: Latency,
+    /// Why it was refused, when it was; the outcome is then `Ignored`.
+    pub rejected: Option<Rejection>,
 }
 
 impl Observed {
@@ -76,7 +116,16 @@ impl Observed {
     pub(crate) const IGNORED: Observed = Observed {
         outcome: Outcome::Ignored,
         latency: Latency::NotMeasured,
+        rejected: None,
     };
+
+    /// A refused observation: nothing counted but the refusal.
+    pub(crate) fn rejected(why: Rejection) -> Observed {
+        Observed {
+            rejected: Some(why),
+            ..Observed::IGNORED
+        }
+    }
 }
 
 /// Cumulative counts for one stage (and group).
@@ -95,6 +144,15 @@ pub struct StageCounters {
     pub ignored: u64,
     /// Negative latencies seen (`meshflow_clock_skew_total`).
     pub clock_skew: u64,
+    /// Observations refused as implausible (`meshflow_envelope_rejected_total`).
+    pub rejected: u64,
+    /// Messages that could not be judged before the window had to drop
+    /// them (`meshflow_messages_unjudged_total`): neither lost nor processed.
+    pub unjudged: u64,
+    /// Receipts for sequence numbers the log never showed, within the range
+    /// the log judges (`meshflow_receipts_unmatched_total`). Counted, never
+    /// trusted to close a gap.
+    pub unmatched: u64,
 }
 
 /// What one [`crate::Accounting::sweep`] found since the previous one.
@@ -107,6 +165,23 @@ pub struct SweepReport {
     pub processed_lost: Vec<u64>,
     /// Producer instances forgotten for being idle.
     pub evicted_idle: u64,
+    /// Per group: messages dropped from the windows before they could be
+    /// judged at stage `processed`.
+    pub processed_unjudged: Vec<u64>,
+    /// Per group: receipts for sequence numbers the log never showed.
+    pub receipts_unmatched: Vec<u64>,
+}
+
+/// How far loss may be judged: what the reading and each group's commits
+/// have passed (see [`crate::progress`]). `None` judges nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Horizon {
+    /// Every record of the data topic written before this time (unix ns)
+    /// has been read.
+    pub log_ns: Option<u64>,
+    /// Per watched group (accounting order): every message read before this
+    /// time has been committed by the group, and its receipt had its grace.
+    pub processed_ns: Vec<Option<u64>>,
 }
 
 /// Producer instances forgotten so far.
@@ -116,6 +191,9 @@ pub struct Evictions {
     pub idle: u64,
     /// The idlest, to make room when `max_producers` were tracked.
     pub capacity: u64,
+    /// Windows started afresh after a run of sequence numbers all beyond
+    /// the window (a producer whose stream truly moved on).
+    pub rebased: u64,
 }
 
 /// The latency from `from_ns` to `to_ns` of an observation judged `outcome`.

@@ -26,11 +26,20 @@
 //!   window ever slid) is accepted as [`Outcome::Late`] and remembered;
 //!   **far older** is [`Outcome::Ignored`]: it can be neither counted nor
 //!   deduplicated.
-//! - **Grace.** A gap is declared lost once no activity has touched its
-//!   64-sequence block for the grace period (default 30 s). Activity is a
-//!   gap being noticed or a message filling one, so a gap waits at least the
-//!   grace period after it was noticed; it may wait longer while its block is
-//!   still busy. Each sequence number is declared lost at most once.
+//! - **Grace, against progress.** A gap is declared lost once the reading
+//!   has progressed the grace period (default 30 s) past the last activity
+//!   in its 64-sequence block. Activity is a gap being noticed or a message
+//!   filling one, stamped with the time it was read. Progress is not the
+//!   wall clock: the owner passes to [`SequenceWindow::sweep`] the time up
+//!   to which everything written has been read (see [`crate::progress`]),
+//!   so a stalled broker or an exporter that fell behind delays the
+//!   judgement instead of turning late messages into lost ones. Each
+//!   sequence number is declared lost at most once.
+//! - **Implausible jumps** are not the window's to take: a sequence number a
+//!   whole bitmap or more ahead of the newest ([`SequenceWindow::is_jump`])
+//!   would declare everything in between lost at once, and a forged `mf-seq`
+//!   would do exactly that. The owner refuses such observations before they
+//!   reach the window.
 //! - **Sliding out.** When the newest sequence number is a whole bitmap ahead
 //!   of an open gap, the gap is declared lost then (reported by the next
 //!   sweep), without waiting for the grace period: the window cannot hold it.
@@ -51,6 +60,11 @@
 
 use std::time::Duration;
 
+/// The highest sequence number a window takes; above it observations are
+/// [`Outcome::Ignored`]. 2^63 messages is beyond any producer's life, and
+/// the headroom keeps every block and window computation far from
+/// overflowing.
+pub const MAX_SEQ: u64 = 1 << 63;
 /// Lanes at or above this number are accepted but do not refine the floor.
 pub const MAX_LANES: u32 = 1024;
 /// The smallest bitmap a window uses, in bits.
@@ -143,7 +157,7 @@ impl SequenceWindow {
     /// Records `seq`, seen at `now_ns`, in `lane` (the partition, when known).
     pub fn observe(&mut self, seq: u64, lane: Option<u32>, now_ns: u64) -> Outcome {
         self.last_activity_ns = self.last_activity_ns.max(now_ns);
-        if seq == u64::MAX {
+        if seq > MAX_SEQ {
             return Outcome::Ignored;
         }
         if !self.met {
@@ -184,10 +198,12 @@ impl SequenceWindow {
         Outcome::Ignored
     }
 
-    /// Settles what is due at `now_ns` and returns how many sequence numbers
-    /// were declared lost since the last sweep (gaps past their grace period,
-    /// plus gaps that slid out of the bitmap).
-    pub fn sweep(&mut self, now_ns: u64) -> u64 {
+    /// Settles what is due and returns how many sequence numbers were
+    /// declared lost since the last sweep: gaps whose last activity is at
+    /// least the grace period before `through_ns`, plus gaps that slid out of
+    /// the bitmap. `through_ns` is how far the reading has progressed: every
+    /// record written before it has been read.
+    pub fn sweep(&mut self, through_ns: u64) -> u64 {
         let mut lost = std::mem::take(&mut self.pending_lost);
         if !self.judges_loss() || !self.met {
             return lost;
@@ -203,10 +219,10 @@ impl SequenceWindow {
             };
             if missing != 0 {
                 let due = self.activity[self.slot(word)].saturating_add(self.grace_ns);
-                if now_ns < due {
+                if through_ns < due {
                     break;
                 }
-                lost += u64::from(missing.count_ones());
+                lost = lost.saturating_add(u64::from(missing.count_ones()));
             }
             self.resolved = end;
         }
@@ -217,11 +233,18 @@ impl SequenceWindow {
     /// observed now, or `None` when it would not slide. Lets an owner settle
     /// anything that depends on the bits about to be dropped.
     pub fn slide_needed(&self, seq: u64) -> Option<u64> {
-        if !self.met || seq < self.next || seq == u64::MAX {
+        if !self.met || seq < self.next || seq > MAX_SEQ {
             return None;
         }
         let words = self.ring.len() as u64;
         (seq / 64 >= self.start / 64 + words).then(|| (seq / 64 + 1 - words) * 64)
+    }
+
+    /// True when `seq` lies a whole bitmap or more beyond the newest sequence
+    /// number seen: taking it would slide every open gap out of the window
+    /// at once. Never true before the first observation.
+    pub fn is_jump(&self, seq: u64) -> bool {
+        self.met && seq >= self.next.saturating_add(self.bits())
     }
 
     /// Whether anything was observed yet.
@@ -358,11 +381,15 @@ impl SequenceWindow {
             let mut word = from / 64;
             while word * 64 < seen_end {
                 let missing = span_mask(word, from, seen_end) & !self.ring[self.slot(word)];
-                self.pending_lost += u64::from(missing.count_ones());
+                self.pending_lost = self
+                    .pending_lost
+                    .saturating_add(u64::from(missing.count_ones()));
                 word += 1;
             }
             // Never seen at all: the new front jumped past them.
-            self.pending_lost += new_start.saturating_sub(self.next.max(from));
+            self.pending_lost = self
+                .pending_lost
+                .saturating_add(new_start.saturating_sub(self.next.max(from)));
         }
         self.start = new_start;
         self.resolved = self.resolved.max(new_start);

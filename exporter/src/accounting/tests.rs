@@ -16,6 +16,10 @@ enum Step {
     Sweep(u64, u64, u64, u64),
     /// Cumulative (messages, lost, duplicated) at log and for group "g".
     Totals((u64, u64, u64), (u64, u64, u64)),
+    /// Set the horizon: log read through, group "g" judged through (ms).
+    Judge(u64, u64),
+    /// Cumulative messages of group "g" dropped unjudged.
+    Unjudged(u64),
 }
 use Step::*;
 
@@ -153,7 +157,7 @@ fn cases() -> Vec<Case> {
             ],
         ),
         Case {
-            name: "the log window sliding judges processed at once",
+            name: "the log window sliding: what the horizon does not cover is unjudged",
             window_bits: 128,
             max_producers: 100,
             steps: vec![
@@ -162,15 +166,44 @@ fn cases() -> Vec<Case> {
                 Log("p", 2, 0, 0, New),
                 Rcpt("g", "p", 0, 0, 0, New),
                 Rcpt("g", "p", 2, 0, 0, New),
-                Log("p", 300, 0, 1_000, New),
-                // 3..191 slid out unseen; 1 had no receipt.
-                Sweep(1_000, 189, 1, 0),
-                Sweep(31_000, 108, 0, 0),
-                Rcpt("g", "p", 300, 0, 32_000, New),
+                Log("p", 130, 0, 1_000, New),
+                // 3..64 slid out unseen; 1 had no receipt, but the group
+                // had not committed past it: not judged.
+                Sweep(1_000, 61, 0, 0),
+                Sweep(31_000, 66, 0, 0),
+                Rcpt("g", "p", 130, 0, 32_000, New),
                 Sweep(200_000, 0, 0, 0),
-                Totals((4, 297, 0), (3, 1, 0)),
+                Totals((4, 127, 0), (3, 0, 0)),
+                Unjudged(1),
             ],
         },
+        Case {
+            name: "the log window sliding judges what the horizon covers at once",
+            window_bits: 128,
+            max_producers: 100,
+            steps: vec![
+                Log("p", 0, 0, 0, New),
+                Log("p", 1, 0, 0, New),
+                Log("p", 2, 0, 0, New),
+                Rcpt("g", "p", 0, 0, 0, New),
+                Rcpt("g", "p", 2, 0, 0, New),
+                Judge(0, 500),
+                Log("p", 130, 0, 1_000, New),
+                Sweep(1_000, 61, 1, 0),
+                Totals((4, 61, 0), (2, 1, 0)),
+                Unjudged(0),
+            ],
+        },
+        case(
+            "a sequence number beyond the window is refused, not a slide",
+            vec![
+                Log("p", 0, 0, 0, New),
+                Log("p", 1 << 62, 0, 1, Ignored),
+                Log("p", 1, 0, 2, New),
+                Sweep(100_000, 0, 0, 0),
+                Totals((2, 0, 0), (0, 0, 0)),
+            ],
+        ),
         case(
             "an idle producer is forgotten; its unseen tail is no loss",
             vec![
@@ -202,6 +235,24 @@ fn cases() -> Vec<Case> {
             ],
         },
     ]
+}
+
+/// Sweeps as the exporter does when it is caught up: the log read through
+/// `now_ns`, and the group committed everything at once, seen the SLA ago.
+fn sweep_caught_up(accounting: &mut Accounting, now_ns: u64) -> SweepReport {
+    let sla_ns = duration_ns(AccountingConfig::default().sla);
+    sweep_judging(accounting, now_ns, now_ns.saturating_sub(sla_ns))
+}
+
+/// Sweeps with the log read through `now_ns` and every group's horizon at
+/// `processed_ns`.
+fn sweep_judging(accounting: &mut Accounting, now_ns: u64, processed_ns: u64) -> SweepReport {
+    let groups = accounting.groups().len();
+    accounting.set_horizon(&Horizon {
+        log_ns: Some(now_ns),
+        processed_ns: vec![Some(processed_ns); groups],
+    });
+    accounting.sweep()
 }
 
 #[test]
@@ -239,13 +290,22 @@ fn scenarios() {
                     assert_eq!(got.outcome, want, "{context}");
                 }
                 Sweep(ms, log_lost, processed_lost, evicted_idle) => {
-                    let report = accounting.sweep(T0 + ms * MS);
-                    let want = SweepReport {
-                        log_lost,
-                        processed_lost: vec![processed_lost],
-                        evicted_idle,
-                    };
-                    assert_eq!(report, want, "{context}");
+                    let report = sweep_caught_up(&mut accounting, T0 + ms * MS);
+                    let got = (
+                        report.log_lost,
+                        report.processed_lost.clone(),
+                        report.evicted_idle,
+                    );
+                    let want = (log_lost, vec![processed_lost], evicted_idle);
+                    assert_eq!(got, want, "{context}");
+                }
+                Judge(log_ms, processed_ms) => accounting.set_horizon(&Horizon {
+                    log_ns: Some(T0 + log_ms * MS),
+                    processed_ns: vec![Some(T0 + processed_ms * MS)],
+                }),
+                Unjudged(want) => {
+                    let p = accounting.processed_counters("g").unwrap();
+                    assert_eq!(p.unjudged, want, "{context}");
                 }
                 Totals(log, processed) => {
                     let l = accounting.log_counters();
@@ -384,7 +444,9 @@ fn memory_grows_with_producers_not_traffic() {
                 }
             }
             if seq % 1000 == 0 {
-                accounting.sweep(now);
+                // The group commits as fast as it reads: every block is
+                // judged when the small window slides past it.
+                sweep_judging(accounting, now, now);
             }
         }
     };
@@ -393,7 +455,7 @@ fn memory_grows_with_producers_not_traffic() {
     feed(&mut accounting, 1_000..20_000);
     assert_eq!(accounting.memory_bytes(), small);
     assert_eq!(accounting.producers(), 50);
-    accounting.sweep(T0 + 100_000 * MS);
+    sweep_judging(&mut accounting, T0 + 100_000 * MS, T0 + 100_000 * MS);
     // Every missing receipt is lost, except below the group's floor: the
     // highest first receipt over the six partitions.
     let mut want = 0;

@@ -18,6 +18,7 @@ fn accounting_from_text() {
                 idle_timeout: Duration::from_secs(600),
                 max_producers: 5,
                 window_bits: 1024,
+                ..AccountingConfig::default()
             }),
         ),
         (r#"{"grace":"0s"}"#, Err("exporter.grace")),
@@ -26,6 +27,11 @@ fn accounting_from_text() {
         (r#"{"max_producers":0}"#, Err("exporter.max_producers")),
         (r#"{"window_bits":1000}"#, Err("exporter.window_bits")),
         (r#"{"window_bits":32}"#, Err("exporter.window_bits")),
+        (r#"{"max_clock_skew":"0s"}"#, Err("exporter.max_clock_skew")),
+        (
+            r#"{"max_clock_skew":"1h","max_record_age":"30m"}"#,
+            Err("exporter.max_record_age"),
+        ),
         (r#"{"grace":"soon"}"#, Err("parse")),
         (r#"{"graze":"30s"}"#, Err("parse")),
     ];
@@ -173,6 +179,69 @@ mod service {
     }
 
     #[test]
+    fn a_memory_budget_too_small_for_the_worst_case_is_refused_with_the_figure() {
+        let err = from_env(&[
+            ("MESHFLOW__EXPORTER__MAX_PRODUCERS", "100000"),
+            ("MESHFLOW__EXPORTER__MEMORY_BUDGET_MIB", "384"),
+        ])
+        .expect_err("100,000 producers do not fit 384 MiB");
+        let text = err.to_string();
+        assert!(text.contains("`exporter.memory_budget_mib`"), "{text}");
+        assert!(text.contains("at least 2"), "names the figure: {text}");
+        let ok = from_env(&[
+            ("MESHFLOW__EXPORTER__MAX_PRODUCERS", "100000"),
+            ("MESHFLOW__EXPORTER__WINDOW_BITS", "1024"),
+        ]);
+        assert!(ok.is_ok(), "small windows fit: {ok:?}");
+        // The default configuration fits its default budget with two groups.
+        let two = from_env(&[("MESHFLOW__EXPORTER__GROUPS", "a,b")]);
+        assert!(two.is_ok(), "{two:?}");
+    }
+
+    #[test]
+    fn the_worst_case_bounds_what_the_accounting_holds() {
+        use crate::accounting::Accounting;
+        use crate::observation::{LogRecord, ReceiptEntry};
+        let config = AccountingConfig {
+            max_producers: 200,
+            window_bits: 4096,
+            ..AccountingConfig::default()
+        };
+        let mut accounting = Accounting::new(&config, ["g", "h"]);
+        let now = 1_795_813_600_000_000_000;
+        for i in 0..400 {
+            let id = format!("{i:0>128}");
+            accounting.observe_log(&LogRecord {
+                producer: &id,
+                seq: 0,
+                partition: 0,
+                created_ns: now,
+                read_ns: now,
+            });
+            for group in ["g", "h"] {
+                accounting.observe_receipt(
+                    &ReceiptEntry {
+                        group,
+                        producer: &id,
+                        seq: 0,
+                        partition: 0,
+                        created_ns: now,
+                        processed_ns: now,
+                    },
+                    now,
+                );
+            }
+        }
+        let held = accounting.memory_bytes() as u64;
+        let worst = config.worst_case_bytes(2);
+        assert!(held <= worst, "held {held} > worst case {worst}");
+        assert!(
+            worst < 2 * held,
+            "worst case {worst} is not a loose guess over {held}"
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (
@@ -225,6 +294,14 @@ mod service {
             (
                 &[("MESHFLOW__EXPORTER__STATUS__WINDOW", "20s")],
                 "`exporter.status.window`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__MAX_CLOCK_SKEW", "0s")],
+                "`exporter.max_clock_skew`",
+            ),
+            (
+                &[("MESHFLOW__EXPORTER__MAX_PRODUCERS", "1000000")],
+                "`exporter.memory_budget_mib`",
             ),
             (&[("MESHFLOW__EXPORTER__GRACE", "soon")], "grace"),
             (&[("MESHFLOW__EXPORTER__COLOUR", "blue")], "colour"),

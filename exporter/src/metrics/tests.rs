@@ -32,7 +32,11 @@ fn value(registry: &Registry, series: &str) -> f64 {
 }
 
 fn observed(outcome: Outcome, latency: Latency) -> Observed {
-    Observed { outcome, latency }
+    Observed {
+        outcome,
+        latency,
+        rejected: None,
+    }
 }
 
 #[test]
@@ -175,11 +179,13 @@ fn sweeps_add_loss_per_stage_and_group() {
         log_lost: 3,
         processed_lost: vec![0, 2],
         evicted_idle: 0,
+        ..SweepReport::default()
     });
     metrics.record_sweep(&SweepReport {
         log_lost: 1,
         processed_lost: vec![5, 0],
         evicted_idle: 1,
+        ..SweepReport::default()
     });
     let lost = |stage: &str, group: &str| {
         value(

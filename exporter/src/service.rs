@@ -12,12 +12,18 @@
 //!
 //! `/readyz` is 200 when Kafka answers and the partitions of both topics
 //! are assigned to the reader.
+//!
+//! The tasks are supervised: if one ends before shutdown (returns or
+//! panics), the others are stopped and [`run`] returns
+//! [`Error::TaskEnded`], so the process exits non-zero and is restarted
+//! instead of serving frozen counters.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use meshflow_common::cluster::spawn_reachability_probe;
 use meshflow_common::http::Readiness;
+use meshflow_common::shutdown::Supervisor;
 use rdkafka::consumer::Consumer;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +69,7 @@ pub async fn run(
         "exporting"
     );
 
+    let supervisor = Supervisor::new(shutdown.clone());
     let probe_consumer = consumer.clone();
     let probe_topic = settings.topic.clone();
     let probe = spawn_reachability_probe(
@@ -76,20 +83,27 @@ pub async fn run(
         PROBE_INTERVAL,
         shutdown.clone(),
     );
-    let watching = tokio::spawn(watch::run(
-        poller,
-        GroupWatch::new(&settings.groups, &settings.status),
-        metrics.clone(),
-        settings.poll_interval,
-        shutdown.clone(),
-    ));
-    let reader = Reader::new(consumer, accounting, metrics, readiness, &config);
-    let reading = tokio::spawn(reader.run(shutdown.clone()));
+    let probe = supervisor.spawn("probe", async move {
+        let _ = probe.await;
+    });
+    let (marks, marks_rx) = watch::marks_channel();
+    let watching = supervisor.spawn(
+        "watch",
+        watch::run(
+            poller,
+            GroupWatch::new(&settings.groups, &settings.status),
+            metrics.clone(),
+            settings.poll_interval,
+            marks,
+            shutdown.clone(),
+        ),
+    );
+    let reader =
+        Reader::new(consumer, accounting, metrics, readiness, &config).with_marks(marks_rx);
+    let reading = supervisor.spawn("reader", reader.run(shutdown.clone()));
 
-    for (name, task) in [("reader", reading), ("watch", watching), ("probe", probe)] {
-        if let Err(e) = task.await {
-            tracing::error!(task = name, error = %e, "task failed");
-        }
+    for task in [reading, watching, probe] {
+        let _ = task.await;
     }
-    Ok(())
+    supervisor.result().map_err(Error::TaskEnded)
 }

@@ -16,6 +16,7 @@ use meshflow_common::envelope::{Envelope, HeaderView};
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::millis;
 use meshflow_common::propagation::extract;
+use meshflow_common::shutdown::Supervisor;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, Context, KeyValue};
@@ -43,6 +44,10 @@ pub enum ConsumerError {
     /// Subscribing failed.
     #[error("subscribe: {0}")]
     Subscribe(#[source] KafkaError),
+    /// A background task (receipt flusher, reachability probe) died; the
+    /// consumer drained and stopped so that a fresh process takes over.
+    #[error(transparent)]
+    TaskEnded(#[from] meshflow_common::shutdown::TaskEnded),
 }
 
 /// The group consumer.
@@ -122,15 +127,23 @@ pub async fn run(
         Duration::from_secs(2),
         shutdown.clone(),
     );
+    let supervisor = Supervisor::new(shutdown.clone());
+    let probe_abort = probe.abort_handle();
+    let _probe = supervisor.spawn("probe", async move {
+        let _ = probe.await;
+    });
     let flush_now = Arc::new(Notify::new());
     let stop_flusher = CancellationToken::new();
-    let flusher = tokio::spawn(flush_periodically(
-        sink.clone(),
-        consumer.clone(),
-        settings.receipt_flush_interval,
-        flush_now.clone(),
-        stop_flusher.clone(),
-    ));
+    let flusher = supervisor.spawn(
+        "receipt flusher",
+        flush_periodically(
+            sink.clone(),
+            consumer.clone(),
+            settings.receipt_flush_interval,
+            flush_now.clone(),
+            stop_flusher.clone(),
+        ),
+    );
 
     let worker = Worker {
         tracer: global::tracer("meshflow-consumer"),
@@ -161,7 +174,7 @@ pub async fn run(
         Err(e) => tracing::error!(error = %e, "drain task"),
     }
     sink.stop();
-    probe.abort();
+    probe_abort.abort();
     // Dropping the consumer closes it: it leaves the group so the partitions
     // move at once instead of after the session timeout.
     let closing = consumer.clone();
@@ -172,7 +185,7 @@ pub async fn run(
         drop(closing);
     })
     .await;
-    Ok(())
+    Ok(supervisor.result()?)
 }
 
 impl Worker {

@@ -16,6 +16,7 @@ use meshflow_common::envelope::{now_ns, Envelope, HeaderList};
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::{error_reason, millis};
 use meshflow_common::propagation::inject;
+use meshflow_common::shutdown::Supervisor;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, Context, KeyValue};
 use rdkafka::error::KafkaError;
@@ -36,6 +37,10 @@ pub enum ProducerError {
     /// The librdkafka client could not be created (bad settings).
     #[error("kafka client: {0}")]
     Client(#[source] KafkaError),
+    /// A background task (the reachability probe) died; the producer
+    /// flushed and stopped so that a fresh process takes over.
+    #[error(transparent)]
+    TaskEnded(#[from] meshflow_common::shutdown::TaskEnded),
 }
 
 /// What a run did, for the final log line.
@@ -88,6 +93,11 @@ pub async fn run(
         Duration::from_secs(2),
         shutdown.clone(),
     );
+    let supervisor = Supervisor::new(shutdown.clone());
+    let probe_abort = probe.abort_handle();
+    let _probe = supervisor.spawn("probe", async move {
+        let _ = probe.await;
+    });
     if settings.create_topic
         && !ensure_topic(
             &config.kafka,
@@ -98,7 +108,10 @@ pub async fn run(
         )
         .await
     {
-        probe.abort();
+        // Stopping on purpose: the probe's end is no failure.
+        shutdown.cancel();
+        probe_abort.abort();
+        supervisor.result()?;
         return Ok(Summary::default());
     }
 
@@ -223,7 +236,11 @@ pub async fn run(
     while let Some(done) = deliveries.join_next().await {
         tally(&mut summary, done);
     }
-    probe.abort();
+    // Stopping on purpose (shutdown or max_messages): the probe's end is no
+    // failure.
+    shutdown.cancel();
+    probe_abort.abort();
+    supervisor.result()?;
     Ok(summary)
 }
 

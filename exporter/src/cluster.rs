@@ -93,6 +93,34 @@ pub struct Snapshot {
     /// Per watched group (configuration order): its partitions' lag, or why
     /// its offsets could not be read at all.
     pub groups: Vec<Result<Vec<PartitionLag>, Error>>,
+    /// High watermarks of the data topic's partitions that answered, asked
+    /// for after `at_ns`.
+    pub log_highs: Vec<(i32, i64)>,
+    /// High watermarks of the receipts topic's partitions that answered.
+    pub receipt_highs: Vec<(i32, i64)>,
+}
+
+impl Snapshot {
+    /// Per watched group, the committed offsets read (partition → the next
+    /// offset the group consumes); `None` when the group's offsets could not
+    /// be read.
+    pub fn committed(&self) -> Vec<Option<BTreeMap<i32, i64>>> {
+        self.groups
+            .iter()
+            .map(|group| {
+                let partitions = group.as_ref().ok()?;
+                Some(
+                    partitions
+                        .iter()
+                        .filter_map(|lag| {
+                            let offsets = lag.offsets.as_ref().ok()?;
+                            Some((lag.partition, offsets.committed.filter(|&c| c >= 0)?))
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// One group's offsets per partition, or why they could not be read.
@@ -149,6 +177,10 @@ impl ClusterPoller {
             (Ok(data), Ok(receipts)) => Ok(health(data, receipts)),
             (Err(e), _) | (_, Err(e)) => Err(e.clone()),
         };
+        let receipt_highs = receipts
+            .and_then(|metadata| partition_ids(&metadata, &self.receipts_topic))
+            .map(|ids| self.highs(&self.receipts_topic, &ids))
+            .unwrap_or_default();
         let partitions = data.and_then(|metadata| partition_ids(&metadata, &self.topic));
         let partitions = match partitions {
             Ok(partitions) => partitions,
@@ -157,6 +189,8 @@ impl ClusterPoller {
                     at_ns,
                     health,
                     groups: vec![Err(e); self.groups.len()],
+                    log_highs: Vec::new(),
+                    receipt_highs,
                 };
             }
         };
@@ -169,6 +203,10 @@ impl ClusterPoller {
                     .map_err(kafka("watermarks"));
                 (p, marks)
             })
+            .collect();
+        let log_highs = watermarks
+            .iter()
+            .filter_map(|(&p, marks)| Some((p, marks.as_ref().ok()?.1)))
             .collect();
         let offsets: Vec<GroupOffsets> = self
             .groups
@@ -237,7 +275,23 @@ impl ClusterPoller {
             at_ns,
             health,
             groups,
+            log_highs,
+            receipt_highs,
         }
+    }
+
+    /// The high watermarks of `topic`'s `partitions` that answered.
+    fn highs(&self, topic: &str, partitions: &[i32]) -> Vec<(i32, i64)> {
+        partitions
+            .iter()
+            .filter_map(|&p| {
+                let (_, high) = self
+                    .cluster
+                    .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
+                    .ok()?;
+                Some((p, high))
+            })
+            .collect()
     }
 
     /// Reads the timestamp of the first record at or after each (partition,

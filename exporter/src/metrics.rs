@@ -21,7 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::cluster::ClusterHealth;
-use crate::observation::{Latency, Observed, SweepReport};
+use crate::observation::{Evictions, Latency, Observed, Rejection, SweepReport};
 use crate::status::GroupStatus;
 use crate::window::Outcome;
 
@@ -66,6 +66,22 @@ pub struct StageLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InvalidLabels {
     topic: String,
+    reason: &'static str,
+}
+
+/// Labels: topic, stage and why an observation was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectedLabels {
+    topic: String,
+    /// `log` or `processed`.
+    stage: &'static str,
+    reason: &'static str,
+}
+
+/// Labels: why producer windows were dropped.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EvictionLabels {
+    /// `idle`, `capacity` or `rebased`.
     reason: &'static str,
 }
 
@@ -120,6 +136,9 @@ struct StageSeries {
     lost: Counter,
     duplicated: Counter,
     clock_skew: Counter,
+    unjudged: Counter,
+    /// One per [`Rejection`], in [`Rejection::ALL`] order.
+    rejected: Vec<Counter>,
 }
 
 /// Everything the exporter publishes.
@@ -138,6 +157,9 @@ pub struct ExporterMetrics {
     under_replicated: Family<PartitionLabels, Gauge>,
     leaderless: Family<PartitionLabels, Gauge>,
     brokers: Gauge,
+    unmatched: Vec<Counter>,
+    read_lag: Family<TopicLabels, SecondsGauge>,
+    evicted: Family<EvictionLabels, Counter>,
 }
 
 impl ExporterMetrics {
@@ -150,6 +172,9 @@ impl ExporterMetrics {
         let lost = Family::<StageLabels, Counter>::default();
         let duplicated = Family::<StageLabels, Counter>::default();
         let clock_skew = Family::<TopicGroupLabels, Counter>::default();
+        let unjudged = Family::<StageLabels, Counter>::default();
+        let rejected = Family::<RejectedLabels, Counter>::default();
+        let unmatched = Family::<TopicGroupLabels, Counter>::default();
         let stage = |stage: &'static str, group: &str| {
             let labels = StageLabels {
                 topic: topic.to_string(),
@@ -165,6 +190,19 @@ impl ExporterMetrics {
                 lost: lost.get_or_create(&labels).clone(),
                 duplicated: duplicated.get_or_create(&labels).clone(),
                 clock_skew: clock_skew.get_or_create(&skew).clone(),
+                unjudged: unjudged.get_or_create(&labels).clone(),
+                rejected: Rejection::ALL
+                    .iter()
+                    .map(|why| {
+                        rejected
+                            .get_or_create(&RejectedLabels {
+                                topic: topic.to_string(),
+                                stage,
+                                reason: why.as_str(),
+                            })
+                            .clone()
+                    })
+                    .collect(),
             }
         };
         let log = stage("log", "");
@@ -198,7 +236,23 @@ impl ExporterMetrics {
             under_replicated: Family::default(),
             leaderless: Family::default(),
             brokers: Gauge::default(),
+            unmatched: groups
+                .iter()
+                .map(|g| {
+                    unmatched
+                        .get_or_create(&TopicGroupLabels {
+                            topic: topic.to_string(),
+                            group: g.clone(),
+                        })
+                        .clone()
+                })
+                .collect(),
+            read_lag: Family::default(),
+            evicted: Family::default(),
         };
+        for reason in ["idle", "capacity", "rebased"] {
+            let _ = metrics.evicted.get_or_create(&EvictionLabels { reason });
+        }
         registry.register(
             "e2e_latency_seconds",
             "End-to-end latency: processed time (consumer clock) minus created time (producer clock), trace id as exemplar",
@@ -216,7 +270,7 @@ impl ExporterMetrics {
         );
         registry.register(
             "messages_lost",
-            "Messages declared lost: log, a sequence gap open past the grace; processed, no receipt within the SLA",
+            "Messages declared lost: log, a sequence gap still open once the reading has passed it by the grace; processed, committed by the group with no receipt within the SLA after the commit",
             lost,
         );
         registry.register(
@@ -228,6 +282,31 @@ impl ExporterMetrics {
             "messages_invalid",
             "Records that could not be read: malformed envelopes on the data topic, unreadable receipt batches",
             metrics.invalid.clone(),
+        );
+        registry.register(
+            "envelope_rejected",
+            "Observations refused as implausible (a sequence jump beyond the window, a created or processed time too far ahead or too old), kept out of every other figure",
+            rejected,
+        );
+        registry.register(
+            "messages_unjudged",
+            "Messages dropped from a full window before they could be judged: neither lost nor processed",
+            unjudged,
+        );
+        registry.register(
+            "receipts_unmatched",
+            "Receipts for sequence numbers the log never showed, within the range the log judges; counted, never trusted to close a gap",
+            unmatched,
+        );
+        registry.register(
+            "exporter_read_lag_seconds",
+            "How far behind the exporter's reading of a topic is: now minus the time up to which everything written has been read; nothing newer is judged",
+            metrics.read_lag.clone(),
+        );
+        registry.register(
+            "exporter_producers_evicted",
+            "Producer windows dropped: idle past idle_timeout, to make room at max_producers, or restarted after a run of sequence jumps",
+            metrics.evicted.clone(),
         );
         registry.register(
             "clock_skew",
@@ -312,6 +391,37 @@ impl ExporterMetrics {
         for (series, lost) in self.processed.iter().zip(&report.processed_lost) {
             series.lost.inc_by(*lost);
         }
+        for (series, unjudged) in self.processed.iter().zip(&report.processed_unjudged) {
+            series.unjudged.inc_by(*unjudged);
+        }
+        for (counter, unmatched) in self.unmatched.iter().zip(&report.receipts_unmatched) {
+            counter.inc_by(*unmatched);
+        }
+        self.evicted(report.evicted_idle, "idle");
+    }
+
+    /// Sets the cumulative evictions for `capacity` and `rebased` (idle ones
+    /// come with each sweep).
+    pub fn record_evictions(&self, total: Evictions, before: Evictions) {
+        self.evicted(total.capacity.saturating_sub(before.capacity), "capacity");
+        self.evicted(total.rebased.saturating_sub(before.rebased), "rebased");
+    }
+
+    fn evicted(&self, count: u64, reason: &'static str) {
+        if count > 0 {
+            self.evicted
+                .get_or_create(&EvictionLabels { reason })
+                .inc_by(count);
+        }
+    }
+
+    /// How far behind the reading of `topic` is.
+    pub fn set_read_lag(&self, topic: &str, lag: std::time::Duration) {
+        self.read_lag
+            .get_or_create(&TopicLabels {
+                topic: topic.to_string(),
+            })
+            .set(lag.as_secs_f64());
     }
 
     /// Sets one partition's lag; `seconds` is `None` when it could not be
@@ -369,6 +479,12 @@ impl ExporterMetrics {
 /// Counts one observation into a stage's series; `observe` gets a measured
 /// latency in seconds.
 fn record(series: &StageSeries, observed: Observed, observe: impl FnOnce(f64)) {
+    if let Some(why) = observed.rejected {
+        if let Some(index) = Rejection::ALL.iter().position(|r| *r == why) {
+            series.rejected[index].inc();
+        }
+        return;
+    }
     match observed.outcome {
         Outcome::New | Outcome::Late | Outcome::Overdue => series.messages.inc(),
         Outcome::Duplicate => series.duplicated.inc(),

@@ -17,8 +17,16 @@
 //! A restart re-reads at most the last second before the crash with fresh
 //! windows, and the windows' per-partition floors (see [`crate::window`])
 //! make sure that starting mid-stream reports no loss or duplicate.
+//!
+//! Loss is judged against progress (see [`crate::progress`]): the reader
+//! resolves where each partition's reading starts, tracks the offsets it
+//! reads, and takes from the polling loop the high watermarks of both topics
+//! and the watched groups' committed offsets. From those it sets the
+//! accounting's [`Horizon`] before every sweep, and publishes how far behind
+//! its reading is (`meshflow_exporter_read_lag_seconds`): while it is behind,
+//! or the broker does not answer, nothing new is judged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +42,10 @@ use tokio_util::sync::CancellationToken;
 use crate::accounting::Accounting;
 use crate::config::Config;
 use crate::metrics::ExporterMetrics;
-use crate::observation::{LogRecord, ReceiptEntry};
+use crate::observation::{Evictions, Horizon, LogRecord, ReceiptEntry};
+use crate::progress::{CommitHorizon, GroupHorizon, PollMarks, TopicProgress};
+use crate::watch::MarksReceiver;
+use crate::window::duration_ns;
 use crate::Error;
 
 /// Readiness condition: the data topic's partitions are assigned.
@@ -95,6 +106,22 @@ pub struct Reader {
     receipts_topic: String,
     /// (topic, partition) currently assigned.
     assigned: BTreeSet<(String, i32)>,
+    /// How far the data topic has been read.
+    log_progress: TopicProgress,
+    /// How far the receipts topic has been read.
+    receipts_progress: TopicProgress,
+    /// Checkpoints of the data topic's reading position.
+    commits: CommitHorizon,
+    /// Per watched group (accounting order): its released horizon.
+    group_horizons: Vec<GroupHorizon>,
+    /// Watermarks and committed offsets from the polling loop.
+    marks: Option<MarksReceiver>,
+    /// Grace for receipts after a group's commit was seen.
+    sla_ns: u64,
+    /// When the reader started, unix ns.
+    started_ns: u64,
+    /// Evictions already published.
+    published_evictions: Evictions,
 }
 
 impl Reader {
@@ -114,7 +141,21 @@ impl Reader {
             topic: config.exporter.topic.clone(),
             receipts_topic: config.exporter.receipts_topic.clone(),
             assigned: BTreeSet::new(),
+            log_progress: TopicProgress::default(),
+            receipts_progress: TopicProgress::default(),
+            commits: CommitHorizon::default(),
+            group_horizons: vec![GroupHorizon::default(); config.exporter.groups.len()],
+            marks: None,
+            sla_ns: duration_ns(config.exporter.sla),
+            started_ns: now_ns(),
+            published_evictions: Evictions::default(),
         }
+    }
+
+    /// Takes progress (watermarks, committed offsets) from the polling loop.
+    pub fn with_marks(mut self, marks: MarksReceiver) -> Self {
+        self.marks = Some(marks);
+        self
     }
 
     /// Assigns the partitions of both topics once they exist, reads until
@@ -133,10 +174,23 @@ impl Reader {
         report.tick().await;
         // The same error repeats every poll while Kafka is away: log changes.
         let mut failing: Option<String> = None;
+        let mut marks = self.marks.take();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = sweep.tick() => self.sweep(),
+                changed = async { marks.as_mut()?.changed().await.ok() }, if marks.is_some() => {
+                    match changed {
+                        Some(()) => {
+                            let latest = marks.as_mut().and_then(|m| m.borrow_and_update().clone());
+                            if let Some(latest) = latest {
+                                self.apply_marks(&latest);
+                            }
+                        }
+                        // The polling loop ended; the service notices and stops.
+                        None => marks = None,
+                    }
+                }
                 _ = report.tick() => self.log_state(),
                 _ = check.tick() => self.assign_partitions().await,
                 message = consumer.recv() => match message {
@@ -184,11 +238,13 @@ impl Reader {
     /// Assigns every partition of both topics not assigned yet: at the
     /// committed offset (or the end) at first, from the beginning when a
     /// partition appears later. Partitions already assigned continue where
-    /// they are.
+    /// they are. Start offsets are resolved here, not left to librdkafka, so
+    /// the reading progress knows where each partition's reading began.
     async fn assign_partitions(&mut self) {
         let consumer = self.consumer.clone();
         let topics = [self.topic.clone(), self.receipts_topic.clone()];
-        let found = tokio::task::spawn_blocking(move || {
+        let assigned = self.assigned.clone();
+        let resolved = tokio::task::spawn_blocking(move || {
             let mut found = BTreeSet::new();
             for topic in &topics {
                 match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
@@ -202,42 +258,46 @@ impl Reader {
                     Err(e) => tracing::warn!(topic = %topic, error = %e, "partition metadata"),
                 }
             }
-            found
+            let new: Vec<(String, i32)> = found.difference(&assigned).cloned().collect();
+            resolve_starts(&consumer, &assigned, new)
         })
         .await
         .unwrap_or_default();
-        let new: Vec<&(String, i32)> = found.difference(&self.assigned).collect();
-        if new.is_empty() {
+        if resolved.is_empty() {
             return;
         }
-        let positions = self.consumer.position().unwrap_or_default();
+        // Re-assigning replaces the whole assignment: the partitions already
+        // read continue at the next offset the progress knows.
+        let log = self.log_progress.positions();
+        let receipts = self.receipts_progress.positions();
         let mut assignment = TopicPartitionList::new();
         for (topic, partition) in &self.assigned {
+            let positions = if *topic == self.topic {
+                &log
+            } else {
+                &receipts
+            };
             let at = positions
-                .find_partition(topic, *partition)
-                .map(|e| e.offset())
-                .filter(|o| matches!(o, Offset::Offset(_)))
-                .unwrap_or(Offset::Stored);
+                .get(partition)
+                .map_or(Offset::Stored, |&(_, next)| Offset::Offset(next));
             let _ = assignment.add_partition_offset(topic, *partition, at);
         }
         let mut added = Vec::new();
-        for (topic, partition) in &new {
-            // A topic seen for the first time starts where the group left
-            // off (or at the end); a partition added to a known topic holds
-            // only messages not read yet.
-            let start = if self.has(topic) {
-                Offset::Beginning
-            } else {
-                Offset::Stored
-            };
-            let _ = assignment.add_partition_offset(topic, *partition, start);
-            added.push(format!("{topic}:{partition}:{start:?}"));
+        for ((topic, partition), start) in &resolved {
+            let _ = assignment.add_partition_offset(topic, *partition, Offset::Offset(*start));
+            added.push(format!("{topic}:{partition}@{start}"));
         }
         match self.consumer.assign(&assignment) {
             Ok(()) => {
                 tracing::info!(partitions = %added.join(","), "partitions assigned");
-                let added: Vec<(String, i32)> = new.into_iter().cloned().collect();
-                self.assigned.extend(added);
+                for ((topic, partition), start) in resolved {
+                    if topic == self.topic {
+                        self.log_progress.assign(partition, start);
+                    } else {
+                        self.receipts_progress.assign(partition, start);
+                    }
+                    self.assigned.insert((topic, partition));
+                }
                 self.readiness.set(READY_LOG, self.has(&self.topic));
                 self.readiness
                     .set(READY_RECEIPTS, self.has(&self.receipts_topic));
@@ -255,9 +315,39 @@ impl Reader {
         let read_ns = now_ns();
         if message.topic() == self.topic {
             self.handle_log(message, read_ns);
+            self.log_progress
+                .record(message.partition(), message.offset());
         } else if message.topic() == self.receipts_topic {
             self.handle_receipts(message.payload().unwrap_or_default(), read_ns);
+            self.receipts_progress
+                .record(message.partition(), message.offset());
         }
+    }
+
+    /// Takes one poll's watermarks and committed offsets.
+    pub fn apply_marks(&mut self, marks: &PollMarks) {
+        for &(partition, high) in &marks.log_highs {
+            self.log_progress.watermark(partition, high, marks.at_ns);
+        }
+        for &(partition, high) in &marks.receipt_highs {
+            self.receipts_progress
+                .watermark(partition, high, marks.at_ns);
+        }
+        let mut oldest_needed = u64::MAX;
+        for (index, committed) in marks.committed.iter().enumerate() {
+            let Some(horizon) = self.group_horizons.get_mut(index) else {
+                continue;
+            };
+            let through = committed
+                .as_ref()
+                .and_then(|committed| self.commits.committed_through(committed));
+            if let Some(through) = through {
+                // Seen once the poll ended: the commit may be that recent.
+                horizon.commit_seen(marks.done_ns, through);
+            }
+            oldest_needed = oldest_needed.min(through.unwrap_or(0));
+        }
+        self.commits.forget_before(oldest_needed);
     }
 
     fn handle_log(&mut self, message: &BorrowedMessage<'_>, read_ns: u64) {
@@ -321,10 +411,34 @@ impl Reader {
         }
     }
 
-    /// Judges what is due and counts the loss found.
+    /// Judges what the reading's progress allows and counts the loss found.
     pub fn sweep(&mut self) {
-        let report = self.accounting.sweep(now_ns());
+        let now = now_ns();
+        self.commits.checkpoint(now, self.log_progress.positions());
+        let receipts_through = self.receipts_progress.through_ns();
+        let horizon = Horizon {
+            log_ns: self.log_progress.through_ns(),
+            processed_ns: self
+                .group_horizons
+                .iter_mut()
+                .map(|group| group.release(now, receipts_through, self.sla_ns))
+                .collect(),
+        };
+        self.accounting.set_horizon(&horizon);
+        let read_lag = |through: Option<u64>| {
+            let since = through.unwrap_or(self.started_ns).max(self.started_ns);
+            Duration::from_nanos(now.saturating_sub(since))
+        };
+        self.metrics
+            .set_read_lag(&self.topic, read_lag(self.log_progress.through_ns()));
+        self.metrics
+            .set_read_lag(&self.receipts_topic, read_lag(receipts_through));
+        let report = self.accounting.sweep();
         self.metrics.record_sweep(&report);
+        let evictions = self.accounting.evictions();
+        self.metrics
+            .record_evictions(evictions, self.published_evictions);
+        self.published_evictions = evictions;
         if report.log_lost > 0 {
             tracing::warn!(
                 topic = %self.topic,
@@ -357,9 +471,62 @@ impl Reader {
             unwatched_receipts = self.accounting.unwatched_receipts(),
             evicted_idle = evictions.idle,
             evicted_capacity = evictions.capacity,
+            rebased = evictions.rebased,
+            log_rejected = log.rejected,
             "accounting"
         );
     }
+}
+
+/// The start offset of each new partition: a topic seen for the first time
+/// starts where the exporter's group left off, or at the end; a partition
+/// added to a known topic holds only messages not read yet, so it starts at
+/// its beginning. Partitions whose offsets cannot be resolved are left for
+/// the next check.
+fn resolve_starts(
+    consumer: &ReaderConsumer,
+    assigned: &BTreeSet<(String, i32)>,
+    new: Vec<(String, i32)>,
+) -> BTreeMap<(String, i32), i64> {
+    let known = |topic: &str| assigned.iter().any(|(t, _)| t == topic);
+    let mut wanted = TopicPartitionList::new();
+    for (topic, partition) in new.iter().filter(|(t, _)| !known(t)) {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = if wanted.count() == 0 {
+        TopicPartitionList::new()
+    } else {
+        match consumer.committed_offsets(wanted, METADATA_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(e) => {
+                tracing::warn!(error = %e, "committed offsets of the exporter's group");
+                return BTreeMap::new();
+            }
+        }
+    };
+    let mut starts = BTreeMap::new();
+    for (topic, partition) in new {
+        let (low, high) = match consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT) {
+            Ok(marks) => marks,
+            Err(e) => {
+                tracing::warn!(%topic, partition, error = %e, "watermarks");
+                continue;
+            }
+        };
+        let start = if known(&topic) {
+            low
+        } else {
+            match committed
+                .find_partition(&topic, partition)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(offset)) if offset >= 0 => offset.clamp(low, high),
+                _ => high,
+            }
+        };
+        starts.insert((topic, partition), start);
+    }
+    starts
 }
 
 #[cfg(test)]

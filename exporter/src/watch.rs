@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::{ClusterPoller, Snapshot};
 use crate::config::StatusConfig;
 use crate::metrics::ExporterMetrics;
+use crate::progress::PollMarks;
 use crate::status::{Evaluation, GroupStatus, GroupStatusTracker};
 
 /// Status trackers of the watched groups.
@@ -102,12 +103,22 @@ impl GroupWatch {
     }
 }
 
-/// Polls every `interval` until `shutdown`, applying each snapshot.
+/// The receiving end of the marks each poll hands to the reader.
+pub type MarksReceiver = tokio::sync::watch::Receiver<Option<PollMarks>>;
+
+/// A channel for [`run`]'s marks: the reader sees the latest only.
+pub fn marks_channel() -> (tokio::sync::watch::Sender<Option<PollMarks>>, MarksReceiver) {
+    tokio::sync::watch::channel(None)
+}
+
+/// Polls every `interval` until `shutdown`, applying each snapshot and
+/// handing its watermarks and committed offsets to the reader on `marks`.
 pub async fn run(
     poller: ClusterPoller,
     mut watch: GroupWatch,
     metrics: ExporterMetrics,
     interval: Duration,
+    marks: tokio::sync::watch::Sender<Option<PollMarks>>,
     shutdown: CancellationToken,
 ) {
     let mut poller = Some(poller);
@@ -132,7 +143,15 @@ pub async fn run(
         };
         match polled {
             Ok((current, snapshot)) => {
-                watch.apply(&snapshot, &metrics, now_ns());
+                let done_ns = now_ns();
+                marks.send_replace(Some(PollMarks {
+                    at_ns: snapshot.at_ns,
+                    done_ns,
+                    log_highs: snapshot.log_highs.clone(),
+                    receipt_highs: snapshot.receipt_highs.clone(),
+                    committed: snapshot.committed(),
+                }));
+                watch.apply(&snapshot, &metrics, done_ns);
                 poller = Some(current);
             }
             Err(e) => {

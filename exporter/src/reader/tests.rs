@@ -1,9 +1,10 @@
 use super::*;
 use crate::config::AccountingConfig;
+use crate::progress::PollMarks;
 use meshflow_common::config::{load, Sources};
 use meshflow_common::exposition::prometheus_text;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -113,10 +114,12 @@ async fn an_unreadable_receipt_batch_is_counted_as_invalid() {
 }
 
 #[tokio::test]
-async fn a_sweep_counts_the_loss_it_finds() {
+async fn a_sweep_judges_only_what_progress_and_commits_allow() {
     let (registry, mut reader) = reader();
-    // Seen in the log far in the past, never receipted by g1; g1's receipts
-    // for other messages of the producer make it judgeable.
+    reader.log_progress.assign(0, 0);
+    reader.receipts_progress.assign(0, 0);
+    // Seen in the log, never receipted by g1; g1's receipts for other
+    // messages of the producer make it judgeable.
     for seq in 0..4 {
         let observed = reader.accounting.observe_log(&LogRecord {
             producer: "p1",
@@ -126,18 +129,74 @@ async fn a_sweep_counts_the_loss_it_finds() {
             read_ns: SEC,
         });
         reader.metrics.record_log(observed);
+        reader.log_progress.record(0, seq as i64);
     }
     reader.handle_receipts(&batch("g1", "events", &[0, 3]), SEC);
-    reader.sweep();
-    let lost = |stage: &str, group: &str| {
+    reader.receipts_progress.record(0, 0);
+    let lost = |registry: &Registry, stage: &str, group: &str| {
         value(
-            &registry,
+            registry,
             &format!(
                 "meshflow_messages_lost_total{{topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}"
             ),
         )
     };
-    assert_eq!(lost("log", ""), 0.0);
-    assert_eq!(lost("processed", "g1"), 2.0);
-    assert_eq!(lost("processed", "g2"), 0.0);
+    // No watermark and no commit seen yet: however old, nothing is judged.
+    reader.sweep();
+    assert_eq!(lost(&registry, "processed", "g1"), 0.0);
+    let read_lag = value(
+        &registry,
+        "meshflow_exporter_read_lag_seconds{topic=\"events\"}",
+    );
+    assert!(read_lag >= 0.0);
+
+    // The poll saw both topics read to their ends and g1 committed past
+    // everything: now the two messages without a receipt are lost.
+    reader.apply_marks(&PollMarks {
+        at_ns: 100 * SEC,
+        done_ns: 100 * SEC,
+        log_highs: vec![(0, 4)],
+        receipt_highs: vec![(0, 1)],
+        committed: vec![Some(BTreeMap::from([(0, 4)])), None],
+    });
+    reader.sweep();
+    assert_eq!(lost(&registry, "log", ""), 0.0);
+    assert_eq!(lost(&registry, "processed", "g1"), 2.0);
+    assert_eq!(lost(&registry, "processed", "g2"), 0.0);
+}
+
+#[tokio::test]
+async fn a_group_that_has_not_committed_past_a_message_is_lagging_not_losing() {
+    let (registry, mut reader) = reader();
+    reader.log_progress.assign(0, 0);
+    reader.receipts_progress.assign(0, 0);
+    for seq in 0..4 {
+        reader.accounting.observe_log(&LogRecord {
+            producer: "p1",
+            seq,
+            partition: 0,
+            created_ns: SEC,
+            read_ns: SEC,
+        });
+        reader.log_progress.record(0, seq as i64);
+    }
+    reader.handle_receipts(&batch("g1", "events", &[0]), SEC);
+    reader.receipts_progress.record(0, 0);
+    reader.sweep();
+    // g1 committed offset 1 only: messages 1..3 are lag.
+    reader.apply_marks(&PollMarks {
+        at_ns: 100 * SEC,
+        done_ns: 100 * SEC,
+        log_highs: vec![(0, 4)],
+        receipt_highs: vec![(0, 1)],
+        committed: vec![Some(BTreeMap::from([(0, 1)])), None],
+    });
+    reader.sweep();
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_messages_lost_total{topic=\"events\",stage=\"processed\",group=\"g1\"}"
+        ),
+        0.0
+    );
 }

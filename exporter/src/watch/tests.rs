@@ -83,6 +83,8 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     // ago; partition 1's record timestamp could not be read. g2: no offsets.
     let first = Snapshot {
         at_ns: T0,
+        log_highs: Vec::new(),
+        receipt_highs: Vec::new(),
         health: Ok(health()),
         groups: vec![
             Ok(vec![
@@ -118,6 +120,8 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     let at = T0 + 15 * SEC;
     let second = Snapshot {
         at_ns: at,
+        log_highs: Vec::new(),
+        receipt_highs: Vec::new(),
         health: Err(Error::UnknownTopic {
             topic: "events".into(),
         }),
@@ -151,6 +155,8 @@ fn a_group_missing_from_the_snapshot_is_an_error() {
     let mut watch = GroupWatch::new(&groups, &status_config());
     let snapshot = Snapshot {
         at_ns: T0,
+        log_highs: Vec::new(),
+        receipt_highs: Vec::new(),
         health: Ok(health()),
         groups: Vec::new(),
     };

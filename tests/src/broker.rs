@@ -89,6 +89,20 @@ impl Tansu {
         }
     }
 
+    /// Sends a signal by number to the broker (19 = STOP, 18 = CONT): a
+    /// stopped broker holds every connection open and answers nothing.
+    pub fn signal(&self, signal: i32) {
+        let Some(pid) = self.child.as_ref().and_then(Child::id) else {
+            return;
+        };
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} tansu");
+    }
+
     /// Starts the broker again on the same port and file, as a supervisor would.
     pub async fn restart(&mut self) {
         self.restarts += 1;

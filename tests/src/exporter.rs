@@ -56,6 +56,45 @@ pub struct Sent {
     pub timestamp_ms: i64,
 }
 
+/// Headers with names and values as raw bytes, which `OwnedHeaders::insert`
+/// cannot express (it takes names as `&str`): for records whose header names
+/// are not UTF-8, as any client in another language can write.
+pub fn raw_headers(pairs: &[(&[u8], &[u8])]) -> OwnedHeaders {
+    let headers = OwnedHeaders::new_with_capacity(pairs.len());
+    let native = headers.as_borrowed() as *const _ as *mut rdkafka::bindings::rd_kafka_headers_t;
+    for (name, value) in pairs {
+        // SAFETY: `native` is the live header list `headers` owns; librdkafka
+        // copies both byte ranges, which outlive the call.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_header_add(
+                native,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                value.as_ptr().cast(),
+                value.len() as isize,
+            )
+        };
+        assert_eq!(
+            err,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
+    }
+    headers
+}
+
+/// Publishes one record with `headers` to `partition` of `topic`.
+pub async fn publish_raw(bootstrap: &str, topic: &str, partition: i32, headers: OwnedHeaders) {
+    let producer: FutureProducer = client(bootstrap);
+    let record = FutureRecord::<(), _>::to(topic)
+        .payload("hostile")
+        .partition(partition)
+        .headers(headers);
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("publish a raw record: {e}"));
+}
+
 /// Publishes envelopes as one producer instance, with sequence numbers and
 /// partitions of the test's choosing.
 pub struct TestProducer {
@@ -276,6 +315,25 @@ pub fn committed_offsets(
         .unwrap_or_default()
 }
 
+/// Commits `offsets` (partition → next offset to consume) on `topic` for
+/// `group`, as a consumer of that group does once its receipts are written.
+pub fn commit_group(bootstrap: &str, group: &str, topic: &str, offsets: &HashMap<i32, i64>) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("commit client");
+    let mut tpl = TopicPartitionList::new();
+    for (&p, &offset) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(offset))
+            .expect("offset");
+    }
+    consumer
+        .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit the group's offsets");
+}
+
 /// The high watermark of every partition of `topic`.
 pub fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> HashMap<i32, i64> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -322,7 +380,8 @@ pub fn promtool_check(body: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn client(bootstrap: &str) -> FutureProducer {
+/// An idempotent `acks=all` producer for the test's own records.
+pub fn client(bootstrap: &str) -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")

@@ -2,6 +2,7 @@
 //! real broker as processes, read what they wrote to Kafka, scrape their
 //! metrics. Every wait is bounded.
 
+pub mod bed;
 pub mod broker;
 pub mod exporter;
 pub mod ledger;

@@ -19,84 +19,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use meshflow_common::envelope::now_ns;
-use meshflow_tests::broker::{create_topics, Tansu};
+use meshflow_tests::bed::{counts, metrics_until, show, Bed, PARTITIONS};
 use meshflow_tests::exporter::{
     self, promtool_check, receipt, stage, trace_id, ReceiptWriter, Sent, TestProducer,
 };
 use meshflow_tests::ledger::TopicReader;
 use meshflow_tests::process::Service;
 use meshflow_tests::prometheus::{encode, Prometheus};
-use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
+use meshflow_tests::scenario::{consumer, producer, wait_ready};
 use meshflow_tests::{scrape, unique, wait_for, WorkDir};
-
-const PARTITIONS: i32 = 6;
-
-/// A broker and the test's topics.
-struct Bed {
-    dir: WorkDir,
-    broker: Tansu,
-    names: Names,
-}
-
-impl Bed {
-    async fn new(test: &str) -> Bed {
-        let dir = WorkDir::new(test);
-        let broker = Tansu::start(dir.path()).await;
-        let names = Names::new();
-        create_topics(&broker.bootstrap, &names.topics(), PARTITIONS).await;
-        Bed { dir, broker, names }
-    }
-
-    /// Starts an exporter with consumer group `group_id` and waits until it
-    /// is ready and reads every partition.
-    async fn exporter(&self, name: &str, group_id: &str, extra: &[(&str, &str)]) -> Service {
-        let exporter = exporter::start(
-            self.dir.path(),
-            &self.broker.bootstrap,
-            &self.names,
-            name,
-            group_id,
-            extra,
-        );
-        wait_ready(&[&exporter], Duration::from_secs(60)).await;
-        exporter::warm_up(&self.broker.bootstrap, &self.names, group_id, PARTITIONS).await;
-        exporter
-    }
-}
-
-/// Scrapes `port` until `check` accepts the samples.
-async fn metrics_until(
-    port: u16,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&HashMap<String, f64>) -> bool,
-) -> HashMap<String, f64> {
-    wait_for(what, timeout, || {
-        let samples = scrape::samples(port).filter(|s| check(s));
-        async move { samples }
-    })
-    .await
-}
-
-/// The six stage counters of one group, for printing and comparing:
-/// (log messages, lost, duplicated, processed messages, lost, duplicated).
-fn counts(s: &HashMap<String, f64>, group: &str) -> [f64; 6] {
-    [
-        stage(s, "meshflow_messages_total", "log", ""),
-        stage(s, "meshflow_messages_lost_total", "log", ""),
-        stage(s, "meshflow_messages_duplicated_total", "log", ""),
-        stage(s, "meshflow_messages_total", "processed", group),
-        stage(s, "meshflow_messages_lost_total", "processed", group),
-        stage(s, "meshflow_messages_duplicated_total", "processed", group),
-    ]
-}
-
-fn show(c: [f64; 6]) -> String {
-    format!(
-        "log: messages={} lost={} duplicated={}; processed: messages={} lost={} duplicated={}",
-        c[0], c[1], c[2], c[3], c[4], c[5]
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_and_duplicates_are_counted_exactly_at_both_stages() {
@@ -153,6 +84,19 @@ async fn loss_and_duplicates_are_counted_exactly_at_both_stages() {
         .map(entry)
         .collect();
     writer.write(&names.group, again, None).await;
+    // ... and commits past every message, as a consumer does once their
+    // receipts are written: only then may a missing receipt count as lost.
+    let (bootstrap, group, topic) = (
+        bed.broker.bootstrap.clone(),
+        names.group.clone(),
+        names.topic.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let high = exporter::high_watermarks(&bootstrap, &topic, PARTITIONS);
+        exporter::commit_group(&bootstrap, &group, &topic, &high);
+    })
+    .await
+    .expect("commit task");
 
     let (k, d, j, r) = (
         skipped.len() as f64,

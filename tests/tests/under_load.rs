@@ -1,0 +1,143 @@
+//! Late is not lost: the broker stalls under the running system for longer
+//! than the exporter's grace and SLA, and nothing is reported lost.
+//!
+//! Tansu is stopped with SIGSTOP while the producer, two consumers and the
+//! exporter run: every connection stays open and nothing answers, as when
+//! the broker is overloaded. The exporter must say it cannot judge (its read
+//! lag rises past the stall) instead of judging, and once the broker runs
+//! again and everything is caught up: 0 lost at both stages, the duplicates
+//! it reports equal to the receipts that really repeat, and every message
+//! with its receipts.
+
+use std::time::{Duration, Instant};
+
+use meshflow_tests::bed::{counts, metrics_until, show, Bed, PARTITIONS};
+use meshflow_tests::ledger::TopicReader;
+use meshflow_tests::scenario::{consumer, producer, wait_ready};
+use meshflow_tests::{scrape, unique, wait_for};
+
+const SIGSTOP: i32 = 19;
+const SIGCONT: i32 = 18;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stall_longer_than_grace_and_sla_is_late_not_lost() {
+    let bed = Bed::new("broker-stall").await;
+    let names = bed.names.clone();
+    let bootstrap = bed.broker.bootstrap.clone();
+    let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
+    let mut a = consumer(bed.dir.path(), &bootstrap, &names, "consumer-a");
+    let mut b = consumer(bed.dir.path(), &bootstrap, &names, "consumer-b");
+    wait_ready(&[&a, &b], Duration::from_secs(60)).await;
+    let grace = Duration::from_secs(3);
+    let sla = Duration::from_secs(5);
+    let mut exporter = bed
+        .exporter(
+            "exporter",
+            &unique("exporter"),
+            &[
+                ("MESHFLOW__EXPORTER__GRACE", "3s"),
+                ("MESHFLOW__EXPORTER__SLA", "5s"),
+            ],
+        )
+        .await;
+
+    let n: u64 = 3_000;
+    let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 200);
+    wait_for("500 receipts", Duration::from_secs(60), || {
+        let enough = receipts.ledger().distinct() >= 500;
+        async move { enough.then_some(()) }
+    })
+    .await;
+
+    let stall = Duration::from_secs(12);
+    assert!(
+        stall > 2 * (grace + sla),
+        "the stall outlasts grace and SLA"
+    );
+    bed.broker.signal(SIGSTOP);
+    let stopped = Instant::now();
+    let mut read_lag_seen: f64 = 0.0;
+    while stopped.elapsed() < stall {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(s) = scrape::samples(exporter.port) {
+            let lag = scrape::sum(
+                &s,
+                "meshflow_exporter_read_lag_seconds",
+                &[("topic", &names.topic)],
+            );
+            read_lag_seen = read_lag_seen.max(lag);
+        }
+    }
+    let during = scrape::samples(exporter.port).expect("metrics during the stall");
+    bed.broker.signal(SIGCONT);
+    let resumed = Instant::now();
+
+    assert!(
+        p.wait_exit(Duration::from_secs(180)).await.success(),
+        "producer exit"
+    );
+    let truth = receipts.receipts_for(n, Duration::from_secs(180)).await;
+    let caught_up = resumed.elapsed();
+    let group = names.group.clone();
+    metrics_until(
+        exporter.port,
+        "the exporter to see every message at both stages",
+        Duration::from_secs(90),
+        |s| {
+            let c = counts(s, &group);
+            c[0] >= n as f64 && c[3] >= n as f64
+        },
+    )
+    .await;
+    // Past grace and SLA after the last read and commit: judged is judged.
+    tokio::time::sleep(2 * (grace + sla) + Duration::from_secs(5)).await;
+    let after = scrape::samples(exporter.port).expect("metrics");
+    let read_lag_after = scrape::sum(
+        &after,
+        "meshflow_exporter_read_lag_seconds",
+        &[("topic", &names.topic)],
+    );
+    println!(
+        "broker SIGSTOP for {stall:?} at 200 msg/s (grace {grace:?}, SLA {sla:?}): sent={n}\n  \
+         receipts: distinct={} duplicates={} missing={}; caught up {caught_up:?} after SIGCONT\n  \
+         exporter during the stall: {}\n  \
+         exporter read lag: max {read_lag_seen:.1} s during the stall, {read_lag_after:.1} s after\n  \
+         exporter after: {}",
+        truth.distinct(),
+        truth.duplicates(),
+        truth.missing(&names.producer, n).len(),
+        show(counts(&during, &group)),
+        show(counts(&after, &group)),
+    );
+    assert!(
+        truth.missing(&names.producer, n).is_empty(),
+        "every message receipted"
+    );
+    assert!(
+        read_lag_seen >= stall.as_secs_f64() - 4.0,
+        "the exporter says it is behind while the broker is stalled ({read_lag_seen:.1} s)"
+    );
+    assert!(
+        read_lag_after < 10.0,
+        "and caught up after ({read_lag_after:.1} s)"
+    );
+    let [log, lost_log, dup_log, processed, lost_processed, dup_processed] = counts(&after, &group);
+    assert_eq!((log, processed), (n as f64, n as f64));
+    assert_eq!(
+        (lost_log, lost_processed),
+        (0.0, 0.0),
+        "a stall is late, never lost"
+    );
+    assert_eq!(
+        dup_log, 0.0,
+        "the idempotent producer writes each message once"
+    );
+    assert_eq!(
+        dup_processed,
+        truth.duplicates() as f64,
+        "duplicated receipts reported vs real"
+    );
+    for service in [&mut a, &mut b, &mut exporter] {
+        assert!(service.running(), "{} still running", service.name);
+    }
+}

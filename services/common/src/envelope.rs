@@ -93,6 +93,9 @@ impl Envelope {
         let mut producer: Option<Option<&[u8]>> = None;
         let mut seq: Option<Option<&[u8]>> = None;
         let mut created: Option<Option<&[u8]>> = None;
+        // Every header is looked at before a duplicate is reported, so a bad
+        // name anywhere gives the same reason whatever precedes it.
+        let mut duplicated = None;
         for (name, value) in headers {
             let name =
                 std::str::from_utf8(name.as_ref()).map_err(|_| EnvelopeError::HeaderNameNotUtf8)?;
@@ -103,9 +106,12 @@ impl Envelope {
                 _ => continue,
             };
             if slot.is_some() {
-                return Err(EnvelopeError::Duplicated(key));
+                duplicated = duplicated.or(Some(key));
             }
             *slot = Some(value);
+        }
+        if let Some(key) = duplicated {
+            return Err(EnvelopeError::Duplicated(key));
         }
         if producer.is_none() && seq.is_none() && created.is_none() {
             return Ok(None);
@@ -233,6 +239,17 @@ mod tests {
             let got = Envelope::parse(view.iter()).map_err(|e| e.reason());
             assert_eq!(got, Err("header_name_not_utf8"), "{name:?}");
         }
+        // Whatever comes first: found by fuzzing (a duplicate was reported).
+        let headers: [(&[u8], Option<&[u8]>); 4] = [
+            (b"mf-seq", Some(b"1")),
+            (b"mf-seq", Some(b"2")),
+            (b"mf-\x87\x9aq", Some(b"1")),
+            (b"mf-producer", None),
+        ];
+        assert_eq!(
+            Envelope::parse(headers),
+            Err(EnvelopeError::HeaderNameNotUtf8)
+        );
     }
 
     #[test]

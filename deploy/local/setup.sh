@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what meshflow needs on a Debian 12 machine and skips what is there:
 # Debian packages (build tools for librdkafka, supervisor, Prometheus), the
-# Tansu broker (pinned) and cargo-nextest. Safe to run again; quiet when
-# nothing is missing.
+# Tansu broker (pinned), cargo-nextest and cargo-fuzz. Safe to run again;
+# quiet when nothing is missing.
 #
 #   deploy/local/setup.sh            # everything
 #   MESHFLOW_SKIP_TANSU=1 ...        # everything but Tansu
@@ -34,6 +34,13 @@ command -v cargo >/dev/null || { echo "setup: cargo is required (rustup.rs)" >&2
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install cargo-nextest --locked
+fi
+
+# cargo-fuzz builds on stable; the fuzz targets themselves need the nightly
+# toolchain (scripts/fuzz).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
 fi
 
 if [ -z "${MESHFLOW_SKIP_TANSU:-}" ]; then

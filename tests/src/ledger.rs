@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use meshflow_common::headers::raw_entries;
 use meshflow_common::receipt::ReceiptBatch;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// One record as the reader saw it.
@@ -20,8 +21,8 @@ pub struct Record {
     pub offset: i64,
     /// Payload bytes.
     pub payload: Vec<u8>,
-    /// Headers in order.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Headers in order, names as raw bytes (they need not be UTF-8).
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// When the reader received it.
     pub seen: Instant,
 }
@@ -31,7 +32,7 @@ impl Record {
     pub fn header(&self, name: &str) -> Vec<Option<&[u8]>> {
         self.headers
             .iter()
-            .filter(|(k, _)| k == name)
+            .filter(|(k, _)| k == name.as_bytes())
             .map(|(_, v)| v.as_deref())
             .collect()
     }
@@ -71,8 +72,9 @@ impl TopicReader {
                         let headers = m
                             .headers()
                             .map(|h| {
-                                h.iter()
-                                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                raw_entries(h)
+                                    .into_iter()
+                                    .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
                                     .collect()
                             })
                             .unwrap_or_default();

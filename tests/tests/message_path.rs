@@ -156,8 +156,7 @@ async fn consumer_sigterm_hands_over_without_loss_or_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
-    use meshflow_common::envelope::{CREATED_NS, ERROR, PRODUCER, SEQ, TRACEPARENT};
-    use rdkafka::message::{Header, OwnedHeaders};
+    use meshflow_common::envelope::{HeaderList, CREATED_NS, ERROR, PRODUCER, SEQ, TRACEPARENT};
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
     let bed = Bed::new().await;
@@ -171,40 +170,53 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
         .create()
         .expect("test producer");
     let long_id = "p".repeat(200);
-    // Ten each of five kinds of malformed envelope, then 50 with none.
-    let malformed: Vec<Vec<(&str, &[u8])>> = vec![
-        vec![(PRODUCER, b"x"), (SEQ, b"not-a-number"), (CREATED_NS, b"1")],
+    // Ten each of six kinds of malformed envelope, then 50 with none. The
+    // last kind has a header name that is not UTF-8, on which rdkafka's own
+    // header accessors panic.
+    let malformed: Vec<Vec<(&[u8], &[u8])>> = vec![
         vec![
-            (PRODUCER, long_id.as_bytes()),
-            (SEQ, b"1"),
-            (CREATED_NS, b"1"),
+            (PRODUCER.as_bytes(), b"x"),
+            (SEQ.as_bytes(), b"not-a-number"),
+            (CREATED_NS.as_bytes(), b"1"),
         ],
         vec![
-            (PRODUCER, b"x"),
-            (SEQ, b"1"),
-            (SEQ, b"2"),
-            (CREATED_NS, b"1"),
+            (PRODUCER.as_bytes(), long_id.as_bytes()),
+            (SEQ.as_bytes(), b"1"),
+            (CREATED_NS.as_bytes(), b"1"),
         ],
-        vec![(PRODUCER, &[0xff, 0xfe]), (SEQ, b"1"), (CREATED_NS, b"1")],
         vec![
-            (PRODUCER, b"x"),
-            (SEQ, b"1"),
+            (PRODUCER.as_bytes(), b"x"),
+            (SEQ.as_bytes(), b"1"),
+            (SEQ.as_bytes(), b"2"),
+            (CREATED_NS.as_bytes(), b"1"),
+        ],
+        vec![
+            (PRODUCER.as_bytes(), &[0xff, 0xfe]),
+            (SEQ.as_bytes(), b"1"),
+            (CREATED_NS.as_bytes(), b"1"),
+        ],
+        vec![
+            (PRODUCER.as_bytes(), b"x"),
+            (SEQ.as_bytes(), b"1"),
             (
-                TRACEPARENT,
+                TRACEPARENT.as_bytes(),
                 b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             ),
         ],
+        vec![
+            (PRODUCER.as_bytes(), b"x"),
+            (SEQ.as_bytes(), b"1"),
+            (CREATED_NS.as_bytes(), b"1"),
+            (b"mf-\xff\xfe", b"odd name"),
+        ],
     ];
-    for i in 0..50 {
-        let headers =
-            malformed[i % malformed.len()]
-                .iter()
-                .fold(OwnedHeaders::new(), |h, (k, v)| {
-                    h.insert(Header {
-                        key: k,
-                        value: Some(*v),
-                    })
-                });
+    let poison = 10 * malformed.len();
+    for i in 0..poison {
+        let mut list = HeaderList::new();
+        for (k, v) in &malformed[i % malformed.len()] {
+            list.push(k, Some(v));
+        }
+        let headers = list.to_owned_headers();
         let payload = format!("poison-{i}");
         let rec = FutureRecord::<(), _>::to(&bed.names.topic)
             .payload(&payload)
@@ -227,9 +239,9 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
     let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 200);
     let ledger = bed.all_receipts(n, Duration::from_secs(120)).await;
     assert!(p.wait_exit(Duration::from_secs(60)).await.success());
-    let dead = wait_for("50 dead letters", Duration::from_secs(60), || async {
+    let dead = wait_for("dead letters", Duration::from_secs(60), || async {
         let r = dlq.records();
-        (r.len() >= 50).then_some(r)
+        (r.len() >= poison).then_some(r)
     })
     .await;
     let port = c.port;
@@ -262,9 +274,9 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
         dead.len(),
         ledger.distinct()
     );
-    assert_eq!(dead.len(), 50);
-    assert_eq!(invalid, 50.0);
-    assert_eq!(dead_lettered, 50.0);
+    assert_eq!(dead.len(), poison);
+    assert_eq!(invalid, poison as f64);
+    assert_eq!(dead_lettered, poison as f64);
     assert_eq!(unenveloped, 50.0);
     for reason in [
         "not_a_number",
@@ -272,6 +284,7 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
         "duplicated_header",
         "not_utf8",
         "missing_header",
+        "header_name_not_utf8",
     ] {
         assert_eq!(
             scrape::sum(&m, "meshflow_consumer_invalid_total", &[("reason", reason)]),
@@ -290,6 +303,17 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
             "exactly one traceparent on a dead letter"
         );
         assert!(String::from_utf8_lossy(&r.payload).starts_with("poison-"));
+        if error.starts_with("header_name_not_utf8") {
+            let odd = r
+                .headers
+                .iter()
+                .filter(|(k, _)| k == b"mf-\xff\xfe")
+                .count();
+            assert_eq!(
+                odd, 1,
+                "the dead letter keeps the odd header name as it was"
+            );
+        }
     }
     assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
     assert!(c.running(), "the consumer must survive poison input");

@@ -40,17 +40,42 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// Builds an [`ConfigError::Invalid`].
+    /// Builds an [`ConfigError::Invalid`]. The value of a secret key (see
+    /// [`is_secret_key`]) is replaced by [`REDACTED`].
     pub fn invalid(key: &str, value: impl ToString, allowed: impl Into<String>) -> Self {
+        let value = if is_secret_key(key) {
+            REDACTED.to_string()
+        } else {
+            value.to_string()
+        };
         ConfigError::Invalid {
             key: key.to_string(),
-            value: value.to_string(),
+            value,
             allowed: allowed.into(),
         }
     }
 
     /// Process exit code for a configuration error.
     pub const EXIT_CODE: i32 = 2;
+}
+
+/// What is shown instead of a secret value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Whether the value of a config key (dotted, e.g. `kafka.sasl_password`, or
+/// a librdkafka key such as `ssl.key.password`) is a secret that must never
+/// be printed: passwords, passphrases, client secrets, private keys given
+/// inline, and librdkafka's free-form credential settings.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase().replace('_', ".");
+    ["password", "passphrase", "secret", "token", "credential"]
+        .iter()
+        .any(|word| key.contains(word))
+        || key.ends_with("key.pem")
+        || key.ends_with("ssl.key")
+        || key.contains("private.key")
+        || key.ends_with("sasl.oauthbearer.config")
+        || key.ends_with("sasl.jaas.config")
 }
 
 /// A service's configuration, checked once at start.
@@ -96,30 +121,92 @@ pub fn load<T>(sources: Sources<'_>) -> Result<T, ConfigError>
 where
     T: DeserializeOwned + Validate,
 {
-    let mut env = config::Environment::with_prefix(ENV_PREFIX)
+    let mut vars = match sources.env {
+        Some(vars) => vars,
+        None => process_environment()?,
+    };
+    // List keys are split here rather than by the `config` crate, which
+    // splits only when it also parses every value.
+    let mut lists = Vec::new();
+    vars.retain(|name, value| match env_key(name) {
+        Some(key) if sources.list_keys.contains(&key.as_str()) => {
+            lists.push((
+                key,
+                value.split(',').map(str::to_string).collect::<Vec<_>>(),
+            ));
+            false
+        }
+        _ => true,
+    });
+    let env = config::Environment::with_prefix(ENV_PREFIX)
         .prefix_separator(ENV_SEPARATOR)
         .separator(ENV_SEPARATOR)
-        .try_parsing(true)
-        .source(sources.env);
-    if !sources.list_keys.is_empty() {
-        env = env.list_separator(",");
-        for key in sources.list_keys {
-            env = env.with_list_parse_key(key);
-        }
-    }
+        // Values stay strings: serde converts them for numeric and boolean
+        // fields, while string fields (passwords, ids, pass-through settings)
+        // keep exactly what was given (parsing would turn `0123` into `123`
+        // and `TRUE` into `true`).
+        .try_parsing(false)
+        .source(Some(vars));
     let mut builder = config::Config::builder();
     if let Some(path) = sources.file {
         builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
     }
-    let settings = builder.add_source(env).build().map_err(ConfigError::Load)?;
+    builder = builder.add_source(env);
+    // The environment is the last layer, so its lists may override.
+    for (key, items) in lists {
+        builder = builder
+            .set_override(key, items)
+            .map_err(ConfigError::Load)?;
+    }
+    let settings = builder.build().map_err(ConfigError::Load)?;
     let value: T = settings.try_deserialize().map_err(ConfigError::Load)?;
     value.validate()?;
     Ok(value)
 }
 
+/// The dotted key an environment variable sets (`MESHFLOW__EXPORTER__GROUPS`
+/// sets `exporter.groups`), or `None` if it is not a meshflow variable.
+fn env_key(name: &str) -> Option<String> {
+    let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+    let head = name.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(&prefix) {
+        return None;
+    }
+    Some(
+        name[prefix.len()..]
+            .to_lowercase()
+            .replace(ENV_SEPARATOR, "."),
+    )
+}
+
+/// The process's `MESHFLOW__*` variables. A value that is not UTF-8 is an
+/// error naming its key (the value is not shown).
+fn process_environment() -> Result<HashMap<String, String>, ConfigError> {
+    let mut vars = HashMap::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(key) = name.to_str().and_then(env_key) else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => {
+                vars.insert(name.to_string_lossy().into_owned(), value);
+            }
+            Err(_) => {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: REDACTED.to_string(),
+                    allowed: "UTF-8 text".to_string(),
+                })
+            }
+        }
+    }
+    Ok(vars)
+}
+
 /// How the service talks to Kafka. Security settings are plain config so a
-/// cluster without a mesh can still use TLS and SASL.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// cluster without a mesh can still use TLS and SASL. Its `Debug` form
+/// redacts the password and secret pass-through settings.
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list (librdkafka `bootstrap.servers`).
@@ -150,6 +237,37 @@ pub struct KafkaConfig {
     /// field (here or in the service section) owns are refused.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let librdkafka: BTreeMap<&str, &str> = self
+            .librdkafka
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_key(k) {
+                    REDACTED
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field(
+                "sasl_password",
+                &self.sasl_password.as_ref().map(|_| REDACTED),
+            )
+            .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("ssl_certificate_location", &self.ssl_certificate_location)
+            .field("ssl_key_location", &self.ssl_key_location)
+            .field("librdkafka", &librdkafka)
+            .finish()
+    }
 }
 
 /// librdkafka's conventional local default.
@@ -358,6 +476,120 @@ mod tests {
         let b = instance_id("producer");
         assert_ne!(a, b);
         assert!(a.len() <= crate::envelope::MAX_PRODUCER_ID_BYTES);
+    }
+
+    /// A small service configuration for loader tests.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Probe {
+        #[serde(default)]
+        kafka: KafkaConfig,
+        #[serde(default)]
+        probe: ProbeSection,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ProbeSection {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        count: u32,
+        #[serde(default)]
+        ratio: f64,
+        #[serde(default)]
+        enabled: bool,
+        #[serde(default)]
+        limit: Option<u64>,
+        #[serde(default)]
+        groups: Vec<String>,
+    }
+
+    impl Validate for Probe {
+        fn validate(&self) -> Result<(), ConfigError> {
+            self.kafka.validate(&[])
+        }
+    }
+
+    fn probe(vars: &[(&str, &str)]) -> Result<Probe, ConfigError> {
+        load(Sources::with_env(None, vars, &["probe.groups"]))
+    }
+
+    #[test]
+    fn environment_strings_are_kept_as_given() {
+        let c = probe(&[
+            ("MESHFLOW__PROBE__NAME", "0123"),
+            ("MESHFLOW__KAFKA__SASL_USERNAME", "TRUE"),
+            ("MESHFLOW__KAFKA__SASL_PASSWORD", "007"),
+            ("MESHFLOW__KAFKA__LIBRDKAFKA__CLIENT_ID", "1e3"),
+            ("MESHFLOW__PROBE__GROUPS", "0123,TRUE, x"),
+        ])
+        .unwrap();
+        assert_eq!(c.probe.name, "0123");
+        assert_eq!(c.probe.groups, ["0123", "TRUE", " x"]);
+        assert_eq!(c.kafka.sasl_username.as_deref(), Some("TRUE"));
+        assert_eq!(c.kafka.sasl_password.as_deref(), Some("007"));
+        assert_eq!(
+            c.kafka.librdkafka.get("client_id").map(String::as_str),
+            Some("1e3")
+        );
+    }
+
+    #[test]
+    fn environment_numbers_and_booleans_still_parse() {
+        let c = probe(&[
+            ("MESHFLOW__PROBE__COUNT", "0123"),
+            ("MESHFLOW__PROBE__RATIO", "2.5"),
+            ("MESHFLOW__PROBE__ENABLED", "TRUE"),
+            ("MESHFLOW__PROBE__LIMIT", "42"),
+        ])
+        .unwrap();
+        assert_eq!(c.probe.count, 123);
+        assert_eq!(c.probe.ratio, 2.5);
+        assert!(c.probe.enabled);
+        assert_eq!(c.probe.limit, Some(42));
+        let err = probe(&[("MESHFLOW__PROBE__COUNT", "many")]).unwrap_err();
+        assert!(err.to_string().contains("count"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_debug_output() {
+        let secret = "hunter2-s3cr3t";
+        let with_newline = format!("{secret}\n");
+        let sasl = [
+            ("MESHFLOW__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
+            ("MESHFLOW__KAFKA__SASL_MECHANISM", "PLAIN"),
+            ("MESHFLOW__KAFKA__SASL_USERNAME", "svc"),
+        ];
+        let mut vars = sasl.to_vec();
+        vars.push(("MESHFLOW__KAFKA__SASL_PASSWORD", with_newline.as_str()));
+        let err = probe(&vars).unwrap_err().to_string();
+        assert!(err.contains("kafka.sasl_password"), "{err}");
+        assert!(!err.contains(secret), "{err}");
+
+        for key in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "sasl.oauthbearer.client.secret",
+            "ssl.key.pem",
+        ] {
+            let mut k = KafkaConfig::default();
+            k.librdkafka.insert(key.into(), secret.into());
+            let refused = k.validate(&[key]).unwrap_err().to_string();
+            assert!(refused.contains(key), "{refused}");
+            assert!(!refused.contains(secret), "{key}: {refused}");
+            let debug = format!("{k:?}");
+            assert!(!debug.contains(secret), "{key}: {debug}");
+        }
+
+        let mut vars = sasl.to_vec();
+        vars.push(("MESHFLOW__KAFKA__SASL_PASSWORD", secret));
+        let c = probe(&vars).unwrap();
+        assert_eq!(c.kafka.sasl_password.as_deref(), Some(secret));
+        for shown in [format!("{c:?}"), format!("{:#?}", c.kafka)] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]

@@ -5,14 +5,14 @@
 //! may write to the topic) and still processed. A message with some `mf-*`
 //! header that is missing, duplicated, not a number, not UTF-8 or too long is
 //! invalid: parsing returns an [`EnvelopeError`] whose [`reason`] is a fixed
-//! string for metric labels and the dead-letter `mf-error` header. Parsing
-//! never panics, whatever the bytes.
+//! string for metric labels and the dead-letter `mf-error` header. So is any
+//! message with a header name that is not UTF-8, enveloped or not: Kafka
+//! defines header names as strings, and a mangled name could hide an `mf-*`
+//! header. Parsing never panics, whatever the bytes.
 //!
 //! [`reason`]: EnvelopeError::reason
 
-use rdkafka::message::Headers;
-
-pub use crate::headers::{HeaderList, HeaderView};
+pub use crate::headers::{HeaderList, HeaderView, RawHeaders};
 
 /// Producer instance id header.
 pub const PRODUCER: &str = "mf-producer";
@@ -61,6 +61,9 @@ pub enum EnvelopeError {
     /// `mf-producer` is longer than [`MAX_PRODUCER_ID_BYTES`].
     #[error("header mf-producer is longer than 128 bytes")]
     ProducerTooLong,
+    /// Some header's name is not UTF-8.
+    #[error("a header name is not UTF-8")]
+    HeaderNameNotUtf8,
 }
 
 impl EnvelopeError {
@@ -73,21 +76,29 @@ impl EnvelopeError {
             EnvelopeError::NotANumber(_) => "not_a_number",
             EnvelopeError::EmptyProducer => "empty_producer",
             EnvelopeError::ProducerTooLong => "producer_too_long",
+            EnvelopeError::HeaderNameNotUtf8 => "header_name_not_utf8",
         }
     }
 }
 
 impl Envelope {
-    /// Reads the envelope from a message's headers. `Ok(None)`: no `mf-*`
-    /// header at all, an unenveloped message.
-    pub fn parse<'a, I>(headers: I) -> Result<Option<Envelope>, EnvelopeError>
+    /// Reads the envelope from a message's headers, given as (name, value)
+    /// pairs with names as text or raw bytes. `Ok(None)`: no `mf-*` header
+    /// at all, an unenveloped message.
+    pub fn parse<'a, N, I>(headers: I) -> Result<Option<Envelope>, EnvelopeError>
     where
-        I: IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+        N: AsRef<[u8]>,
+        I: IntoIterator<Item = (N, Option<&'a [u8]>)>,
     {
         let mut producer: Option<Option<&[u8]>> = None;
         let mut seq: Option<Option<&[u8]>> = None;
         let mut created: Option<Option<&[u8]>> = None;
+        // Every header is looked at before a duplicate is reported, so a bad
+        // name anywhere gives the same reason whatever precedes it.
+        let mut duplicated = None;
         for (name, value) in headers {
+            let name =
+                std::str::from_utf8(name.as_ref()).map_err(|_| EnvelopeError::HeaderNameNotUtf8)?;
             let (slot, key) = match name {
                 PRODUCER => (&mut producer, PRODUCER),
                 SEQ => (&mut seq, SEQ),
@@ -95,9 +106,12 @@ impl Envelope {
                 _ => continue,
             };
             if slot.is_some() {
-                return Err(EnvelopeError::Duplicated(key));
+                duplicated = duplicated.or(Some(key));
             }
             *slot = Some(value);
+        }
+        if let Some(key) = duplicated {
+            return Err(EnvelopeError::Duplicated(key));
         }
         if producer.is_none() && seq.is_none() && created.is_none() {
             return Ok(None);
@@ -118,13 +132,15 @@ impl Envelope {
         }))
     }
 
-    /// Reads the envelope from rdkafka headers.
-    pub fn from_headers<H: Headers>(
+    /// Reads the envelope from rdkafka headers: [`Envelope::parse`] over
+    /// the raw header list, so a name that is not UTF-8 is an error, not a
+    /// panic.
+    pub fn from_headers<H: RawHeaders>(
         headers: Option<&H>,
     ) -> Result<Option<Envelope>, EnvelopeError> {
         match headers {
             None => Ok(None),
-            Some(h) => Envelope::parse(h.iter().map(|h| (h.key, h.value))),
+            Some(h) => Envelope::parse(crate::headers::raw_entries(h)),
         }
     }
 
@@ -183,6 +199,57 @@ mod tests {
         assert_eq!(list.count(SEQ), 1, "setting twice must not append");
         let owned = list.to_owned_headers();
         assert_eq!(Envelope::from_headers(Some(&owned)), Ok(Some(env)));
+    }
+
+    /// Headers whose second entry has a name that is not UTF-8, built
+    /// through librdkafka itself because rdkafka's `insert` takes `&str`.
+    fn with_raw_name(name: &[u8]) -> rdkafka::message::OwnedHeaders {
+        let owned = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: PRODUCER,
+            value: Some(b"p-1"),
+        });
+        let ptr = owned.as_borrowed() as *const rdkafka::message::BorrowedHeaders
+            as *mut rdkafka::bindings::rd_kafka_headers_t;
+        let value = b"7";
+        // SAFETY: `ptr` is the live header list owned by `owned`; librdkafka
+        // copies name and value.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_header_add(
+                ptr,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                value.as_ptr().cast(),
+                value.len() as isize,
+            )
+        };
+        assert_eq!(
+            err,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
+        owned
+    }
+
+    #[test]
+    fn header_name_not_utf8_is_invalid_and_never_panics() {
+        for name in [&b"mf-\xff"[..], b"\xc3\x28", b"\xfe\xfe\xfe"] {
+            let owned = with_raw_name(name);
+            let got = Envelope::from_headers(Some(&owned)).map_err(|e| e.reason());
+            assert_eq!(got, Err("header_name_not_utf8"), "{name:?}");
+            let view = HeaderView::of(Some(&owned));
+            let got = Envelope::parse(view.iter()).map_err(|e| e.reason());
+            assert_eq!(got, Err("header_name_not_utf8"), "{name:?}");
+        }
+        // Whatever comes first: found by fuzzing (a duplicate was reported).
+        let headers: [(&[u8], Option<&[u8]>); 4] = [
+            (b"mf-seq", Some(b"1")),
+            (b"mf-seq", Some(b"2")),
+            (b"mf-\x87\x9aq", Some(b"1")),
+            (b"mf-producer", None),
+        ];
+        assert_eq!(
+            Envelope::parse(headers),
+            Err(EnvelopeError::HeaderNameNotUtf8)
+        );
     }
 
     #[test]

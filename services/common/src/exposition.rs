@@ -84,15 +84,50 @@ pub fn to_prometheus_text(open_metrics: &str) -> String {
             out.push_str(&format!("# HELP {name}{suffix} {help}\n"));
             continue;
         }
-        // A sample; an exemplar follows " # " after the value.
-        let sample = match line.find(" # {") {
-            Some(i) => &line[..i],
-            None => line,
-        };
-        out.push_str(sample);
+        out.push_str(without_exemplar(line));
         out.push('\n');
     }
     out
+}
+
+/// A sample line without its exemplar. The exemplar follows ` # ` after the
+/// value, so the search starts past the label set: a label value may itself
+/// contain ` # {` (label values are quoted, with `\\` and `\"` escaped).
+fn without_exemplar(line: &str) -> &str {
+    let start = match line.find(['{', ' ']) {
+        Some(open) if line.as_bytes()[open] == b'{' => match label_set_end(line, open) {
+            Some(end) => end,
+            // An unterminated label set: not a sample this code wrote.
+            None => return line,
+        },
+        _ => 0,
+    };
+    match line[start..].find(" # ") {
+        Some(i) => &line[..start + i],
+        None => line,
+    }
+}
+
+/// The index just past the `}` closing the label set opened at `open`.
+fn label_set_end(line: &str, open: usize) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, &b) in line.as_bytes().iter().enumerate().skip(open + 1) {
+        if escaped {
+            escaped = false;
+        } else if in_quotes {
+            match b {
+                b'\\' => escaped = true,
+                b'"' => in_quotes = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_quotes = true;
+        } else if b == b'}' {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -151,6 +186,32 @@ mod tests {
             "{om}"
         );
         assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn exemplar_marker_inside_a_label_value_does_not_cut_the_line() {
+        let om = concat!(
+            "# HELP meshflow_x X.\n",
+            "# TYPE meshflow_x counter\n",
+            "meshflow_x_total{reason=\"a # {b\"} 3\n",
+            "meshflow_x_total{reason=\"q\\\" # {\\\\\"} 4 # {trace_id=\"t\"} 1.0\n",
+            "meshflow_x_total{reason=\"c # {d\"} 5 # {trace_id=\"u # {v\"} 1.0 17\n",
+            "# EOF\n",
+        );
+        let text = to_prometheus_text(om);
+        assert!(
+            text.contains("meshflow_x_total{reason=\"a # {b\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meshflow_x_total{reason=\"q\\\" # {\\\\\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meshflow_x_total{reason=\"c # {d\"} 5\n"),
+            "{text}"
+        );
+        assert!(!text.contains("trace_id"), "{text}");
     }
 
     #[test]

@@ -7,21 +7,26 @@
 //! - `/healthz`: 200 while the process serves requests.
 //! - `/readyz`: 200 when every readiness condition holds, else 503 naming
 //!   the ones that do not.
+//!
+//! Anyone who can reach the port is a client, so the server bounds what a
+//! client can hold: see [`Limits`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -85,8 +90,74 @@ pub struct Endpoint {
     pub statesets: Vec<String>,
 }
 
-/// Binds `addr` and serves until `shutdown` fires. Binding happens before
-/// returning, so a port clash is reported at start.
+/// Limits that keep the endpoint answering whatever its clients do: a
+/// client that sends half a request, sends nothing, keeps a connection idle,
+/// never reads its response or opens connections by the hundred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A request head must arrive within this long, counted from when the
+    /// server starts waiting for it; so an idle keep-alive connection is
+    /// closed after this long too.
+    pub header_read_timeout: Duration,
+    /// A connection is closed after this long whatever it is doing (after
+    /// finishing a response in flight, for at most a second more).
+    pub max_connection_age: Duration,
+    /// Connections served at once. Beyond it the server stops accepting
+    /// until one closes; new connections wait in the kernel's backlog, which
+    /// the header timeout drains.
+    pub max_connections: usize,
+    /// Longest pause after a failed accept (out of file descriptors, say);
+    /// the pause doubles from 10 ms up to this and resets on success.
+    pub max_accept_backoff: Duration,
+}
+
+impl Default for Limits {
+    /// Prometheus sends its request at once and scrapes every 15-60 s, so
+    /// 5 s for a request head and a minute per connection cost it nothing;
+    /// 1,024 connections keep the endpoint answering through hundreds of
+    /// stalled ones at a few kilobytes each.
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(5),
+            max_connection_age: Duration::from_secs(60),
+            max_connections: 1024,
+            max_accept_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The pause after consecutive failed accepts.
+#[derive(Debug)]
+struct AcceptBackoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+
+    fn new(max: Duration) -> Self {
+        AcceptBackoff {
+            next: Self::FIRST.min(max),
+            max,
+        }
+    }
+
+    /// The pause after one more failure.
+    fn failed(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(self.max);
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        self.next = Self::FIRST.min(self.max);
+    }
+}
+
+/// Binds `addr` and serves with the default [`Limits`] until `shutdown`
+/// fires. Binding happens before returning, so a port clash is reported at
+/// start.
 pub async fn serve(
     addr: SocketAddr,
     endpoint: Endpoint,
@@ -94,36 +165,80 @@ pub async fn serve(
 ) -> std::io::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "http endpoint listening");
+    Ok(serve_on(listener, endpoint, Limits::default(), shutdown))
+}
+
+/// Serves on a bound listener with the given limits until `shutdown` fires.
+pub fn serve_on(
+    listener: TcpListener,
+    endpoint: Endpoint,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     let endpoint = Arc::new(endpoint);
-    Ok(tokio::spawn(async move {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    tokio::spawn(async move {
+        let mut backoff = AcceptBackoff::new(limits.max_accept_backoff);
         loop {
+            let slot = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                s = slots.clone().acquire_owned() => match s {
+                    Ok(s) => s,
+                    Err(_) => break,
+                },
+            };
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 a = listener.accept() => a,
             };
-            let (stream, _) = match accepted {
-                Ok(s) => s,
+            let stream = match accepted {
+                Ok((stream, _)) => {
+                    backoff.succeeded();
+                    stream
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "http accept");
+                    let pause = backoff.failed();
+                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "http accept failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
                     continue;
                 }
             };
             let endpoint = endpoint.clone();
             let conn_shutdown = shutdown.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let endpoint = endpoint.clone();
-                    async move { Ok::<_, Infallible>(respond(&endpoint, &req)) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::select! {
-                    _ = conn => {}
-                    _ = conn_shutdown.cancelled() => {}
-                }
+                serve_connection(stream, endpoint, limits, conn_shutdown).await;
+                drop(slot);
             });
         }
-    }))
+    })
+}
+
+/// Serves one connection within the limits.
+async fn serve_connection(
+    stream: TcpStream,
+    endpoint: Arc<Endpoint>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |req| {
+        let endpoint = endpoint.clone();
+        async move { Ok::<_, Infallible>(respond(&endpoint, &req)) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = shutdown.cancelled() => return,
+        _ = tokio::time::sleep(limits.max_connection_age) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
 }
 
 /// Answers one request.
@@ -180,4 +295,137 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::time::timeout;
+
+    fn endpoint() -> Endpoint {
+        let mut registry = Registry::with_prefix("meshflow");
+        let readiness = Readiness::new(&[], &mut registry);
+        Endpoint {
+            registry,
+            readiness,
+            statesets: Vec::new(),
+        }
+    }
+
+    async fn start() -> (SocketAddr, CancellationToken) {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let shutdown = CancellationToken::new();
+        serve(addr, endpoint(), shutdown.clone())
+            .await
+            .expect("serve");
+        (addr, shutdown)
+    }
+
+    /// One complete request on a new connection; the whole response.
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.expect("read");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Reads until the server closes the connection (EOF or reset).
+    async fn closed_by_server(s: &mut TcpStream) {
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_answers_while_half_open_connections_are_held() {
+        let (addr, shutdown) = start().await;
+        let mut stalled = Vec::new();
+        for _ in 0..300 {
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n")
+                .await
+                .expect("partial request");
+            stalled.push(s);
+        }
+        // An idle keep-alive connection after one complete request.
+        let mut idle = TcpStream::connect(addr).await.expect("connect");
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 256];
+        let n = idle.read(&mut buf).await.expect("response");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+
+        for _ in 0..5 {
+            let started = Instant::now();
+            let resp = timeout(Duration::from_secs(2), get(addr, "/metrics"))
+                .await
+                .expect("/metrics answers while half-open connections are held");
+            assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+            assert!(resp.contains("meshflow_service_ready"), "{resp}");
+            assert!(started.elapsed() < Duration::from_secs(2));
+        }
+
+        let started = Instant::now();
+        for s in stalled.iter_mut().chain(std::iter::once(&mut idle)) {
+            timeout(Duration::from_secs(15), closed_by_server(s))
+                .await
+                .expect("a half-sent or idle connection is closed by the server");
+        }
+        println!("half-open connections closed after {:?}", started.elapsed());
+        shutdown.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connection_cap_holds_new_clients_until_a_slot_frees() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(1),
+            max_connections: 4,
+            ..Limits::default()
+        };
+        let shutdown = CancellationToken::new();
+        serve_on(listener, endpoint(), limits, shutdown.clone());
+        let mut stalled = Vec::new();
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            s.write_all(b"GET /metrics HTTP/1.1\r\n")
+                .await
+                .expect("partial");
+            stalled.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let resp = timeout(Duration::from_secs(5), get(addr, "/metrics"))
+            .await
+            .expect("answered once the stalled connections time out");
+        let waited = started.elapsed();
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(
+            waited >= Duration::from_millis(600),
+            "a fifth connection must wait for a slot, waited {waited:?}"
+        );
+        shutdown.cancel();
+    }
+
+    #[test]
+    fn accept_backoff_doubles_to_its_ceiling_and_resets() {
+        let mut b = AcceptBackoff::new(Duration::from_millis(50));
+        let pauses: Vec<u128> = (0..5).map(|_| b.failed().as_millis()).collect();
+        assert_eq!(pauses, [10, 20, 40, 50, 50]);
+        b.succeeded();
+        assert_eq!(b.failed(), Duration::from_millis(10));
+    }
 }

@@ -24,7 +24,7 @@ impl Extractor for HeaderView<'_> {
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.iter().map(|(k, _)| k).collect()
+        self.text_names()
     }
 }
 
@@ -52,7 +52,9 @@ impl Extractor for HeaderList {
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.iter().map(|(k, _)| k).collect()
+        self.iter()
+            .filter_map(|(k, _)| std::str::from_utf8(k).ok())
+            .collect()
     }
 }
 

@@ -1,0 +1,90 @@
+//! Configuration loading from arbitrary environment maps (one `KEY=VALUE`
+//! a line, `\n` in a value for a newline), for each service: never panics;
+//! a SASL password is kept exactly as given and never appears in an error
+//! message.
+
+#![no_main]
+
+use std::collections::HashMap;
+
+use libfuzzer_sys::fuzz_target;
+use meshflow_common::config::{load, ConfigError, Sources};
+
+const PASSWORD_VAR: &str = "MESHFLOW__KAFKA__SASL_PASSWORD";
+
+type Env = HashMap<String, String>;
+
+fn sources<'a>(env: &Env, list_keys: &'a [&'a str]) -> Sources<'a> {
+    Sources {
+        file: None,
+        env: Some(env.clone()),
+        list_keys,
+    }
+}
+
+/// Loads one service's configuration from `env` and checks the password.
+fn check<T>(
+    env: &Env,
+    password: Option<&str>,
+    load: impl Fn(&Env) -> Result<T, ConfigError>,
+    kept: impl Fn(&T) -> Option<String>,
+) {
+    match load(env) {
+        Ok(config) => assert_eq!(kept(&config).as_deref(), password, "password changed"),
+        Err(e) => {
+            let Some(p) = password.filter(|p| !p.is_empty()) else {
+                return;
+            };
+            let message = e.to_string();
+            if !message.contains(p) {
+                return;
+            }
+            // Found: fine only if the same text is there without the
+            // password (it came from another key or from the message).
+            let mut without = env.clone();
+            without.insert(PASSWORD_VAR.into(), "probe".into());
+            let other = load(&without).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(other.contains(p), "password echoed: {message}");
+        }
+    }
+}
+
+fuzz_target!(|input: &str| {
+    let mut env = Env::new();
+    for (key, value) in meshflow_fuzz::pairs(input.as_bytes()) {
+        let key = String::from_utf8_lossy(key).into_owned();
+        let value = meshflow_fuzz::unescape(&String::from_utf8_lossy(value.unwrap_or_default()));
+        // One spelling of the password variable, so "kept" is well defined.
+        let key = if key.eq_ignore_ascii_case(PASSWORD_VAR) {
+            PASSWORD_VAR.to_string()
+        } else {
+            key
+        };
+        env.insert(key, value);
+    }
+    let password = env.get(PASSWORD_VAR).cloned();
+    let password = password.as_deref();
+    check(
+        &env,
+        password,
+        |env| load::<meshflow_producer::Config>(sources(env, &[])),
+        |c| c.kafka.sasl_password.clone(),
+    );
+    check(
+        &env,
+        password,
+        |env| load::<meshflow_consumer::Config>(sources(env, &[])),
+        |c| c.kafka.sasl_password.clone(),
+    );
+    check(
+        &env,
+        password,
+        |env| {
+            load::<meshflow_exporter::config::Config>(sources(
+                env,
+                meshflow_exporter::config::LIST_KEYS,
+            ))
+        },
+        |c| c.kafka.sasl_password.clone(),
+    );
+});

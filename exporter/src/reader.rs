@@ -175,10 +175,17 @@ impl Reader {
         // The same error repeats every poll while Kafka is away: log changes.
         let mut failing: Option<String> = None;
         let mut marks = self.marks.take();
+        let mut discovering: Option<tokio::task::JoinHandle<_>> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = sweep.tick() => self.sweep(),
+                found = async { discovering.as_mut()?.await.ok() }, if discovering.is_some() => {
+                    discovering = None;
+                    if let Some(found) = found {
+                        self.assign(found);
+                    }
+                }
                 changed = async { marks.as_mut()?.changed().await.ok() }, if marks.is_some() => {
                     match changed {
                         Some(()) => {
@@ -192,7 +199,7 @@ impl Reader {
                     }
                 }
                 _ = report.tick() => self.log_state(),
-                _ = check.tick() => self.assign_partitions().await,
+                _ = check.tick(), if discovering.is_none() => discovering = Some(self.discover()),
                 message = consumer.recv() => match message {
                     Ok(message) => {
                         if failing.take().is_some() {
@@ -241,10 +248,19 @@ impl Reader {
     /// they are. Start offsets are resolved here, not left to librdkafka, so
     /// the reading progress knows where each partition's reading began.
     async fn assign_partitions(&mut self) {
+        let resolved = self.discover().await.unwrap_or_default();
+        self.assign(resolved);
+    }
+
+    /// Finds the partitions of both topics not assigned yet and resolves
+    /// where each starts, on a blocking thread: a broker that does not
+    /// answer holds this for a few request timeouts, so the reading loop
+    /// runs it beside its other work instead of waiting for it.
+    fn discover(&self) -> tokio::task::JoinHandle<BTreeMap<(String, i32), i64>> {
         let consumer = self.consumer.clone();
         let topics = [self.topic.clone(), self.receipts_topic.clone()];
         let assigned = self.assigned.clone();
-        let resolved = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut found = BTreeSet::new();
             for topic in &topics {
                 match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
@@ -261,8 +277,16 @@ impl Reader {
             let new: Vec<(String, i32)> = found.difference(&assigned).cloned().collect();
             resolve_starts(&consumer, &assigned, new)
         })
-        .await
-        .unwrap_or_default();
+    }
+
+    /// Adds the `resolved` partitions to the assignment at their start
+    /// offsets.
+    fn assign(&mut self, resolved: BTreeMap<(String, i32), i64>) {
+        // Partitions assigned since the discovery began are left alone.
+        let resolved: BTreeMap<(String, i32), i64> = resolved
+            .into_iter()
+            .filter(|(key, _)| !self.assigned.contains(key))
+            .collect();
         if resolved.is_empty() {
             return;
         }

@@ -41,7 +41,7 @@ async fn a_broker_stall_longer_than_grace_and_sla_is_late_not_lost() {
         )
         .await;
 
-    let n: u64 = 3_000;
+    let n: u64 = 2_400;
     let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 200);
     wait_for("500 receipts", Duration::from_secs(60), || {
         let enough = receipts.ledger().distinct() >= 500;
@@ -51,8 +51,8 @@ async fn a_broker_stall_longer_than_grace_and_sla_is_late_not_lost() {
 
     let stall = Duration::from_secs(12);
     assert!(
-        stall > 2 * (grace + sla),
-        "the stall outlasts grace and SLA"
+        stall > grace + sla,
+        "the stall outlasts grace and SLA together"
     );
     bed.broker.signal(SIGSTOP);
     let stopped = Instant::now();

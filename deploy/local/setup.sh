@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what meshflow needs on a Debian 12 machine and skips what is there:
-# Debian packages (build tools for librdkafka, supervisor, Prometheus), the
+# Debian packages (build tools for librdkafka, supervisor, Prometheus, the
+# sqlite3 shell that adds indexes to the broker's file), the
 # Tansu broker (pinned) and cargo-nextest. Safe to run again; quiet when
 # nothing is missing.
 #
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 TANSU_VERSION="0.6.0"
-APT_PACKAGES=(build-essential cmake pkg-config libssl-dev zlib1g-dev curl supervisor prometheus)
+APT_PACKAGES=(build-essential cmake pkg-config libssl-dev zlib1g-dev curl supervisor prometheus sqlite3)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

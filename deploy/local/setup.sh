@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs what meshflow needs on a Debian 12 machine and skips what is there:
-# Debian packages (build tools for librdkafka, supervisor, Prometheus), the
-# Tansu broker (pinned), cargo-nextest and cargo-fuzz. Safe to run again;
-# quiet when nothing is missing.
+# Debian packages (build tools for librdkafka, supervisor, Prometheus, the
+# sqlite3 shell that adds indexes to the broker's file), the Tansu broker
+# (pinned), cargo-nextest and cargo-fuzz. Safe to run again; quiet when
+# nothing is missing.
 #
 #   deploy/local/setup.sh            # everything
 #   MESHFLOW_SKIP_TANSU=1 ...        # everything but Tansu
 set -euo pipefail
 
 TANSU_VERSION="0.6.0"
-APT_PACKAGES=(build-essential cmake pkg-config libssl-dev zlib1g-dev curl supervisor prometheus)
+APT_PACKAGES=(build-essential cmake pkg-config libssl-dev zlib1g-dev curl supervisor prometheus sqlite3)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

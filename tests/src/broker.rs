@@ -29,6 +29,18 @@ pub fn tansu_binary() -> PathBuf {
     found.expect("tansu is not installed: run deploy/local/setup.sh (cargo install tansu)")
 }
 
+/// The broker's SQLite file name, in its directory.
+const DATABASE: &str = "tansu.db";
+
+/// `deploy/local/tansu-broker`: starts Tansu after making sure the indexes its
+/// SQLite queries need exist (the stack starts the broker the same way).
+pub fn tansu_launcher() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .join("deploy/local/tansu-broker")
+}
+
 /// One Tansu broker on a SQLite file in `dir`.
 pub struct Tansu {
     /// `127.0.0.1:<port>`.
@@ -61,8 +73,8 @@ impl Tansu {
             .append(true)
             .open(self.dir.join("tansu.log"))
             .expect("tansu log");
-        let mut cmd = Command::new(tansu_binary());
-        cmd.arg("broker")
+        let mut cmd = Command::new(tansu_launcher());
+        cmd.env("TANSU_BIN", tansu_binary())
             .arg("--cluster-id")
             .arg("meshflow-test")
             .arg("--listener-url")
@@ -70,7 +82,7 @@ impl Tansu {
             .arg("--advertised-listener-url")
             .arg(&url)
             .arg("--storage-engine")
-            .arg("sqlite://tansu.db")
+            .arg(format!("sqlite://{DATABASE}"))
             .current_dir(&self.dir)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::null())
@@ -101,6 +113,11 @@ impl Tansu {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{signal} tansu");
+    }
+
+    /// The broker's SQLite file.
+    pub fn database(&self) -> PathBuf {
+        self.dir.join(DATABASE)
     }
 
     /// Starts the broker again on the same port and file, as a supervisor would.

@@ -43,12 +43,15 @@ where
 }
 
 /// Creates `topic` if it does not exist, retrying until it exists or
-/// `shutdown` fires. Returns whether the topic exists.
+/// `shutdown` fires. Returns whether the topic exists. With a `retention`,
+/// the topic is created with `cleanup.policy=delete` and that `retention.ms`
+/// (an existing topic keeps its configuration).
 pub async fn ensure_topic(
     kafka: &KafkaConfig,
     topic: &str,
     partitions: i32,
     replication_factor: i32,
+    retention: Option<std::time::Duration>,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> bool {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -61,13 +64,19 @@ pub async fn ensure_topic(
             return false;
         }
     };
+    let retention_ms = retention.map(|r| r.as_millis().to_string());
     let mut delay = std::time::Duration::from_millis(200);
     loop {
-        let new = NewTopic::new(
+        let mut new = NewTopic::new(
             topic,
             partitions,
             TopicReplication::Fixed(replication_factor),
         );
+        if let Some(ms) = &retention_ms {
+            // Tansu deletes old records only from topics whose
+            // cleanup.policy is set explicitly; Kafka's default is the same.
+            new = new.set("cleanup.policy", "delete").set("retention.ms", ms);
+        }
         let opts = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(10)));
         let created = tokio::select! {
             _ = shutdown.cancelled() => return false,
@@ -76,7 +85,13 @@ pub async fn ensure_topic(
         match created {
             Ok(results) => match results.into_iter().next() {
                 Some(Ok(_)) => {
-                    tracing::info!(topic, partitions, replication_factor, "topic created");
+                    tracing::info!(
+                        topic,
+                        partitions,
+                        replication_factor,
+                        retention_ms,
+                        "topic created"
+                    );
                     return true;
                 }
                 Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => return true,

@@ -381,6 +381,19 @@ where
     }
 }
 
+/// Fails when a topic retention is set outside 1 minute to 365 days.
+pub fn topic_retention(key: &str, value: Option<std::time::Duration>) -> Result<(), ConfigError> {
+    let range = std::time::Duration::from_secs(60)..=std::time::Duration::from_secs(365 * 86_400);
+    match value {
+        Some(r) if !range.contains(&r) => Err(ConfigError::invalid(
+            key,
+            humantime_serde::re::humantime::format_duration(r),
+            "a duration from 1m to 365days",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Fails when a topic name is not one Kafka accepts.
 pub fn topic_name(key: &str, value: &str) -> Result<(), ConfigError> {
     let ok = !value.is_empty()

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use meshflow_common::config::{
-    identifier, in_range, topic_name, ConfigError, HttpConfig, KafkaConfig, LogConfig, TraceConfig,
-    Validate,
+    identifier, in_range, topic_name, topic_retention, ConfigError, HttpConfig, KafkaConfig,
+    LogConfig, TraceConfig, Validate,
 };
 use serde::Deserialize;
 
@@ -96,6 +96,10 @@ pub struct ConsumerSettings {
     /// Replication factor of topics this consumer creates (3 on a cluster).
     #[serde(default = "default_replication_factor")]
     pub replication_factor: i32,
+    /// How long topics this consumer creates keep messages (`retention.ms`, with
+    /// `cleanup.policy=delete`); unset leaves the broker's default.
+    #[serde(default, with = "humantime_serde")]
+    pub topic_retention: Option<Duration>,
 }
 
 /// The design's data topic.
@@ -160,6 +164,7 @@ impl Default for ConsumerSettings {
             create_topics: true,
             partitions: default_partitions(),
             replication_factor: default_replication_factor(),
+            topic_retention: None,
         }
     }
 }
@@ -239,6 +244,7 @@ impl Validate for Config {
         }
         in_range("consumer.partitions", c.partitions, 1, 10_000)?;
         in_range("consumer.replication_factor", c.replication_factor, 1, 16)?;
+        topic_retention("consumer.topic_retention", c.topic_retention)?;
         Ok(())
     }
 }
@@ -279,6 +285,11 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let cases: &[(&str, &str, &str)] = &[
+            (
+                "MESHFLOW__CONSUMER__TOPIC_RETENTION",
+                "400days",
+                "consumer.topic_retention",
+            ),
             (
                 "MESHFLOW__CONSUMER__RECEIPT_BATCH_MAX",
                 "0",

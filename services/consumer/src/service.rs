@@ -81,6 +81,7 @@ pub async fn run(
                 &topic,
                 settings.partitions,
                 settings.replication_factor,
+                settings.topic_retention,
                 &shutdown,
             )
             .await

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use meshflow_common::config::{
-    identifier, in_range, topic_name, ConfigError, HttpConfig, KafkaConfig, LogConfig, TraceConfig,
-    Validate,
+    identifier, in_range, topic_name, topic_retention, ConfigError, HttpConfig, KafkaConfig,
+    LogConfig, TraceConfig, Validate,
 };
 use meshflow_common::envelope::MAX_PRODUCER_ID_BYTES;
 use serde::Deserialize;
@@ -79,6 +79,10 @@ pub struct ProducerSettings {
     /// Replication factor of a topic this producer creates (3 on a cluster).
     #[serde(default = "default_replication_factor")]
     pub replication_factor: i32,
+    /// How long a topic this producer creates keeps messages (`retention.ms`, with
+    /// `cleanup.policy=delete`); unset leaves the broker's default.
+    #[serde(default, with = "humantime_serde")]
+    pub topic_retention: Option<Duration>,
     /// How long librdkafka keeps retrying a message before reporting it
     /// failed (`message.timeout.ms`). Long enough to ride out a broker restart.
     #[serde(default = "default_message_timeout", with = "humantime_serde")]
@@ -131,6 +135,7 @@ impl Default for ProducerSettings {
             create_topic: true,
             partitions: default_partitions(),
             replication_factor: default_replication_factor(),
+            topic_retention: None,
             message_timeout: default_message_timeout(),
             linger: default_linger(),
         }
@@ -156,6 +161,7 @@ impl Validate for Config {
         }
         in_range("producer.partitions", p.partitions, 1, 10_000)?;
         in_range("producer.replication_factor", p.replication_factor, 1, 16)?;
+        topic_retention("producer.topic_retention", p.topic_retention)?;
         let ms = p.message_timeout.as_millis();
         if !(1_000..=3_600_000).contains(&ms) {
             return Err(ConfigError::invalid(
@@ -201,6 +207,7 @@ mod tests {
         let env = [("MESHFLOW__PRODUCER__RATE_PER_SEC", "75")];
         let c: Config = load(Sources::with_env(Some(f.path()), &env, &[])).unwrap();
         assert_eq!(c.producer.rate_per_sec, 75.0);
+        assert_eq!(c.producer.topic_retention, None);
         assert_eq!(c.producer.payload_bytes, 10);
         assert_eq!(
             c.kafka.librdkafka.get("client.rack").map(String::as_str),
@@ -230,6 +237,11 @@ mod tests {
                 "producer.message_timeout",
             ),
             ("MESHFLOW__PRODUCER__PARTITIONS", "0", "producer.partitions"),
+            (
+                "MESHFLOW__PRODUCER__TOPIC_RETENTION",
+                "10s",
+                "producer.topic_retention",
+            ),
             ("MESHFLOW__HTTP__LISTEN", "nowhere", "listen"),
             (
                 "MESHFLOW__KAFKA__SECURITY_PROTOCOL",

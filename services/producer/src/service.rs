@@ -104,6 +104,7 @@ pub async fn run(
             &settings.topic,
             settings.partitions,
             settings.replication_factor,
+            settings.topic_retention,
             &shutdown,
         )
         .await

@@ -3,7 +3,9 @@
 //! For each message: read the envelope and the trace context, open a
 //! `process <topic>` span (kind CONSUMER, parent = the producer's context and
 //! a link to it), do the (simulated) work, log one line, and queue it for a
-//! receipt. A malformed envelope goes to the dead-letter topic first. A
+//! receipt. A malformed envelope goes to the dead-letter topic first, and
+//! is queued only once its dead letter is acknowledged (a dead letter still
+//! failing at shutdown leaves its offset uncommitted). A
 //! background task flushes receipts every `receipt_flush_interval` or when
 //! `receipt_batch_max` entries wait; offsets are stored only after that.
 //! On shutdown: stop consuming, flush, commit, leave the group.
@@ -201,7 +203,11 @@ impl Worker {
             };
             match message {
                 Ok(m) => {
-                    self.handle(&m, shutdown).await;
+                    if !self.handle(&m, shutdown).await {
+                        // Its dead letter was not written: no later offset
+                        // of its partition may be stored, so stop here.
+                        break;
+                    }
                     let waiting = self.sink.waiting();
                     if waiting >= high_water {
                         self.flush_now.notify_one();
@@ -222,8 +228,11 @@ impl Worker {
         }
     }
 
-    /// Processes one message.
-    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) {
+    /// Processes one message and queues it for its receipt. Returns false
+    /// only for a malformed message whose dead letter was not acknowledged
+    /// before shutdown: it is not queued, so its offset is never stored and
+    /// the next owner of the partition reads it again.
+    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
         let settings = &self.config.consumer;
         let topic = m.topic().to_string();
         let (partition, offset) = (m.partition(), m.offset());
@@ -267,8 +276,17 @@ impl Worker {
                 let reason = e.reason();
                 self.metrics.record_invalid(reason);
                 cx.span().set_attribute(KeyValue::new("error.type", reason));
-                self.dead_letter(m, &cx, &e.to_string(), reason, shutdown)
-                    .await;
+                if !self
+                    .dead_letter(m, &cx, &e.to_string(), reason, shutdown)
+                    .await
+                {
+                    tracing::warn!(
+                        topic = %topic, partition, offset,
+                        "dead letter not written; offset left uncommitted"
+                    );
+                    cx.span().end();
+                    return false;
+                }
                 self.sink.push(Pending {
                     topic,
                     partition,
@@ -277,7 +295,7 @@ impl Worker {
                     span: None,
                 });
                 cx.span().end();
-                return;
+                return true;
             }
         };
         if !settings.work.is_zero() {
@@ -325,6 +343,7 @@ impl Worker {
             receipt,
             span: receipt_span,
         });
+        true
     }
 }
 

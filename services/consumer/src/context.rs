@@ -144,6 +144,7 @@ mod tests {
                 "g".into(),
                 "c".into(),
                 500,
+                1_000_000,
                 metrics.clone(),
             )),
             metrics,

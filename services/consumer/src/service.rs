@@ -98,6 +98,7 @@ pub async fn run(
         settings.group.clone(),
         instance.clone(),
         settings.receipt_batch_max,
+        config.receipt_batch_bytes_max(),
         metrics.clone(),
     ));
     let context = GroupContext {

@@ -134,7 +134,10 @@ async fn a_dead_letter_that_cannot_be_written_keeps_its_offset_uncommitted() {
     .expect("watermarks")
         < 1
     {
-        assert!(Instant::now() < deadline, "no receipt for the first message");
+        assert!(
+            Instant::now() < deadline,
+            "no receipt for the first message"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -20,7 +20,7 @@ use meshflow_common::shutdown::Supervisor;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, Context, KeyValue};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -228,10 +228,20 @@ pub async fn run(
 
     tracing::info!(handed = summary.handed, "flushing");
     let flusher = producer.clone();
-    let timeout = settings.message_timeout;
-    let flushed = tokio::task::spawn_blocking(move || flusher.flush(timeout)).await;
+    let timeout = settings.shutdown_flush_timeout;
+    let flushed = tokio::task::spawn_blocking(move || {
+        let flushed = flusher.flush(timeout);
+        if flushed.is_err() {
+            // Give up on what is still queued or in flight, so that its
+            // delivery reports arrive now (failed) rather than after
+            // producer.message_timeout.
+            flusher.purge(PurgeConfig::default().queue().inflight());
+        }
+        flushed
+    })
+    .await;
     if !matches!(flushed, Ok(Ok(()))) {
-        tracing::warn!("flush did not complete within producer.message_timeout");
+        tracing::warn!("flush did not complete within producer.shutdown_flush_timeout");
     }
     while let Some(done) = deliveries.join_next().await {
         tally(&mut summary, done);

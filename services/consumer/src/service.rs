@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
 use meshflow_common::envelope::{Envelope, HeaderView};
+use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::millis;
 use meshflow_common::propagation::extract;
@@ -25,7 +26,7 @@ use opentelemetry::{global, Context, KeyValue};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +47,9 @@ pub enum ConsumerError {
     /// Subscribing failed.
     #[error("subscribe: {0}")]
     Subscribe(#[source] KafkaError),
-    /// A background task (receipt flusher, reachability probe) died; the
-    /// consumer drained and stopped so that a fresh process takes over.
+    /// A background task died (receipt flusher, reachability probe), or
+    /// librdkafka reported a fatal error (the fatal error watcher returned);
+    /// the consumer drained and stopped so that a fresh process takes over.
     #[error(transparent)]
     TaskEnded(#[from] meshflow_common::shutdown::TaskEnded),
 }
@@ -125,7 +127,7 @@ pub async fn run(
                 .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
                 .is_ok()
         },
-        readiness,
+        readiness.clone(),
         READY_KAFKA,
         Duration::from_secs(2),
         shutdown.clone(),
@@ -135,6 +137,24 @@ pub async fn run(
     let _probe = supervisor.spawn("probe", async move {
         let _ = probe.await;
     });
+    // The receipt and dead-letter producer is idempotent: after a fatal
+    // error it refuses every send, so nothing would be committed again.
+    let (fatal_producer, fatal_consumer) = (producer.clone(), consumer.clone());
+    let _fatal = supervisor.spawn(
+        fatal::WATCHER_TASK,
+        fatal::watch(
+            "consumer",
+            move || {
+                fatal_producer
+                    .client()
+                    .fatal_error()
+                    .or_else(|| fatal_consumer.client().fatal_error())
+            },
+            readiness,
+            fatal::CHECK_INTERVAL,
+            shutdown.clone(),
+        ),
+    );
     let flush_now = Arc::new(Notify::new());
     let stop_flusher = CancellationToken::new();
     let flusher = supervisor.spawn(

@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         &config.consumer.topic,
         &config.consumer.group,
     );
+    http::register_start_time(&mut registry);
     let readiness = Readiness::new(&[READY_KAFKA, READY_ASSIGNED, READY_CLIENT], &mut registry);
     let endpoint = Endpoint {
         registry,

@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut registry = Registry::with_prefix("meshflow");
     let metrics = ProducerMetrics::register(&mut registry, &config.producer.topic);
+    http::register_start_time(&mut registry);
     let readiness = Readiness::new(&[READY_KAFKA, READY_CLIENT], &mut registry);
     let endpoint = Endpoint {
         registry,

@@ -3,8 +3,9 @@
 //! Every consumed message becomes a [`Pending`] item once it is processed:
 //! with a receipt entry if it was enveloped, without one otherwise (an
 //! unenveloped or dead-lettered message only needs its offset to advance).
-//! [`ReceiptSink::flush`] publishes the waiting entries as one JSON record per
-//! producer instance, waits until Kafka acknowledges all of them, and only
+//! [`ReceiptSink::flush`] publishes the waiting entries as JSON records keyed
+//! by producer instance (cut by entry count and by encoded size, so that each
+//! fits the producer's `message.max.bytes`), waits until Kafka acknowledges all of them, and only
 //! then stores the offsets of the items it flushed. Flushes are serialised
 //! and items kept in consumption order, so a stored offset never runs ahead
 //! of an unacknowledged receipt: a crash can duplicate a receipt but never

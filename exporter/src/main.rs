@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
         &config.exporter.topic,
         &config.exporter.groups,
     );
+    http::register_start_time(&mut registry);
     let readiness = Readiness::new(&READINESS, &mut registry);
     let endpoint = Endpoint {
         registry,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import pytest
@@ -20,6 +21,7 @@ CONTRACT_KEYS = {
     "producer": {
         "topic", "rate_per_sec", "payload_bytes", "max_messages", "instance_id",
         "create_topic", "partitions", "replication_factor", "message_timeout",
+        "shutdown_flush_timeout",
     },
     "consumer": {
         "topic", "group", "receipts_topic", "dlq_topic", "instance_id", "work",
@@ -110,6 +112,28 @@ def test_service_config_files(rendered):
     assert parsed["consumer"]["consumer"]["receipts_topic"] == "meshflow.receipts"
     assert parsed["consumer"]["consumer"]["dlq_topic"] == "meshflow.events.dlq"
     assert parsed["exporter"]["exporter"]["groups"] == [parsed["consumer"]["consumer"]["group"]]
+
+
+def seconds(duration: str) -> float:
+    """A humantime duration such as `20s`, `1m 30s` or `500ms`, in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    total = 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)\b", duration):
+        total += float(number) * units[unit]
+    assert total > 0, f"cannot read duration {duration!r}"
+    return total
+
+
+def test_producer_flush_on_sigterm_ends_within_the_grace_period(rendered):
+    config = rendered.get("ConfigMap", "meshflow-config")["data"]
+    producer = tomllib.loads(config["producer.toml"])["producer"]
+    assert "shutdown_flush_timeout" in producer, "the flush bound must be set explicitly"
+    flush = seconds(producer["shutdown_flush_timeout"])
+    grace = pod_spec(rendered.get("Deployment", "meshflow-producer"))[
+        "terminationGracePeriodSeconds"
+    ]
+    # Room for stopping the send loop and exiting after the flush.
+    assert flush + 5 <= grace, (flush, grace)
 
 
 def test_tracing_goes_to_the_otlp_grpc_port(rendered):

@@ -80,6 +80,23 @@ impl Readiness {
     }
 }
 
+/// Registers `meshflow_service_start_time_seconds` (with the registry's
+/// prefix `meshflow`): when this process started, in Unix seconds. A
+/// service that stops on a fatal error is restarted under the same scrape
+/// target; the change of this value is what an alert can see.
+pub fn register_start_time(registry: &mut Registry) {
+    let started = Gauge::<i64>::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    started.set(now);
+    registry.register(
+        "service_start_time_seconds",
+        "When this process started, in Unix seconds",
+        started,
+    );
+}
+
 /// What the HTTP endpoint serves.
 pub struct Endpoint {
     /// The service's metrics.

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod config;
 pub mod envelope;
 pub mod exposition;
+pub mod fatal;
 pub mod headers;
 pub mod http;
 pub mod kafka;

@@ -178,6 +178,35 @@ impl ConsumerSettings {
     }
 }
 
+/// librdkafka's default `message.max.bytes`.
+fn default_message_max_bytes() -> usize {
+    1_000_000
+}
+
+/// What a receipt record needs besides its JSON body: the key (a producer
+/// id, at most 128 bytes) and Kafka's record and batch framing.
+const RECORD_OVERHEAD_BYTES: usize = 1_024;
+
+impl Config {
+    /// The receipt producer's `message.max.bytes`: `kafka.librdkafka` if
+    /// set there, else librdkafka's default.
+    pub fn message_max_bytes(&self) -> usize {
+        self.kafka
+            .librdkafka
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(default_message_max_bytes)
+    }
+
+    /// The largest JSON body of one receipt record, so that the record
+    /// fits `message.max.bytes`; batches are cut at this size as well as at
+    /// `consumer.receipt_batch_max` entries.
+    pub fn receipt_batch_bytes_max(&self) -> usize {
+        self.message_max_bytes()
+            .saturating_sub(RECORD_OVERHEAD_BYTES)
+    }
+}
+
 /// Formats a duration for an error message.
 fn show(d: Duration) -> String {
     humantime_serde::re::humantime::format_duration(d).to_string()
@@ -218,6 +247,19 @@ impl Validate for Config {
             ));
         }
         in_range("consumer.receipt_batch_max", c.receipt_batch_max, 1, 10_000)?;
+        if let Some(v) = self.kafka.librdkafka.get("message.max.bytes") {
+            let ok = v
+                .trim()
+                .parse::<usize>()
+                .is_ok_and(|n| (8 * RECORD_OVERHEAD_BYTES..=1_000_000_000).contains(&n));
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "kafka.librdkafka.message.max.bytes",
+                    v,
+                    "a number of bytes from 8192 to 1000000000",
+                ));
+            }
+        }
         let session = c.session_timeout.as_millis();
         if !(1_000..=300_000).contains(&session) {
             return Err(ConfigError::invalid(
@@ -268,6 +310,8 @@ mod tests {
             Duration::from_millis(100)
         );
         assert_eq!(c.consumer.receipt_batch_max, 500);
+        assert_eq!(c.message_max_bytes(), 1_000_000);
+        assert!(c.receipt_batch_bytes_max() < 1_000_000);
         assert_eq!(c.http.listen.port(), 9465);
     }
 

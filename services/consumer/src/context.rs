@@ -5,6 +5,9 @@
 //! offsets stored and committed synchronously. The next owner of a partition
 //! therefore starts right after the last message whose receipt is durable:
 //! a graceful hand-over duplicates nothing.
+//!
+//! The `assigned` readiness condition holds while partitions are assigned:
+//! set on assignment, cleared on revoke or loss of the assignment.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +19,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::metrics::ConsumerMetrics;
 use crate::receipts::{Flushed, ReceiptSink};
 
-/// Readiness condition: the consumer has received an assignment.
+/// Readiness condition: the consumer owns an assignment (cleared on revoke
+/// and on loss of the assignment).
 pub const READY_ASSIGNED: &str = "assigned";
 
 /// Rebalance hooks of the consumer.
@@ -37,6 +41,10 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.metrics.record_rebalance("revoke");
+            // Owning nothing is not ready, whether the partitions moved in a
+            // rebalance or were lost with the coordinator; the next
+            // assignment sets it again.
+            self.readiness.set(READY_ASSIGNED, false);
             let deadline = Instant::now() + self.drain_timeout;
             let flushed = self.sink.flush(
                 &|topic, partition, next| store_next(consumer, topic, partition, next),
@@ -91,5 +99,73 @@ pub fn store_next<C: Consumer<GroupContext>>(consumer: &C, topic: &str, partitio
         .and_then(|()| consumer.store_offsets(&tpl));
     if let Err(e) = stored {
         tracing::debug!(topic, partition, next, error = %e, "offset not stored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use prometheus_client::registry::Registry;
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::FutureProducer;
+    use rdkafka::ClientConfig;
+
+    /// Polls `consumer` until `done` holds or 20 s pass.
+    fn poll_until(consumer: &BaseConsumer<GroupContext>, done: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            let _ = consumer.poll(Duration::from_millis(100));
+        }
+        done()
+    }
+
+    #[test]
+    fn assigned_readiness_follows_the_assignment() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        let bootstrap = mock.bootstrap_servers();
+        mock.create_topic("events", 2, 1).expect("topic");
+        let mut registry = Registry::default();
+        let readiness = Readiness::new(&[READY_ASSIGNED], &mut registry);
+        let metrics = ConsumerMetrics::register(&mut registry, "events", "g");
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("producer");
+        let context = GroupContext {
+            sink: Arc::new(ReceiptSink::new(
+                producer,
+                "receipts".into(),
+                "g".into(),
+                "c".into(),
+                500,
+                1_000_000,
+                metrics.clone(),
+            )),
+            metrics,
+            readiness: readiness.clone(),
+            drain_timeout: Duration::from_secs(1),
+        };
+        let consumer: BaseConsumer<GroupContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "g")
+            .set("enable.auto.offset.store", "false")
+            .create_with_context(context)
+            .expect("consumer");
+        consumer.subscribe(&["events"]).expect("subscribe");
+        assert!(
+            poll_until(&consumer, || readiness.is_ready()),
+            "ready once assigned"
+        );
+        consumer.unsubscribe();
+        assert!(
+            poll_until(&consumer, || !readiness.is_ready()),
+            "not ready once the assignment is revoked"
+        );
     }
 }

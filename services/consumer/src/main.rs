@@ -2,6 +2,7 @@
 //! endpoint, consumes until SIGTERM/SIGINT, drains, commits, exits 0.
 
 use meshflow_common::config::load_from_args;
+use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::{self, Endpoint, Readiness};
 use meshflow_common::{shutdown, telemetry};
 use meshflow_consumer::context::READY_ASSIGNED;
@@ -32,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
         &config.consumer.topic,
         &config.consumer.group,
     );
-    let readiness = Readiness::new(&[READY_KAFKA, READY_ASSIGNED], &mut registry);
+    http::register_start_time(&mut registry);
+    let readiness = Readiness::new(&[READY_KAFKA, READY_ASSIGNED, READY_CLIENT], &mut registry);
     let endpoint = Endpoint {
         registry,
         readiness: readiness.clone(),

@@ -3,8 +3,9 @@
 //! Every consumed message becomes a [`Pending`] item once it is processed:
 //! with a receipt entry if it was enveloped, without one otherwise (an
 //! unenveloped or dead-lettered message only needs its offset to advance).
-//! [`ReceiptSink::flush`] publishes the waiting entries as one JSON record per
-//! producer instance, waits until Kafka acknowledges all of them, and only
+//! [`ReceiptSink::flush`] publishes the waiting entries as JSON records keyed
+//! by producer instance (cut by entry count and by encoded size, so that each
+//! fits the producer's `message.max.bytes`), waits until Kafka acknowledges all of them, and only
 //! then stores the offsets of the items it flushed. Flushes are serialised
 //! and items kept in consumption order, so a stored offset never runs ahead
 //! of an unacknowledged receipt: a crash can duplicate a receipt but never
@@ -64,6 +65,7 @@ pub struct ReceiptSink {
     group: String,
     consumer: String,
     batch_max: usize,
+    batch_bytes_max: usize,
     metrics: ConsumerMetrics,
     pending: Mutex<Vec<Pending>>,
     flushing: Mutex<()>,
@@ -71,13 +73,15 @@ pub struct ReceiptSink {
 }
 
 impl ReceiptSink {
-    /// A sink publishing to `topic` for `group` as `consumer`.
+    /// A sink publishing to `topic` for `group` as `consumer`, in records
+    /// of at most `batch_max` entries and `batch_bytes_max` encoded bytes.
     pub fn new(
         producer: FutureProducer,
         topic: String,
         group: String,
         consumer: String,
         batch_max: usize,
+        batch_bytes_max: usize,
         metrics: ConsumerMetrics,
     ) -> Self {
         ReceiptSink {
@@ -86,6 +90,7 @@ impl ReceiptSink {
             group,
             consumer,
             batch_max,
+            batch_bytes_max,
             metrics,
             pending: Mutex::new(Vec::new()),
             flushing: Mutex::new(()),
@@ -193,26 +198,46 @@ impl ReceiptSink {
         }
     }
 
-    /// One batch per producer instance, split at `batch_max` entries.
+    /// One batch per producer instance, split at `batch_max` entries or
+    /// before its JSON would exceed `batch_bytes_max` bytes, whichever comes
+    /// first. A batch too large for the producer would be refused every
+    /// time, and rebuilt the same after a restart. A single entry always
+    /// makes a batch.
     fn records(&self, items: &[Pending]) -> Vec<(String, ReceiptBatch)> {
-        let mut by_producer: BTreeMap<&str, Vec<ReceiptEntry>> = BTreeMap::new();
+        let mut by_producer: BTreeMap<&str, Vec<&ReceiptEntry>> = BTreeMap::new();
         for entry in items.iter().filter_map(|i| i.receipt.as_ref()) {
             by_producer
                 .entry(entry.producer.as_str())
                 .or_default()
-                .push(entry.clone());
+                .push(entry);
         }
+        let empty = ReceiptBatch {
+            group: self.group.clone(),
+            consumer: self.consumer.clone(),
+            entries: Vec::new(),
+        };
+        let frame = encoded_len(&empty);
         let mut out = Vec::new();
         for (producer, entries) in by_producer {
-            for chunk in entries.chunks(self.batch_max) {
-                out.push((
-                    producer.to_string(),
-                    ReceiptBatch {
-                        group: self.group.clone(),
-                        consumer: self.consumer.clone(),
-                        entries: chunk.to_vec(),
-                    },
-                ));
+            let mut batch = empty.clone();
+            let mut bytes = frame;
+            for entry in entries {
+                // One comma between entries.
+                let size = encoded_len(entry) + 1;
+                let full =
+                    batch.entries.len() >= self.batch_max || bytes + size > self.batch_bytes_max;
+                if full && !batch.entries.is_empty() {
+                    out.push((
+                        producer.to_string(),
+                        std::mem::replace(&mut batch, empty.clone()),
+                    ));
+                    bytes = frame;
+                }
+                batch.entries.push(entry.clone());
+                bytes += size;
+            }
+            if !batch.entries.is_empty() {
+                out.push((producer.to_string(), batch));
             }
         }
         out
@@ -261,6 +286,11 @@ impl ReceiptSink {
     }
 }
 
+/// Length of `value` as JSON.
+fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len())
+}
+
 /// Locks, recovering from a poisoned mutex (a panic elsewhere must not stop
 /// receipts).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -284,5 +314,69 @@ pub fn entry(
         offset,
         processed_ns: now_ns(),
         trace_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+    use rdkafka::ClientConfig;
+
+    fn sink(batch_max: usize, batch_bytes_max: usize) -> ReceiptSink {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .create()
+            .expect("producer");
+        let metrics = ConsumerMetrics::register(&mut Registry::default(), "events", "g");
+        ReceiptSink::new(
+            producer,
+            "receipts".into(),
+            "g".into(),
+            "consumer-with-a-long-instance-name".into(),
+            batch_max,
+            batch_bytes_max,
+            metrics,
+        )
+    }
+
+    fn pending(seq: u64) -> Pending {
+        Pending {
+            topic: "meshflow.events".into(),
+            partition: 5,
+            offset: 1_000_000_000 + seq as i64,
+            receipt: Some(ReceiptEntry {
+                producer: "producer-7f9c2b1d-host-with-a-long-name".into(),
+                seq: u64::MAX - seq,
+                created_ns: u64::MAX,
+                topic: "meshflow.events".into(),
+                partition: 5,
+                offset: 1_000_000_000 + seq as i64,
+                processed_ns: u64::MAX,
+                trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            }),
+            span: None,
+        }
+    }
+
+    #[test]
+    fn a_full_batch_fits_the_producers_maximum_message_size() {
+        let max = 1_000_000;
+        let sink = sink(10_000, max);
+        let items: Vec<Pending> = (0..10_000).map(pending).collect();
+        let records = sink.records(&items);
+        let entries: usize = records.iter().map(|(_, b)| b.entries.len()).sum();
+        assert_eq!(entries, 10_000, "every entry is in some record");
+        for (_, batch) in &records {
+            let bytes = serde_json::to_vec(batch).expect("encodes").len();
+            assert!(bytes <= max, "a record of {bytes} bytes exceeds {max}");
+        }
+    }
+
+    #[test]
+    fn one_entry_still_makes_a_record_under_a_tiny_bound() {
+        let sink = sink(500, 10);
+        let records = sink.records(&[pending(1), pending(2)]);
+        assert_eq!(records.len(), 2);
     }
 }

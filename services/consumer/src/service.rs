@@ -3,7 +3,9 @@
 //! For each message: read the envelope and the trace context, open a
 //! `process <topic>` span (kind CONSUMER, parent = the producer's context and
 //! a link to it), do the (simulated) work, log one line, and queue it for a
-//! receipt. A malformed envelope goes to the dead-letter topic first. A
+//! receipt. A malformed envelope goes to the dead-letter topic first, and
+//! is queued only once its dead letter is acknowledged (a dead letter still
+//! failing at shutdown leaves its offset uncommitted). A
 //! background task flushes receipts every `receipt_flush_interval` or when
 //! `receipt_batch_max` entries wait; offsets are stored only after that.
 //! On shutdown: stop consuming, flush, commit, leave the group.
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
 use meshflow_common::envelope::{Envelope, HeaderView};
+use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::millis;
 use meshflow_common::propagation::extract;
@@ -23,7 +26,7 @@ use opentelemetry::{global, Context, KeyValue};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -44,8 +47,9 @@ pub enum ConsumerError {
     /// Subscribing failed.
     #[error("subscribe: {0}")]
     Subscribe(#[source] KafkaError),
-    /// A background task (receipt flusher, reachability probe) died; the
-    /// consumer drained and stopped so that a fresh process takes over.
+    /// A background task died (receipt flusher, reachability probe), or
+    /// librdkafka reported a fatal error (the fatal error watcher returned);
+    /// the consumer drained and stopped so that a fresh process takes over.
     #[error(transparent)]
     TaskEnded(#[from] meshflow_common::shutdown::TaskEnded),
 }
@@ -97,6 +101,7 @@ pub async fn run(
         settings.group.clone(),
         instance.clone(),
         settings.receipt_batch_max,
+        config.receipt_batch_bytes_max(),
         metrics.clone(),
     ));
     let context = GroupContext {
@@ -123,7 +128,7 @@ pub async fn run(
                 .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
                 .is_ok()
         },
-        readiness,
+        readiness.clone(),
         READY_KAFKA,
         Duration::from_secs(2),
         shutdown.clone(),
@@ -133,6 +138,24 @@ pub async fn run(
     let _probe = supervisor.spawn("probe", async move {
         let _ = probe.await;
     });
+    // The receipt and dead-letter producer is idempotent: after a fatal
+    // error it refuses every send, so nothing would be committed again.
+    let (fatal_producer, fatal_consumer) = (producer.clone(), consumer.clone());
+    let _fatal = supervisor.spawn(
+        fatal::WATCHER_TASK,
+        fatal::watch(
+            "consumer",
+            move || {
+                fatal_producer
+                    .client()
+                    .fatal_error()
+                    .or_else(|| fatal_consumer.client().fatal_error())
+            },
+            readiness,
+            fatal::CHECK_INTERVAL,
+            shutdown.clone(),
+        ),
+    );
     let flush_now = Arc::new(Notify::new());
     let stop_flusher = CancellationToken::new();
     let flusher = supervisor.spawn(
@@ -202,7 +225,11 @@ impl Worker {
             };
             match message {
                 Ok(m) => {
-                    self.handle(&m, shutdown).await;
+                    if !self.handle(&m, shutdown).await {
+                        // Its dead letter was not written: no later offset
+                        // of its partition may be stored, so stop here.
+                        break;
+                    }
                     let waiting = self.sink.waiting();
                     if waiting >= high_water {
                         self.flush_now.notify_one();
@@ -223,8 +250,11 @@ impl Worker {
         }
     }
 
-    /// Processes one message.
-    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) {
+    /// Processes one message and queues it for its receipt. Returns false
+    /// only for a malformed message whose dead letter was not acknowledged
+    /// before shutdown: it is not queued, so its offset is never stored and
+    /// the next owner of the partition reads it again.
+    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
         let settings = &self.config.consumer;
         let topic = m.topic().to_string();
         let (partition, offset) = (m.partition(), m.offset());
@@ -268,8 +298,17 @@ impl Worker {
                 let reason = e.reason();
                 self.metrics.record_invalid(reason);
                 cx.span().set_attribute(KeyValue::new("error.type", reason));
-                self.dead_letter(m, &cx, &e.to_string(), reason, shutdown)
-                    .await;
+                if !self
+                    .dead_letter(m, &cx, &e.to_string(), reason, shutdown)
+                    .await
+                {
+                    tracing::warn!(
+                        topic = %topic, partition, offset,
+                        "dead letter not written; offset left uncommitted"
+                    );
+                    cx.span().end();
+                    return false;
+                }
                 self.sink.push(Pending {
                     topic,
                     partition,
@@ -278,7 +317,7 @@ impl Worker {
                     span: None,
                 });
                 cx.span().end();
-                return;
+                return true;
             }
         };
         if !settings.work.is_zero() {
@@ -326,6 +365,7 @@ impl Worker {
             receipt,
             span: receipt_span,
         });
+        true
     }
 }
 

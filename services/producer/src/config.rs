@@ -90,6 +90,13 @@ pub struct ProducerSettings {
     /// How long librdkafka waits to fill a batch (`linger.ms`).
     #[serde(default = "default_linger", with = "humantime_serde")]
     pub linger: Duration,
+    /// On shutdown, how long to wait for outstanding messages to be
+    /// acknowledged before giving up on them (they are then reported failed
+    /// and never acknowledged). Keep it below the time the supervisor allows
+    /// between SIGTERM and SIGKILL (Kubernetes
+    /// `terminationGracePeriodSeconds`).
+    #[serde(default = "default_shutdown_flush_timeout", with = "humantime_serde")]
+    pub shutdown_flush_timeout: Duration,
 }
 
 /// The design's data topic.
@@ -124,6 +131,11 @@ fn default_linger() -> Duration {
     Duration::from_millis(5)
 }
 
+/// 20 s: under Kubernetes' default 30 s grace period, with room to exit.
+fn default_shutdown_flush_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+
 impl Default for ProducerSettings {
     fn default() -> Self {
         ProducerSettings {
@@ -138,6 +150,7 @@ impl Default for ProducerSettings {
             topic_retention: None,
             message_timeout: default_message_timeout(),
             linger: default_linger(),
+            shutdown_flush_timeout: default_shutdown_flush_timeout(),
         }
     }
 }
@@ -170,6 +183,13 @@ impl Validate for Config {
                 "a duration from 1s to 1h",
             ));
         }
+        if p.shutdown_flush_timeout > Duration::from_secs(600) {
+            return Err(ConfigError::invalid(
+                "producer.shutdown_flush_timeout",
+                humantime_serde::re::humantime::format_duration(p.shutdown_flush_timeout),
+                "a duration from 0s to 10m",
+            ));
+        }
         if p.linger > Duration::from_secs(1) {
             return Err(ConfigError::invalid(
                 "producer.linger",
@@ -198,6 +218,7 @@ mod tests {
         assert_eq!(c.producer.rate_per_sec, 10.0);
         assert_eq!(c.http.listen.port(), 9464);
         assert_eq!(c.kafka.bootstrap_servers, "localhost:9092");
+        assert_eq!(c.producer.shutdown_flush_timeout, Duration::from_secs(20));
     }
 
     #[test]
@@ -241,6 +262,11 @@ mod tests {
                 "MESHFLOW__PRODUCER__TOPIC_RETENTION",
                 "10s",
                 "producer.topic_retention",
+            ),
+            (
+                "MESHFLOW__PRODUCER__SHUTDOWN_FLUSH_TIMEOUT",
+                "1h",
+                "producer.shutdown_flush_timeout",
             ),
             ("MESHFLOW__HTTP__LISTEN", "nowhere", "listen"),
             (

@@ -2,6 +2,7 @@
 //! endpoint, runs the send loop until SIGTERM/SIGINT, flushes, exits 0.
 
 use meshflow_common::config::load_from_args;
+use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::{self, Endpoint, Readiness};
 use meshflow_common::{shutdown, telemetry};
 use meshflow_producer::metrics::ProducerMetrics;
@@ -27,7 +28,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut registry = Registry::with_prefix("meshflow");
     let metrics = ProducerMetrics::register(&mut registry, &config.producer.topic);
-    let readiness = Readiness::new(&[READY_KAFKA], &mut registry);
+    http::register_start_time(&mut registry);
+    let readiness = Readiness::new(&[READY_KAFKA, READY_CLIENT], &mut registry);
     let endpoint = Endpoint {
         registry,
         readiness: readiness.clone(),

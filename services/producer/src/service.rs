@@ -6,13 +6,15 @@
 //! A sequence number is consumed only when librdkafka accepts the message,
 //! so a refused send never looks like a gap to the exporter. Delivery reports
 //! are awaited in spawned tasks that record ack latency, the outcome and the
-//! acknowledged partition and offset on the span.
+//! acknowledged partition and offset on the span. A fatal librdkafka error
+//! (see [`meshflow_common::fatal`]) stops the run with an error.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
 use meshflow_common::envelope::{now_ns, Envelope, HeaderList};
+use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::{error_reason, millis};
 use meshflow_common::propagation::inject;
@@ -20,7 +22,7 @@ use meshflow_common::shutdown::Supervisor;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, Context, KeyValue};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -37,8 +39,10 @@ pub enum ProducerError {
     /// The librdkafka client could not be created (bad settings).
     #[error("kafka client: {0}")]
     Client(#[source] KafkaError),
-    /// A background task (the reachability probe) died; the producer
-    /// flushed and stopped so that a fresh process takes over.
+    /// A background task died (the reachability probe), or librdkafka
+    /// reported a fatal error (the fatal error watcher returned); the
+    /// producer flushed what it could and stopped so that a fresh process
+    /// with a new client takes over.
     #[error(transparent)]
     TaskEnded(#[from] meshflow_common::shutdown::TaskEnded),
 }
@@ -88,7 +92,7 @@ pub async fn run(
                 .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
                 .is_ok()
         },
-        readiness,
+        readiness.clone(),
         READY_KAFKA,
         Duration::from_secs(2),
         shutdown.clone(),
@@ -98,6 +102,17 @@ pub async fn run(
     let _probe = supervisor.spawn("probe", async move {
         let _ = probe.await;
     });
+    let fatal_client = producer.clone();
+    let _fatal = supervisor.spawn(
+        fatal::WATCHER_TASK,
+        fatal::watch(
+            "producer",
+            move || fatal_client.client().fatal_error(),
+            readiness,
+            fatal::CHECK_INTERVAL,
+            shutdown.clone(),
+        ),
+    );
     if settings.create_topic
         && !ensure_topic(
             &config.kafka,
@@ -229,10 +244,20 @@ pub async fn run(
 
     tracing::info!(handed = summary.handed, "flushing");
     let flusher = producer.clone();
-    let timeout = settings.message_timeout;
-    let flushed = tokio::task::spawn_blocking(move || flusher.flush(timeout)).await;
+    let timeout = settings.shutdown_flush_timeout;
+    let flushed = tokio::task::spawn_blocking(move || {
+        let flushed = flusher.flush(timeout);
+        if flushed.is_err() {
+            // Give up on what is still queued or in flight, so that its
+            // delivery reports arrive now (failed) rather than after
+            // producer.message_timeout.
+            flusher.purge(PurgeConfig::default().queue().inflight());
+        }
+        flushed
+    })
+    .await;
     if !matches!(flushed, Ok(Ok(()))) {
-        tracing::warn!("flush did not complete within producer.message_timeout");
+        tracing::warn!("flush did not complete within producer.shutdown_flush_timeout");
     }
     while let Some(done) = deliveries.join_next().await {
         tally(&mut summary, done);

@@ -125,6 +125,7 @@ where
         Some(vars) => vars,
         None => process_environment()?,
     };
+    refuse_sections_set_as_values(&vars)?;
     // List keys are split here rather than by the `config` crate, which
     // splits only when it also parses every value.
     let mut lists = Vec::new();
@@ -162,6 +163,33 @@ where
     let value: T = settings.try_deserialize().map_err(ConfigError::Load)?;
     value.validate()?;
     Ok(value)
+}
+
+/// A variable that sets a whole section (`MESHFLOW__KAFKA=x`) beside one
+/// of its keys (`MESHFLOW__KAFKA__SASL_PASSWORD=...`) would replace or be
+/// replaced by the other depending on the order the map is read in, losing
+/// settings silently: refused, naming the section.
+fn refuse_sections_set_as_values(vars: &HashMap<String, String>) -> Result<(), ConfigError> {
+    let keys: Vec<(String, &String)> = vars
+        .iter()
+        .filter_map(|(name, value)| Some((env_key(name)?, value)))
+        .collect();
+    let mut sections: Vec<&(String, &String)> = keys
+        .iter()
+        .filter(|(key, _)| {
+            keys.iter()
+                .any(|(other, _)| other.len() > key.len() && other.starts_with(&format!("{key}.")))
+        })
+        .collect();
+    sections.sort();
+    match sections.first() {
+        Some((key, value)) => Err(ConfigError::invalid(
+            key,
+            value.as_str(),
+            "no value: it is a section; set its keys as MESHFLOW__SECTION__KEY",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The dotted key an environment variable sets (`MESHFLOW__EXPORTER__GROUPS`
@@ -546,6 +574,21 @@ mod tests {
             c.kafka.librdkafka.get("client_id").map(String::as_str),
             Some("1e3")
         );
+    }
+
+    #[test]
+    fn a_section_set_as_a_value_beside_its_keys_is_refused() {
+        let err = probe(&[
+            ("MESHFLOW__KAFKA", "30s"),
+            ("MESHFLOW__KAFKA__SASL_PASSWORD", "hunter2"),
+        ])
+        .expect_err("the password would be lost in some orders");
+        let text = err.to_string();
+        assert!(
+            text.contains("`kafka`") && text.contains("section"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]

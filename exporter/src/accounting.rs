@@ -204,11 +204,6 @@ impl Accounting {
         }
     }
 
-    /// The horizon the next sweep judges against.
-    pub fn horizon(&self) -> &Horizon {
-        &self.horizon
-    }
-
     /// Accounts one message read from the data topic.
     pub fn observe_log(&mut self, record: &LogRecord<'_>) -> Observed {
         if record.producer.len() > MAX_PRODUCER_ID_BYTES {

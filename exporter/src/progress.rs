@@ -69,11 +69,6 @@ impl TopicProgress {
         );
     }
 
-    /// Whether `partition` is tracked.
-    pub fn has(&self, partition: i32) -> bool {
-        self.partitions.contains_key(&partition)
-    }
-
     /// The record at `offset` was read.
     pub fn record(&mut self, partition: i32, offset: i64) {
         let Some(p) = self.partitions.get_mut(&partition) else {
@@ -231,11 +226,6 @@ impl GroupHorizon {
             self.released_ns = Some(self.released_ns.map_or(through_ns, |r| r.max(through_ns)));
             self.pending.pop_front();
         }
-        self.released_ns
-    }
-
-    /// The released horizon, if any.
-    pub fn released_ns(&self) -> Option<u64> {
         self.released_ns
     }
 }

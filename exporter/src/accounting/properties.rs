@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
+use super::tests::sweep_judging;
 use super::*;
 use crate::window::{Outcome, MAX_SEQ};
 
@@ -144,11 +145,7 @@ fn run(stream: &Stream, forge: bool) -> StageCounters {
         });
     }
     let end = now + 3_600_000 * MS;
-    accounting.set_horizon(&Horizon {
-        log_ns: Some(end),
-        processed_ns: vec![Some(end)],
-    });
-    accounting.sweep();
+    sweep_judging(&mut accounting, end, end);
     accounting.log_counters()
 }
 
@@ -216,8 +213,7 @@ proptest! {
                 created_ns: now,
                 processed_ns: now,
             }, now);
-            accounting.set_horizon(&Horizon { log_ns: Some(now), processed_ns: vec![Some(now)] });
-            accounting.sweep();
+            sweep_judging(&mut accounting, now, now);
         }
         let log = accounting.log_counters();
         // Only what is at most a window ahead is ever taken, so loss is
@@ -258,11 +254,7 @@ fn a_receipt_far_beyond_the_log_hides_no_loss() {
     let forged = accounting.observe_receipt(&entry(1 << 62, T0), T0 + 20 * MS);
     assert_eq!(forged.rejected, Some(Rejection::SeqJump));
     let end = T0 + 3_600_000 * MS;
-    accounting.set_horizon(&Horizon {
-        log_ns: Some(end),
-        processed_ns: vec![Some(end)],
-    });
-    let report = accounting.sweep();
+    let report = sweep_judging(&mut accounting, end, end);
     assert_eq!(report.processed_lost, vec![1], "seq 5 is still lost");
     assert_eq!(accounting.processed_counters("g").unwrap().rejected, 1);
 }
@@ -293,11 +285,7 @@ fn receipts_for_sequence_numbers_the_log_never_showed_are_unmatched() {
         accounting.observe_receipt(&entry, now);
     }
     let end = T0 + 3_600_000 * MS;
-    accounting.set_horizon(&Horizon {
-        log_ns: Some(end),
-        processed_ns: vec![Some(end)],
-    });
-    let report = accounting.sweep();
+    let report = sweep_judging(&mut accounting, end, end);
     assert_eq!(report.log_lost, 1, "seq 2 never reached the log");
     assert_eq!(report.processed_lost, vec![0]);
     assert_eq!(report.receipts_unmatched, vec![1]);
@@ -333,12 +321,8 @@ fn a_producer_that_truly_jumped_is_rebased_after_a_run() {
     assert_eq!((taken.outcome, taken.rejected), (Outcome::New, None));
     assert_eq!(accounting.evictions().rebased, 1);
     let end = now + 3_600_000 * MS;
-    accounting.set_horizon(&Horizon {
-        log_ns: Some(end),
-        processed_ns: vec![Some(end)],
-    });
     assert_eq!(
-        accounting.sweep().log_lost,
+        sweep_judging(&mut accounting, end, end).log_lost,
         0,
         "nothing judged across the jump"
     );

@@ -246,7 +246,11 @@ fn sweep_caught_up(accounting: &mut Accounting, now_ns: u64) -> SweepReport {
 
 /// Sweeps with the log read through `now_ns` and every group's horizon at
 /// `processed_ns`.
-fn sweep_judging(accounting: &mut Accounting, now_ns: u64, processed_ns: u64) -> SweepReport {
+pub(super) fn sweep_judging(
+    accounting: &mut Accounting,
+    now_ns: u64,
+    processed_ns: u64,
+) -> SweepReport {
     let groups = accounting.groups().len();
     accounting.set_horizon(&Horizon {
         log_ns: Some(now_ns),

@@ -65,6 +65,26 @@ pub async fn metrics_until(
     .await
 }
 
+/// Scrapes `port` until the exporter has seen at least `n` messages at
+/// stage `log` and at stage `processed` for `group`.
+pub async fn seen_at_both_stages(
+    port: u16,
+    group: &str,
+    n: u64,
+    timeout: Duration,
+) -> HashMap<String, f64> {
+    metrics_until(
+        port,
+        &format!("the exporter to see {n} messages at both stages"),
+        timeout,
+        |s| {
+            let c = counts(s, group);
+            c[0] >= n as f64 && c[3] >= n as f64
+        },
+    )
+    .await
+}
+
 /// The six stage counters of one group, for printing and comparing:
 /// (log messages, lost, duplicated, processed messages, lost, duplicated).
 pub fn counts(s: &HashMap<String, f64>, group: &str) -> [f64; 6] {

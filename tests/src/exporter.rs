@@ -56,32 +56,6 @@ pub struct Sent {
     pub timestamp_ms: i64,
 }
 
-/// Headers with names and values as raw bytes, which `OwnedHeaders::insert`
-/// cannot express (it takes names as `&str`): for records whose header names
-/// are not UTF-8, as any client in another language can write.
-pub fn raw_headers(pairs: &[(&[u8], &[u8])]) -> OwnedHeaders {
-    let headers = OwnedHeaders::new_with_capacity(pairs.len());
-    let native = headers.as_borrowed() as *const _ as *mut rdkafka::bindings::rd_kafka_headers_t;
-    for (name, value) in pairs {
-        // SAFETY: `native` is the live header list `headers` owns; librdkafka
-        // copies both byte ranges, which outlive the call.
-        let err = unsafe {
-            rdkafka::bindings::rd_kafka_header_add(
-                native,
-                name.as_ptr().cast(),
-                name.len() as isize,
-                value.as_ptr().cast(),
-                value.len() as isize,
-            )
-        };
-        assert_eq!(
-            err,
-            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        );
-    }
-    headers
-}
-
 /// Publishes one record with `headers` to `partition` of `topic`.
 pub async fn publish_raw(bootstrap: &str, topic: &str, partition: i32, headers: OwnedHeaders) {
     let producer: FutureProducer = client(bootstrap);

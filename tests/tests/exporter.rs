@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use meshflow_common::envelope::now_ns;
-use meshflow_tests::bed::{counts, metrics_until, show, Bed, PARTITIONS};
+use meshflow_tests::bed::{counts, metrics_until, seen_at_both_stages, show, Bed, PARTITIONS};
 use meshflow_tests::exporter::{
     self, promtool_check, receipt, stage, trace_id, ReceiptWriter, Sent, TestProducer,
 };
@@ -420,16 +420,7 @@ async fn a_broker_restart_is_not_reported_as_loss() {
     );
     let truth = receipts.receipts_for(n, Duration::from_secs(120)).await;
     let group = names.group.clone();
-    metrics_until(
-        exporter.port,
-        "the exporter to see every message at both stages",
-        Duration::from_secs(60),
-        |s| {
-            let c = counts(s, &group);
-            c[0] >= n as f64 && c[3] >= n as f64
-        },
-    )
-    .await;
+    seen_at_both_stages(exporter.port, &group, n, Duration::from_secs(60)).await;
     // Past grace and SLA after the last read: anything judged is judged.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let after = scrape::samples(exporter.port).expect("metrics");

@@ -10,32 +10,24 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use meshflow_common::envelope::{now_ns, CREATED_NS, PRODUCER, SEQ};
-use meshflow_tests::bed::{counts, metrics_until, show, Bed, PARTITIONS};
-use meshflow_tests::exporter::{client, publish_raw, raw_headers};
+use meshflow_common::headers::HeaderList;
+use meshflow_tests::bed::{counts, seen_at_both_stages, show, Bed, PARTITIONS};
+use meshflow_tests::exporter::{client, publish_raw};
 use meshflow_tests::ledger::TopicReader;
 use meshflow_tests::scenario::{consumer, producer, wait_ready};
 use meshflow_tests::{scrape, unique, wait_for};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureRecord;
 
 const FLOOD: u64 = 20_000;
 
 /// An envelope of `producer` with `seq` created at `created_ns`.
 fn envelope(producer: &str, seq: u64, created_ns: u64) -> OwnedHeaders {
-    let (seq, created) = (seq.to_string(), created_ns.to_string());
-    OwnedHeaders::new()
-        .insert(Header {
-            key: PRODUCER,
-            value: Some(producer),
-        })
-        .insert(Header {
-            key: SEQ,
-            value: Some(&seq),
-        })
-        .insert(Header {
-            key: CREATED_NS,
-            value: Some(&created),
-        })
+    let mut headers = HeaderList::new();
+    headers.set(PRODUCER, producer.as_bytes());
+    headers.set(SEQ, seq.to_string().as_bytes());
+    headers.set(CREATED_NS, created_ns.to_string().as_bytes());
+    headers.to_owned_headers()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,26 +53,20 @@ async fn hostile_records_restart_nothing_and_move_no_figure() {
 
     let n: u64 = 1_500;
     let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 100);
-    wait_for("300 receipts", Duration::from_secs(60), || {
-        let enough = receipts.ledger().distinct() >= 300;
-        async move { enough.then_some(()) }
-    })
-    .await;
+    receipts.receipts_for(300, Duration::from_secs(60)).await;
 
     // A header name that is not UTF-8, beside a valid-looking envelope.
     let now = now_ns().to_string();
-    publish_raw(
-        &bootstrap,
-        &names.topic,
-        0,
-        raw_headers(&[
-            (b"mf-producer", b"hostile"),
-            (b"mf-seq", b"0"),
-            (b"mf-created-ns", now.as_bytes()),
-            (b"\xff\xfe-name", b"x"),
-        ]),
-    )
-    .await;
+    let mut odd = HeaderList::new();
+    for (name, value) in [
+        (PRODUCER.as_bytes(), &b"hostile"[..]),
+        (SEQ.as_bytes(), b"0"),
+        (CREATED_NS.as_bytes(), now.as_bytes()),
+        (b"\xff\xfe-name", b"x"),
+    ] {
+        odd.push(name, Some(value));
+    }
+    publish_raw(&bootstrap, &names.topic, 0, odd.to_owned_headers()).await;
     // The live producer's id with absurd values.
     let forged = client(&bootstrap);
     for (seq, created_ns) in [(1u64 << 62, now_ns()), (7, 0)] {
@@ -129,16 +115,7 @@ async fn hostile_records_restart_nothing_and_move_no_figure() {
     let honest = n + FLOOD;
     // The two forged records carry plausible-looking envelopes as far as the
     // consumer can tell: it processes and receipts them too.
-    metrics_until(
-        exporter.port,
-        "the exporter to see every honest message at both stages",
-        Duration::from_secs(120),
-        |s| {
-            let c = counts(s, &group);
-            c[0] >= honest as f64 && c[3] >= honest as f64
-        },
-    )
-    .await;
+    seen_at_both_stages(exporter.port, &group, honest, Duration::from_secs(120)).await;
     wait_for("the dead letter", Duration::from_secs(30), || {
         let one = !dlq.is_empty();
         async move { one.then_some(()) }

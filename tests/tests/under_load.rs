@@ -11,10 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use meshflow_tests::bed::{counts, metrics_until, show, Bed, PARTITIONS};
+use meshflow_tests::bed::{counts, seen_at_both_stages, show, Bed, PARTITIONS};
 use meshflow_tests::ledger::TopicReader;
 use meshflow_tests::scenario::{consumer, producer, wait_ready};
-use meshflow_tests::{scrape, unique, wait_for};
+use meshflow_tests::{scrape, unique};
 
 const SIGSTOP: i32 = 19;
 const SIGCONT: i32 = 18;
@@ -43,11 +43,7 @@ async fn a_broker_stall_longer_than_grace_and_sla_is_late_not_lost() {
 
     let n: u64 = 2_400;
     let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 200);
-    wait_for("500 receipts", Duration::from_secs(60), || {
-        let enough = receipts.ledger().distinct() >= 500;
-        async move { enough.then_some(()) }
-    })
-    .await;
+    receipts.receipts_for(500, Duration::from_secs(60)).await;
 
     let stall = Duration::from_secs(12);
     assert!(
@@ -79,16 +75,7 @@ async fn a_broker_stall_longer_than_grace_and_sla_is_late_not_lost() {
     let truth = receipts.receipts_for(n, Duration::from_secs(180)).await;
     let caught_up = resumed.elapsed();
     let group = names.group.clone();
-    metrics_until(
-        exporter.port,
-        "the exporter to see every message at both stages",
-        Duration::from_secs(90),
-        |s| {
-            let c = counts(s, &group);
-            c[0] >= n as f64 && c[3] >= n as f64
-        },
-    )
-    .await;
+    seen_at_both_stages(exporter.port, &group, n, Duration::from_secs(90)).await;
     // Past grace and SLA after the last read and commit: judged is judged.
     tokio::time::sleep(2 * (grace + sla) + Duration::from_secs(5)).await;
     let after = scrape::samples(exporter.port).expect("metrics");

@@ -201,32 +201,12 @@ mod tests {
         assert_eq!(Envelope::from_headers(Some(&owned)), Ok(Some(env)));
     }
 
-    /// Headers whose second entry has a name that is not UTF-8, built
-    /// through librdkafka itself because rdkafka's `insert` takes `&str`.
+    /// Headers whose second entry has a name that is not UTF-8.
     fn with_raw_name(name: &[u8]) -> rdkafka::message::OwnedHeaders {
-        let owned = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
-            key: PRODUCER,
-            value: Some(b"p-1"),
-        });
-        let ptr = owned.as_borrowed() as *const rdkafka::message::BorrowedHeaders
-            as *mut rdkafka::bindings::rd_kafka_headers_t;
-        let value = b"7";
-        // SAFETY: `ptr` is the live header list owned by `owned`; librdkafka
-        // copies name and value.
-        let err = unsafe {
-            rdkafka::bindings::rd_kafka_header_add(
-                ptr,
-                name.as_ptr().cast(),
-                name.len() as isize,
-                value.as_ptr().cast(),
-                value.len() as isize,
-            )
-        };
-        assert_eq!(
-            err,
-            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        );
-        owned
+        let mut list = crate::headers::HeaderList::new();
+        list.push(PRODUCER.as_bytes(), Some(b"p-1"));
+        list.push(name, Some(b"7"));
+        list.to_owned_headers()
     }
 
     #[test]

@@ -44,6 +44,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  echo "setup: installing the nightly toolchain (scripts/fuzz builds the fuzz targets with it)"
+  rustup toolchain install nightly --profile minimal ||
+    echo "setup: no nightly toolchain could be installed; scripts/fuzz will fail" >&2
+fi
+
 if [ -z "${MESHFLOW_SKIP_TANSU:-}" ]; then
   have="$(tansu --version 2>/dev/null | awk '{print $2}' || true)"
   if [ "$have" != "$TANSU_VERSION" ]; then

@@ -201,6 +201,25 @@ impl Ledger {
         self.counts.values().map(|c| u64::from(c - 1)).sum()
     }
 
+    /// Duplicates split by cause: (redelivered, the same record processed
+    /// again; rewritten, the message at more than one offset of the log).
+    pub fn duplicate_causes(&self) -> (u64, u64) {
+        let mut at: HashMap<(&str, u64), Vec<(i32, i64)>> = HashMap::new();
+        for (((producer, seq), _), (_, _, p, o)) in self.trace_ids.iter().zip(&self.processed_at) {
+            at.entry((producer, *seq)).or_default().push((*p, *o));
+        }
+        let (mut redelivered, mut rewritten) = (0, 0);
+        for mut places in at.into_values() {
+            let receipts = places.len() as u64;
+            places.sort_unstable();
+            places.dedup();
+            let offsets = places.len() as u64;
+            rewritten += offsets - 1;
+            redelivered += receipts - offsets;
+        }
+        (redelivered, rewritten)
+    }
+
     /// Messages with a receipt that their producer created after `unix_ns`
     /// (Unix nanoseconds).
     pub fn created_after(&self, unix_ns: u64) -> usize {

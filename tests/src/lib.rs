@@ -6,6 +6,7 @@ pub mod bed;
 pub mod broker;
 pub mod exporter;
 pub mod ledger;
+pub mod mock;
 pub mod otlp;
 pub mod process;
 pub mod prometheus;

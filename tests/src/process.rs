@@ -44,6 +44,18 @@ impl Service {
         port: u16,
         dir: &Path,
     ) -> Service {
+        Service::start_with_args(name, binary_name, env, &[], port, dir)
+    }
+
+    /// [`Service::start`] with command-line arguments (say `--config FILE`).
+    pub fn start_with_args(
+        name: &str,
+        binary_name: &str,
+        env: &[(String, String)],
+        args: &[&str],
+        port: u16,
+        dir: &Path,
+    ) -> Service {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("create log file");
         let mut cmd = Command::new(binary(binary_name));
@@ -52,7 +64,8 @@ impl Service {
                 cmd.env_remove(k);
             }
         }
-        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("MESHFLOW__HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("dup log file"))

@@ -58,6 +58,43 @@ pub fn producer_with(
     rate: u32,
     extra: &[(&str, &str)],
 ) -> Service {
+    let env = producer_env(bootstrap, names, count, rate, extra);
+    Service::start(
+        "producer",
+        "meshflow-producer",
+        &env,
+        crate::free_port(),
+        dir,
+    )
+}
+
+/// Starts a producer with command-line arguments (say `--config FILE`).
+pub fn producer_with_args(
+    dir: &Path,
+    bootstrap: &str,
+    names: &Names,
+    count: u64,
+    rate: u32,
+    args: &[&str],
+) -> Service {
+    let env = producer_env(bootstrap, names, count, rate, &[]);
+    Service::start_with_args(
+        "producer",
+        "meshflow-producer",
+        &env,
+        args,
+        crate::free_port(),
+        dir,
+    )
+}
+
+fn producer_env(
+    bootstrap: &str,
+    names: &Names,
+    count: u64,
+    rate: u32,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let env = with(
         kafka_env(bootstrap),
         &[
@@ -69,14 +106,7 @@ pub fn producer_with(
             ("MESHFLOW__PRODUCER__CREATE_TOPIC", "false"),
         ],
     );
-    let env = with(env, extra);
-    Service::start(
-        "producer",
-        "meshflow-producer",
-        &env,
-        crate::free_port(),
-        dir,
-    )
+    with(env, extra)
 }
 
 /// Starts consumer `name` of the test's group.

@@ -6,59 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use meshflow_tests::ledger::{unix_ns, Ledger, TopicReader};
-use meshflow_tests::scenario::{committed_offsets, consumer, producer, wait_ready, Names};
-use meshflow_tests::{wait_for, WorkDir};
-use rdkafka::mocking::{MockCluster, MockCoordinator};
-use rdkafka::producer::DefaultProducerContext;
-
-const PARTITIONS: i32 = 6;
-
-/// Three mock brokers with the test's topics, broker 1 leading every
-/// partition and coordinating the group, and a reader of the receipts.
-struct MockBed {
-    // Declared first so it is dropped last, after every client.
-    receipts: TopicReader,
-    names: Names,
-    bootstrap: String,
-    dir: WorkDir,
-    mock: MockCluster<'static, DefaultProducerContext>,
-}
-
-impl MockBed {
-    fn new(test: &str) -> MockBed {
-        let mock = MockCluster::new(3).expect("mock cluster");
-        let bootstrap = mock.bootstrap_servers();
-        let names = Names::new();
-        for topic in names.topics() {
-            mock.create_topic(topic, PARTITIONS, 3)
-                .expect("create topic");
-            for p in 0..PARTITIONS {
-                mock.partition_leader(topic, p, Some(1)).expect("leader 1");
-            }
-        }
-        mock.coordinator(MockCoordinator::Group(names.group.clone()), 1)
-            .expect("coordinator 1");
-        let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
-        MockBed {
-            receipts,
-            names,
-            bootstrap,
-            dir: WorkDir::new(test),
-            mock,
-        }
-    }
-
-    fn ledger(&self) -> Ledger {
-        self.receipts.ledger()
-    }
-
-    async fn all_receipts(&self, n: u64) -> Ledger {
-        self.receipts
-            .receipts_for(n, Duration::from_secs(180))
-            .await
-    }
-}
+use meshflow_tests::ledger::unix_ns;
+use meshflow_tests::mock::{MockBed, PARTITIONS};
+use meshflow_tests::scenario::{committed_offsets, consumer, producer, wait_ready};
+use meshflow_tests::wait_for;
+use rdkafka::mocking::MockCoordinator;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_and_coordinator_broker_down_loses_nothing() {
@@ -132,8 +84,8 @@ async fn consumer_killed_loses_nothing_and_duplicates_stay_within_the_commit_win
     // plus the receipt's acknowledgement, at the whole topic's rate (an upper
     // bound on its share). The session timeout delays the hand-over but adds
     // no duplicate: nothing is delivered to a dead member.
-    let bound = (f64::from(rate) * (COMMIT_INTERVAL + FLUSH_INTERVAL + ACK_ALLOWANCE).as_secs_f64())
-        as u64;
+    let bound =
+        (f64::from(rate) * (COMMIT_INTERVAL + FLUSH_INTERVAL + ACK_ALLOWANCE).as_secs_f64()) as u64;
     // Kill it only after it has processed well over the bound, so that a
     // consumer that never committed would redeliver all of it and fail.
     let worked = 2 * bound as usize;

@@ -11,6 +11,7 @@ pub mod process;
 pub mod prometheus;
 pub mod scenario;
 pub mod scrape;
+pub mod stack;
 
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,7 @@ pub mod process;
 pub mod prometheus;
 pub mod scenario;
 pub mod scrape;
+pub mod stack;
 
 use std::time::{Duration, Instant};
 

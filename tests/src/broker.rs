@@ -43,9 +43,8 @@ pub fn tansu_launcher() -> PathBuf {
 
 /// One Tansu broker on a SQLite file in `dir`.
 pub struct Tansu {
-    /// `127.0.0.1:<port>`.
+    /// `<address>:<port>`.
     pub bootstrap: String,
-    port: u16,
     dir: PathBuf,
     child: Option<Child>,
     restarts: u32,
@@ -54,10 +53,15 @@ pub struct Tansu {
 impl Tansu {
     /// Starts a broker on a free port and waits until it answers.
     pub async fn start(dir: &Path) -> Tansu {
+        Tansu::start_on(dir, "127.0.0.1").await
+    }
+
+    /// Starts a broker listening on (and advertising) `address`, one of this
+    /// machine's addresses, on a free port.
+    pub async fn start_on(dir: &Path, address: &str) -> Tansu {
         let port = crate::free_port();
         let mut t = Tansu {
-            bootstrap: format!("127.0.0.1:{port}"),
-            port,
+            bootstrap: format!("{address}:{port}"),
             dir: dir.to_path_buf(),
             child: None,
             restarts: 0,
@@ -67,7 +71,7 @@ impl Tansu {
     }
 
     async fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let url = format!("tcp://{}", self.bootstrap);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

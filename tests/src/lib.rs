@@ -7,6 +7,7 @@ pub mod broker;
 pub mod exporter;
 pub mod ledger;
 pub mod mock;
+pub mod netns;
 pub mod otlp;
 pub mod process;
 pub mod prometheus;

@@ -122,7 +122,12 @@ pub fn consumer_with(
     name: &str,
     extra: &[(&str, &str)],
 ) -> Service {
-    let mut env = with(
+    let env = with(consumer_env(bootstrap, names, name), extra);
+    Service::start(name, "meshflow-consumer", &env, crate::free_port(), dir)
+}
+
+fn consumer_env(bootstrap: &str, names: &Names, name: &str) -> Vec<(String, String)> {
+    with(
         kafka_env(bootstrap),
         &[
             ("MESHFLOW__CONSUMER__TOPIC", &names.topic),
@@ -131,9 +136,27 @@ pub fn consumer_with(
             ("MESHFLOW__CONSUMER__INSTANCE_ID", name),
             ("MESHFLOW__CONSUMER__CREATE_TOPICS", "false"),
         ],
-    );
-    env = with(env, extra);
-    Service::start(name, "meshflow-consumer", &env, crate::free_port(), dir)
+    )
+}
+
+/// Starts consumer `name` run by `wrapper` (say `ip netns exec NAME`).
+pub fn consumer_wrapped(
+    dir: &Path,
+    wrapper: &[String],
+    bootstrap: &str,
+    names: &Names,
+    name: &str,
+) -> Service {
+    let env = consumer_env(bootstrap, names, name);
+    Service::start_wrapped(
+        name,
+        wrapper,
+        "meshflow-consumer",
+        &env,
+        &[],
+        crate::free_port(),
+        dir,
+    )
 }
 
 /// Waits until `/readyz` of every service answers 200.

@@ -34,7 +34,6 @@ fn duplicate_bound(rate: u32) -> u64 {
 /// the data topic (to tell loss in the log from loss in processing).
 struct Run {
     n: u64,
-    rate: u32,
     log: TopicReader,
     producer: Service,
     /// The most duplicates the fault may cause.
@@ -52,7 +51,6 @@ impl Run {
             producer_with_args(bed.dir.path(), &bed.bootstrap, &bed.names, n, rate, args);
         Run {
             n,
-            rate,
             log,
             producer,
             bound: duplicate_bound(rate),

@@ -151,16 +151,25 @@ impl Drop for LocalStack {
 pub struct DoorCounts {
     /// Connections accepted at the TCP level.
     pub connections: f64,
-    /// Sessions admitted (mTLS handshake done, identity allowed).
-    pub admitted: f64,
-    /// Identities refused by the policy.
+    /// Sessions: TLS handshake done, identity allowed or without a valid
+    /// client certificate.
+    pub sessions: f64,
+    /// Sessions closed for want of a valid client certificate (none, or not
+    /// issued by the local CA): connections without mTLS.
+    pub without_mtls: f64,
+    /// Valid identities refused by the policy.
     pub denied: f64,
 }
 
 impl DoorCounts {
-    /// Connections that never completed the mTLS handshake.
+    /// Sessions admitted to the broker: valid mTLS, identity allowed.
+    pub fn admitted(&self) -> f64 {
+        self.sessions - self.without_mtls
+    }
+
+    /// Connections that never completed a TLS handshake.
     pub fn failed_handshakes(&self) -> f64 {
-        self.connections - self.admitted - self.denied
+        self.connections - self.sessions - self.denied
     }
 }
 
@@ -171,7 +180,8 @@ pub fn door_counts(addr: SocketAddr) -> Option<DoorCounts> {
     let value = |name: &str| samples.get(&format!("{name}{{proxy=\"kafka\"}}")).copied();
     Some(DoorCounts {
         connections: value("haproxy_frontend_connections_total")?,
-        admitted: value("haproxy_frontend_sessions_total")?,
+        sessions: value("haproxy_frontend_sessions_total")?,
+        without_mtls: value("haproxy_frontend_requests_denied_total")?,
         denied: value("haproxy_frontend_denied_sessions_total")?,
     })
 }

@@ -165,8 +165,9 @@ fn secured_stack_refuses_attackers_and_survives_kills() {
             .filter(|l| what(l))
             .count()
     };
-    let handshake_refusal =
-        |l: &str| l.contains(" refused ") && l.contains("policy=-") && !l.contains("tls=\"Success\"");
+    let handshake_refusal = |l: &str| {
+        l.contains(" refused ") && l.contains("policy=-") && !l.contains("tls=\"Success\"")
+    };
     let without_certificate = |l: &str| l.contains(" no-valid-client-certificate ");
     let refusals_before = proxy_lines(&handshake_refusal);
     let without_certificate_before = proxy_lines(&without_certificate);

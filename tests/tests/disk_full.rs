@@ -13,7 +13,7 @@
 //! idempotent producers (tansu-storage's `idempotent_message_check` finds no
 //! row for the producer id, epoch and partition a client sends: "more or
 //! less than one row") and is killed again, so nothing flows after the disk
-//! was full. Measured: 812 of 6,000 acknowledged, all of those receipted;
+//! was full. Measured: 812 of 6,000 acknowledged before the disk filled;
 //! the rest failed after 32,000 re-sends. Run it with
 //! `cargo nextest run -p meshflow-tests -E 'binary(disk_full)' --run-ignored all`.
 

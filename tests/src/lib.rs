@@ -56,12 +56,39 @@ impl WorkDir {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1 for a child process to bind, from
+/// 20000-32000: below the kernel's ephemeral range (32768 and up), so no
+/// outgoing connection of any process can take it between this check and
+/// the child's bind, nor while a broker is down for a restart on the same
+/// port. Ports are chosen at random and never handed out twice by one test
+/// process; two test processes picking the same one at the same moment is
+/// the one collision left (about 1 in 12,000 per pair of picks).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let (low, high) = ephemeral_range();
+    let top = high.min(low.saturating_sub(1)).min(32000);
+    let bottom = 20000.min(top.saturating_sub(1000));
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = bottom + rand::random::<u16>() % (top - bottom);
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port between {bottom} and {top}");
+}
+
+/// The kernel's ephemeral port range (`ip_local_port_range`).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().map(|v| v.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
 }
 
 /// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.

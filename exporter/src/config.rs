@@ -58,7 +58,7 @@ pub struct Config {
 /// The exporter's own port, 9466, as fixed by the design.
 fn default_http() -> HttpConfig {
     HttpConfig {
-        listen: ([0, 0, 0, 0], 9466).into(),
+        listen: ([0, 0, 0, 0], meshflow_common::contract::port::EXPORTER).into(),
     }
 }
 
@@ -116,22 +116,22 @@ pub struct ExporterSettings {
 
 /// The design's data topic.
 fn default_topic() -> String {
-    "meshflow.events".to_string()
+    meshflow_common::contract::topic::EVENTS.to_string()
 }
 
 /// The design's receipts topic.
 fn default_receipts_topic() -> String {
-    "meshflow.receipts".to_string()
+    meshflow_common::contract::topic::RECEIPTS.to_string()
 }
 
 /// The design's one consumer group.
 fn default_groups() -> Vec<String> {
-    vec!["meshflow".to_string()]
+    vec![meshflow_common::contract::topic::GROUP.to_string()]
 }
 
 /// Named after the binary, so it is recognisable among the broker's groups.
 fn default_group_id() -> String {
-    "meshflow-exporter".to_string()
+    meshflow_common::contract::topic::EXPORTER_GROUP.to_string()
 }
 
 /// 5 s: a Prometheus scrape interval's worth; the status rules' defaults

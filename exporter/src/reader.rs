@@ -49,9 +49,9 @@ use crate::window::duration_ns;
 use crate::Error;
 
 /// Readiness condition: the data topic's partitions are assigned.
-pub const READY_LOG: &str = "log_assigned";
+pub const READY_LOG: &str = meshflow_common::contract::ready::LOG_ASSIGNED;
 /// Readiness condition: the receipts topic's partitions are assigned.
-pub const READY_RECEIPTS: &str = "receipts_assigned";
+pub const READY_RECEIPTS: &str = meshflow_common::contract::ready::RECEIPTS_ASSIGNED;
 
 /// How often the accounting is swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);

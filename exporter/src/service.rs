@@ -36,7 +36,7 @@ use crate::watch::{self, GroupWatch};
 use crate::Error;
 
 /// Readiness condition: Kafka answers metadata requests.
-pub const READY_KAFKA: &str = "kafka";
+pub const READY_KAFKA: &str = meshflow_common::contract::ready::KAFKA;
 
 /// Every readiness condition of the exporter.
 pub const READINESS: [&str; 3] = [READY_KAFKA, reader::READY_LOG, reader::READY_RECEIPTS];

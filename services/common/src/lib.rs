@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod contract;
 pub mod envelope;
 pub mod exposition;
 pub mod fatal;

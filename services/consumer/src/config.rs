@@ -44,7 +44,7 @@ pub struct Config {
 /// The consumer's own port, 9465, as fixed by the design.
 fn default_http() -> HttpConfig {
     HttpConfig {
-        listen: ([0, 0, 0, 0], 9465).into(),
+        listen: ([0, 0, 0, 0], meshflow_common::contract::port::CONSUMER).into(),
     }
 }
 
@@ -104,15 +104,15 @@ pub struct ConsumerSettings {
 
 /// The design's data topic.
 fn default_topic() -> String {
-    "meshflow.events".to_string()
+    meshflow_common::contract::topic::EVENTS.to_string()
 }
 /// The design's group name.
 fn default_group() -> String {
-    "meshflow".to_string()
+    meshflow_common::contract::topic::GROUP.to_string()
 }
 /// The design's receipts topic.
 fn default_receipts_topic() -> String {
-    "meshflow.receipts".to_string()
+    meshflow_common::contract::topic::RECEIPTS.to_string()
 }
 /// The design fixes 100 ms.
 fn default_flush_interval() -> Duration {
@@ -172,9 +172,13 @@ impl Default for ConsumerSettings {
 impl ConsumerSettings {
     /// The dead-letter topic: configured, or `<topic>.dlq`.
     pub fn dlq_topic(&self) -> String {
-        self.dlq_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}.dlq", self.topic))
+        self.dlq_topic.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                self.topic,
+                meshflow_common::contract::topic::DLQ_SUFFIX
+            )
+        })
     }
 }
 

@@ -49,7 +49,7 @@ impl Worker {
         let mut headers = HeaderList::copy_of(m.headers());
         headers.set(ERROR, format!("{reason}: {error}").as_bytes());
         headers.set(
-            "mf-source",
+            meshflow_common::contract::header::SOURCE,
             format!("{}/{}/{}", m.topic(), m.partition(), m.offset()).as_bytes(),
         );
         inject(&send_cx, &mut headers);

@@ -36,7 +36,7 @@ use crate::metrics::ConsumerMetrics;
 use crate::receipts::{self, Pending, ReceiptSink};
 
 /// Readiness condition: Kafka answers metadata requests.
-pub const READY_KAFKA: &str = "kafka";
+pub const READY_KAFKA: &str = meshflow_common::contract::ready::KAFKA;
 
 /// Errors that stop the consumer.
 #[derive(Debug, thiserror::Error)]

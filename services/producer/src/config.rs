@@ -44,7 +44,7 @@ pub struct Config {
 /// The producer's own port, 9464, as fixed by the design.
 fn default_http() -> HttpConfig {
     HttpConfig {
-        listen: ([0, 0, 0, 0], 9464).into(),
+        listen: ([0, 0, 0, 0], meshflow_common::contract::port::PRODUCER).into(),
     }
 }
 
@@ -101,7 +101,7 @@ pub struct ProducerSettings {
 
 /// The design's data topic.
 fn default_topic() -> String {
-    "meshflow.events".to_string()
+    meshflow_common::contract::topic::EVENTS.to_string()
 }
 /// The design's default rate, 10 per second.
 fn default_rate() -> f64 {

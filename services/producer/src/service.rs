@@ -33,7 +33,7 @@ use crate::metrics::ProducerMetrics;
 use crate::resend::{self, Failure};
 
 /// Readiness condition: Kafka answers metadata requests.
-pub const READY_KAFKA: &str = "kafka";
+pub const READY_KAFKA: &str = meshflow_common::contract::ready::KAFKA;
 
 /// Errors that stop the producer.
 #[derive(Debug, thiserror::Error)]

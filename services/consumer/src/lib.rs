@@ -4,6 +4,7 @@
 pub mod config;
 pub mod context;
 mod dead_letter;
+pub mod ledger;
 pub mod metrics;
 pub mod receipts;
 pub mod service;

@@ -32,8 +32,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::context::{store_next, GroupContext};
+use crate::ledger::{pressure, Outcome, Pressure, Step};
 use crate::metrics::ConsumerMetrics;
-use crate::receipts::{self, Pending, ReceiptSink};
+use crate::receipts::{self, ReceiptSink};
 
 /// Readiness condition: Kafka answers metadata requests.
 pub const READY_KAFKA: &str = "kafka";
@@ -215,9 +216,7 @@ pub async fn run(
 impl Worker {
     /// Consumes until `shutdown`.
     async fn consume(&self, shutdown: &CancellationToken) {
-        let high_water = self.config.consumer.receipt_batch_max;
-        // Memory bound: stop taking messages while this many wait for receipts.
-        let max_waiting = high_water * 20;
+        let batch_max = self.config.consumer.receipt_batch_max;
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -225,16 +224,15 @@ impl Worker {
             };
             match message {
                 Ok(m) => {
-                    if !self.handle(&m, shutdown).await {
-                        // Its dead letter was not written: no later offset
-                        // of its partition may be stored, so stop here.
+                    if self.handle(&m, shutdown).await == Step::Stop {
                         break;
                     }
-                    let waiting = self.sink.waiting();
-                    if waiting >= high_water {
+                    if pressure(self.sink.waiting(), batch_max) >= Pressure::FlushNow {
                         self.flush_now.notify_one();
                     }
-                    while self.sink.waiting() >= max_waiting && !shutdown.is_cancelled() {
+                    while pressure(self.sink.waiting(), batch_max) == Pressure::Pause
+                        && !shutdown.is_cancelled()
+                    {
                         self.flush_now.notify_one();
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -250,11 +248,12 @@ impl Worker {
         }
     }
 
-    /// Processes one message and queues it for its receipt. Returns false
-    /// only for a malformed message whose dead letter was not acknowledged
-    /// before shutdown: it is not queued, so its offset is never stored and
-    /// the next owner of the partition reads it again.
-    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
+    /// Processes one message and settles it in the ledger, which says
+    /// whether to take the next one ([`Step::Stop`] only for a malformed
+    /// message whose dead letter was not acknowledged before shutdown: its
+    /// offset is never stored and the next owner of the partition reads it
+    /// again).
+    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> Step {
         let settings = &self.config.consumer;
         let topic = m.topic().to_string();
         let (partition, offset) = (m.partition(), m.offset());
@@ -298,26 +297,20 @@ impl Worker {
                 let reason = e.reason();
                 self.metrics.record_invalid(reason);
                 cx.span().set_attribute(KeyValue::new("error.type", reason));
-                if !self
+                let outcome = if self
                     .dead_letter(m, &cx, &e.to_string(), reason, shutdown)
                     .await
                 {
+                    Outcome::DeadLettered
+                } else {
                     tracing::warn!(
                         topic = %topic, partition, offset,
                         "dead letter not written; offset left uncommitted"
                     );
-                    cx.span().end();
-                    return false;
-                }
-                self.sink.push(Pending {
-                    topic,
-                    partition,
-                    offset,
-                    receipt: None,
-                    span: None,
-                });
+                    Outcome::DeadLetterFailed
+                };
                 cx.span().end();
-                return true;
+                return self.sink.settle(topic, partition, offset, outcome, None);
             }
         };
         if !settings.work.is_zero() {
@@ -358,14 +351,13 @@ impl Worker {
         };
         cx.span().set_status(Status::Ok);
         cx.span().end();
-        self.sink.push(Pending {
+        self.sink.settle(
             topic,
             partition,
             offset,
-            receipt,
-            span: receipt_span,
-        });
-        true
+            Outcome::Processed(receipt),
+            receipt_span,
+        )
     }
 }
 

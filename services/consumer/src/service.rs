@@ -30,7 +30,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::{consumer_config, create_producer};
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::context::{store_next, GroupContext};
 use crate::ledger::{pressure, Outcome, Pressure, Step};
@@ -96,30 +96,11 @@ pub async fn run(
             }
         }
     }
-    let producer = create_producer(&config).map_err(ConsumerError::Client)?;
-    let sink = Arc::new(ReceiptSink::new(
-        producer.clone(),
-        settings.receipts_topic.clone(),
-        settings.group.clone(),
-        instance.clone(),
-        settings.receipt_batch_max,
-        config.receipt_batch_bytes_max(),
-        metrics.clone(),
-    ));
-    let context = GroupContext {
-        sink: sink.clone(),
-        metrics: metrics.clone(),
-        readiness: readiness.clone(),
-        drain_timeout: settings.drain_timeout,
-    };
-    let consumer: Arc<GroupConsumer> = Arc::new(
-        consumer_config(&config, &instance)
-            .create_with_context(context)
-            .map_err(ConsumerError::Client)?,
-    );
-    consumer
-        .subscribe(&[&settings.topic])
-        .map_err(ConsumerError::Subscribe)?;
+    let Clients {
+        producer,
+        sink,
+        consumer,
+    } = Clients::connect(&config, &instance, &metrics, &readiness)?;
     tracing::info!(topic = %settings.topic, group = %settings.group, instance, "consuming");
 
     let probe_consumer = consumer.clone();

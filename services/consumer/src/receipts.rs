@@ -96,6 +96,7 @@ impl ReceiptSink {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
+        let _unwinding = ReturnOnPanic(&self.ledger);
         let mut backoff = Backoff::default();
         loop {
             let sends: Vec<_> = flight
@@ -185,6 +186,18 @@ impl ReceiptSink {
                 },
                 None => false,
             }
+        }
+    }
+}
+
+/// Returns the flight in progress to the ledger if a flush panics, so that
+/// later flushes are not refused as busy and its items are sent again.
+struct ReturnOnPanic<'a>(&'a Mutex<Ledger<BoxedSpan>>);
+
+impl Drop for ReturnOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(self.0).abandon();
         }
     }
 }

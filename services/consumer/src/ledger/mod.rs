@@ -246,18 +246,27 @@ impl<S> Ledger<S> {
     /// or past a held message. Otherwise its items wait again, ahead of
     /// those settled meanwhile.
     pub fn land(&mut self, flight: Flight) -> Landing<S> {
-        let items = self.flying.take().unwrap_or_default();
         if !flight.is_acknowledged() {
-            let later = std::mem::replace(&mut self.waiting, items);
-            self.waiting.extend(later);
+            self.abandon();
             return Landing::Returned {
                 waiting: self.waiting.len(),
             };
         }
+        let items = self.flying.take().unwrap_or_default();
         Landing::Stored {
             offsets: self.offsets(&items),
             entries: flight.entries(),
             items,
+        }
+    }
+
+    /// Gives up the flight in progress, if any, without knowing which of
+    /// its records were acknowledged: its items wait again, ahead of those
+    /// settled meanwhile.
+    pub fn abandon(&mut self) {
+        if let Some(items) = self.flying.take() {
+            let later = std::mem::replace(&mut self.waiting, items);
+            self.waiting.extend(later);
         }
     }
 

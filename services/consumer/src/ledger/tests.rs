@@ -164,6 +164,19 @@ fn shutdown_with_a_half_sent_batch_stores_nothing_and_keeps_every_item() {
 }
 
 #[test]
+fn an_abandoned_flight_frees_the_ledger_and_keeps_its_items_first() {
+    let mut l = ledger(500);
+    process(&mut l, "producer-a", 0, 1);
+    let _lost = flight(&mut l);
+    process(&mut l, "producer-a", 0, 2);
+    l.abandon();
+    let mut f = flight(&mut l);
+    assert_eq!(sent(&f), [(0, 1), (0, 2)]);
+    ack_all(&mut f);
+    assert_eq!(stored(l.land(f)), [(0, 3)]);
+}
+
+#[test]
 fn retries_back_off_up_to_two_seconds_and_stop_before_the_deadline() {
     let now = Instant::now();
     let mut backoff = Backoff::default();

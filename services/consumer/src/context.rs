@@ -1,4 +1,5 @@
-//! The consumer's librdkafka context: what happens around a rebalance.
+//! The consumer's librdkafka context: what happens around a rebalance (the
+//! decisions are [`crate::ledger::on_revoke`]'s).
 //!
 //! Before partitions are revoked, the receipts of everything already
 //! processed are flushed (bounded by `consumer.drain_timeout`), their
@@ -16,8 +17,9 @@ use meshflow_common::http::Readiness;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::ledger::on_revoke;
 use crate::metrics::ConsumerMetrics;
-use crate::receipts::{Flushed, ReceiptSink};
+use crate::receipts::ReceiptSink;
 
 /// Readiness condition: the consumer owns an assignment (cleared on revoke
 /// and on loss of the assignment).
@@ -50,7 +52,8 @@ impl ConsumerContext for GroupContext {
                 &|topic, partition, next| store_next(consumer, topic, partition, next),
                 Some(deadline),
             );
-            if consumer.assignment_lost() {
+            let plan = on_revoke(flushed, consumer.assignment_lost());
+            if !plan.commit {
                 tracing::warn!(
                     partitions = tpl.count(),
                     "assignment lost; nothing to commit"
@@ -62,7 +65,7 @@ impl ConsumerContext for GroupContext {
                 tracing::debug!(error = %e, "commit on revoke");
             }
             tracing::info!(partitions = tpl.count(), ?flushed, "partitions revoked");
-            if flushed == Flushed::GaveUp {
+            if plan.outstanding {
                 tracing::warn!(
                     "revoked with receipts outstanding; their messages will be processed again"
                 );

@@ -1,14 +1,15 @@
 //! The consume loop.
 //!
 //! For each message: read the envelope and the trace context, open a
-//! `process <topic>` span (kind CONSUMER, parent = the producer's context and
-//! a link to it), do the (simulated) work, log one line, and queue it for a
-//! receipt. A malformed envelope goes to the dead-letter topic first, and
-//! is queued only once its dead letter is acknowledged (a dead letter still
-//! failing at shutdown leaves its offset uncommitted). A
-//! background task flushes receipts every `receipt_flush_interval` or when
-//! `receipt_batch_max` entries wait; offsets are stored only after that.
-//! On shutdown: stop consuming, flush, commit, leave the group.
+//! `process <topic>` span (see `spans.rs`), do the (simulated) work, log one
+//! line, and settle it in the receipt sink's ledger. A malformed envelope
+//! goes to the dead-letter topic first, and is settled as dead-lettered
+//! only once its dead letter is acknowledged (a dead letter still failing
+//! at shutdown holds its partition: the loop stops and the offset stays
+//! uncommitted). A background task flushes receipts every
+//! `receipt_flush_interval`, or sooner when the ledger's [`pressure`] says
+//! a batch is full; offsets are stored only after that. On shutdown: stop
+//! consuming, flush, commit, leave the group.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +18,11 @@ use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
 use meshflow_common::envelope::{Envelope, HeaderView};
 use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
-use meshflow_common::kafka::millis;
 use meshflow_common::propagation::extract;
 use meshflow_common::shutdown::Supervisor;
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{global, Context, KeyValue};
+use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::{global, KeyValue};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -30,10 +30,12 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::context::{store_next, GroupContext};
+use crate::ledger::{pressure, Outcome, Pressure, Step};
 use crate::metrics::ConsumerMetrics;
-use crate::receipts::{self, Pending, ReceiptSink};
+use crate::receipts::{self, ReceiptSink};
 
 /// Readiness condition: Kafka answers metadata requests.
 pub const READY_KAFKA: &str = meshflow_common::contract::ready::KAFKA;
@@ -94,30 +96,11 @@ pub async fn run(
             }
         }
     }
-    let producer = create_producer(&config).map_err(ConsumerError::Client)?;
-    let sink = Arc::new(ReceiptSink::new(
-        producer.clone(),
-        settings.receipts_topic.clone(),
-        settings.group.clone(),
-        instance.clone(),
-        settings.receipt_batch_max,
-        config.receipt_batch_bytes_max(),
-        metrics.clone(),
-    ));
-    let context = GroupContext {
-        sink: sink.clone(),
-        metrics: metrics.clone(),
-        readiness: readiness.clone(),
-        drain_timeout: settings.drain_timeout,
-    };
-    let consumer: Arc<GroupConsumer> = Arc::new(
-        consumer_config(&config, &instance)
-            .create_with_context(context)
-            .map_err(ConsumerError::Client)?,
-    );
-    consumer
-        .subscribe(&[&settings.topic])
-        .map_err(ConsumerError::Subscribe)?;
+    let Clients {
+        producer,
+        sink,
+        consumer,
+    } = Clients::connect(&config, &instance, &metrics, &readiness)?;
     tracing::info!(topic = %settings.topic, group = %settings.group, instance, "consuming");
 
     let probe_consumer = consumer.clone();
@@ -185,18 +168,7 @@ pub async fn run(
     // offsets and commit before leaving the group.
     stop_flusher.cancel();
     let _ = flusher.await;
-    let drain_deadline = Instant::now() + settings.drain_timeout;
-    let (c, s) = (consumer.clone(), sink.clone());
-    let flushed = tokio::task::spawn_blocking(move || {
-        let r = s.flush(&|t, p, o| store_next(&*c, t, p, o), Some(drain_deadline));
-        let commit = c.commit_consumer_state(CommitMode::Sync);
-        (r, commit)
-    })
-    .await;
-    match flushed {
-        Ok((r, commit)) => tracing::info!(flushed = ?r, commit = ?commit.err(), "drained"),
-        Err(e) => tracing::error!(error = %e, "drain task"),
-    }
+    drain(&consumer, &sink, Instant::now() + settings.drain_timeout).await;
     sink.stop();
     probe_abort.abort();
     // Dropping the consumer closes it: it leaves the group so the partitions
@@ -215,9 +187,7 @@ pub async fn run(
 impl Worker {
     /// Consumes until `shutdown`.
     async fn consume(&self, shutdown: &CancellationToken) {
-        let high_water = self.config.consumer.receipt_batch_max;
-        // Memory bound: stop taking messages while this many wait for receipts.
-        let max_waiting = high_water * 20;
+        let batch_max = self.config.consumer.receipt_batch_max;
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -225,16 +195,15 @@ impl Worker {
             };
             match message {
                 Ok(m) => {
-                    if !self.handle(&m, shutdown).await {
-                        // Its dead letter was not written: no later offset
-                        // of its partition may be stored, so stop here.
+                    if self.handle(&m, shutdown).await == Step::Stop {
                         break;
                     }
-                    let waiting = self.sink.waiting();
-                    if waiting >= high_water {
+                    if pressure(self.sink.waiting(), batch_max) >= Pressure::FlushNow {
                         self.flush_now.notify_one();
                     }
-                    while self.sink.waiting() >= max_waiting && !shutdown.is_cancelled() {
+                    while pressure(self.sink.waiting(), batch_max) == Pressure::Pause
+                        && !shutdown.is_cancelled()
+                    {
                         self.flush_now.notify_one();
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -250,11 +219,12 @@ impl Worker {
         }
     }
 
-    /// Processes one message and queues it for its receipt. Returns false
-    /// only for a malformed message whose dead letter was not acknowledged
-    /// before shutdown: it is not queued, so its offset is never stored and
-    /// the next owner of the partition reads it again.
-    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
+    /// Processes one message and settles it in the ledger, which says
+    /// whether to take the next one ([`Step::Stop`] only for a malformed
+    /// message whose dead letter was not acknowledged before shutdown: its
+    /// offset is never stored and the next owner of the partition reads it
+    /// again).
+    async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> Step {
         let settings = &self.config.consumer;
         let topic = m.topic().to_string();
         let (partition, offset) = (m.partition(), m.offset());
@@ -263,34 +233,9 @@ impl Worker {
         if extracted.malformed {
             self.metrics.record_trace_invalid();
         }
-        let parent_sc = extracted.context.span().span_context().clone();
-        let mut builder = self
-            .tracer
-            .span_builder(format!("process {topic}"))
-            .with_kind(SpanKind::Consumer)
-            .with_attributes([
-                KeyValue::new("messaging.system", "kafka"),
-                KeyValue::new("messaging.destination.name", topic.clone()),
-                KeyValue::new("messaging.operation.type", "process"),
-                KeyValue::new("messaging.operation.name", "process"),
-                KeyValue::new("messaging.consumer.group.name", settings.group.clone()),
-                KeyValue::new("messaging.destination.partition.id", partition.to_string()),
-                KeyValue::new("messaging.kafka.offset", offset),
-                KeyValue::new("messaging.client.id", self.instance.clone()),
-            ]);
-        if parent_sc.is_valid() {
-            builder = builder.with_links(vec![Link::with_context(parent_sc.clone())]);
-        }
-        let span = builder.start_with_context(&self.tracer, &extracted.context);
-        let trace_id = span.span_context().trace_id().to_string();
-        let span_id = span.span_context().span_id().to_string();
-        let cx = Context::current_with_span(span);
-        if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
-            cx.span().set_attribute(KeyValue::new(
-                "messaging.kafka.message.key",
-                key.to_string(),
-            ));
-        }
+        let cx = self.process_span(m, &extracted.context);
+        let trace_id = cx.span().span_context().trace_id().to_string();
+        let span_id = cx.span().span_context().span_id().to_string();
 
         let envelope = match Envelope::parse(headers.iter()) {
             Ok(e) => e,
@@ -298,26 +243,20 @@ impl Worker {
                 let reason = e.reason();
                 self.metrics.record_invalid(reason);
                 cx.span().set_attribute(KeyValue::new("error.type", reason));
-                if !self
+                let outcome = if self
                     .dead_letter(m, &cx, &e.to_string(), reason, shutdown)
                     .await
                 {
+                    Outcome::DeadLettered
+                } else {
                     tracing::warn!(
                         topic = %topic, partition, offset,
                         "dead letter not written; offset left uncommitted"
                     );
-                    cx.span().end();
-                    return false;
-                }
-                self.sink.push(Pending {
-                    topic,
-                    partition,
-                    offset,
-                    receipt: None,
-                    span: None,
-                });
+                    Outcome::DeadLetterFailed
+                };
                 cx.span().end();
-                return true;
+                return self.sink.settle(topic, partition, offset, outcome, None);
             }
         };
         if !settings.work.is_zero() {
@@ -331,21 +270,7 @@ impl Worker {
                     trace_id = %trace_id, span_id = %span_id, "processed"
                 );
                 let entry = receipts::entry(env, &topic, partition, offset, trace_id);
-                let send = self
-                    .tracer
-                    .span_builder(format!("send {}", settings.receipts_topic))
-                    .with_kind(SpanKind::Producer)
-                    .with_attributes([
-                        KeyValue::new("messaging.system", "kafka"),
-                        KeyValue::new(
-                            "messaging.destination.name",
-                            settings.receipts_topic.clone(),
-                        ),
-                        KeyValue::new("messaging.operation.type", "send"),
-                        KeyValue::new("messaging.operation.name", "send"),
-                        KeyValue::new("messaging.kafka.message.key", env.producer.clone()),
-                    ])
-                    .start_with_context(&self.tracer, &cx);
+                let send = self.receipt_span(&cx, &env.producer);
                 (Some(entry), Some(send))
             }
             None => {
@@ -358,14 +283,29 @@ impl Worker {
         };
         cx.span().set_status(Status::Ok);
         cx.span().end();
-        self.sink.push(Pending {
+        self.sink.settle(
             topic,
             partition,
             offset,
-            receipt,
-            span: receipt_span,
-        });
-        true
+            Outcome::Processed(receipt),
+            receipt_span,
+        )
+    }
+}
+
+/// Flushes what was processed by `deadline`, stores its offsets and commits
+/// them synchronously, whatever the flush achieved.
+async fn drain(consumer: &Arc<GroupConsumer>, sink: &Arc<ReceiptSink>, deadline: Instant) {
+    let (c, s) = (consumer.clone(), sink.clone());
+    let flushed = tokio::task::spawn_blocking(move || {
+        let r = s.flush(&|t, p, o| store_next(&*c, t, p, o), Some(deadline));
+        let commit = c.commit_consumer_state(CommitMode::Sync);
+        (r, commit)
+    })
+    .await;
+    match flushed {
+        Ok((r, commit)) => tracing::info!(flushed = ?r, commit = ?commit.err(), "drained"),
+        Err(e) => tracing::error!(error = %e, "drain task"),
     }
 }
 
@@ -399,37 +339,4 @@ async fn flush_periodically(
                 .await;
         watcher.abort();
     }
-}
-
-/// The group consumer's librdkafka settings.
-fn consumer_config(config: &Config, instance: &str) -> rdkafka::ClientConfig {
-    let s = &config.consumer;
-    config.kafka.client_config_with(|cfg| {
-        cfg.set("group.id", &s.group)
-            .set("client.id", instance)
-            .set("enable.auto.offset.store", "false")
-            // Auto-commit commits only stored offsets, i.e. acknowledged receipts.
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            .set("session.timeout.ms", millis(s.session_timeout))
-            .set("heartbeat.interval.ms", millis(s.heartbeat_interval))
-            .set("auto.offset.reset", "earliest")
-            // librdkafka waits up to 500 ms for a fetch to fill; some brokers
-            // (Tansu) always wait that long, which would count as end-to-end
-            // latency. A default: `kafka.librdkafka` may override it.
-            .set("fetch.wait.max.ms", "100");
-    })
-}
-
-/// The producer for receipts and dead letters: idempotent, `acks=all`.
-fn create_producer(config: &Config) -> Result<FutureProducer, KafkaError> {
-    config
-        .kafka
-        .client_config_with(|cfg| {
-            cfg.set("acks", "all")
-                .set("enable.idempotence", "true")
-                .set("linger.ms", "5")
-                .set("message.timeout.ms", "30000");
-        })
-        .create()
 }

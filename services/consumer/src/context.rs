@@ -23,7 +23,7 @@ use crate::receipts::ReceiptSink;
 
 /// Readiness condition: the consumer owns an assignment (cleared on revoke
 /// and on loss of the assignment).
-pub const READY_ASSIGNED: &str = "assigned";
+pub const READY_ASSIGNED: &str = meshflow_common::contract::ready::ASSIGNED;
 
 /// Rebalance hooks of the consumer.
 pub struct GroupContext {

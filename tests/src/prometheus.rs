@@ -6,6 +6,7 @@
 //! The calls block (plain HTTP/1.0 over a TCP socket, no client library);
 //! from an async test they take a few milliseconds each.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -120,6 +121,63 @@ impl Prometheus {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// [`Prometheus::start`] from async code, with owned arguments.
+    pub async fn start_async(
+        dir: PathBuf,
+        scrape_targets: Vec<(String, String)>,
+        rule_files: Vec<PathBuf>,
+    ) -> Prometheus {
+        tokio::task::spawn_blocking(move || {
+            let targets: Vec<(&str, &str)> = scrape_targets
+                .iter()
+                .map(|(job, target)| (job.as_str(), target.as_str()))
+                .collect();
+            Prometheus::start(&dir, &targets, &rule_files)
+        })
+        .await
+        .expect("start prometheus")
+    }
+
+    /// The sum of an instant vector (0 when empty).
+    pub fn sum(&self, promql: &str) -> f64 {
+        self.vector(promql).iter().map(|(_, v)| v).sum()
+    }
+
+    /// Every active target that is not up or whose last scrape failed, one
+    /// line each.
+    pub fn scrape_errors(&self) -> Vec<String> {
+        self.get("/api/v1/targets")["data"]["activeTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| {
+                t["health"] != "up" || t["lastError"].as_str().is_some_and(|e| !e.is_empty())
+            })
+            .map(|t| {
+                format!(
+                    "{} {}: {} {}",
+                    t["labels"]["job"], t["scrapeUrl"], t["health"], t["lastError"]
+                )
+            })
+            .collect()
+    }
+
+    /// The `trace_id` labels of the exemplars stored for `series` between
+    /// `start` and `end` (unix seconds).
+    pub fn exemplar_trace_ids(&self, series: &str, start: u64, end: u64) -> HashSet<String> {
+        let answer = self.get(&format!(
+            "/api/v1/query_exemplars?query={}&start={start}&end={end}",
+            encode(series)
+        ));
+        answer["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_string))
+            .collect()
     }
 
     fn request(&self, path: &str) -> Option<(u16, String)> {

@@ -1,7 +1,7 @@
 //! A real Prometheus server for the tests: scrapes the services under test
 //! every second, stores exemplars, evaluates rule files, and answers the
 //! HTTP API. Started on a free port with its own data directory; killed
-//! when dropped.
+//! when dropped. Also `promtool check metrics` on a scraped body.
 //!
 //! The calls block (plain HTTP/1.0 over a TCP socket, no client library);
 //! from an async test they take a few milliseconds each.
@@ -248,4 +248,53 @@ pub fn encode(value: &str) -> String {
             }
         })
         .collect()
+}
+
+/// What `promtool check metrics` said of a text-format body.
+pub struct PromtoolCheck {
+    /// It exited 0.
+    pub passed: bool,
+    /// Its stdout and stderr.
+    pub output: String,
+    /// Lines of the body checked.
+    pub lines: usize,
+}
+
+impl std::fmt::Display for PromtoolCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.passed { "passed" } else { "FAILED" };
+        write!(f, "{verdict} ({} lines checked)", self.lines)?;
+        match self.output.trim() {
+            "" => Ok(()),
+            output => write!(f, ": {output}"),
+        }
+    }
+}
+
+/// Runs `promtool check metrics` on a text-format body.
+pub fn promtool_check(body: &str) -> PromtoolCheck {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool (Debian package prometheus)");
+    child
+        .stdin
+        .take()
+        .expect("promtool stdin")
+        .write_all(body.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PromtoolCheck {
+        passed: out.status.success(),
+        output: text,
+        lines: body.lines().count(),
+    }
 }

@@ -27,7 +27,7 @@ use meshflow_tests::prometheus::Prometheus;
 use meshflow_tests::rules::{
     active_alerts, alert_states, groups_of, loaded_groups, loaded_rules, unhealthy,
 };
-use meshflow_tests::scenario::{consumer, producer_with, wait_ready, Names};
+use meshflow_tests::scenario::{producer_with, wait_ready, Names};
 use meshflow_tests::{repo_files, scrape, unique, wait_for};
 use std::collections::HashMap;
 
@@ -129,9 +129,7 @@ async fn dashboards_and_alerts_work_against_live_metrics() {
             &[("MESHFLOW__EXPORTER__GRACE", &grace)],
         )
         .await;
-    let c1 = consumer(dir, &broker.bootstrap, names, "consumer-1");
-    let c2 = consumer(dir, &broker.bootstrap, names, "consumer-2");
-    wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
+    let [c1, c2] = bed.consumers(["consumer-1", "consumer-2"]).await;
     // Until stopped (max_messages 0).
     let producer = producer_with(dir, &broker.bootstrap, names, 0, RATE, &[]);
     wait_ready(&[&producer], Duration::from_secs(30)).await;

@@ -4,6 +4,7 @@
 
 pub mod bed;
 pub mod broker;
+pub mod broker_file;
 pub mod dashboard_check;
 pub mod exporter;
 pub mod grafana;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::broker::{create_topics, Tansu};
 use crate::exporter::{self, stage};
-use crate::ledger::TopicReader;
+use crate::ledger::{Ledger, TopicReader};
 use crate::process::Service;
 use crate::scenario::{consumer, wait_ready, Names};
 use crate::{scrape, unique, wait_for, WorkDir};
@@ -176,6 +176,26 @@ pub fn counts(s: &HashMap<String, f64>, group: &str) -> [f64; 6] {
         stage(s, "meshflow_messages_lost_total", "processed", group),
         stage(s, "meshflow_messages_duplicated_total", "processed", group),
     ]
+}
+
+/// Asserts that the exporter's figures `after` count all `n` messages at
+/// both stages, none of them lost (`why` says why none may be), and exactly
+/// as many duplicated receipts as `truth`, what the receipts topic holds.
+pub fn assert_all_counted(
+    after: &HashMap<String, f64>,
+    group: &str,
+    n: u64,
+    truth: &Ledger,
+    why: &str,
+) {
+    let [log, lost_log, _, processed, lost_processed, dup_processed] = counts(after, group);
+    assert_eq!((log, processed), (n as f64, n as f64));
+    assert_eq!((lost_log, lost_processed), (0.0, 0.0), "{why}");
+    assert_eq!(
+        dup_processed,
+        truth.duplicates() as f64,
+        "duplicated receipts reported vs real"
+    );
 }
 
 /// The six counters as one line.

@@ -17,6 +17,7 @@
 //!
 //! It prints one summary line with its figures.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use meshflow_tests::bed::{Bed, PARTITIONS};
@@ -29,7 +30,6 @@ use meshflow_tests::rules::{
 };
 use meshflow_tests::scenario::{producer_with, wait_ready, Names};
 use meshflow_tests::{repo_files, scrape, unique, wait_for};
-use std::collections::HashMap;
 
 /// The producer's rate, messages per second.
 const RATE: u32 = 20;
@@ -238,9 +238,9 @@ async fn dashboards_and_alerts_work_against_live_metrics() {
     assert_eq!(lost_before, 0.0, "messages lost before the injection");
 
     let injected = TestProducer::new(&broker.bootstrap, &names.topic, &unique("injected"));
-    for seq in (0..INJECTED).filter(|s| !GAP.contains(s)) {
-        injected.send(seq, (seq % PARTITIONS as u64) as i32).await;
-    }
+    injected
+        .send_spread((0..INJECTED).filter(|s| !GAP.contains(s)), PARTITIONS)
+        .await;
     let injected_at = Instant::now();
     let bound = Duration::from_secs_f64(lost_for) + Duration::from_secs(GRACE_SECS + 30);
     let labels = [("topic", names.topic.as_str()), ("stage", "log")];

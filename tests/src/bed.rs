@@ -1,15 +1,17 @@
-//! A test bed for the exporter's end-to-end tests: a real broker, fresh
-//! topics, and the exporter started and warmed up; plus the scrape helpers
-//! those tests share.
+//! A test bed for the end-to-end tests: a real broker and fresh topics,
+//! with the exporter, consumers, topic readers and offset look-ups a test
+//! asks for; plus the reading of the exporter's figures those tests share
+//! (stage counters, consumer lag, group status).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::broker::{create_topics, Tansu};
 use crate::exporter::{self, stage};
+use crate::ledger::{Ledger, TopicReader};
 use crate::process::Service;
-use crate::scenario::{wait_ready, Names};
-use crate::{scrape, wait_for, WorkDir};
+use crate::scenario::{consumer, wait_ready, Names};
+use crate::{scrape, unique, wait_for, WorkDir};
 
 /// Partitions of every topic the beds create.
 pub const PARTITIONS: i32 = 6;
@@ -43,6 +45,31 @@ impl Bed {
     /// Starts an exporter with consumer group `group_id` and waits until it
     /// is ready and reads every partition.
     pub async fn exporter(&self, name: &str, group_id: &str, extra: &[(&str, &str)]) -> Service {
+        let exporter = self.start_exporter(name, group_id, extra).await;
+        exporter::warm_up(&self.broker.bootstrap, &self.names, group_id, PARTITIONS).await;
+        exporter
+    }
+
+    /// An exporter named `exporter` with a fresh group, warmed up, judging
+    /// log gaps after `grace` and missing receipts after `sla` (short, so a
+    /// test sees its verdicts within seconds).
+    pub async fn judging_exporter(&self, grace: &str, sla: &str) -> Service {
+        let settings = [
+            ("MESHFLOW__EXPORTER__GRACE", grace),
+            ("MESHFLOW__EXPORTER__SLA", sla),
+        ];
+        self.exporter("exporter", &unique("exporter"), &settings)
+            .await
+    }
+
+    /// Starts an exporter with consumer group `group_id` and waits until it
+    /// is ready, not until it reads every partition.
+    pub async fn start_exporter(
+        &self,
+        name: &str,
+        group_id: &str,
+        extra: &[(&str, &str)],
+    ) -> Service {
         let exporter = exporter::start(
             self.dir.path(),
             &self.broker.bootstrap,
@@ -52,8 +79,55 @@ impl Bed {
             extra,
         );
         wait_ready(&[&exporter], Duration::from_secs(60)).await;
-        exporter::warm_up(&self.broker.bootstrap, &self.names, group_id, PARTITIONS).await;
         exporter
+    }
+
+    /// Consumers of the test's group named `names`, started and ready.
+    pub async fn consumers<const N: usize>(&self, names: [&str; N]) -> [Service; N] {
+        let started =
+            names.map(|name| consumer(self.dir.path(), &self.broker.bootstrap, &self.names, name));
+        let refs: Vec<&Service> = started.iter().collect();
+        wait_ready(&refs, Duration::from_secs(60)).await;
+        started
+    }
+
+    /// The high watermark of every partition of the data topic.
+    pub async fn high_watermarks(&self) -> HashMap<i32, i64> {
+        let (bootstrap, topic) = (self.broker.bootstrap.clone(), self.names.topic.clone());
+        tokio::task::spawn_blocking(move || {
+            exporter::high_watermarks(&bootstrap, &topic, PARTITIONS)
+        })
+        .await
+        .expect("watermarks")
+    }
+
+    /// The offsets `group` has committed on the data topic, by partition.
+    pub async fn committed_offsets(&self, group: &str) -> HashMap<i32, i64> {
+        let (bootstrap, topic) = (self.broker.bootstrap.clone(), self.names.topic.clone());
+        let group = group.to_string();
+        tokio::task::spawn_blocking(move || {
+            exporter::committed_offsets(&bootstrap, &group, &topic, PARTITIONS)
+        })
+        .await
+        .expect("committed offsets")
+    }
+
+    /// Commits the test's group past every message of the data topic, as
+    /// its consumers do once their receipts are written.
+    pub async fn commit_group_to_end(&self) {
+        let high = self.high_watermarks().await;
+        let (bootstrap, topic) = (self.broker.bootstrap.clone(), self.names.topic.clone());
+        let group = self.names.group.clone();
+        tokio::task::spawn_blocking(move || {
+            exporter::commit_group(&bootstrap, &group, &topic, &high)
+        })
+        .await
+        .expect("commit task");
+    }
+
+    /// Reads `topic` from the start on every partition.
+    pub fn reader(&self, topic: &str) -> TopicReader {
+        TopicReader::start(&self.broker.bootstrap, topic, PARTITIONS)
     }
 }
 
@@ -104,10 +178,53 @@ pub fn counts(s: &HashMap<String, f64>, group: &str) -> [f64; 6] {
     ]
 }
 
+/// Asserts that the exporter's figures `after` count all `n` messages at
+/// both stages, none of them lost (`why` says why none may be), and exactly
+/// as many duplicated receipts as `truth`, what the receipts topic holds.
+pub fn assert_all_counted(
+    after: &HashMap<String, f64>,
+    group: &str,
+    n: u64,
+    truth: &Ledger,
+    why: &str,
+) {
+    let [log, lost_log, _, processed, lost_processed, dup_processed] = counts(after, group);
+    assert_eq!((log, processed), (n as f64, n as f64));
+    assert_eq!((lost_log, lost_processed), (0.0, 0.0), "{why}");
+    assert_eq!(
+        dup_processed,
+        truth.duplicates() as f64,
+        "duplicated receipts reported vs real"
+    );
+}
+
 /// The six counters as one line.
 pub fn show(c: [f64; 6]) -> String {
     format!(
         "log: messages={} lost={} duplicated={}; processed: messages={} lost={} duplicated={}",
         c[0], c[1], c[2], c[3], c[4], c[5]
+    )
+}
+
+/// The exporter's consumer lag of `group` in messages, all partitions.
+pub fn lag_messages(s: &HashMap<String, f64>, group: &str) -> f64 {
+    scrape::sum(s, "meshflow_consumer_lag_messages", &[("group", group)])
+}
+
+/// The exporter's consumer lag of `group` in seconds on `partition`.
+pub fn lag_seconds(s: &HashMap<String, f64>, group: &str, partition: i32) -> f64 {
+    scrape::sum(
+        s,
+        "meshflow_consumer_lag_seconds",
+        &[("group", group), ("partition", &partition.to_string())],
+    )
+}
+
+/// 1 when `group`'s status is `state` (OK, WARN, STALL, STOP, ERR), else 0.
+pub fn group_status(s: &HashMap<String, f64>, group: &str, state: &str) -> f64 {
+    scrape::sum(
+        s,
+        "meshflow_consumer_group_status",
+        &[("group", group), ("meshflow_consumer_group_status", state)],
     )
 }

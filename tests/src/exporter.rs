@@ -3,9 +3,7 @@
 //! directly to Kafka), and reading what it reports.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use meshflow_common::envelope::{now_ns, CREATED_NS, PRODUCER, SEQ};
@@ -69,6 +67,24 @@ pub async fn publish_raw(bootstrap: &str, topic: &str, partition: i32, headers: 
         .unwrap_or_else(|(e, _)| panic!("publish a raw record: {e}"));
 }
 
+/// The `mf-*` envelope headers of message `seq` of producer instance
+/// `producer`, created at `created_ns`.
+pub fn envelope(producer: &str, seq: u64, created_ns: u64) -> OwnedHeaders {
+    let (seq, created) = (seq.to_string(), created_ns.to_string());
+    [
+        (PRODUCER, producer.as_bytes()),
+        (SEQ, seq.as_bytes()),
+        (CREATED_NS, created.as_bytes()),
+    ]
+    .iter()
+    .fold(OwnedHeaders::new(), |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(*value),
+        })
+    })
+}
+
 /// Publishes envelopes as one producer instance, with sequence numbers and
 /// partitions of the test's choosing.
 pub struct TestProducer {
@@ -101,22 +117,23 @@ impl TestProducer {
         .await
     }
 
+    /// Publishes every sequence number of `seqs` in order, each to
+    /// partition `seq % partitions`; waits for every ack.
+    pub async fn send_spread(
+        &self,
+        seqs: impl IntoIterator<Item = u64>,
+        partitions: i32,
+    ) -> Vec<Sent> {
+        let mut sent = Vec::new();
+        for seq in seqs {
+            sent.push(self.send(seq, (seq % partitions as u64) as i32).await);
+        }
+        sent
+    }
+
     /// Publishes `sent` again, unchanged: a duplicate.
     pub async fn send_as(&self, sent: Sent) -> Sent {
-        let seq = sent.seq.to_string();
-        let created = sent.created_ns.to_string();
-        let headers = [
-            (PRODUCER, self.id.as_bytes()),
-            (SEQ, seq.as_bytes()),
-            (CREATED_NS, created.as_bytes()),
-        ]
-        .iter()
-        .fold(OwnedHeaders::new(), |h, (key, value)| {
-            h.insert(Header {
-                key,
-                value: Some(*value),
-            })
-        });
+        let headers = envelope(&self.id, sent.seq, sent.created_ns);
         let payload = format!("{}-{}", self.id, sent.seq);
         let record = FutureRecord::to(&self.topic)
             .key(&self.id)
@@ -328,30 +345,6 @@ pub fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> HashMap
 /// `stage(&s, "meshflow_messages_lost_total", "log", "")`.
 pub fn stage(samples: &HashMap<String, f64>, name: &str, stage: &str, group: &str) -> f64 {
     crate::scrape::sum(samples, name, &[("stage", stage), ("group", group)])
-}
-
-/// Runs `promtool check metrics` on a text-format body; (passed, output).
-pub fn promtool_check(body: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool (Debian package prometheus)");
-    child
-        .stdin
-        .take()
-        .expect("promtool stdin")
-        .write_all(body.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// An idempotent `acks=all` producer for the test's own records.

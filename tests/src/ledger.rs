@@ -201,6 +201,17 @@ impl Ledger {
         self.counts.values().map(|c| u64::from(c - 1)).sum()
     }
 
+    /// `distinct=.. duplicates=.. missing=..` for messages `0..n` of
+    /// `producer`, for a test's report.
+    pub fn summary(&self, producer: &str, n: u64) -> String {
+        format!(
+            "distinct={} duplicates={} missing={}",
+            self.distinct(),
+            self.duplicates(),
+            self.missing(producer, n).len()
+        )
+    }
+
     /// Duplicates split by cause: (redelivered, the same record processed
     /// again; rewritten, the message at more than one offset of the log).
     pub fn duplicate_causes(&self) -> (u64, u64) {

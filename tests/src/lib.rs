@@ -4,18 +4,50 @@
 
 pub mod bed;
 pub mod broker;
+pub mod broker_file;
+pub mod dashboard_check;
 pub mod exporter;
+pub mod grafana;
 pub mod ledger;
 pub mod mock;
 pub mod netns;
 pub mod otlp;
 pub mod process;
 pub mod prometheus;
+pub mod rules;
 pub mod scenario;
 pub mod scrape;
 pub mod stack;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// The repository root (dashboards, alerts).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository")
+        .to_path_buf()
+}
+
+/// Files of the repository's `dir` whose name ends with `suffix`, sorted.
+pub fn repo_files(dir: &str, suffix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(repo_root().join(dir))
+        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| file_name(p).ends_with(suffix))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The last component of `path` ("" when it has none).
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string()
+}
 
 /// A random suffix for topic and group names, so tests never share state.
 pub fn unique(prefix: &str) -> String {

@@ -101,6 +101,11 @@ impl Service {
         }
     }
 
+    /// `127.0.0.1:<port>` of its metrics endpoint, as a scrape target.
+    pub fn metrics_target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// Process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()

@@ -1,11 +1,12 @@
 //! A real Prometheus server for the tests: scrapes the services under test
 //! every second, stores exemplars, evaluates rule files, and answers the
 //! HTTP API. Started on a free port with its own data directory; killed
-//! when dropped.
+//! when dropped. Also `promtool check metrics` on a scraped body.
 //!
 //! The calls block (plain HTTP/1.0 over a TCP socket, no client library);
 //! from an async test they take a few milliseconds each.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -122,6 +123,63 @@ impl Prometheus {
             .unwrap_or_default()
     }
 
+    /// [`Prometheus::start`] from async code, with owned arguments.
+    pub async fn start_async(
+        dir: PathBuf,
+        scrape_targets: Vec<(String, String)>,
+        rule_files: Vec<PathBuf>,
+    ) -> Prometheus {
+        tokio::task::spawn_blocking(move || {
+            let targets: Vec<(&str, &str)> = scrape_targets
+                .iter()
+                .map(|(job, target)| (job.as_str(), target.as_str()))
+                .collect();
+            Prometheus::start(&dir, &targets, &rule_files)
+        })
+        .await
+        .expect("start prometheus")
+    }
+
+    /// The sum of an instant vector (0 when empty).
+    pub fn sum(&self, promql: &str) -> f64 {
+        self.vector(promql).iter().map(|(_, v)| v).sum()
+    }
+
+    /// Every active target that is not up or whose last scrape failed, one
+    /// line each.
+    pub fn scrape_errors(&self) -> Vec<String> {
+        self.get("/api/v1/targets")["data"]["activeTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| {
+                t["health"] != "up" || t["lastError"].as_str().is_some_and(|e| !e.is_empty())
+            })
+            .map(|t| {
+                format!(
+                    "{} {}: {} {}",
+                    t["labels"]["job"], t["scrapeUrl"], t["health"], t["lastError"]
+                )
+            })
+            .collect()
+    }
+
+    /// The `trace_id` labels of the exemplars stored for `series` between
+    /// `start` and `end` (unix seconds).
+    pub fn exemplar_trace_ids(&self, series: &str, start: u64, end: u64) -> HashSet<String> {
+        let answer = self.get(&format!(
+            "/api/v1/query_exemplars?query={}&start={start}&end={end}",
+            encode(series)
+        ));
+        answer["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_string))
+            .collect()
+    }
+
     fn request(&self, path: &str) -> Option<(u16, String)> {
         let mut stream =
             TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(2))
@@ -190,4 +248,53 @@ pub fn encode(value: &str) -> String {
             }
         })
         .collect()
+}
+
+/// What `promtool check metrics` said of a text-format body.
+pub struct PromtoolCheck {
+    /// It exited 0.
+    pub passed: bool,
+    /// Its stdout and stderr.
+    pub output: String,
+    /// Lines of the body checked.
+    pub lines: usize,
+}
+
+impl std::fmt::Display for PromtoolCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.passed { "passed" } else { "FAILED" };
+        write!(f, "{verdict} ({} lines checked)", self.lines)?;
+        match self.output.trim() {
+            "" => Ok(()),
+            output => write!(f, ": {output}"),
+        }
+    }
+}
+
+/// Runs `promtool check metrics` on a text-format body.
+pub fn promtool_check(body: &str) -> PromtoolCheck {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool (Debian package prometheus)");
+    child
+        .stdin
+        .take()
+        .expect("promtool stdin")
+        .write_all(body.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PromtoolCheck {
+        passed: out.status.success(),
+        output: text,
+        lines: body.lines().count(),
+    }
 }

@@ -15,34 +15,25 @@
 //!
 //! Each test prints what it measured.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use meshflow_common::envelope::now_ns;
-use meshflow_tests::bed::{counts, metrics_until, seen_at_both_stages, show, Bed, PARTITIONS};
-use meshflow_tests::exporter::{
-    self, promtool_check, receipt, stage, trace_id, ReceiptWriter, Sent, TestProducer,
+use meshflow_tests::bed::{
+    assert_all_counted, counts, group_status, lag_messages, lag_seconds, metrics_until,
+    seen_at_both_stages, show, Bed, PARTITIONS,
 };
-use meshflow_tests::ledger::TopicReader;
+use meshflow_tests::exporter::{receipt, stage, trace_id, ReceiptWriter, Sent, TestProducer};
 use meshflow_tests::process::Service;
-use meshflow_tests::prometheus::{encode, Prometheus};
-use meshflow_tests::scenario::{consumer, producer, wait_ready};
+use meshflow_tests::prometheus::{promtool_check, Prometheus};
+use meshflow_tests::scenario::{consumer, producer};
 use meshflow_tests::{scrape, unique, wait_for, WorkDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_and_duplicates_are_counted_exactly_at_both_stages() {
     let bed = Bed::new("exporter-counts").await;
     let names = &bed.names;
-    let exporter = bed
-        .exporter(
-            "exporter",
-            &unique("exporter"),
-            &[
-                ("MESHFLOW__EXPORTER__GRACE", "3s"),
-                ("MESHFLOW__EXPORTER__SLA", "5s"),
-            ],
-        )
-        .await;
+    let exporter = bed.judging_exporter("3s", "5s").await;
 
     // Every partition gets one of the first six sequence numbers, so the
     // judging floor is 5 and every gap chosen below is judged.
@@ -52,10 +43,9 @@ async fn loss_and_duplicates_are_counted_exactly_at_both_stages() {
     let withheld = [45, 90, 130];
     let receipted_twice = [20, 140];
     let producer = TestProducer::new(&bed.broker.bootstrap, &names.topic, &names.producer);
-    let mut sent: Vec<Sent> = Vec::new();
-    for seq in (0..n).filter(|s| !skipped.contains(s)) {
-        sent.push(producer.send(seq, (seq % PARTITIONS as u64) as i32).await);
-    }
+    let sent = producer
+        .send_spread((0..n).filter(|s| !skipped.contains(s)), PARTITIONS)
+        .await;
     for seq in resent {
         let original = *sent.iter().find(|s| s.seq == seq).expect("sent");
         producer.send_as(original).await;
@@ -86,17 +76,7 @@ async fn loss_and_duplicates_are_counted_exactly_at_both_stages() {
     writer.write(&names.group, again, None).await;
     // ... and commits past every message, as a consumer does once their
     // receipts are written: only then may a missing receipt count as lost.
-    let (bootstrap, group, topic) = (
-        bed.broker.bootstrap.clone(),
-        names.group.clone(),
-        names.topic.clone(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let high = exporter::high_watermarks(&bootstrap, &topic, PARTITIONS);
-        exporter::commit_group(&bootstrap, &group, &topic, &high);
-    })
-    .await
-    .expect("commit task");
+    bed.commit_group_to_end().await;
 
     let (k, d, j, r) = (
         skipped.len() as f64,
@@ -137,69 +117,37 @@ async fn loss_and_duplicates_are_counted_exactly_at_both_stages() {
 
     let (status, body) = scrape::get(exporter.port, "/metrics", None).expect("metrics");
     assert_eq!(status, 200);
-    let (passed, output) = promtool_check(&body);
-    println!(
-        "  promtool check metrics: {} ({} lines checked){}",
-        if passed { "passed" } else { "FAILED" },
-        body.lines().count(),
-        if output.trim().is_empty() {
-            String::new()
-        } else {
-            format!(": {}", output.trim())
-        }
-    );
-    assert!(passed, "promtool check metrics:\n{output}");
+    let check = promtool_check(&body);
+    println!("  promtool check metrics: {check}");
+    assert!(check.passed, "promtool check metrics:\n{}", check.output);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_of_a_stopped_group_tracks_the_clock_and_returns_to_zero() {
     let bed = Bed::new("exporter-lag").await;
     let names = &bed.names;
-    let exporter = exporter::start(
-        bed.dir.path(),
-        &bed.broker.bootstrap,
-        names,
-        "exporter",
-        &unique("exporter"),
-        &[
-            ("MESHFLOW__EXPORTER__POLL_INTERVAL", "500ms"),
-            ("MESHFLOW__EXPORTER__STATUS__STOP_AFTER", "3s"),
-            ("MESHFLOW__EXPORTER__STATUS__MIN_SAMPLES", "2"),
-        ],
-    );
-    wait_ready(&[&exporter], Duration::from_secs(60)).await;
+    let settings = [
+        ("MESHFLOW__EXPORTER__POLL_INTERVAL", "500ms"),
+        ("MESHFLOW__EXPORTER__STATUS__STOP_AFTER", "3s"),
+        ("MESHFLOW__EXPORTER__STATUS__MIN_SAMPLES", "2"),
+    ];
+    let exporter = bed
+        .start_exporter("exporter", &unique("exporter"), &settings)
+        .await;
 
     // The group's consumer is not running: N messages wait for it.
     let n: u64 = 120;
     let producer = TestProducer::new(&bed.broker.bootstrap, &names.topic, &names.producer);
     let mut oldest: BTreeMap<i32, i64> = BTreeMap::new();
-    for seq in 0..n {
-        let sent = producer.send(seq, (seq % PARTITIONS as u64) as i32).await;
+    for sent in producer.send_spread(0..n, PARTITIONS).await {
         oldest.entry(sent.partition).or_insert(sent.timestamp_ms);
     }
-    let group = names.group.clone();
-    let lag_messages = |s: &HashMap<String, f64>| {
-        scrape::sum(s, "meshflow_consumer_lag_messages", &[("group", &group)])
-    };
-    let lag_seconds = |s: &HashMap<String, f64>, p: i32| {
-        scrape::sum(
-            s,
-            "meshflow_consumer_lag_seconds",
-            &[("group", &group), ("partition", &p.to_string())],
-        )
-    };
-    let status = |s: &HashMap<String, f64>, state: &str| {
-        scrape::sum(
-            s,
-            "meshflow_consumer_group_status",
-            &[("group", &group), ("meshflow_consumer_group_status", state)],
-        )
-    };
+    let group = names.group.as_str();
     metrics_until(
         exporter.port,
         "lag of all N messages",
         Duration::from_secs(30),
-        |s| lag_messages(s) == n as f64,
+        |s| lag_messages(s, group) == n as f64,
     )
     .await;
     let mut worst: f64 = 0.0;
@@ -211,7 +159,7 @@ async fn lag_of_a_stopped_group_tracks_the_clock_and_returns_to_zero() {
         let mut line = Vec::new();
         for (&p, &oldest_ms) in &oldest {
             let want = (at_ms - oldest_ms) as f64 / 1000.0;
-            let got = lag_seconds(&s, p);
+            let got = lag_seconds(&s, group, p);
             worst = worst.max((got - want).abs());
             line.push(format!("p{p}: {got:.2}s (clock {want:.2}s)"));
             assert!(
@@ -221,19 +169,19 @@ async fn lag_of_a_stopped_group_tracks_the_clock_and_returns_to_zero() {
         }
         println!(
             "lag while stopped: messages={} {}",
-            lag_messages(&s),
+            lag_messages(&s, group),
             line.join(" ")
         );
-        assert_eq!(lag_messages(&s), n as f64);
+        assert_eq!(lag_messages(&s, group), n as f64);
     }
     let stopped = metrics_until(exporter.port, "status STOP", Duration::from_secs(20), |s| {
-        status(s, "STOP") == 1.0
+        group_status(s, group, "STOP") == 1.0
     })
     .await;
     println!(
         "status while stopped: STOP={} OK={}; worst lag-seconds error {worst:.3}s",
-        status(&stopped, "STOP"),
-        status(&stopped, "OK")
+        group_status(&stopped, group, "STOP"),
+        group_status(&stopped, group, "OK")
     );
 
     // The consumer comes (back): lag returns to 0 in messages and seconds.
@@ -244,21 +192,21 @@ async fn lag_of_a_stopped_group_tracks_the_clock_and_returns_to_zero() {
         "lag back to 0 and status OK",
         Duration::from_secs(90),
         |s| {
-            lag_messages(s) == 0.0
-                && (0..PARTITIONS).all(|p| lag_seconds(s, p) == 0.0)
-                && status(s, "OK") == 1.0
+            lag_messages(s, group) == 0.0
+                && (0..PARTITIONS).all(|p| lag_seconds(s, group, p) == 0.0)
+                && group_status(s, group, "OK") == 1.0
         },
     )
     .await;
     println!(
         "after the consumer started: lag messages={} seconds={} status OK={} within {:.1}s",
-        lag_messages(&caught_up),
+        lag_messages(&caught_up, group),
         scrape::sum(
             &caught_up,
             "meshflow_consumer_lag_seconds",
-            &[("group", &group)]
+            &[("group", group)]
         ),
-        status(&caught_up, "OK"),
+        group_status(&caught_up, group, "OK"),
         resumed.elapsed().as_secs_f64()
     );
     drop(c);
@@ -269,9 +217,8 @@ async fn a_killed_exporter_restarts_without_false_loss_or_duplicates() {
     let bed = Bed::new("exporter-restart").await;
     let names = &bed.names;
     let bootstrap = bed.broker.bootstrap.clone();
-    let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
-    let c = consumer(bed.dir.path(), &bootstrap, names, "consumer-a");
-    wait_ready(&[&c], Duration::from_secs(60)).await;
+    let receipts = bed.reader(&names.receipts);
+    let _consumer = bed.consumers(["consumer-a"]).await;
     let group_id = unique("exporter");
     let settings = [
         ("MESHFLOW__EXPORTER__GRACE", "3s"),
@@ -291,21 +238,9 @@ async fn a_killed_exporter_restarts_without_false_loss_or_duplicates() {
     .await;
     first.signal(9);
     first.wait_exit(Duration::from_secs(10)).await;
-    let (b, g, t) = (bootstrap.clone(), group_id.clone(), names.topic.clone());
-    let committed =
-        tokio::task::spawn_blocking(move || exporter::committed_offsets(&b, &g, &t, PARTITIONS))
-            .await
-            .expect("committed offsets");
+    let committed = bed.committed_offsets(&group_id).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let second = exporter::start(
-        bed.dir.path(),
-        &bootstrap,
-        names,
-        "exporter-2",
-        &group_id,
-        &settings,
-    );
-    wait_ready(&[&second], Duration::from_secs(60)).await;
+    let mut second = bed.start_exporter("exporter-2", &group_id, &settings).await;
 
     assert!(
         p.wait_exit(Duration::from_secs(90)).await.success(),
@@ -314,10 +249,7 @@ async fn a_killed_exporter_restarts_without_false_loss_or_duplicates() {
     let truth = receipts.receipts_for(n, Duration::from_secs(120)).await;
     // Let everything the second exporter read become due: grace and SLA
     // after its last read.
-    let (b, t) = (bootstrap.clone(), names.topic.clone());
-    let high = tokio::task::spawn_blocking(move || exporter::high_watermarks(&b, &t, PARTITIONS))
-        .await
-        .expect("watermarks");
+    let high = bed.high_watermarks().await;
     let unread: i64 = (0..PARTITIONS)
         .map(|p| high[&p] - committed.get(&p).copied().unwrap_or(0))
         .sum();
@@ -331,13 +263,11 @@ async fn a_killed_exporter_restarts_without_false_loss_or_duplicates() {
     tokio::time::sleep(Duration::from_secs(15)).await;
     let after = scrape::samples(second.port).expect("metrics");
     println!(
-        "exporter kill -9 and restart: sent={n} receipts: distinct={} duplicates={} missing={}\n  \
+        "exporter kill -9 and restart: sent={n} receipts: {}\n  \
          first exporter before the kill: {}\n  \
          records after its committed offsets: {unread}; second exporter read {} of them\n  \
          second exporter: {}",
-        truth.distinct(),
-        truth.duplicates(),
-        truth.missing(&names.producer, n).len(),
+        truth.summary(&names.producer, n),
         show(counts(&before, &group)),
         stage(&settled, "meshflow_messages_total", "log", ""),
         show(counts(&after, &group)),
@@ -371,14 +301,9 @@ async fn a_killed_exporter_restarts_without_false_loss_or_duplicates() {
 
     // A graceful stop commits everything read: the next start reads nothing
     // twice.
-    let mut second = second;
     second.signal(15);
     let exit = second.wait_exit(Duration::from_secs(30)).await;
-    let (b, g, t) = (bootstrap.clone(), group_id.clone(), names.topic.clone());
-    let committed =
-        tokio::task::spawn_blocking(move || exporter::committed_offsets(&b, &g, &t, PARTITIONS))
-            .await
-            .expect("committed offsets");
+    let committed = bed.committed_offsets(&group_id).await;
     println!("  SIGTERM: {exit}; committed {committed:?}, high watermarks {high:?}");
     assert_eq!(exit.code(), Some(0), "{}", second.tail_log(20));
     assert_eq!(committed, high, "committed offsets after SIGTERM");
@@ -389,19 +314,9 @@ async fn a_broker_restart_is_not_reported_as_loss() {
     let mut bed = Bed::new("exporter-broker-kill").await;
     let names = bed.names.clone();
     let bootstrap = bed.broker.bootstrap.clone();
-    let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
-    let c = consumer(bed.dir.path(), &bootstrap, &names, "consumer-a");
-    wait_ready(&[&c], Duration::from_secs(60)).await;
-    let exporter = bed
-        .exporter(
-            "exporter",
-            &unique("exporter"),
-            &[
-                ("MESHFLOW__EXPORTER__GRACE", "5s"),
-                ("MESHFLOW__EXPORTER__SLA", "10s"),
-            ],
-        )
-        .await;
+    let receipts = bed.reader(&names.receipts);
+    let _consumer = bed.consumers(["consumer-a"]).await;
+    let exporter = bed.judging_exporter("5s", "10s").await;
 
     let n: u64 = 1_500;
     let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 100);
@@ -424,28 +339,17 @@ async fn a_broker_restart_is_not_reported_as_loss() {
     // Past grace and SLA after the last read: anything judged is judged.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let after = scrape::samples(exporter.port).expect("metrics");
-    let ok = scrape::sum(
-        &after,
-        "meshflow_consumer_group_status",
-        &[("group", &group), ("meshflow_consumer_group_status", "OK")],
-    );
+    let ok = group_status(&after, &group, "OK");
     println!(
-        "broker kill -9 under the exporter: sent={n} receipts: distinct={} duplicates={} missing={}\n  \
+        "broker kill -9 under the exporter: sent={n} receipts: {}\n  \
          exporter: {}; group status OK={ok}",
-        truth.distinct(),
-        truth.duplicates(),
-        truth.missing(&names.producer, n).len(),
+        truth.summary(&names.producer, n),
         show(counts(&after, &group)),
     );
     assert!(truth.missing(&names.producer, n).is_empty());
-    let [log, lost_log, dup_log, processed, lost_processed, dup_processed] = counts(&after, &group);
-    assert_eq!((log, processed), (n as f64, n as f64));
-    assert_eq!((lost_log, dup_log, lost_processed), (0.0, 0.0, 0.0));
-    assert_eq!(
-        dup_processed,
-        truth.duplicates() as f64,
-        "duplicated receipts reported vs real"
-    );
+    assert_all_counted(&after, &group, n, &truth, "a broker restart loses nothing");
+    let [_, _, dup_log, ..] = counts(&after, &group);
+    assert_eq!(dup_log, 0.0, "duplicates at stage log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,13 +357,9 @@ async fn prometheus_stores_the_receipts_trace_ids_as_exemplars() {
     let bed = Bed::new("exporter-exemplars").await;
     let names = &bed.names;
     let exporter = bed.exporter("exporter", &unique("exporter"), &[]).await;
-    let target = format!("127.0.0.1:{}", exporter.port);
-    let dir = bed.dir.path().to_path_buf();
-    let prometheus = tokio::task::spawn_blocking(move || {
-        Prometheus::start(&dir, &[("meshflow-exporter", target.as_str())], &[])
-    })
-    .await
-    .expect("start prometheus");
+    let target = ("meshflow-exporter".to_string(), exporter.metrics_target());
+    let prometheus =
+        Prometheus::start_async(bed.dir.path().to_path_buf(), vec![target], vec![]).await;
     let started_s = now_ns() / 1_000_000_000;
 
     // One receipt per latency bucket: each bucket keeps its latest exemplar,
@@ -482,26 +382,15 @@ async fn prometheus_stores_the_receipts_trace_ids_as_exemplars() {
         traces.insert(trace);
     }
 
-    let path = |end: u64| {
-        format!(
-            "/api/v1/query_exemplars?query={}&start={}&end={}",
-            encode("meshflow_e2e_latency_seconds_bucket"),
-            started_s - 60,
-            end
-        )
-    };
     let found = wait_for(
         "every trace id as an exemplar in Prometheus",
         Duration::from_secs(60),
         || {
-            let answer = prometheus.get(&path(now_ns() / 1_000_000_000 + 60));
-            let found: HashSet<String> = answer["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
-                .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_string))
-                .collect();
+            let found = prometheus.exemplar_trace_ids(
+                "meshflow_e2e_latency_seconds_bucket",
+                started_s - 60,
+                now_ns() / 1_000_000_000 + 60,
+            );
             let all = traces.is_subset(&found);
             async move { all.then_some(found) }
         },

@@ -12,43 +12,22 @@ use futures::future::join_all;
 use meshflow_common::envelope::{now_ns, CREATED_NS, PRODUCER, SEQ};
 use meshflow_common::headers::HeaderList;
 use meshflow_tests::bed::{counts, seen_at_both_stages, show, Bed, PARTITIONS};
-use meshflow_tests::exporter::{client, publish_raw};
-use meshflow_tests::ledger::TopicReader;
-use meshflow_tests::scenario::{consumer, producer, wait_ready};
-use meshflow_tests::{scrape, unique, wait_for};
-use rdkafka::message::OwnedHeaders;
+use meshflow_tests::exporter::{client, envelope, publish_raw};
+use meshflow_tests::scenario::producer;
+use meshflow_tests::{scrape, wait_for};
 use rdkafka::producer::FutureRecord;
 
 const FLOOD: u64 = 20_000;
-
-/// An envelope of `producer` with `seq` created at `created_ns`.
-fn envelope(producer: &str, seq: u64, created_ns: u64) -> OwnedHeaders {
-    let mut headers = HeaderList::new();
-    headers.set(PRODUCER, producer.as_bytes());
-    headers.set(SEQ, seq.to_string().as_bytes());
-    headers.set(CREATED_NS, created_ns.to_string().as_bytes());
-    headers.to_owned_headers()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_records_restart_nothing_and_move_no_figure() {
     let bed = Bed::new("hostile").await;
     let names = bed.names.clone();
     let bootstrap = bed.broker.bootstrap.clone();
-    let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
-    let dlq = TopicReader::start(&bootstrap, &names.dlq, PARTITIONS);
-    let mut c = consumer(bed.dir.path(), &bootstrap, &names, "consumer-a");
-    wait_ready(&[&c], Duration::from_secs(60)).await;
-    let mut exporter = bed
-        .exporter(
-            "exporter",
-            &unique("exporter"),
-            &[
-                ("MESHFLOW__EXPORTER__GRACE", "3s"),
-                ("MESHFLOW__EXPORTER__SLA", "5s"),
-            ],
-        )
-        .await;
+    let receipts = bed.reader(&names.receipts);
+    let dlq = bed.reader(&names.dlq);
+    let [mut c] = bed.consumers(["consumer-a"]).await;
+    let mut exporter = bed.judging_exporter("3s", "5s").await;
     let (consumer_pid, exporter_pid) = (c.pid(), exporter.pid());
 
     let n: u64 = 1_500;

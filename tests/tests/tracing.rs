@@ -5,32 +5,28 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use meshflow_common::envelope::{now_ns, CREATED_NS, PRODUCER, SEQ, TRACEPARENT};
-use meshflow_tests::broker::{create_topics, Tansu};
-use meshflow_tests::ledger::TopicReader;
+use meshflow_tests::bed::Bed;
 use meshflow_tests::otlp::{hex, ReceivedSpan, Receiver};
-use meshflow_tests::scenario::{consumer_with, producer_with, wait_ready, Names};
+use meshflow_tests::scenario::{consumer_with, producer_with, wait_ready};
 use meshflow_tests::{scrape, unique, wait_for};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-const PARTITIONS: i32 = 6;
 const KIND_PRODUCER: i32 = 4;
 const KIND_CONSUMER: i32 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_producer_broker_and_consumer() {
-    let dir = meshflow_tests::WorkDir::new("tracing");
-    let broker = Tansu::start(dir.path()).await;
-    let names = Names::new();
-    create_topics(&broker.bootstrap, &names.topics(), PARTITIONS).await;
-    let receipts = TopicReader::start(&broker.bootstrap, &names.receipts, PARTITIONS);
-    let dlq = TopicReader::start(&broker.bootstrap, &names.dlq, PARTITIONS);
+    let bed = Bed::new("tracing").await;
+    let (dir, broker, names) = (bed.dir.path(), &bed.broker, &bed.names);
+    let receipts = bed.reader(&names.receipts);
+    let dlq = bed.reader(&names.dlq);
     let receiver = Receiver::start().await;
     let otel = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "200"),
     ];
-    let mut consumer = consumer_with(dir.path(), &broker.bootstrap, &names, "consumer-a", &otel);
+    let mut consumer = consumer_with(dir, &broker.bootstrap, names, "consumer-a", &otel);
     wait_ready(&[&consumer], Duration::from_secs(60)).await;
 
     // Messages with trace contexts of the test's own.
@@ -82,7 +78,7 @@ async fn one_trace_spans_producer_broker_and_consumer() {
     }
 
     let n: u64 = 100;
-    let mut producer = producer_with(dir.path(), &broker.bootstrap, &names, n, 100, &otel);
+    let mut producer = producer_with(dir, &broker.bootstrap, names, n, 100, &otel);
     let ledger = receipts.receipts_for(n + 2, Duration::from_secs(90)).await;
     assert!(
         producer.wait_exit(Duration::from_secs(60)).await.success(),
@@ -242,15 +238,13 @@ async fn one_trace_spans_producer_broker_and_consumer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_endpoint_nothing_is_exported_and_ids_still_flow() {
-    let dir = meshflow_tests::WorkDir::new("tracing");
-    let broker = Tansu::start(dir.path()).await;
-    let names = Names::new();
-    create_topics(&broker.bootstrap, &names.topics(), PARTITIONS).await;
-    let receipts = TopicReader::start(&broker.bootstrap, &names.receipts, PARTITIONS);
-    let mut consumer = consumer_with(dir.path(), &broker.bootstrap, &names, "consumer-a", &[]);
+    let bed = Bed::new("tracing").await;
+    let (dir, broker, names) = (bed.dir.path(), &bed.broker, &bed.names);
+    let receipts = bed.reader(&names.receipts);
+    let mut consumer = consumer_with(dir, &broker.bootstrap, names, "consumer-a", &[]);
     wait_ready(&[&consumer], Duration::from_secs(60)).await;
     let n = 50;
-    let mut producer = producer_with(dir.path(), &broker.bootstrap, &names, n, 100, &[]);
+    let mut producer = producer_with(dir, &broker.bootstrap, names, n, 100, &[]);
     let ledger = receipts.receipts_for(n, Duration::from_secs(60)).await;
     assert!(producer.wait_exit(Duration::from_secs(30)).await.success());
     consumer.signal(15);

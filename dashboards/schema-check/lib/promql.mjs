@@ -2,21 +2,18 @@
 // matchers (from the lezer PromQL grammar Prometheus publishes), and a
 // parse check through promtool, the parser Prometheus itself uses.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
 
-/** Concrete values for Grafana's built-in interval variables. */
-const BUILTINS = {
-  __rate_interval: '5m',
-  __interval: '1m',
-  __range: '1h',
-  __auto: '1m',
-  __interval_ms: '60000',
-  __range_s: '3600',
-  __range_ms: '3600000',
-};
+/**
+ * Concrete values for Grafana's built-in variables, from the table the
+ * end-to-end test (tests/src/grafana.rs) substitutes too.
+ */
+export const BUILTINS = JSON.parse(
+  readFileSync(new URL('../grafana-builtins.json', import.meta.url), 'utf8'),
+).values;
 
 const VARIABLE = /\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)(?::[^\]]*)?\]\]|\$(\w+)/g;
 

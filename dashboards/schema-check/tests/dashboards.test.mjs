@@ -4,14 +4,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { defaultDashboard } from '@grafana/schema';
-import { variablesUsed } from '../lib/promql.mjs';
+import { BUILTINS, variablesUsed } from '../lib/promql.mjs';
 import { loadDashboards, panelsOf, queriesOf } from '../lib/sources.mjs';
 
 const dashboards = loadDashboards();
 const byFile = Object.fromEntries(dashboards.map(({ file, dashboard }) => [file, dashboard]));
 const variable = (dashboard, name) => dashboard.templating.list.find((v) => v.name === name);
 const exprs = (dashboard) => queriesOf(dashboard).map(({ target }) => target.expr);
-const GRAFANA_BUILTINS = new Set(['__rate_interval', '__interval', '__range', '__range_s', '__range_ms', '__interval_ms', '__auto']);
+const GRAFANA_BUILTINS = new Set(Object.keys(BUILTINS));
 
 it('the three dashboards exist', () => {
   for (const file of ['message-flow.json', 'consumer-lag.json', 'cluster-mesh.json']) {

@@ -7,59 +7,31 @@
 
 use std::time::{Duration, Instant};
 
-use meshflow_tests::broker::{create_topics, Tansu};
-use meshflow_tests::ledger::{Ledger, LogLedger, TopicReader};
-use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
+use meshflow_tests::bed::{Bed, PARTITIONS};
+use meshflow_tests::ledger::{LogLedger, TopicReader};
+use meshflow_tests::scenario::{consumer, producer, wait_ready};
 use meshflow_tests::{scrape, wait_for};
-
-const PARTITIONS: i32 = 6;
-
-/// A broker, the test's topics and a reader of its receipts.
-struct Bed {
-    _dir: meshflow_tests::WorkDir,
-    dir: std::path::PathBuf,
-    broker: Tansu,
-    names: Names,
-    receipts: TopicReader,
-}
-
-impl Bed {
-    async fn new() -> Bed {
-        let dir = meshflow_tests::WorkDir::new("message-path");
-        let path = dir.path().to_path_buf();
-        let broker = Tansu::start(&path).await;
-        let names = Names::new();
-        create_topics(&broker.bootstrap, &names.topics(), PARTITIONS).await;
-        let receipts = TopicReader::start(&broker.bootstrap, &names.receipts, PARTITIONS);
-        Bed {
-            _dir: dir,
-            dir: path,
-            broker,
-            names,
-            receipts,
-        }
-    }
-
-    /// Waits until every one of `n` messages has a receipt.
-    async fn all_receipts(&self, n: u64, timeout: Duration) -> Ledger {
-        self.receipts.receipts_for(n, timeout).await
-    }
-
-    /// Waits until at least `n` distinct messages have receipts.
-    async fn receipts_at_least(&self, n: u64) {
-        self.receipts.receipts_for(n, Duration::from_secs(60)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_every_message_has_exactly_one_receipt() {
-    let bed = Bed::new().await;
-    let c1 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
-    let c2 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-b");
+    let bed = Bed::new("message-path").await;
+    let receipts = bed.reader(&bed.names.receipts);
+    let c1 = consumer(
+        bed.dir.path(),
+        &bed.broker.bootstrap,
+        &bed.names,
+        "consumer-a",
+    );
+    let c2 = consumer(
+        bed.dir.path(),
+        &bed.broker.bootstrap,
+        &bed.names,
+        "consumer-b",
+    );
     wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
     let n = 2_000;
-    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
-    let ledger = bed.all_receipts(n, Duration::from_secs(120)).await;
+    let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
+    let ledger = receipts.receipts_for(n, Duration::from_secs(120)).await;
     let status = p.wait_exit(Duration::from_secs(60)).await;
     println!(
         "steady state: sent={n} receipts={} distinct={} duplicates={} missing={}",
@@ -86,20 +58,31 @@ async fn steady_state_every_message_has_exactly_one_receipt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_killed_and_restarted_loses_nothing() {
-    let mut bed = Bed::new().await;
-    let c1 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
-    let c2 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-b");
+    let mut bed = Bed::new("message-path").await;
+    let receipts = bed.reader(&bed.names.receipts);
+    let c1 = consumer(
+        bed.dir.path(),
+        &bed.broker.bootstrap,
+        &bed.names,
+        "consumer-a",
+    );
+    let c2 = consumer(
+        bed.dir.path(),
+        &bed.broker.bootstrap,
+        &bed.names,
+        "consumer-b",
+    );
     wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
     let n = 3_000;
     let log = TopicReader::start(&bed.broker.bootstrap, &bed.names.topic, PARTITIONS);
-    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
-    bed.receipts_at_least(600).await;
+    let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
+    receipts.receipts_for(600, Duration::from_secs(60)).await;
     let fault = Instant::now();
     bed.broker.kill().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     bed.broker.restart().await;
     let restarted = Instant::now();
-    let ledger = bed.all_receipts(n, Duration::from_secs(180)).await;
+    let ledger = receipts.receipts_for(n, Duration::from_secs(180)).await;
     let status = p.wait_exit(Duration::from_secs(60)).await;
     let back = ledger
         .first_after(restarted)
@@ -132,16 +115,27 @@ async fn broker_killed_and_restarted_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_sigterm_hands_over_without_loss_or_duplicates() {
-    let bed = Bed::new().await;
-    let mut leaving = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
-    let staying = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-b");
+    let bed = Bed::new("message-path").await;
+    let receipts = bed.reader(&bed.names.receipts);
+    let mut leaving = consumer(
+        bed.dir.path(),
+        &bed.broker.bootstrap,
+        &bed.names,
+        "consumer-a",
+    );
+    let staying = consumer(
+        bed.dir.path(),
+        &bed.broker.bootstrap,
+        &bed.names,
+        "consumer-b",
+    );
     wait_ready(&[&leaving, &staying], Duration::from_secs(60)).await;
     let n = 3_000;
-    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
-    bed.receipts_at_least(800).await;
+    let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
+    receipts.receipts_for(800, Duration::from_secs(60)).await;
     // The consumer that leaves owned partitions and wrote receipts for them,
     // so that there is something to hand over.
-    let before = bed.receipts.ledger();
+    let before = receipts.ledger();
     let owned = before.partitions_of("consumer-a");
     assert!(
         before.entries_by("consumer-a") > 0 && !owned.is_empty(),
@@ -151,7 +145,7 @@ async fn consumer_sigterm_hands_over_without_loss_or_duplicates() {
     leaving.signal(15);
     let exit = leaving.wait_exit(Duration::from_secs(30)).await;
     let took = asked.elapsed();
-    let ledger = bed.all_receipts(n, Duration::from_secs(180)).await;
+    let ledger = receipts.receipts_for(n, Duration::from_secs(180)).await;
     let status = p.wait_exit(Duration::from_secs(60)).await;
     let taken_over = ledger.partitions_of("consumer-b");
     println!(
@@ -185,8 +179,14 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
     use meshflow_common::envelope::{HeaderList, CREATED_NS, ERROR, PRODUCER, SEQ, TRACEPARENT};
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
-    let bed = Bed::new().await;
-    let mut c = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-a");
+    let bed = Bed::new("message-path").await;
+    let receipts = bed.reader(&bed.names.receipts);
+    let mut c = consumer(
+        bed.dir.path(),
+        &bed.broker.bootstrap,
+        &bed.names,
+        "consumer-a",
+    );
     wait_ready(&[&c], Duration::from_secs(60)).await;
     let pid = c.pid();
     let dlq = TopicReader::start(&bed.broker.bootstrap, &bed.names.dlq, PARTITIONS);
@@ -262,8 +262,8 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
     }
     // Well-formed traffic afterwards still flows.
     let n = 200;
-    let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 200);
-    let ledger = bed.all_receipts(n, Duration::from_secs(120)).await;
+    let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 200);
+    let ledger = receipts.receipts_for(n, Duration::from_secs(120)).await;
     assert!(p.wait_exit(Duration::from_secs(60)).await.success());
     let dead = wait_for("dead letters", Duration::from_secs(60), || async {
         let r = dlq.records();

@@ -14,8 +14,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use meshflow_tests::bed::{counts, seen_at_both_stages, show, Bed, PARTITIONS};
-use meshflow_tests::ledger::{LogLedger, TopicReader};
+use meshflow_tests::bed::{
+    assert_all_counted, counts, group_status, lag_messages, seen_at_both_stages, show, Bed,
+};
+use meshflow_tests::ledger::LogLedger;
 use meshflow_tests::netns::Netns;
 use meshflow_tests::scenario::{consumer_wrapped, producer};
 use meshflow_tests::{scrape, unique};
@@ -34,13 +36,9 @@ enum Cut {
 /// The group's status as the exporter reports it (the state whose series
 /// is 1), or `None` when it reports none.
 fn status(s: &std::collections::HashMap<String, f64>, group: &str) -> Option<&'static str> {
-    STATES.into_iter().find(|state| {
-        scrape::sum(
-            s,
-            "meshflow_consumer_group_status",
-            &[("group", group), ("meshflow_consumer_group_status", state)],
-        ) == 1.0
-    })
+    STATES
+        .into_iter()
+        .find(|state| group_status(s, group, state) == 1.0)
 }
 
 async fn partition(cut: Cut) {
@@ -48,8 +46,8 @@ async fn partition(cut: Cut) {
     let bed = Bed::on(&format!("partition-{cut:?}"), &ns.outside).await;
     let (names, bootstrap) = (bed.names.clone(), bed.broker.bootstrap.clone());
     let group = names.group.clone();
-    let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
-    let log = TopicReader::start(&bootstrap, &names.topic, PARTITIONS);
+    let receipts = bed.reader(&names.receipts);
+    let log = bed.reader(&names.topic);
     let mut exporter = bed
         .exporter(
             "exporter",
@@ -88,11 +86,7 @@ async fn partition(cut: Cut) {
     while cut_at.elapsed() < length {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let Some(s) = scrape::samples(exporter.port) {
-            lag_max = lag_max.max(scrape::sum(
-                &s,
-                "meshflow_consumer_lag_messages",
-                &[("group", &group)],
-            ));
+            lag_max = lag_max.max(lag_messages(&s, &group));
             seen.extend(status(&s, &group));
         }
     }
@@ -172,18 +166,7 @@ async fn partition(cut: Cut) {
         seen.iter().any(|s| *s != "OK"),
         "the status never left OK: {seen:?}"
     );
-    let [logged, lost_log, _, processed, lost_processed, dup_processed] = counts(&after, &group);
-    assert_eq!((logged, processed), (n as f64, n as f64));
-    assert_eq!(
-        (lost_log, lost_processed),
-        (0.0, 0.0),
-        "a partition is late, not lost"
-    );
-    assert_eq!(
-        dup_processed,
-        truth.duplicates() as f64,
-        "duplicates reported vs real"
-    );
+    assert_all_counted(&after, &group, n, &truth, "a partition is late, not lost");
     for service in [&mut a, &mut b, &mut exporter] {
         assert!(service.running(), "{} restarted", service.name);
     }

@@ -83,6 +83,55 @@ fn kafka_client_answered(door: &str, ca: &str, auth: &[(&str, String)]) -> bool 
     client.fetch_metadata(None, Duration::from_secs(4)).is_ok()
 }
 
+/// Evaluates every panel query of `dashboards/cluster-mesh.json` that reads
+/// a `haproxy_` metric against the Prometheus on `port`, with the stack's
+/// topic and group selected; panics naming each query without data (waiting
+/// up to 60 s, for the rates' first points). Returns how many were checked.
+fn mesh_panels_with_data(port: u16) -> usize {
+    use meshflow_tests::grafana::{substitute, Dashboard, Selection, Values};
+    use meshflow_tests::prometheus::encode;
+    use meshflow_tests::scenario::Names;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/cluster-mesh.json");
+    let dashboard = Dashboard::load(&path);
+    let names = Names {
+        topic: "meshflow.events".into(),
+        receipts: "meshflow.receipts".into(),
+        dlq: "meshflow.events.dlq".into(),
+        group: "meshflow".into(),
+        producer: String::new(),
+    };
+    let values = Values { names: &names };
+    let queries: Vec<(String, String)> = dashboard
+        .targets
+        .iter()
+        .filter(|q| q.text.contains("haproxy_"))
+        .map(|q| {
+            (
+                q.name(),
+                substitute(&q.text, &dashboard, &values, Selection::Single),
+            )
+        })
+        .collect();
+    assert!(!queries.is_empty(), "no mesh panel reads HAProxy's metrics");
+    for (name, promql) in &queries {
+        wait(&format!("data for {name}"), Duration::from_secs(60), || {
+            let (code, body) = scrape::get(
+                port,
+                &format!("/api/v1/query?query={}", encode(promql)),
+                None,
+            )?;
+            let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
+            assert_eq!(code, 200, "{name} does not evaluate: {body}");
+            let has_data = answer["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|s| s["value"][1].as_str() != Some("NaN")));
+            has_data.then_some(())
+        });
+    }
+    queries.len()
+}
+
 #[test]
 fn secured_stack_refuses_attackers_and_survives_kills() {
     let started = Instant::now();
@@ -329,6 +378,13 @@ fn secured_stack_refuses_attackers_and_survives_kills() {
     );
     eprintln!(
         "attack: MeshflowMeshConnectionsDenied and MeshflowNonMtlsTraffic fired in the stack's Prometheus"
+    );
+    // The mesh dashboard's panels read HAProxy here as they read ztunnel on
+    // Kubernetes: every panel query that names a haproxy_ metric has data in
+    // the stack's Prometheus.
+    let mesh_panels = mesh_panels_with_data(prometheus);
+    eprintln!(
+        "dashboard: {mesh_panels} cluster-mesh panel queries answered from HAProxy's metrics"
     );
 
     // kill-broker: Tansu restarts behind the proxy; messages flow again.

@@ -104,6 +104,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// `Ok` if `value` is above zero, else the configuration error for `key`.
+    pub fn unless_positive(key: &'static str, value: std::time::Duration) -> Result<(), Error> {
+        if value.is_zero() {
+            return Err(Error::Config {
+                key,
+                value: format!("{value:?}"),
+                allowed: "a duration greater than zero, such as 30s",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Error {
     /// A fixed, low-cardinality name for metric labels and logs.
     pub fn kind(&self) -> &'static str {
         match self {

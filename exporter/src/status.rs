@@ -13,10 +13,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::config::StatusConfig;
 use crate::lag::LagSample;
 use crate::window::duration_ns;
 use crate::Error;
+
+mod thresholds;
+pub use thresholds::*;
 
 /// The most samples kept per partition; older ones are dropped first.
 pub const MAX_SAMPLES: usize = 512;

@@ -13,9 +13,9 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterPoller, Snapshot};
-use crate::config::StatusConfig;
 use crate::metrics::ExporterMetrics;
 use crate::progress::PollMarks;
+use crate::status::StatusConfig;
 use crate::status::{Evaluation, GroupStatus, GroupStatusTracker};
 
 /// Status trackers of the watched groups.

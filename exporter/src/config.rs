@@ -428,5 +428,17 @@ fn positive(key: &'static str, value: Duration) -> Result<(), Error> {
     Error::unless_positive(key, value)
 }
 
+impl meshflow_common::skeleton::ServiceConfig for Config {
+    fn log(&self) -> &meshflow_common::config::LogConfig {
+        &self.log
+    }
+    fn listen(&self) -> std::net::SocketAddr {
+        self.http.listen
+    }
+    fn trace(&self) -> &meshflow_common::config::TraceConfig {
+        &self.trace
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -14,4 +14,5 @@ pub mod kafka;
 pub mod propagation;
 pub mod receipt;
 pub mod shutdown;
+pub mod skeleton;
 pub mod telemetry;

@@ -295,6 +295,21 @@ impl Validate for Config {
     }
 }
 
+impl meshflow_common::skeleton::ServiceConfig for Config {
+    fn log(&self) -> &meshflow_common::config::LogConfig {
+        &self.log
+    }
+    fn listen(&self) -> std::net::SocketAddr {
+        self.http.listen
+    }
+    fn trace(&self) -> &meshflow_common::config::TraceConfig {
+        &self.trace
+    }
+    fn instance_id(&self) -> Option<&str> {
+        self.consumer.instance_id.as_deref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

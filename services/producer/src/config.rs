@@ -201,6 +201,21 @@ impl Validate for Config {
     }
 }
 
+impl meshflow_common::skeleton::ServiceConfig for Config {
+    fn log(&self) -> &meshflow_common::config::LogConfig {
+        &self.log
+    }
+    fn listen(&self) -> std::net::SocketAddr {
+        self.http.listen
+    }
+    fn trace(&self) -> &meshflow_common::config::TraceConfig {
+        &self.trace
+    }
+    fn instance_id(&self) -> Option<&str> {
+        self.producer.instance_id.as_deref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,139 @@
+//! The one way a meshflow service runs: configuration (exit 2 when bad),
+//! telemetry, the HTTP endpoint with metrics and readiness, the work with a
+//! shutdown token that SIGTERM/SIGINT cancel, then the endpoint and the
+//! telemetry stopped, and an exit code (0, or 1 when the work failed).
+//! Each binary's `main` is a [`Skeleton`] and two closures.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{instance_id, load_from_args, LogConfig, TraceConfig, Validate};
+use crate::http::{self, Endpoint, Readiness};
+use crate::{shutdown, telemetry};
+
+/// What the skeleton needs from a service's configuration.
+pub trait ServiceConfig: DeserializeOwned + Validate {
+    /// Logging.
+    fn log(&self) -> &LogConfig;
+    /// Where the HTTP endpoint listens.
+    fn listen(&self) -> SocketAddr;
+    /// Trace propagation.
+    fn trace(&self) -> &TraceConfig;
+    /// The configured instance id, if any (else one is made up).
+    fn instance_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A service's fixed facts.
+pub struct Skeleton {
+    /// The binary's name (`meshflow-producer`): service name in telemetry,
+    /// and in configuration errors.
+    pub binary: &'static str,
+    /// The role, the fallback of a made-up instance id.
+    pub role: &'static str,
+    /// Configuration keys that take comma-separated lists from the
+    /// environment.
+    pub list_keys: &'static [&'static str],
+    /// The readiness conditions `/readyz` reports.
+    pub readiness: &'static [&'static str],
+    /// Metric families to declare as OpenMetrics statesets.
+    pub statesets: &'static [&'static str],
+}
+
+/// What the work gets: everything set up, and the token that says stop.
+pub struct Started<C, M> {
+    /// The validated configuration.
+    pub config: C,
+    /// This process's instance id.
+    pub instance: String,
+    /// The service's metrics, registered.
+    pub metrics: M,
+    /// Its readiness conditions, all unmet at start.
+    pub readiness: Arc<Readiness>,
+    /// Cancelled at SIGTERM/SIGINT; the work cancels it too when it ends.
+    pub shutdown: CancellationToken,
+}
+
+/// An error of the work, shown as `error: <message>: <cause>...`.
+pub type WorkError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Skeleton {
+    /// Runs the service: `register` adds its metrics to the registry, `work`
+    /// does the rest until it returns.
+    pub async fn run<C, M, W, Fut, E>(
+        self,
+        register: impl FnOnce(&C, &mut Registry) -> M,
+        work: W,
+    ) -> ExitCode
+    where
+        C: ServiceConfig,
+        W: FnOnce(Started<C, M>) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: Into<WorkError>,
+    {
+        let config: C = load_from_args(self.binary, self.list_keys);
+        let instance = config
+            .instance_id()
+            .map(str::to_string)
+            .unwrap_or_else(|| instance_id(self.role));
+        let telemetry =
+            match telemetry::init(config.log(), self.binary, &instance, config.trace().baggage) {
+                Ok(t) => t,
+                Err(e) => return failed(e.into()),
+            };
+        let shutdown = shutdown::on_signal();
+        let mut registry = Registry::with_prefix("meshflow");
+        let metrics = register(&config, &mut registry);
+        http::register_start_time(&mut registry);
+        let readiness = Readiness::new(self.readiness, &mut registry);
+        let endpoint = Endpoint {
+            registry,
+            readiness: readiness.clone(),
+            statesets: self.statesets.iter().map(|s| s.to_string()).collect(),
+        };
+        let listen = config.listen();
+        let server = match http::serve(listen, endpoint, shutdown.clone()).await {
+            Ok(server) => server,
+            Err(e) => {
+                telemetry.shutdown();
+                return failed(format!("http.listen {listen}: {e}").into());
+            }
+        };
+        let result = work(Started {
+            config,
+            instance,
+            metrics,
+            readiness,
+            shutdown: shutdown.clone(),
+        })
+        .await;
+        shutdown.cancel();
+        let _ = server.await;
+        let code = match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failed(e.into()),
+        };
+        telemetry.shutdown();
+        code
+    }
+}
+
+/// Logs and prints `error` with its causes; exit code 1.
+fn failed(error: WorkError) -> ExitCode {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    tracing::error!(error = %text, "stopped");
+    eprintln!("error: {text}");
+    ExitCode::FAILURE
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what meshflow needs on a Debian 12 machine and skips what is there:
 # Debian packages (build tools for librdkafka, supervisor, Prometheus, the
-# sqlite3 shell that adds indexes to the broker's file), the Tansu broker
+# sqlite3 shell that adds indexes to the broker's file, HAProxy and iproute2
+# for the broker's mTLS door and network namespace), the Tansu broker
 # (pinned), cargo-nextest and cargo-fuzz. Safe to run again; quiet when
 # nothing is missing.
 #
@@ -10,7 +11,7 @@
 set -euo pipefail
 
 TANSU_VERSION="0.6.0"
-APT_PACKAGES=(build-essential cmake pkg-config libssl-dev zlib1g-dev curl supervisor prometheus sqlite3)
+APT_PACKAGES=(build-essential cmake pkg-config libssl-dev zlib1g-dev curl supervisor prometheus sqlite3 haproxy iproute2 openssl)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -24,9 +25,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian's prometheus package starts a system instance where an init
-  # system runs; meshflow starts its own.
+  # Debian's prometheus and haproxy packages start system instances where an
+  # init system runs; meshflow starts its own.
   as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  as_root systemctl disable --now haproxy >/dev/null 2>&1 || true
 fi
 
 export PATH="$HOME/.cargo/bin:$PATH"

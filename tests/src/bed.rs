@@ -27,8 +27,14 @@ pub struct Bed {
 impl Bed {
     /// A broker in a fresh directory for `test`, with the test's topics.
     pub async fn new(test: &str) -> Bed {
+        Bed::on(test, "127.0.0.1").await
+    }
+
+    /// [`Bed::new`] with the broker listening on `address`, one of this
+    /// machine's addresses.
+    pub async fn on(test: &str, address: &str) -> Bed {
         let dir = WorkDir::new(test);
-        let broker = Tansu::start(dir.path()).await;
+        let broker = Tansu::start_on(dir.path(), address).await;
         let names = Names::new();
         create_topics(&broker.bootstrap, &names.topics(), PARTITIONS).await;
         Bed { dir, broker, names }

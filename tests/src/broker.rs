@@ -43,10 +43,12 @@ pub fn tansu_launcher() -> PathBuf {
 
 /// One Tansu broker on a SQLite file in `dir`.
 pub struct Tansu {
-    /// `127.0.0.1:<port>`.
+    /// `<address>:<port>`.
     pub bootstrap: String,
-    port: u16,
+    /// Where its log goes.
     dir: PathBuf,
+    /// Where its SQLite file lives.
+    data: PathBuf,
     child: Option<Child>,
     restarts: u32,
 }
@@ -54,11 +56,23 @@ pub struct Tansu {
 impl Tansu {
     /// Starts a broker on a free port and waits until it answers.
     pub async fn start(dir: &Path) -> Tansu {
+        Tansu::start_on(dir, "127.0.0.1").await
+    }
+
+    /// Starts a broker listening on (and advertising) `address`, one of this
+    /// machine's addresses, on a free port.
+    pub async fn start_on(dir: &Path, address: &str) -> Tansu {
+        Tansu::start_with_data(dir, dir, address).await
+    }
+
+    /// [`Tansu::start_on`] with its SQLite file in `data` (say a small
+    /// file system) and its log in `dir`.
+    pub async fn start_with_data(dir: &Path, data: &Path, address: &str) -> Tansu {
         let port = crate::free_port();
         let mut t = Tansu {
-            bootstrap: format!("127.0.0.1:{port}"),
-            port,
+            bootstrap: format!("{address}:{port}"),
             dir: dir.to_path_buf(),
+            data: data.to_path_buf(),
             child: None,
             restarts: 0,
         };
@@ -67,7 +81,7 @@ impl Tansu {
     }
 
     async fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let url = format!("tcp://{}", self.bootstrap);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -83,7 +97,7 @@ impl Tansu {
             .arg(&url)
             .arg("--storage-engine")
             .arg(format!("sqlite://{DATABASE}"))
-            .current_dir(&self.dir)
+            .current_dir(&self.data)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
@@ -115,9 +129,16 @@ impl Tansu {
         assert!(status.success(), "kill -{signal} tansu");
     }
 
+    /// Whether the broker process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// The broker's SQLite file.
     pub fn database(&self) -> PathBuf {
-        self.dir.join(DATABASE)
+        self.data.join(DATABASE)
     }
 
     /// Starts the broker again on the same port and file, as a supervisor would.

@@ -151,6 +151,8 @@ pub struct Ledger {
     pub processed_at: Vec<(String, String, i32, i64)>,
     /// ((producer, seq), trace id) of every entry, in arrival order.
     pub trace_ids: Vec<((String, u64), String)>,
+    /// `mf-created-ns` of every message with a receipt.
+    pub created_ns: HashMap<(String, u64), u64>,
 }
 
 impl Ledger {
@@ -172,6 +174,7 @@ impl Ledger {
                     e.offset,
                 ));
                 let key = (e.producer, e.seq);
+                l.created_ns.insert(key.clone(), e.created_ns);
                 *l.counts.entry(key.clone()).or_default() += 1;
                 l.first_by
                     .entry(key)
@@ -198,6 +201,48 @@ impl Ledger {
         self.counts.values().map(|c| u64::from(c - 1)).sum()
     }
 
+    /// Duplicates split by cause: (redelivered, the same record processed
+    /// again; rewritten, the message at more than one offset of the log).
+    pub fn duplicate_causes(&self) -> (u64, u64) {
+        let mut at: HashMap<(&str, u64), Vec<(i32, i64)>> = HashMap::new();
+        for (((producer, seq), _), (_, _, p, o)) in self.trace_ids.iter().zip(&self.processed_at) {
+            at.entry((producer, *seq)).or_default().push((*p, *o));
+        }
+        let (mut redelivered, mut rewritten) = (0, 0);
+        for mut places in at.into_values() {
+            let receipts = places.len() as u64;
+            places.sort_unstable();
+            places.dedup();
+            let offsets = places.len() as u64;
+            rewritten += offsets - 1;
+            redelivered += receipts - offsets;
+        }
+        (redelivered, rewritten)
+    }
+
+    /// Messages with a receipt that their producer created after `unix_ns`
+    /// (Unix nanoseconds).
+    pub fn created_after(&self, unix_ns: u64) -> usize {
+        self.created_ns.values().filter(|c| **c > unix_ns).count()
+    }
+
+    /// Receipt entries written by `consumer`.
+    pub fn entries_by(&self, consumer: &str) -> usize {
+        self.processed_at
+            .iter()
+            .filter(|(by, ..)| by == consumer)
+            .count()
+    }
+
+    /// The partitions `consumer` wrote receipts for.
+    pub fn partitions_of(&self, consumer: &str) -> std::collections::BTreeSet<i32> {
+        self.processed_at
+            .iter()
+            .filter(|(by, ..)| by == consumer)
+            .map(|(_, _, p, _)| *p)
+            .collect()
+    }
+
     /// The first receipt arrival after `t`, as a delay from `t`.
     pub fn first_after(&self, t: Instant) -> Option<Duration> {
         self.arrivals
@@ -220,4 +265,51 @@ impl Ledger {
         }
         gap
     }
+}
+
+/// The envelopes of a data topic as written to the log: records per
+/// (producer, seq), to check that the log itself holds no duplicate.
+#[derive(Debug, Default)]
+pub struct LogLedger {
+    /// Records per message.
+    pub counts: HashMap<(String, u64), u32>,
+}
+
+impl LogLedger {
+    /// Counts the enveloped records among `records` (a data topic).
+    pub fn from_records(records: &[Record]) -> LogLedger {
+        let mut l = LogLedger::default();
+        for r in records {
+            let producer = r.header(meshflow_common::envelope::PRODUCER);
+            let seq = r.header(meshflow_common::envelope::SEQ);
+            let (Some(Some(producer)), Some(Some(seq))) = (producer.first(), seq.first()) else {
+                continue;
+            };
+            let producer = String::from_utf8_lossy(producer).into_owned();
+            let seq: u64 = std::str::from_utf8(seq)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .expect("the test's producer writes decimal mf-seq");
+            *l.counts.entry((producer, seq)).or_default() += 1;
+        }
+        l
+    }
+
+    /// Distinct messages in the log.
+    pub fn distinct(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Extra records beyond the first, summed over messages.
+    pub fn duplicates(&self) -> u64 {
+        self.counts.values().map(|c| u64::from(c - 1)).sum()
+    }
+}
+
+/// Unix nanoseconds now, by this machine's clock (what the services stamp).
+pub fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
 }

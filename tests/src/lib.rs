@@ -6,11 +6,14 @@ pub mod bed;
 pub mod broker;
 pub mod exporter;
 pub mod ledger;
+pub mod mock;
+pub mod netns;
 pub mod otlp;
 pub mod process;
 pub mod prometheus;
 pub mod scenario;
 pub mod scrape;
+pub mod stack;
 
 use std::time::{Duration, Instant};
 

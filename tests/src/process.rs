@@ -44,15 +44,49 @@ impl Service {
         port: u16,
         dir: &Path,
     ) -> Service {
+        Service::start_with_args(name, binary_name, env, &[], port, dir)
+    }
+
+    /// [`Service::start`] with command-line arguments (say `--config FILE`).
+    pub fn start_with_args(
+        name: &str,
+        binary_name: &str,
+        env: &[(String, String)],
+        args: &[&str],
+        port: u16,
+        dir: &Path,
+    ) -> Service {
+        Service::start_wrapped(name, &[], binary_name, env, args, port, dir)
+    }
+
+    /// [`Service::start_with_args`] run by `wrapper` (say `ip netns exec
+    /// NAME`, which runs it in a network namespace).
+    pub fn start_wrapped(
+        name: &str,
+        wrapper: &[String],
+        binary_name: &str,
+        env: &[(String, String)],
+        args: &[&str],
+        port: u16,
+        dir: &Path,
+    ) -> Service {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("create log file");
-        let mut cmd = Command::new(binary(binary_name));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(binary(binary_name));
+                c
+            }
+            None => Command::new(binary(binary_name)),
+        };
         for (k, _) in std::env::vars() {
             if k.starts_with("MESHFLOW__") || k.starts_with("OTEL_") {
                 cmd.env_remove(k);
             }
         }
-        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("MESHFLOW__HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("dup log file"))

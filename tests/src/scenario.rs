@@ -58,6 +58,43 @@ pub fn producer_with(
     rate: u32,
     extra: &[(&str, &str)],
 ) -> Service {
+    let env = producer_env(bootstrap, names, count, rate, extra);
+    Service::start(
+        "producer",
+        "meshflow-producer",
+        &env,
+        crate::free_port(),
+        dir,
+    )
+}
+
+/// Starts a producer with command-line arguments (say `--config FILE`).
+pub fn producer_with_args(
+    dir: &Path,
+    bootstrap: &str,
+    names: &Names,
+    count: u64,
+    rate: u32,
+    args: &[&str],
+) -> Service {
+    let env = producer_env(bootstrap, names, count, rate, &[]);
+    Service::start_with_args(
+        "producer",
+        "meshflow-producer",
+        &env,
+        args,
+        crate::free_port(),
+        dir,
+    )
+}
+
+fn producer_env(
+    bootstrap: &str,
+    names: &Names,
+    count: u64,
+    rate: u32,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let env = with(
         kafka_env(bootstrap),
         &[
@@ -69,14 +106,7 @@ pub fn producer_with(
             ("MESHFLOW__PRODUCER__CREATE_TOPIC", "false"),
         ],
     );
-    let env = with(env, extra);
-    Service::start(
-        "producer",
-        "meshflow-producer",
-        &env,
-        crate::free_port(),
-        dir,
-    )
+    with(env, extra)
 }
 
 /// Starts consumer `name` of the test's group.
@@ -92,7 +122,12 @@ pub fn consumer_with(
     name: &str,
     extra: &[(&str, &str)],
 ) -> Service {
-    let mut env = with(
+    let env = with(consumer_env(bootstrap, names, name), extra);
+    Service::start(name, "meshflow-consumer", &env, crate::free_port(), dir)
+}
+
+fn consumer_env(bootstrap: &str, names: &Names, name: &str) -> Vec<(String, String)> {
+    with(
         kafka_env(bootstrap),
         &[
             ("MESHFLOW__CONSUMER__TOPIC", &names.topic),
@@ -101,9 +136,27 @@ pub fn consumer_with(
             ("MESHFLOW__CONSUMER__INSTANCE_ID", name),
             ("MESHFLOW__CONSUMER__CREATE_TOPICS", "false"),
         ],
-    );
-    env = with(env, extra);
-    Service::start(name, "meshflow-consumer", &env, crate::free_port(), dir)
+    )
+}
+
+/// Starts consumer `name` run by `wrapper` (say `ip netns exec NAME`).
+pub fn consumer_wrapped(
+    dir: &Path,
+    wrapper: &[String],
+    bootstrap: &str,
+    names: &Names,
+    name: &str,
+) -> Service {
+    let env = consumer_env(bootstrap, names, name);
+    Service::start_wrapped(
+        name,
+        wrapper,
+        "meshflow-consumer",
+        &env,
+        &[],
+        crate::free_port(),
+        dir,
+    )
 }
 
 /// Waits until `/readyz` of every service answers 200.

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use meshflow_tests::broker::{create_topics, Tansu};
-use meshflow_tests::ledger::{Ledger, TopicReader};
+use meshflow_tests::ledger::{Ledger, LogLedger, TopicReader};
 use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
 use meshflow_tests::{scrape, wait_for};
 
@@ -91,6 +91,7 @@ async fn broker_killed_and_restarted_loses_nothing() {
     let c2 = consumer(&bed.dir, &bed.broker.bootstrap, &bed.names, "consumer-b");
     wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
     let n = 3_000;
+    let log = TopicReader::start(&bed.broker.bootstrap, &bed.names.topic, PARTITIONS);
     let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
     bed.receipts_at_least(600).await;
     let fault = Instant::now();
@@ -103,9 +104,16 @@ async fn broker_killed_and_restarted_loses_nothing() {
     let back = ledger
         .first_after(restarted)
         .expect("receipts after the restart");
+    let in_log = meshflow_tests::wait_for("the whole log", Duration::from_secs(60), || async {
+        let l = LogLedger::from_records(&log.records());
+        (l.distinct() as u64 >= n).then_some(l)
+    })
+    .await;
     println!(
-        "broker kill -9: sent={n} distinct={} duplicates={} missing={} \
+        "broker kill -9: sent={n} log_distinct={} log_duplicates={} distinct={} duplicates={} missing={} \
          down_for={:.2}s receipts_flowing_again={:.2}s_after_restart ({:.2}s after the kill)",
+        in_log.distinct(),
+        in_log.duplicates(),
         ledger.distinct(),
         ledger.duplicates(),
         ledger.missing(&bed.names.producer, n).len(),
@@ -115,6 +123,11 @@ async fn broker_killed_and_restarted_loses_nothing() {
     );
     assert!(status.success(), "producer exit: {status}");
     assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
+    // The README's claim: the durable broker's crash duplicates nothing,
+    // neither in the log (the idempotent producer's retries) nor in
+    // processing (offsets were committed for what was receipted).
+    assert_eq!(in_log.duplicates(), 0, "duplicates in the log");
+    assert_eq!(ledger.duplicates(), 0, "duplicate receipts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,14 +139,23 @@ async fn consumer_sigterm_hands_over_without_loss_or_duplicates() {
     let n = 3_000;
     let mut p = producer(&bed.dir, &bed.broker.bootstrap, &bed.names, n, 500);
     bed.receipts_at_least(800).await;
+    // The consumer that leaves owned partitions and wrote receipts for them,
+    // so that there is something to hand over.
+    let before = bed.receipts.ledger();
+    let owned = before.partitions_of("consumer-a");
+    assert!(
+        before.entries_by("consumer-a") > 0 && !owned.is_empty(),
+        "consumer-a wrote no receipt before the signal"
+    );
     let asked = Instant::now();
     leaving.signal(15);
     let exit = leaving.wait_exit(Duration::from_secs(30)).await;
     let took = asked.elapsed();
     let ledger = bed.all_receipts(n, Duration::from_secs(180)).await;
     let status = p.wait_exit(Duration::from_secs(60)).await;
+    let taken_over = ledger.partitions_of("consumer-b");
     println!(
-        "consumer SIGTERM: exit={exit} after {:.2}s sent={n} distinct={} duplicates={} missing={}",
+        "consumer SIGTERM: exit={exit} after {:.2}s leaving_owned={owned:?} sent={n} distinct={} duplicates={} missing={}",
         took.as_secs_f64(),
         ledger.distinct(),
         ledger.duplicates(),
@@ -151,6 +173,10 @@ async fn consumer_sigterm_hands_over_without_loss_or_duplicates() {
         ledger.duplicates(),
         0,
         "a graceful hand-over must not duplicate"
+    );
+    assert!(
+        owned.is_subset(&taken_over),
+        "consumer-b took over {taken_over:?}, not all of {owned:?}"
     );
 }
 

@@ -50,12 +50,13 @@ export function contractSeries(markdown = readRepoFile('docs/contracts.md')) {
 
 /**
  * Why a series name is not allowed, or null when it is: a name from the
- * contracts, `up`, an Istio metric (istio_*), or a series recorded by one of
- * the rule files.
+ * contracts, `up`, an Istio metric (istio_*), a metric of HAProxy's built-in
+ * exporter at the local stack's broker door (haproxy_*), or a series recorded
+ * by one of the rule files.
  */
 export function unknownSeriesReason(name, contract, recorded) {
-  if (name === 'up' || name.startsWith('istio_') || contract.has(name) || recorded.has(name)) return null;
-  return `${name} is not in docs/contracts.md, not up or istio_*, and not recorded by alerts/*.rules.yml`;
+  if (name === 'up' || name.startsWith('istio_') || name.startsWith('haproxy_') || contract.has(name) || recorded.has(name)) return null;
+  return `${name} is not in docs/contracts.md, not up, istio_* or haproxy_*, and not recorded by alerts/*.rules.yml`;
 }
 
 /** Why a label matcher on a contract series is not allowed, or null. */

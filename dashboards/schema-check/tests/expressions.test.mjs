@@ -1,6 +1,6 @@
 // Every PromQL expression in the dashboards and the rule files parses
 // (promtool is the judge), and names only series and labels that
-// docs/contracts.md defines (or up, istio_*, or a recorded series).
+// docs/contracts.md defines (or up, istio_*, haproxy_*, or a recorded series).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { contractSeries, unknownLabelReason, unknownSeriesReason } from '../lib/contracts.mjs';
@@ -219,8 +219,9 @@ describe('the checks themselves', () => {
     assert.equal(problemsIn('meshflow_e2e_latency_seconds_count{le="1.0"}', 'bad').length, 1);
   });
 
-  it('up, istio_* and recorded series are allowed', () => {
+  it('up, istio_*, haproxy_* and recorded series are allowed', () => {
     assert.deepEqual(problemsIn('up{job="meshflow-exporter"} + istio_tcp_sent_bytes_total', 'ok'), []);
+    assert.deepEqual(problemsIn('haproxy_frontend_denied_sessions_total{proxy="kafka"}', 'ok'), []);
     assert.deepEqual(problemsIn('meshflow:e2e_latency_slo_errors:ratio_rate5m', 'ok'), []);
   });
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod resend;
 pub mod service;
 
 pub use config::Config;

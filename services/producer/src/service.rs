@@ -6,7 +6,8 @@
 //! A sequence number is consumed only when librdkafka accepts the message,
 //! so a refused send never looks like a gap to the exporter. Delivery reports
 //! are awaited in spawned tasks that record ack latency, the outcome and the
-//! acknowledged partition and offset on the span. A fatal librdkafka error
+//! acknowledged partition and offset on the span; a message librdkafka
+//! failed for a reason that can pass is sent again (see [`crate::resend`]). A fatal librdkafka error
 //! (see [`meshflow_common::fatal`]) stops the run with an error.
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::ProducerMetrics;
+use crate::resend::{self, Failure};
 
 /// Readiness condition: Kafka answers metadata requests.
 pub const READY_KAFKA: &str = "kafka";
@@ -139,6 +141,8 @@ pub async fn run(
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut deliveries: JoinSet<bool> = JoinSet::new();
+    // Fired when shutdown stops waiting for deliveries: no more re-sends.
+    let give_up = CancellationToken::new();
     let mut summary = Summary::default();
     tracing::info!(topic = %settings.topic, instance, rate = settings.rate_per_sec, "producing");
 
@@ -194,10 +198,16 @@ pub async fn run(
         summary.handed += 1;
         metrics.record_handed();
         let metrics = metrics.clone();
+        let (resender, give_up) = (producer.clone(), give_up.clone());
+        let deadline = handed_at + settings.message_timeout;
         deliveries.spawn(async move {
-            let result = delivery.await;
+            let result = resend::deliver(&resender, delivery, deadline, &give_up, |e| {
+                metrics.record_error(error_reason(e));
+                tracing::warn!(error = %e, seq, "delivery failed, sending it again");
+            })
+            .await;
             match result {
-                Ok(Ok(d)) => {
+                Ok(d) => {
                     metrics.record_acked(handed_at.elapsed().as_secs_f64());
                     span.set_attribute(KeyValue::new(
                         "messaging.destination.partition.id",
@@ -207,7 +217,7 @@ pub async fn run(
                     span.end();
                     true
                 }
-                Ok(Err((e, _))) => {
+                Err(Failure::Kafka(e)) => {
                     let reason = error_reason(&e);
                     metrics.record_failed(reason);
                     span.set_attribute(KeyValue::new("error.type", reason));
@@ -216,7 +226,7 @@ pub async fn run(
                     tracing::error!(error = %e, reason, seq, "delivery failed");
                     false
                 }
-                Err(_canceled) => {
+                Err(Failure::Canceled) => {
                     metrics.record_failed("canceled");
                     span.set_attribute(KeyValue::new("error.type", "canceled"));
                     span.end();
@@ -226,25 +236,29 @@ pub async fn run(
         });
     }
 
+    // Sending is over: wait for every delivery, re-sends included, for at
+    // most producer.shutdown_flush_timeout; then stop re-sending and give up
+    // on what is still queued or in flight, so that its delivery reports
+    // arrive now (failed) rather than after producer.message_timeout.
     tracing::info!(handed = summary.handed, "flushing");
-    let flusher = producer.clone();
     let timeout = settings.shutdown_flush_timeout;
-    let flushed = tokio::task::spawn_blocking(move || {
-        let flushed = flusher.flush(timeout);
-        if flushed.is_err() {
-            // Give up on what is still queued or in flight, so that its
-            // delivery reports arrive now (failed) rather than after
-            // producer.message_timeout.
-            flusher.purge(PurgeConfig::default().queue().inflight());
+    let drained = tokio::time::timeout(timeout, async {
+        while let Some(done) = deliveries.join_next().await {
+            tally(&mut summary, done);
         }
-        flushed
     })
     .await;
-    if !matches!(flushed, Ok(Ok(()))) {
-        tracing::warn!("flush did not complete within producer.shutdown_flush_timeout");
-    }
-    while let Some(done) = deliveries.join_next().await {
-        tally(&mut summary, done);
+    if drained.is_err() {
+        tracing::warn!("deliveries did not complete within producer.shutdown_flush_timeout");
+        give_up.cancel();
+        let purger = producer.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            purger.purge(PurgeConfig::default().queue().inflight());
+        })
+        .await;
+        while let Some(done) = deliveries.join_next().await {
+            tally(&mut summary, done);
+        }
     }
     // Stopping on purpose (shutdown or max_messages): the probe's end is no
     // failure.

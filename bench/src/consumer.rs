@@ -22,15 +22,16 @@ use meshflow_consumer::context::READY_ASSIGNED;
 use meshflow_consumer::metrics::ConsumerMetrics;
 use meshflow_consumer::service::READY_KAFKA;
 use prometheus_client::registry::Registry;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::ClientConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cpu::{Run, Stopwatch};
 
-/// How long either consumer may take for its messages.
-const DEADLINE: Duration = Duration::from_secs(120);
+/// How long either consumer may go without a new message before the run
+/// fails (instead of waiting for messages that will not come).
+const STALL: Duration = Duration::from_secs(15);
 
 /// meshflow's default `fetch.wait.max.ms`.
 pub const FETCH_WAIT_MS: u32 = 100;
@@ -50,6 +51,17 @@ pub fn plain_client(bootstrap: &str, group: &str, fetch_wait_ms: u32) -> anyhow:
         .create()?)
 }
 
+/// Messages `topic` still holds (high - low watermark, over `partitions`).
+pub fn messages_kept(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<u64> {
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let mut kept = 0;
+    for p in 0..partitions {
+        let (low, high) = client.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        kept += (high - low).max(0) as u64;
+    }
+    Ok(kept)
+}
+
 /// The window a rate is measured over: from the `from`-th message to the last.
 fn window_start(messages: u64) -> u64 {
     messages / 10
@@ -62,9 +74,10 @@ pub async fn plain(bootstrap: &str, topic: &str, group: &str, messages: u64) -> 
     let from = window_start(messages);
     let mut watch = None;
     let mut seen = 0;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
     while seen < messages {
-        let m = tokio::time::timeout_at(deadline, consumer.recv()).await??;
+        let m = tokio::time::timeout(STALL, consumer.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("plain consumer: {seen} of {messages}, none for {STALL:?}"))??;
         consumer.store_offset_from_message(&m)?;
         seen += 1;
         if seen == from {
@@ -159,14 +172,17 @@ impl MeshflowConsumer {
 
     /// Waits until `n` messages are processed, calling `at(count)` as they go.
     pub async fn wait_processed(&self, n: u64, mut at: impl FnMut(u64)) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let (mut last, mut moved) = (0, tokio::time::Instant::now());
         loop {
             let done = self.processed();
             at(done);
             if done >= n {
                 return Ok(());
             }
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "meshflow consumer: {done} of {n}");
+            if done > last {
+                (last, moved) = (done, tokio::time::Instant::now());
+            }
+            anyhow::ensure!(moved.elapsed() < STALL, "meshflow consumer: {done} of {n}, none for {STALL:?}");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }

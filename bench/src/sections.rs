@@ -36,7 +36,9 @@ impl Scale {
     pub const FULL: Scale = Scale {
         rounds: 3,
         producer_messages: 60_000,
-        consumer_messages: 100_000,
+        // At 256-byte payloads and five envelope headers, 6 partitions of
+        // the mock cluster keep 60,000 messages whole (5 MB per partition).
+        consumer_messages: 60_000,
         latency_secs: 5,
         exporter_batches: 5,
         callgrind_steps: 20_000,
@@ -202,6 +204,15 @@ pub async fn consumer(target: &Target, scale: Scale) -> anyhow::Result<Vec<Row>>
         plain_headers: false,
     };
     producer::meshflow(&load, &meshflow_tests::unique("bench-fill")).await?;
+    // The mock cluster keeps at most 5 MB or 100,000 messages per partition
+    // and deletes the oldest beyond that: a round waiting for messages that
+    // are gone would never finish.
+    let kept = consumer::messages_kept(&target.bootstrap, &topic, 6)?;
+    anyhow::ensure!(
+        kept == scale.consumer_messages,
+        "consumer section: the broker kept {kept} of {} messages; fewer messages or more partitions",
+        scale.consumer_messages
+    );
     let mut rounds = Rounds { plain: vec![], meshflow: vec![] };
     for round in 0..scale.rounds {
         let plain_group = meshflow_tests::unique("bench-plain");
@@ -226,23 +237,23 @@ pub async fn consumer(target: &Target, scale: Scale) -> anyhow::Result<Vec<Row>>
     Ok(rounds.rows("consumer", target.name, "saturation", goal))
 }
 
-/// End-to-end latency at 1,000 msg/s on `target`: plain, meshflow without
-/// and (with `otlp`) with span export.
+/// End-to-end latency at 1,000 msg/s on `target`: meshflow without and
+/// (with `otlp`) with span export, each run at the same time as a plain
+/// pipeline on a topic of its own, so that both see the same machine (these
+/// shared cores stall a process for tens of milliseconds now and then, which
+/// would otherwise land on one side only). On Tansu the plain producer
+/// carries headers of the envelope's sizes, since Tansu's cost is per header.
 pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Result<Vec<Row>> {
     let messages = scale.latency_secs * 1_000 + latency::WARM_UP;
-    let load = |topic: String| Load {
+    let load = |topic: String, plain_headers: bool| Load {
         bootstrap: target.bootstrap.clone(),
         topic,
         messages,
         rate: Some(1_000.0),
         payload_bytes: PAYLOAD_BYTES,
-        plain_headers: false,
+        plain_headers,
     };
     let fresh = |prefix: &str| meshflow_tests::unique(prefix);
-
-    let topic = fresh("bench-e2e-plain");
-    target.create_topics(&[&topic], 6).await?;
-    let plain = latency::plain(&load(topic), &fresh("bench-e2e-plain")).await?;
 
     let mut variants: Vec<(&str, Option<String>)> = vec![("OTLP off", None)];
     let receiver = if otlp { Some(meshflow_tests::otlp::Receiver::start().await) } else { None };
@@ -252,12 +263,22 @@ pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Resul
     let mut rows = Vec::new();
     for (name, endpoint) in variants {
         let provider = crate::tracing::install(endpoint.as_deref())?;
+        let plain_topic = fresh("bench-e2e-plain");
         let (topic, receipts) = (fresh("bench-e2e"), fresh("bench-e2e-receipts"));
         let dlq = format!("{topic}.dlq");
-        target.create_topics(&[&topic, &receipts, &dlq], 6).await?;
+        target.create_topics(&[&plain_topic, &topic, &receipts, &dlq], 6).await?;
+        let plain_load = load(plain_topic, target.name == "tansu");
+        let plain_group = fresh("bench-e2e-plain");
+        let plain = tokio::spawn(async move { latency::plain(&plain_load, &plain_group).await });
+        let mesh_load = load(topic, false);
         let group = fresh("bench-e2e-meshflow");
-        let got = latency::meshflow(&load(topic), &group, &receipts).await?;
+        let got = tokio::spawn(async move { latency::meshflow(&mesh_load, &group, &receipts).await });
+        let (plain, got) = (plain.await??, got.await??);
         let _ = provider.shutdown();
+        eprintln!(
+            "  end-to-end {} {name}: p99 plain {:.2} ms, meshflow {:.2} ms",
+            target.name, plain.p99_ms, got.p99_ms
+        );
         rows.extend(latency_rows(target.name, name, &plain, &got));
     }
     if let Some(r) = &receiver {

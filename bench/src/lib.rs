@@ -4,6 +4,7 @@
 //! and per-message instruction counts under callgrind. See the README's
 //! performance section for what each figure means and how it was made.
 
+pub mod chart;
 pub mod consumer;
 pub mod cpu;
 pub mod exporter;

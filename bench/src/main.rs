@@ -1,10 +1,11 @@
 //! `meshflow-bench`: runs every pair side by side and writes the report.
 //!
-//! `meshflow-bench [--quick] [--check] [--no-tansu] [--no-callgrind] [--out DIR]`
-//! prints the table and writes `results.json`, `results.csv` and
-//! `chart.png` into DIR (default `docs/bench`); `--check` exits 1 when a
-//! goal is missed by more than its noise margin. `meshflow-bench steps NAME
-//! N` is what callgrind runs.
+//! `meshflow-bench [--quick] [--check] [--no-tansu] [--no-callgrind]
+//! [--only SECTIONS] [--out DIR]` prints the table and writes it to
+//! `table.txt`, with `results.json`, `results.csv` and `chart.png` (see
+//! `chart`), into DIR (default `docs/bench`); `--check` exits 1 when a goal
+//! is missed by more than its noise margin. `meshflow-bench steps NAME N`
+//! is what callgrind runs.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,6 +30,10 @@ struct Args {
     /// Skip the instruction counts under callgrind.
     #[arg(long)]
     no_callgrind: bool,
+    /// Run only these sections (comma-separated: producer, consumer,
+    /// latency, exporter, tansu, callgrind); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Where the report goes.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
@@ -55,22 +60,32 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let scale = if args.quick { Scale::QUICK } else { Scale::FULL };
     let provider = meshflow_bench::tracing::install(None)?;
     let mut rows: Vec<Row> = Vec::new();
+    let wanted = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
 
-    eprintln!("mock cluster: producer");
-    let mock = Target::mock()?;
-    rows.extend(sections::producer(&mock, scale, false, scale.rounds).await?);
-    eprintln!("mock cluster: consumer");
-    rows.extend(sections::consumer(&mock, scale).await?);
-    drop(mock);
-    eprintln!("mock cluster: end-to-end latency");
-    let mock = Target::mock()?;
-    rows.extend(sections::latency(&mock, scale, true).await?);
-    drop(mock);
+    if wanted("producer") {
+        eprintln!("mock cluster: producer");
+        let mock = Target::mock()?;
+        rows.extend(sections::producer(&mock, scale, false, scale.rounds).await?);
+    }
+    if wanted("consumer") {
+        eprintln!("mock cluster: consumer");
+        let mock = Target::mock()?;
+        rows.extend(sections::consumer(&mock, scale).await?);
+    }
+    if wanted("latency") {
+        eprintln!("mock cluster: end-to-end latency");
+        let mock = Target::mock()?;
+        rows.extend(sections::latency(&mock, scale, true).await?);
+    }
+    if wanted("exporter") {
+        eprintln!("exporter core");
+        rows.extend(tokio::task::spawn_blocking(move || sections::exporter(scale)).await?);
+    }
 
-    eprintln!("exporter core");
-    rows.extend(tokio::task::spawn_blocking(move || sections::exporter(scale)).await?);
-
-    let tansu_ok = !args.no_tansu && !args.quick && std::panic::catch_unwind(meshflow_tests::broker::tansu_binary).is_ok();
+    let tansu_ok = wanted("tansu")
+        && !args.no_tansu
+        && !args.quick
+        && std::panic::catch_unwind(meshflow_tests::broker::tansu_binary).is_ok();
     if tansu_ok {
         eprintln!("tansu: producer and end-to-end latency");
         let dir = tempfile::tempdir()?;
@@ -79,7 +94,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         rows.extend(sections::latency(&tansu, scale, false).await?);
     }
 
-    if !args.no_callgrind && which("valgrind") {
+    if wanted("callgrind") && !args.no_callgrind && which("valgrind") {
         eprintln!("callgrind: instructions per message");
         let exe = std::env::current_exe()?;
         let dir = tempfile::tempdir()?;
@@ -89,12 +104,21 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let _ = provider.shutdown();
 
     machine.seconds = started.elapsed().as_secs_f64();
-    println!("{}", report::table(&rows));
-    println!(
-        "{} on {} ({} cores, load {} at start), {:.0} s",
-        machine.command, machine.cpu, machine.cores, machine.load_at_start, machine.seconds
+    let made = format!(
+        "{} on {} ({}, {} cores, load {} at start), commit {}, {:.0} s",
+        machine.command,
+        machine.cpu,
+        machine.kernel,
+        machine.cores,
+        machine.load_at_start,
+        machine.commit,
+        machine.seconds
     );
+    let table = report::table(&rows);
+    println!("{table}\n{made}");
     report::write(&args.out, &machine, &rows)?;
+    std::fs::write(args.out.join("table.txt"), format!("{table}\n{made}\n"))?;
+    meshflow_bench::chart::draw(&args.out, &rows, &made)?;
     if args.check {
         let failed: Vec<&Row> = rows.iter().filter(|r| r.goal.as_ref().is_some_and(|g| !g.passes_ci())).collect();
         for r in &failed {

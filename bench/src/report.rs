@@ -24,8 +24,9 @@ pub struct Goal {
     /// How far below (or above) the bound CI still passes: measurement noise.
     pub margin: f64,
     /// For a goal not met yet: the level CI holds instead (today's figure
-    /// less its noise), so that CI catches a regression without failing on
-    /// the known gap, which the table still shows as missed.
+    /// less its noise: a floor for an at-least goal, a ceiling for an
+    /// at-most one), so that CI catches a regression without failing on the
+    /// known gap, which the table still shows as missed.
     pub ci_floor: Option<f64>,
 }
 
@@ -42,7 +43,7 @@ impl Goal {
     /// The score is within the margin of the goal (or above its CI floor).
     pub fn passes_ci(&self) -> bool {
         if let Some(floor) = self.ci_floor {
-            return self.score >= floor;
+            return if self.at_least { self.score >= floor } else { self.score <= floor };
         }
         if self.at_least {
             self.score >= self.bound - self.margin
@@ -157,7 +158,7 @@ fn goal_cell(goal: &Option<Goal>) -> String {
             let verdict = if g.met() {
                 "met".to_string()
             } else if let Some(floor) = g.ci_floor {
-                format!("MISSED; CI floor {}", num(floor))
+                format!("MISSED; CI {} {}", if g.at_least { "floor" } else { "ceiling" }, num(floor))
             } else if g.passes_ci() {
                 "MISSED (within noise)".to_string()
             } else {

@@ -57,23 +57,46 @@ impl Scale {
 /// Payload size of every message: meshflow's default.
 pub const PAYLOAD_BYTES: usize = 256;
 
-/// Margins for the CI check, from repeated runs (see the README).
+/// Margins for the CI check, from three quick runs and two full runs on
+/// 2 shared cores (the README's performance section has the figures).
+/// Wall-clock medians moved between runs by up to a factor of 2.9, so a
+/// wall-clock figure fails CI only below half the lowest median seen: that
+/// catches a change that halves a rate, not the noise. Instruction counts
+/// under callgrind moved by less than 1 %, so they are held to 3 % above
+/// today's.
 pub mod margin {
-    /// Throughput ratios (producer, consumer) on the mock cluster: the
-    /// medians of repeated runs moved by up to this much.
-    pub const THROUGHPUT_RATIO: f64 = 0.10;
-    /// The producer's ratio is below its goal: CI holds today's level less
-    /// the noise instead.
+    /// A throughput ratio whose goal is met may fall this far below it
+    /// (half the 0.95 goal, the rule above).
+    pub const THROUGHPUT_RATIO: f64 = 0.47;
+    /// The producer's ratio is below its goal: CI holds half the lowest
+    /// median seen (0.59) instead.
     pub const PRODUCER_FLOOR: f64 = 0.30;
-    /// The consumer's ratio is below its goal: CI holds today's level less
-    /// the noise instead.
-    pub const CONSUMER_FLOOR: f64 = 0.07;
-    /// Added end-to-end p99, milliseconds.
-    pub const ADDED_P99_MS: f64 = 1.0;
-    /// Exporter entries per second (of the 1M/s goal).
-    pub const EXPORTER_RATE: f64 = 200_000.0;
-    /// Envelope round trip, instructions per message (of the bound).
-    pub const ENVELOPE_INSTRUCTIONS: f64 = 0.0;
+    /// The consumer's ratio is below its goal: CI holds half the lowest
+    /// median seen (0.081) instead.
+    pub const CONSUMER_FLOOR: f64 = 0.04;
+    /// Added end-to-end p99 without export, milliseconds: measured from
+    /// -5.3 to +1.8 ms, so up to 7 ms above the goal is noise.
+    pub const ADDED_P99_MS: f64 = 7.0;
+    /// Added end-to-end p99 with OTLP export on, milliseconds: measured
+    /// from 0.2 to 47 ms; the goal is not met and CI holds twice the
+    /// highest seen instead.
+    pub const OTLP_ADDED_P99_CEILING_MS: f64 = 100.0;
+    /// Exporter entries per second below the 1M/s goal: the lowest seen
+    /// was 736k, half of it is 370k.
+    pub const EXPORTER_RATE: f64 = 630_000.0;
+    /// Instructions per message under callgrind, as a share of today's.
+    pub const INSTRUCTIONS: f64 = 0.03;
+}
+
+/// Instructions per message under callgrind measured when the margins were
+/// set (quick and full runs agreed within 1 %): CI fails on 3 % more.
+pub mod instructions {
+    /// meshflow's producer path ÷ plain, on the application thread.
+    pub const PRODUCER_RATIO: f64 = 3.49;
+    /// meshflow's consumer work per message on the application thread.
+    pub const CONSUMER: f64 = 14_512.0;
+    /// Envelope + inject + extract + parse.
+    pub const ENVELOPE_ROUND_TRIP: f64 = 5_907.0;
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -238,8 +261,9 @@ pub async fn consumer(target: &Target, scale: Scale) -> anyhow::Result<Vec<Row>>
 }
 
 /// End-to-end latency at 1,000 msg/s on `target`: meshflow without and
-/// (with `otlp`) with span export, each run at the same time as a plain
-/// pipeline on a topic of its own, so that both see the same machine (these
+/// (with `otlp`) with span export, each run (on the mock cluster) at the
+/// same time as a plain pipeline on a topic of its own, so that both see
+/// the same machine (these
 /// shared cores stall a process for tens of milliseconds now and then, which
 /// would otherwise land on one side only). On Tansu the plain producer
 /// carries headers of the envelope's sizes, since Tansu's cost is per header.
@@ -269,11 +293,19 @@ pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Resul
         target.create_topics(&[&plain_topic, &topic, &receipts, &dlq], 6).await?;
         let plain_load = load(plain_topic, target.name == "tansu");
         let plain_group = fresh("bench-e2e-plain");
-        let plain = tokio::spawn(async move { latency::plain(&plain_load, &plain_group).await });
         let mesh_load = load(topic, false);
         let group = fresh("bench-e2e-meshflow");
-        let got = tokio::spawn(async move { latency::meshflow(&mesh_load, &group, &receipts).await });
-        let (plain, got) = (plain.await??, got.await??);
+        let (plain, got) = if target.name == "tansu" {
+            // One Tansu broker does not keep up with two pipelines of
+            // enveloped messages at once (it stores each header as a row):
+            // one after the other there.
+            let plain = latency::plain(&plain_load, &plain_group).await?;
+            (plain, latency::meshflow(&mesh_load, &group, &receipts).await?)
+        } else {
+            let plain = tokio::spawn(async move { latency::plain(&plain_load, &plain_group).await });
+            let got = tokio::spawn(async move { latency::meshflow(&mesh_load, &group, &receipts).await });
+            (plain.await??, got.await??)
+        };
         let _ = provider.shutdown();
         eprintln!(
             "  end-to-end {} {name}: p99 plain {:.2} ms, meshflow {:.2} ms",
@@ -294,6 +326,9 @@ fn latency_rows(target: &'static str, variant: &str, plain: &Percentiles, got: &
     let mut p99 = Row::pair("end-to-end", target, &format!("p99 ms, {variant}"), plain.p99_ms, got.p99_ms);
     if goal.is_some() {
         p99 = p99.goal("added p99 <= 1 ms", added, 1.0, false, margin::ADDED_P99_MS);
+        if variant == "OTLP on" {
+            p99 = p99.ci_floor(margin::OTLP_ADDED_P99_CEILING_MS);
+        }
     }
     vec![
         Row::pair("end-to-end", target, &format!("p50 ms, {variant}"), plain.p50_ms, got.p50_ms),
@@ -344,20 +379,29 @@ pub fn callgrind(exe: &Path, dir: &Path, scale: Scale) -> Vec<Row> {
         }
     }
     let mut rows = Vec::new();
+    // No goal of the issue's: held to today's level (see `margin`).
+    let held = |row: Row, score: f64, today: f64| {
+        let bound = today * (1.0 + margin::INSTRUCTIONS);
+        let text = format!("<= {} (today's + 3 %)", crate::report::num(bound));
+        row.goal(&text, score, bound, false, 0.0)
+    };
     if let (Some(p), Some(m)) = (got.get("produce_plain"), got.get("produce_meshflow")) {
-        rows.push(Row::pair("callgrind", "in-process", "producer instructions/msg (app thread)", *p, *m));
+        let row = Row::pair("callgrind", "in-process", "producer instructions/msg (app thread)", *p, *m);
+        rows.push(held(row, m / p, instructions::PRODUCER_RATIO));
     }
     if let Some(m) = got.get("consume_meshflow") {
-        rows.push(Row::single("callgrind", "in-process", "consumer instructions/msg added (app thread)", *m));
+        let row = Row::single("callgrind", "in-process", "consumer instructions/msg added (app thread)", *m);
+        rows.push(held(row, *m, instructions::CONSUMER));
     }
     if let (Some(p), Some(m)) = (got.get("headers_baseline"), got.get("envelope_round_trip")) {
-        rows.push(Row::pair(
+        let row = Row::pair(
             "callgrind",
             "in-process",
             "envelope round trip instructions/msg (plain: build headers)",
             *p,
             *m,
-        ));
+        );
+        rows.push(held(row, *m, instructions::ENVELOPE_ROUND_TRIP));
     }
     rows
 }

@@ -63,7 +63,11 @@ fn ratio_panel(rows: &[Row], title: &'static str, unit: &str, goal: Option<f64>)
         .iter()
         .filter(|r| r.measure.ends_with(unit) && r.ratio.is_some() && r.section != "exporter")
         .map(|r| Group {
-            label: format!("{}: {:.2}", short(r).trim_end_matches(unit).trim_end(), r.ratio.unwrap_or(0.0)),
+            label: format!(
+                "{}: {:.2}",
+                short(r).trim_end_matches(unit).trim_end(),
+                r.ratio.unwrap_or(0.0)
+            ),
             bars: vec![(r.ratio.unwrap_or(0.0), MESHFLOW)],
         })
         .collect();
@@ -87,7 +91,9 @@ fn latency_panel(rows: &[Row]) -> Panel {
                         && r.measure == format!("{pct} ms, {variant}")
                 })
             };
-            let (Some(off), on) = (find("OTLP off"), find("OTLP on")) else { continue };
+            let (Some(off), on) = (find("OTLP off"), find("OTLP on")) else {
+                continue;
+            };
             // Each meshflow run has its own plain run beside it.
             let mut bars = vec![(off.plain.unwrap_or(0.0), PLAIN), (off.meshflow, MESHFLOW)];
             let mut label = format!(
@@ -130,7 +136,11 @@ fn callgrind_panel(rows: &[Row]) -> Panel {
                 bars.push((p, PLAIN));
             }
             bars.push((r.meshflow, MESHFLOW));
-            let what = r.measure.split(" instructions").next().unwrap_or(&r.measure);
+            let what = r
+                .measure
+                .split(" instructions")
+                .next()
+                .unwrap_or(&r.measure);
             let label = match r.plain {
                 Some(p) => format!("{what}: {} / {}", num(p), num(r.meshflow)),
                 None => format!("{what}: {}", num(r.meshflow)),
@@ -146,7 +156,10 @@ fn callgrind_panel(rows: &[Row]) -> Panel {
     }
 }
 
-fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, panel: &Panel) -> anyhow::Result<()> {
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    panel: &Panel,
+) -> anyhow::Result<()> {
     let top = panel
         .groups
         .iter()
@@ -187,7 +200,10 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, pan
     }
     if let Some(goal) = panel.goal {
         chart
-            .draw_series(LineSeries::new([(goal, 0.0), (goal, rows)], GOAL.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                [(goal, 0.0), (goal, rows)],
+                GOAL.stroke_width(2),
+            ))?
             .label(format!("goal {goal}"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], GOAL.stroke_width(2)));
     }
@@ -230,7 +246,12 @@ pub fn draw(dir: &Path, rows: &[Row], subtitle: &str) -> anyhow::Result<bool> {
     ))?;
     let panels = [
         ratio_panel(rows, "throughput, meshflow ÷ plain", "msg/s", Some(0.95)),
-        ratio_panel(rows, "CPU per message, meshflow ÷ plain", "CPU µs/msg", None),
+        ratio_panel(
+            rows,
+            "CPU per message, meshflow ÷ plain",
+            "CPU µs/msg",
+            None,
+        ),
         latency_panel(rows),
         callgrind_panel(rows),
     ];

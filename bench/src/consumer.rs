@@ -37,7 +37,11 @@ const STALL: Duration = Duration::from_secs(15);
 pub const FETCH_WAIT_MS: u32 = 100;
 
 /// meshflow's consumer client settings, for the plain loop.
-pub fn plain_client(bootstrap: &str, group: &str, fetch_wait_ms: u32) -> anyhow::Result<StreamConsumer> {
+pub fn plain_client(
+    bootstrap: &str,
+    group: &str,
+    fetch_wait_ms: u32,
+) -> anyhow::Result<StreamConsumer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -53,7 +57,9 @@ pub fn plain_client(bootstrap: &str, group: &str, fetch_wait_ms: u32) -> anyhow:
 
 /// Messages `topic` still holds (high - low watermark, over `partitions`).
 pub fn messages_kept(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<u64> {
-    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
     let mut kept = 0;
     for p in 0..partitions {
         let (low, high) = client.fetch_watermarks(topic, p, Duration::from_secs(10))?;
@@ -68,7 +74,12 @@ fn window_start(messages: u64) -> u64 {
 }
 
 /// Plain rdkafka: `recv`, then `store_offset_from_message`.
-pub async fn plain(bootstrap: &str, topic: &str, group: &str, messages: u64) -> anyhow::Result<Run> {
+pub async fn plain(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    messages: u64,
+) -> anyhow::Result<Run> {
     let consumer = plain_client(bootstrap, group, FETCH_WAIT_MS)?;
     consumer.subscribe(&[topic])?;
     let from = window_start(messages);
@@ -77,7 +88,9 @@ pub async fn plain(bootstrap: &str, topic: &str, group: &str, messages: u64) -> 
     while seen < messages {
         let m = tokio::time::timeout(STALL, consumer.recv())
             .await
-            .map_err(|_| anyhow::anyhow!("plain consumer: {seen} of {messages}, none for {STALL:?}"))??;
+            .map_err(|_| {
+                anyhow::anyhow!("plain consumer: {seen} of {messages}, none for {STALL:?}")
+            })??;
         consumer.store_offset_from_message(&m)?;
         seen += 1;
         if seen == from {
@@ -130,7 +143,11 @@ impl MeshflowConsumer {
     pub fn start(config: meshflow_consumer::Config) -> Self {
         let instance = config.consumer.instance_id.clone().unwrap_or_default();
         let mut registry = Registry::with_prefix("meshflow");
-        let metrics = ConsumerMetrics::register(&mut registry, &config.consumer.topic, &config.consumer.group);
+        let metrics = ConsumerMetrics::register(
+            &mut registry,
+            &config.consumer.topic,
+            &config.consumer.group,
+        );
         let readiness = Readiness::new(&[READY_KAFKA, READY_ASSIGNED, READY_CLIENT], &mut registry);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(meshflow_consumer::run(
@@ -155,7 +172,10 @@ impl MeshflowConsumer {
             return 0;
         }
         text.lines()
-            .filter(|l| l.starts_with("meshflow_consumer_messages_total{") && l.contains("kind=\"enveloped\""))
+            .filter(|l| {
+                l.starts_with("meshflow_consumer_messages_total{")
+                    && l.contains("kind=\"enveloped\"")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
@@ -164,7 +184,10 @@ impl MeshflowConsumer {
     pub async fn assigned(&self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while self.readiness.failing().contains(&READY_ASSIGNED) {
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "consumer never assigned");
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "consumer never assigned"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok(())
@@ -182,7 +205,10 @@ impl MeshflowConsumer {
             if done > last {
                 (last, moved) = (done, tokio::time::Instant::now());
             }
-            anyhow::ensure!(moved.elapsed() < STALL, "meshflow consumer: {done} of {n}, none for {STALL:?}");
+            anyhow::ensure!(
+                moved.elapsed() < STALL,
+                "meshflow consumer: {done} of {n}, none for {STALL:?}"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }

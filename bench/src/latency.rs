@@ -70,7 +70,10 @@ pub async fn plain(load: &Load, group: &str) -> anyhow::Result<Percentiles> {
     // Joined once a poll returns with partitions assigned.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while consumer.assignment()?.count() == 0 {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "plain consumer never assigned");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "plain consumer never assigned"
+        );
         let _ = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await;
     }
     let n = load.messages;
@@ -82,7 +85,10 @@ pub async fn plain(load: &Load, group: &str) -> anyhow::Result<Percentiles> {
             let now = now_ns();
             consumer.store_offset_from_message(&m)?;
             seen += 1;
-            let seq: u64 = m.key().and_then(|k| std::str::from_utf8(k).ok()?.parse().ok()).unwrap_or(0);
+            let seq: u64 = m
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok()?.parse().ok())
+                .unwrap_or(0);
             if seq < WARM_UP {
                 continue;
             }
@@ -100,7 +106,13 @@ pub async fn plain(load: &Load, group: &str) -> anyhow::Result<Percentiles> {
 /// meshflow's producer and consumer; `load.topic` and `receipts` must be new.
 pub async fn meshflow(load: &Load, group: &str, receipts: &str) -> anyhow::Result<Percentiles> {
     let instance = format!("bench-producer-{}", meshflow_tests::unique("e2e"));
-    let mut config = meshflow_config(&load.bootstrap, &load.topic, group, receipts, &format!("bench-consumer-{group}"));
+    let mut config = meshflow_config(
+        &load.bootstrap,
+        &load.topic,
+        group,
+        receipts,
+        &format!("bench-consumer-{group}"),
+    );
     config
         .kafka
         .librdkafka
@@ -115,7 +127,12 @@ pub async fn meshflow(load: &Load, group: &str, receipts: &str) -> anyhow::Resul
 }
 
 /// `processed_ns - created_ns` of the first `n` receipt entries of `producer`.
-async fn read_receipts(bootstrap: &str, topic: &str, producer: &str, n: u64) -> anyhow::Result<Vec<u64>> {
+async fn read_receipts(
+    bootstrap: &str,
+    topic: &str,
+    producer: &str,
+    n: u64,
+) -> anyhow::Result<Vec<u64>> {
     let reader: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", meshflow_tests::unique("bench-receipts"))

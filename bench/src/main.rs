@@ -16,7 +16,10 @@ use meshflow_bench::sections::{self, Scale};
 use meshflow_bench::target::Target;
 
 #[derive(Parser, Debug)]
-#[command(name = "meshflow-bench", about = "meshflow next to plain rdkafka, side by side")]
+#[command(
+    name = "meshflow-bench",
+    about = "meshflow next to plain rdkafka, side by side"
+)]
 struct Args {
     /// The short CI version (fewer rounds and messages, no Tansu).
     #[arg(long)]
@@ -45,11 +48,21 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.steps.first().map(String::as_str) == Some("steps") {
-        let name = args.steps.get(1).map(String::as_str).unwrap_or("envelope_round_trip");
-        let n = args.steps.get(2).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+        let name = args
+            .steps
+            .get(1)
+            .map(String::as_str)
+            .unwrap_or("envelope_round_trip");
+        let n = args
+            .steps
+            .get(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000);
         return meshflow_bench::steps::run(name, n);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(bench(args))
 }
 
@@ -57,7 +70,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut machine = Machine::describe(command);
-    let scale = if args.quick { Scale::QUICK } else { Scale::FULL };
+    let scale = if args.quick {
+        Scale::QUICK
+    } else {
+        Scale::FULL
+    };
     let provider = meshflow_bench::tracing::install(None)?;
     let mut rows: Vec<Row> = Vec::new();
     let wanted = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
@@ -99,7 +116,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let exe = std::env::current_exe()?;
         let dir = tempfile::tempdir()?;
         let out = dir.path().to_path_buf();
-        rows.extend(tokio::task::spawn_blocking(move || sections::callgrind(&exe, &out, scale)).await?);
+        rows.extend(
+            tokio::task::spawn_blocking(move || sections::callgrind(&exe, &out, scale)).await?,
+        );
     }
     let _ = provider.shutdown();
 
@@ -120,7 +139,10 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     std::fs::write(args.out.join("table.txt"), format!("{table}\n{made}\n"))?;
     meshflow_bench::chart::draw(&args.out, &rows, &made)?;
     if args.check {
-        let failed: Vec<&Row> = rows.iter().filter(|r| r.goal.as_ref().is_some_and(|g| !g.passes_ci())).collect();
+        let failed: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.goal.as_ref().is_some_and(|g| !g.passes_ci()))
+            .collect();
         for r in &failed {
             eprintln!("FAILED: {} {} {}", r.section, r.target, r.measure);
         }

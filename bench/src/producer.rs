@@ -87,7 +87,10 @@ pub async fn plain(load: &Load) -> anyhow::Result<Run> {
         .set("bootstrap.servers", &load.bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("message.timeout.ms", MESSAGE_TIMEOUT.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            MESSAGE_TIMEOUT.as_millis().to_string(),
+        )
         .set("linger.ms", LINGER.as_millis().to_string())
         .create()?;
     let mut payload = vec![b'm'; load.payload_bytes.max(8)];
@@ -128,7 +131,11 @@ pub async fn plain(load: &Load) -> anyhow::Result<Run> {
     while let Some(done) = deliveries.join_next().await {
         acked += u64::from(matches!(done, Ok(true)));
     }
-    anyhow::ensure!(acked == load.messages, "plain: {acked} of {} acked", load.messages);
+    anyhow::ensure!(
+        acked == load.messages,
+        "plain: {acked} of {} acked",
+        load.messages
+    );
     Ok(watch.run(acked))
 }
 

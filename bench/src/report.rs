@@ -43,7 +43,11 @@ impl Goal {
     /// The score is within the margin of the goal (or above its CI floor).
     pub fn passes_ci(&self) -> bool {
         if let Some(floor) = self.ci_floor {
-            return if self.at_least { self.score >= floor } else { self.score <= floor };
+            return if self.at_least {
+                self.score >= floor
+            } else {
+                self.score <= floor
+            };
         }
         if self.at_least {
             self.score >= self.bound - self.margin
@@ -76,7 +80,13 @@ pub struct Row {
 
 impl Row {
     /// A plain-vs-meshflow row.
-    pub fn pair(section: &'static str, target: &'static str, measure: &str, plain: f64, meshflow: f64) -> Row {
+    pub fn pair(
+        section: &'static str,
+        target: &'static str,
+        measure: &str,
+        plain: f64,
+        meshflow: f64,
+    ) -> Row {
         Row {
             section,
             target,
@@ -158,7 +168,11 @@ fn goal_cell(goal: &Option<Goal>) -> String {
             let verdict = if g.met() {
                 "met".to_string()
             } else if let Some(floor) = g.ci_floor {
-                format!("MISSED; CI {} {}", if g.at_least { "floor" } else { "ceiling" }, num(floor))
+                format!(
+                    "MISSED; CI {} {}",
+                    if g.at_least { "floor" } else { "ceiling" },
+                    num(floor)
+                )
             } else if g.passes_ci() {
                 "MISSED (within noise)".to_string()
             } else {
@@ -171,7 +185,9 @@ fn goal_cell(goal: &Option<Goal>) -> String {
 
 /// The table for stdout.
 pub fn table(rows: &[Row]) -> String {
-    let header = ["section", "target", "measure", "plain", "meshflow", "ratio", "goal"];
+    let header = [
+        "section", "target", "measure", "plain", "meshflow", "ratio", "goal",
+    ];
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
@@ -300,7 +316,9 @@ impl Machine {
             command,
             kernel: cmd("uname", &["-srm"]),
             cpu,
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             load_at_start: load,
             commit: cmd("git", &["rev-parse", "--short", "HEAD"]),
             seconds: 0.0,
@@ -312,7 +330,10 @@ impl Machine {
 pub fn write(dir: &Path, machine: &Machine, rows: &[Row]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let json = serde_json::json!({ "machine": machine, "rows": rows });
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
     std::fs::write(dir.join("results.csv"), csv(rows))?;
     Ok(())
 }

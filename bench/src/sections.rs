@@ -116,7 +116,11 @@ struct Rounds {
 
 impl Rounds {
     fn rate_ratios(&self) -> Vec<f64> {
-        self.plain.iter().zip(&self.meshflow).map(|(p, m)| m.rate() / p.rate()).collect()
+        self.plain
+            .iter()
+            .zip(&self.meshflow)
+            .map(|(p, m)| m.rate() / p.rate())
+            .collect()
     }
 
     fn cpu_ratios(&self) -> Vec<f64> {
@@ -127,33 +131,70 @@ impl Rounds {
             .collect()
     }
 
-    fn rows(&self, section: &'static str, target: &'static str, what: &str, goal: Option<(&str, f64)>) -> Vec<Row> {
+    fn rows(
+        &self,
+        section: &'static str,
+        target: &'static str,
+        what: &str,
+        goal: Option<(&str, f64)>,
+    ) -> Vec<Row> {
         let rates = self.rate_ratios();
         let ratio = median(rates.clone());
         let plain_rate = median(self.plain.iter().map(Run::rate).collect());
         let mesh_rate = median(self.meshflow.iter().map(Run::rate).collect());
-        let mut rate = Row::pair(section, target, &format!("{what} msg/s"), plain_rate, mesh_rate).spread(&rates);
+        let mut rate = Row::pair(
+            section,
+            target,
+            &format!("{what} msg/s"),
+            plain_rate,
+            mesh_rate,
+        )
+        .spread(&rates);
         rate.ratio = Some(ratio);
         if let Some((text, floor)) = goal {
-            rate = rate.goal(text, ratio, 0.95, true, margin::THROUGHPUT_RATIO).ci_floor(floor);
+            rate = rate
+                .goal(text, ratio, 0.95, true, margin::THROUGHPUT_RATIO)
+                .ci_floor(floor);
         }
         let cpus = self.cpu_ratios();
         let plain_cpu = median(self.plain.iter().map(Run::cpu_us_per_message).collect());
         let mesh_cpu = median(self.meshflow.iter().map(Run::cpu_us_per_message).collect());
-        let mut cpu = Row::pair(section, target, &format!("{what} CPU µs/msg"), plain_cpu, mesh_cpu).spread(&cpus);
+        let mut cpu = Row::pair(
+            section,
+            target,
+            &format!("{what} CPU µs/msg"),
+            plain_cpu,
+            mesh_cpu,
+        )
+        .spread(&cpus);
         cpu.ratio = Some(median(cpus));
         vec![rate, cpu]
     }
 }
 
 /// Producer pair on `target`: at saturation in rounds, then at a fixed rate.
-pub async fn producer(target: &Target, scale: Scale, plain_headers: bool, rounds: usize) -> anyhow::Result<Vec<Row>> {
-    let mut sat = Rounds { plain: vec![], meshflow: vec![] };
+pub async fn producer(
+    target: &Target,
+    scale: Scale,
+    plain_headers: bool,
+    rounds: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let mut sat = Rounds {
+        plain: vec![],
+        meshflow: vec![],
+    };
     // On the mock cluster also plain with meshflow's five headers: what
     // carrying an envelope costs librdkafka and the broker, apart from
     // meshflow's own code.
-    let mut with_headers = Rounds { plain: vec![], meshflow: vec![] };
-    let messages = if target.name == "mock" { scale.producer_messages } else { scale.producer_messages / 10 };
+    let mut with_headers = Rounds {
+        plain: vec![],
+        meshflow: vec![],
+    };
+    let messages = if target.name == "mock" {
+        scale.producer_messages
+    } else {
+        scale.producer_messages / 10
+    };
     for round in 0..rounds {
         let topic = meshflow_tests::unique("bench-produce");
         target.create_topics(&[&topic], 6).await?;
@@ -168,13 +209,18 @@ pub async fn producer(target: &Target, scale: Scale, plain_headers: bool, rounds
         let instance = meshflow_tests::unique("bench-producer");
         if round % 2 == 0 {
             sat.plain.push(producer::plain(&load).await?);
-            sat.meshflow.push(producer::meshflow(&load, &instance).await?);
+            sat.meshflow
+                .push(producer::meshflow(&load, &instance).await?);
         } else {
-            sat.meshflow.push(producer::meshflow(&load, &instance).await?);
+            sat.meshflow
+                .push(producer::meshflow(&load, &instance).await?);
             sat.plain.push(producer::plain(&load).await?);
         }
         if target.name == "mock" && !plain_headers {
-            let load = Load { plain_headers: true, ..load.clone() };
+            let load = Load {
+                plain_headers: true,
+                ..load.clone()
+            };
             with_headers.plain.push(producer::plain(&load).await?);
             with_headers.meshflow.push(sat.meshflow[round]);
         }
@@ -188,11 +234,20 @@ pub async fn producer(target: &Target, scale: Scale, plain_headers: bool, rounds
     let goal = (target.name == "mock").then_some(("ratio >= 0.95", margin::PRODUCER_FLOOR));
     let mut rows = sat.rows("producer", target.name, "saturation", goal);
     if !with_headers.plain.is_empty() {
-        rows.extend(with_headers.rows("producer", target.name, "saturation vs plain with the same headers,", None));
+        rows.extend(with_headers.rows(
+            "producer",
+            target.name,
+            "saturation vs plain with the same headers,",
+            None,
+        ));
     }
 
     // A fixed rate: the throughput is the same, the CPU it takes is not.
-    let rate = if target.name == "mock" { 10_000.0 } else { 1_000.0 };
+    let rate = if target.name == "mock" {
+        10_000.0
+    } else {
+        1_000.0
+    };
     let topic = meshflow_tests::unique("bench-rate");
     target.create_topics(&[&topic], 6).await?;
     let load = Load {
@@ -207,7 +262,12 @@ pub async fn producer(target: &Target, scale: Scale, plain_headers: bool, rounds
         plain: vec![producer::plain(&load).await?],
         meshflow: vec![producer::meshflow(&load, &meshflow_tests::unique("bench-producer")).await?],
     };
-    let cpu = fixed.rows("producer", target.name, &format!("at {} msg/s", rate as u64), None);
+    let cpu = fixed.rows(
+        "producer",
+        target.name,
+        &format!("at {} msg/s", rate as u64),
+        None,
+    );
     rows.push(cpu[1].clone());
     Ok(rows)
 }
@@ -236,18 +296,25 @@ pub async fn consumer(target: &Target, scale: Scale) -> anyhow::Result<Vec<Row>>
         "consumer section: the broker kept {kept} of {} messages; fewer messages or more partitions",
         scale.consumer_messages
     );
-    let mut rounds = Rounds { plain: vec![], meshflow: vec![] };
+    let mut rounds = Rounds {
+        plain: vec![],
+        meshflow: vec![],
+    };
     for round in 0..scale.rounds {
         let plain_group = meshflow_tests::unique("bench-plain");
         let group = meshflow_tests::unique("bench-meshflow");
         let config = meshflow_config(&target.bootstrap, &topic, &group, &receipts, &group);
         let n = scale.consumer_messages;
         if round % 2 == 0 {
-            rounds.plain.push(consumer::plain(&target.bootstrap, &topic, &plain_group, n).await?);
+            rounds
+                .plain
+                .push(consumer::plain(&target.bootstrap, &topic, &plain_group, n).await?);
             rounds.meshflow.push(consumer::meshflow(config, n).await?);
         } else {
             rounds.meshflow.push(consumer::meshflow(config, n).await?);
-            rounds.plain.push(consumer::plain(&target.bootstrap, &topic, &plain_group, n).await?);
+            rounds
+                .plain
+                .push(consumer::plain(&target.bootstrap, &topic, &plain_group, n).await?);
         }
         eprintln!(
             "  consumer {} round {round}: plain {:.0} msg/s, meshflow {:.0} msg/s",
@@ -280,7 +347,11 @@ pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Resul
     let fresh = |prefix: &str| meshflow_tests::unique(prefix);
 
     let mut variants: Vec<(&str, Option<String>)> = vec![("OTLP off", None)];
-    let receiver = if otlp { Some(meshflow_tests::otlp::Receiver::start().await) } else { None };
+    let receiver = if otlp {
+        Some(meshflow_tests::otlp::Receiver::start().await)
+    } else {
+        None
+    };
     if let Some(r) = &receiver {
         variants.push(("OTLP on", Some(r.endpoint.clone())));
     }
@@ -290,7 +361,9 @@ pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Resul
         let plain_topic = fresh("bench-e2e-plain");
         let (topic, receipts) = (fresh("bench-e2e"), fresh("bench-e2e-receipts"));
         let dlq = format!("{topic}.dlq");
-        target.create_topics(&[&plain_topic, &topic, &receipts, &dlq], 6).await?;
+        target
+            .create_topics(&[&plain_topic, &topic, &receipts, &dlq], 6)
+            .await?;
         let plain_load = load(plain_topic, target.name == "tansu");
         let plain_group = fresh("bench-e2e-plain");
         let mesh_load = load(topic, false);
@@ -300,10 +373,15 @@ pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Resul
             // enveloped messages at once (it stores each header as a row):
             // one after the other there.
             let plain = latency::plain(&plain_load, &plain_group).await?;
-            (plain, latency::meshflow(&mesh_load, &group, &receipts).await?)
+            (
+                plain,
+                latency::meshflow(&mesh_load, &group, &receipts).await?,
+            )
         } else {
-            let plain = tokio::spawn(async move { latency::plain(&plain_load, &plain_group).await });
-            let got = tokio::spawn(async move { latency::meshflow(&mesh_load, &group, &receipts).await });
+            let plain =
+                tokio::spawn(async move { latency::plain(&plain_load, &plain_group).await });
+            let got =
+                tokio::spawn(async move { latency::meshflow(&mesh_load, &group, &receipts).await });
             (plain.await??, got.await??)
         };
         let _ = provider.shutdown();
@@ -320,10 +398,21 @@ pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Resul
     Ok(rows)
 }
 
-fn latency_rows(target: &'static str, variant: &str, plain: &Percentiles, got: &Percentiles) -> Vec<Row> {
+fn latency_rows(
+    target: &'static str,
+    variant: &str,
+    plain: &Percentiles,
+    got: &Percentiles,
+) -> Vec<Row> {
     let added = got.p99_ms - plain.p99_ms;
     let goal = (target == "mock").then_some(());
-    let mut p99 = Row::pair("end-to-end", target, &format!("p99 ms, {variant}"), plain.p99_ms, got.p99_ms);
+    let mut p99 = Row::pair(
+        "end-to-end",
+        target,
+        &format!("p99 ms, {variant}"),
+        plain.p99_ms,
+        got.p99_ms,
+    );
     if goal.is_some() {
         p99 = p99.goal("added p99 <= 1 ms", added, 1.0, false, margin::ADDED_P99_MS);
         if variant == "OTLP on" {
@@ -331,9 +420,21 @@ fn latency_rows(target: &'static str, variant: &str, plain: &Percentiles, got: &
         }
     }
     vec![
-        Row::pair("end-to-end", target, &format!("p50 ms, {variant}"), plain.p50_ms, got.p50_ms),
+        Row::pair(
+            "end-to-end",
+            target,
+            &format!("p50 ms, {variant}"),
+            plain.p50_ms,
+            got.p50_ms,
+        ),
         p99,
-        Row::pair("end-to-end", target, &format!("p99.9 ms, {variant}"), plain.p999_ms, got.p999_ms),
+        Row::pair(
+            "end-to-end",
+            target,
+            &format!("p99.9 ms, {variant}"),
+            plain.p999_ms,
+            got.p999_ms,
+        ),
     ]
 }
 
@@ -349,23 +450,42 @@ pub fn exporter(scale: Scale) -> Vec<Row> {
             f.hash_set_per_sec,
             f.receipts_per_sec,
         )
-        .goal(">= 1M entries/s per core", f.receipts_per_sec, 1e6, true, margin::EXPORTER_RATE),
-        Row::single("exporter", "in-process", "log + receipt messages/s", f.messages_per_sec),
+        .goal(
+            ">= 1M entries/s per core",
+            f.receipts_per_sec,
+            1e6,
+            true,
+            margin::EXPORTER_RATE,
+        ),
+        Row::single(
+            "exporter",
+            "in-process",
+            "log + receipt messages/s",
+            f.messages_per_sec,
+        ),
         Row::pair(
             "exporter",
             "in-process",
-            &format!("memory bytes after {}M entries (plain: HashSet)", f.entries / 1_000_000),
+            &format!(
+                "memory bytes after {}M entries (plain: HashSet)",
+                f.entries / 1_000_000
+            ),
             f.hash_set_memory as f64,
             f.memory_last as f64,
         ),
-        Row::single("exporter", "in-process", "memory bytes per producer", f.memory_last as f64 / producers)
-            .goal(
-                "memory O(producers): last ÷ first batch <= 1.1",
-                f.memory_last as f64 / f.memory_first.max(1) as f64,
-                1.1,
-                false,
-                0.0,
-            ),
+        Row::single(
+            "exporter",
+            "in-process",
+            "memory bytes per producer",
+            f.memory_last as f64 / producers,
+        )
+        .goal(
+            "memory O(producers): last ÷ first batch <= 1.1",
+            f.memory_last as f64 / f.memory_first.max(1) as f64,
+            1.1,
+            false,
+            0.0,
+        ),
     ]
 }
 
@@ -386,11 +506,22 @@ pub fn callgrind(exe: &Path, dir: &Path, scale: Scale) -> Vec<Row> {
         row.goal(&text, score, bound, false, 0.0)
     };
     if let (Some(p), Some(m)) = (got.get("produce_plain"), got.get("produce_meshflow")) {
-        let row = Row::pair("callgrind", "in-process", "producer instructions/msg (app thread)", *p, *m);
+        let row = Row::pair(
+            "callgrind",
+            "in-process",
+            "producer instructions/msg (app thread)",
+            *p,
+            *m,
+        );
         rows.push(held(row, m / p, instructions::PRODUCER_RATIO));
     }
     if let Some(m) = got.get("consume_meshflow") {
-        let row = Row::single("callgrind", "in-process", "consumer instructions/msg added (app thread)", *m);
+        let row = Row::single(
+            "callgrind",
+            "in-process",
+            "consumer instructions/msg added (app thread)",
+            *m,
+        );
         rows.push(held(row, *m, instructions::CONSUMER));
     }
     if let (Some(p), Some(m)) = (got.get("headers_baseline"), got.get("envelope_round_trip")) {

@@ -50,7 +50,8 @@ fn produce_plain(bed: &mut Bed, seq: u64) {
 }
 
 fn produce_meshflow(bed: &mut Bed, seq: u64) {
-    let out = meshflow_producer::service::prepare(&bed.tracer, TOPIC, INSTANCE, seq, bed.payload.len());
+    let out =
+        meshflow_producer::service::prepare(&bed.tracer, TOPIC, INSTANCE, seq, bed.payload.len());
     let record = FutureRecord::to(TOPIC)
         .key(&out.key)
         .payload(&bed.payload)
@@ -124,11 +125,26 @@ fn headers_baseline(seq: u64) {
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     black_box(
         OwnedHeaders::new_with_capacity(5)
-            .insert(Header { key: "mf-producer", value: Some(INSTANCE) })
-            .insert(Header { key: "mf-seq", value: Some(seq.as_str()) })
-            .insert(Header { key: "mf-created-ns", value: Some("1795813603000000000") })
-            .insert(Header { key: "traceparent", value: Some(tp) })
-            .insert(Header { key: "tracestate", value: Some("") }),
+            .insert(Header {
+                key: "mf-producer",
+                value: Some(INSTANCE),
+            })
+            .insert(Header {
+                key: "mf-seq",
+                value: Some(seq.as_str()),
+            })
+            .insert(Header {
+                key: "mf-created-ns",
+                value: Some("1795813603000000000"),
+            })
+            .insert(Header {
+                key: "traceparent",
+                value: Some(tp),
+            })
+            .insert(Header {
+                key: "tracestate",
+                value: Some(""),
+            }),
     );
 }
 
@@ -213,7 +229,10 @@ pub fn instructions(exe: &Path, dir: &Path, name: &str, n: u64) -> Option<f64> {
     let text = std::fs::read_to_string(&out).ok()?;
     let total: f64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))?
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })?
         .split_whitespace()
         .next()?
         .parse()

@@ -50,7 +50,9 @@ impl Target {
                     mock.create_topic(topic, partitions, 3)?;
                 }
             }
-            None => meshflow_tests::broker::create_topics(&self.bootstrap, topics, partitions).await,
+            None => {
+                meshflow_tests::broker::create_topics(&self.bootstrap, topics, partitions).await
+            }
         }
         Ok(())
     }

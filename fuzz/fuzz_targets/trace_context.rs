@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use meshflow_common::envelope::{HeaderList, HeaderView, TRACEPARENT};
 use meshflow_common::propagation::{extract, inject};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
@@ -28,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
     let view = HeaderView::from_entries(pairs.clone());
     let got = extract(&view);
     let sc = got.context.span().span_context().clone();
+    // The fast path for canonical values reads what the SDK reads.
+    let sdk = TraceContextPropagator::new().extract_with_context(&Context::new(), &view);
+    assert_eq!(&sc, sdk.span().span_context());
     if sc.is_valid() {
         assert!(sc.is_remote());
         assert!(!got.malformed);

@@ -12,7 +12,7 @@
 //!
 //! [`reason`]: EnvelopeError::reason
 
-pub use crate::headers::{HeaderList, HeaderView, RawHeaders};
+pub use crate::headers::{HeaderList, HeaderView, MessageHeaders, RawHeaders};
 
 /// Producer instance id header.
 pub const PRODUCER: &str = "mf-producer";
@@ -97,12 +97,15 @@ impl Envelope {
         // name anywhere gives the same reason whatever precedes it.
         let mut duplicated = None;
         for (name, value) in headers {
-            let name =
-                std::str::from_utf8(name.as_ref()).map_err(|_| EnvelopeError::HeaderNameNotUtf8)?;
+            let name = name.as_ref();
+            // ASCII is UTF-8; only other names need the full check.
+            if !name.is_ascii() && std::str::from_utf8(name).is_err() {
+                return Err(EnvelopeError::HeaderNameNotUtf8);
+            }
             let (slot, key) = match name {
-                PRODUCER => (&mut producer, PRODUCER),
-                SEQ => (&mut seq, SEQ),
-                CREATED_NS => (&mut created, CREATED_NS),
+                b"mf-producer" => (&mut producer, PRODUCER),
+                b"mf-seq" => (&mut seq, SEQ),
+                b"mf-created-ns" => (&mut created, CREATED_NS),
                 _ => continue,
             };
             if slot.is_some() {
@@ -123,8 +126,8 @@ impl Envelope {
         if producer.len() > MAX_PRODUCER_ID_BYTES {
             return Err(EnvelopeError::ProducerTooLong);
         }
-        let seq = number(SEQ, text(SEQ, seq)?)?;
-        let created_ns = number(CREATED_NS, text(CREATED_NS, created)?)?;
+        let seq = decimal_header(SEQ, seq)?;
+        let created_ns = decimal_header(CREATED_NS, created)?;
         Ok(Some(Envelope {
             producer: producer.to_string(),
             seq,
@@ -146,9 +149,19 @@ impl Envelope {
 
     /// Writes the envelope into a header list, replacing any previous copy.
     pub fn write_to(&self, headers: &mut HeaderList) {
+        let mut buf = [0u8; 20];
         headers.set(PRODUCER, self.producer.as_bytes());
-        headers.set(SEQ, self.seq.to_string().as_bytes());
-        headers.set(CREATED_NS, self.created_ns.to_string().as_bytes());
+        headers.set(SEQ, decimal(self.seq, &mut buf));
+        headers.set(CREATED_NS, decimal(self.created_ns, &mut buf));
+    }
+
+    /// Appends the envelope to a new message's headers (which must not
+    /// carry it yet).
+    pub fn add_to(&self, headers: &mut MessageHeaders) {
+        let mut buf = [0u8; 20];
+        headers.add(PRODUCER, self.producer.as_bytes());
+        headers.add(SEQ, decimal(self.seq, &mut buf));
+        headers.add(CREATED_NS, decimal(self.created_ns, &mut buf));
     }
 }
 
@@ -159,6 +172,34 @@ fn text<'a>(key: &'static str, value: Option<Option<&'a [u8]>>) -> Result<&'a st
         Some(None) => Err(EnvelopeError::NotUtf8(key)),
         Some(Some(bytes)) => std::str::from_utf8(bytes).map_err(|_| EnvelopeError::NotUtf8(key)),
     }
+}
+
+/// `n` in decimal, formatted into `buf` (20 digits hold any u64).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
+/// A decimal header's value: digits only are read directly; anything else
+/// goes through [`text`] and [`number`], so the reason for a bad value is
+/// the same either way (not UTF-8 before not a number).
+fn decimal_header(key: &'static str, value: Option<Option<&[u8]>>) -> Result<u64, EnvelopeError> {
+    if let Some(Some(digits)) = value {
+        if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+            return digits
+                .iter()
+                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .ok_or(EnvelopeError::NotANumber(key));
+        }
+    }
+    number(key, text(key, value)?)
 }
 
 /// A strict decimal u64: digits only, no sign, no spaces.

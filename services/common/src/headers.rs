@@ -12,7 +12,7 @@
 use std::ffi::CStr;
 
 use rdkafka::bindings as rdsys;
-use rdkafka::message::{BorrowedHeaders, Header, Headers, OwnedHeaders};
+use rdkafka::message::{BorrowedHeaders, Headers, OwnedHeaders};
 
 /// One header as raw bytes: name and optional value.
 pub type RawHeader<'a> = (&'a [u8], Option<&'a [u8]>);
@@ -44,13 +44,12 @@ fn native(headers: &BorrowedHeaders) -> *mut rdsys::rd_kafka_headers_t {
     headers as *const BorrowedHeaders as *mut rdsys::rd_kafka_headers_t
 }
 
-/// Every header in order as raw bytes, never panicking on the name.
-pub fn raw_entries<H: RawHeaders + ?Sized>(headers: &H) -> Vec<RawHeader<'_>> {
+/// Calls `f` with every header in order as raw bytes, never panicking on
+/// the name.
+fn for_each_raw<'h, H: RawHeaders + ?Sized>(headers: &'h H, mut f: impl FnMut(RawHeader<'h>)) {
     let borrowed = headers.as_borrowed_headers();
     let ptr = native(borrowed);
-    let count = borrowed.count();
-    let mut out = Vec::with_capacity(count);
-    for idx in 0..count {
+    for idx in 0..borrowed.count() {
         let mut name: *const std::ffi::c_char = std::ptr::null();
         let mut value: *const std::ffi::c_void = std::ptr::null();
         let mut size: usize = 0;
@@ -66,32 +65,63 @@ pub fn raw_entries<H: RawHeaders + ?Sized>(headers: &H) -> Vec<RawHeader<'_>> {
         let name = unsafe { CStr::from_ptr(name) }.to_bytes();
         let value = (!value.is_null())
             .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
-        out.push((name, value));
+        f((name, value));
     }
+}
+
+/// Every header in order as raw bytes, never panicking on the name.
+pub fn raw_entries<H: RawHeaders + ?Sized>(headers: &H) -> Vec<RawHeader<'_>> {
+    let mut out = Vec::with_capacity(headers.as_borrowed_headers().count());
+    for_each_raw(headers, |h| out.push(h));
     out
 }
 
-/// Appends one header whose name may be any bytes.
-fn add_raw(headers: OwnedHeaders, name: &[u8], value: Option<&[u8]>) -> OwnedHeaders {
-    if let Ok(key) = std::str::from_utf8(name) {
-        return headers.insert(Header { key, value });
+/// A new message's headers, built straight into rdkafka's native list:
+/// every [`add`](MessageHeaders::add) appends, and librdkafka copies name
+/// and value. For headers written once each (a fresh message) nothing needs
+/// replacing, so no intermediate list is kept.
+#[derive(Debug)]
+pub struct MessageHeaders {
+    headers: OwnedHeaders,
+}
+
+impl MessageHeaders {
+    /// An empty list with room for `capacity` headers.
+    pub fn with_capacity(capacity: usize) -> Self {
+        MessageHeaders {
+            headers: OwnedHeaders::new_with_capacity(capacity),
+        }
     }
-    let (value_ptr, value_len) = match value {
-        Some(v) => (v.as_ptr().cast::<std::ffi::c_void>(), v.len() as isize),
-        None => (std::ptr::null(), 0),
-    };
-    // SAFETY: `headers` owns a writable list; librdkafka copies name and
-    // value. Adding to an owned list cannot fail (rdkafka asserts the same).
-    unsafe {
-        rdsys::rd_kafka_header_add(
-            native(headers.as_borrowed()),
-            name.as_ptr().cast(),
-            name.len() as isize,
-            value_ptr,
-            value_len,
-        );
+
+    /// Appends a header with a text name.
+    pub fn add(&mut self, name: &str, value: &[u8]) {
+        self.add_raw(name.as_bytes(), Some(value));
     }
-    headers
+
+    /// Appends a header whose name may be any bytes (kept as given).
+    pub fn add_raw(&mut self, name: &[u8], value: Option<&[u8]>) {
+        let (value_ptr, value_len) = match value {
+            Some(v) => (v.as_ptr().cast::<std::ffi::c_void>(), v.len() as isize),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: `self.headers` owns a writable list; librdkafka copies
+        // name and value. Adding to an owned list cannot fail (rdkafka
+        // asserts the same in `OwnedHeaders::insert`).
+        unsafe {
+            rdsys::rd_kafka_header_add(
+                native(self.headers.as_borrowed()),
+                name.as_ptr().cast(),
+                name.len() as isize,
+                value_ptr,
+                value_len,
+            );
+        }
+    }
+
+    /// The finished list, ready for a record.
+    pub fn into_owned(self) -> OwnedHeaders {
+        self.headers
+    }
 }
 
 /// Message headers in order, where setting a header replaces every earlier
@@ -164,41 +194,85 @@ impl HeaderList {
 
     /// The rdkafka form, for producing; names that are not UTF-8 are kept.
     pub fn to_owned_headers(&self) -> OwnedHeaders {
-        self.entries.iter().fold(
-            OwnedHeaders::new_with_capacity(self.entries.len()),
-            |h, (k, v)| add_raw(h, k, v.as_deref()),
-        )
+        let mut headers = MessageHeaders::with_capacity(self.entries.len());
+        for (k, v) in &self.entries {
+            headers.add_raw(k, v.as_deref());
+        }
+        headers.into_owned()
+    }
+}
+
+/// Headers a view holds without allocating: meshflow's five and room for
+/// a few more.
+const INLINE_HEADERS: usize = 8;
+
+/// A view's entries: inline up to [`INLINE_HEADERS`], on the heap beyond.
+#[derive(Debug, Clone)]
+enum Entries<'a> {
+    Inline(usize, [RawHeader<'a>; INLINE_HEADERS]),
+    Heap(Vec<RawHeader<'a>>),
+}
+
+impl Default for Entries<'_> {
+    fn default() -> Self {
+        Entries::Inline(0, [(&[], None); INLINE_HEADERS])
+    }
+}
+
+impl<'a> Entries<'a> {
+    fn as_slice(&self) -> &[RawHeader<'a>] {
+        match self {
+            Entries::Inline(len, items) => &items[..*len],
+            Entries::Heap(items) => items,
+        }
     }
 }
 
 /// A consumed message's headers, read from librdkafka once so that the
 /// envelope parser and the trace extractor do not each walk them again.
+/// Nothing is copied: the view borrows names and values from the message.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderView<'a> {
-    entries: Vec<RawHeader<'a>>,
+    entries: Entries<'a>,
 }
 
 impl<'a> HeaderView<'a> {
     /// Reads every header of a message; never panics on a name.
     pub fn of<H: RawHeaders>(headers: Option<&'a H>) -> Self {
-        HeaderView {
-            entries: headers.map(raw_entries).unwrap_or_default(),
+        let Some(headers) = headers else {
+            return HeaderView::default();
+        };
+        if headers.as_borrowed_headers().count() > INLINE_HEADERS {
+            return HeaderView::from_entries(raw_entries(headers));
         }
+        let mut entries = Entries::default();
+        if let Entries::Inline(len, items) = &mut entries {
+            for_each_raw(headers, |h| {
+                if *len < INLINE_HEADERS {
+                    items[*len] = h;
+                    *len += 1;
+                }
+            });
+        }
+        HeaderView { entries }
     }
 
     /// A view of plain (name, value) pairs, as [`HeaderView::of`] reads them.
     pub fn from_entries(entries: Vec<RawHeader<'a>>) -> Self {
-        HeaderView { entries }
+        HeaderView {
+            entries: Entries::Heap(entries),
+        }
     }
 
     /// Iterates in order as raw (name, value).
     pub fn iter(&self) -> impl Iterator<Item = RawHeader<'a>> + '_ {
-        self.entries.iter().copied()
+        self.entries.as_slice().iter().copied()
     }
 
     /// The first value of `name`, compared without regard to ASCII case.
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
         self.entries
+            .as_slice()
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
             .and_then(|(_, v)| *v)
@@ -207,6 +281,7 @@ impl<'a> HeaderView<'a> {
     /// Whether a header `name` is present, with or without a value.
     pub fn has(&self, name: &str) -> bool {
         self.entries
+            .as_slice()
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
     }
@@ -214,6 +289,7 @@ impl<'a> HeaderView<'a> {
     /// Names that are UTF-8, in order (others are left out).
     pub fn text_names(&self) -> Vec<&'a str> {
         self.entries
+            .as_slice()
             .iter()
             .filter_map(|(k, _)| std::str::from_utf8(k).ok())
             .collect()

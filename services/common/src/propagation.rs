@@ -1,16 +1,55 @@
 //! W3C Trace Context in Kafka headers.
 //!
 //! The producer injects the context of its `send` span; the consumer extracts
-//! it to parent its `process` span. Both go through the global text-map
-//! propagator installed by [`crate::telemetry`]. Injection sets headers by
-//! replacement (a re-published message never carries two `traceparent`s);
-//! extraction tolerates garbage: a malformed `traceparent` yields an empty
-//! context, which the caller counts and answers with a new root trace.
+//! it to parent its `process` span. Injection sets headers by replacement (a
+//! re-published message never carries two `traceparent`s); extraction
+//! tolerates garbage: a malformed `traceparent` yields an empty context,
+//! which the caller counts and answers with a new root trace.
+//!
+//! This runs once per message on both sides, so the common case is written
+//! here without allocating: `traceparent` is formatted into a stack buffer,
+//! and a `traceparent` in the canonical version-00 form (55 bytes, lowercase
+//! hex) is read directly. Anything else goes to the SDK's
+//! `TraceContextPropagator`, so what counts as valid, and what a hostile
+//! header yields, is the SDK's decision; for the canonical form both give
+//! the same context (tests and the `trace_context` fuzz target compare
+//! them). W3C Baggage, when [`install`] was asked for it, goes through the
+//! SDK's `BaggagePropagator` after the trace context, as the composite
+//! propagator would.
 
-use crate::envelope::{HeaderList, HeaderView, TRACEPARENT};
-use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::TraceContextExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::envelope::{Envelope, HeaderList, HeaderView, TRACEPARENT, TRACESTATE};
+use crate::headers::MessageHeaders;
+use opentelemetry::propagation::{
+    Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
+};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use rdkafka::message::OwnedHeaders;
+
+/// Whether W3C Baggage rides along with the trace context.
+static BAGGAGE: AtomicBool = AtomicBool::new(false);
+
+/// Installs propagation for this process: W3C Trace Context, plus W3C
+/// Baggage when `baggage` is set. Also sets the global text-map propagator
+/// to the same, for anything else that propagates context.
+pub fn install(baggage: bool) {
+    BAGGAGE.store(baggage, Ordering::Relaxed);
+    if baggage {
+        opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ]));
+    } else {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    }
+}
+
+fn baggage() -> bool {
+    BAGGAGE.load(Ordering::Relaxed)
+}
 
 impl Injector for HeaderList {
     fn set(&mut self, key: &str, value: String) {
@@ -32,17 +71,28 @@ impl Extractor for HeaderView<'_> {
 pub trait Carrier: Extractor {
     /// Whether a header `key` is present at all (even without a UTF-8 value).
     fn has(&self, key: &str) -> bool;
+
+    /// The value `Extractor::get` looks at, as bytes, UTF-8 or not.
+    fn raw(&self, key: &str) -> Option<&[u8]>;
 }
 
 impl Carrier for HeaderView<'_> {
     fn has(&self, key: &str) -> bool {
         HeaderView::has(self, key)
     }
+
+    fn raw(&self, key: &str) -> Option<&[u8]> {
+        HeaderView::get(self, key)
+    }
 }
 
 impl Carrier for HeaderList {
     fn has(&self, key: &str) -> bool {
         self.count(key) > 0
+    }
+
+    fn raw(&self, key: &str) -> Option<&[u8]> {
+        HeaderList::get(self, key)
     }
 }
 
@@ -58,9 +108,121 @@ impl Extractor for HeaderList {
     }
 }
 
-/// Writes `cx` into `headers` with the global propagator.
+impl Injector for MessageHeaders {
+    fn set(&mut self, key: &str, value: String) {
+        self.add(key, value.as_bytes());
+    }
+}
+
+/// Length of a version-00 `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`.
+const TRACEPARENT_LEN: usize = 55;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `traceparent` of `sc` exactly as the SDK's propagator writes it
+/// (`{:02x}-{trace}-{span}-{flags & SAMPLED:02x}`), on the stack.
+fn format_traceparent(sc: &SpanContext, buf: &mut [u8; TRACEPARENT_LEN]) {
+    fn hex_into(out: &mut [u8], bytes: &[u8]) {
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0x0f)];
+        }
+    }
+    buf[0] = b'0';
+    buf[1] = b'0';
+    buf[2] = b'-';
+    hex_into(&mut buf[3..35], &sc.trace_id().to_bytes());
+    buf[35] = b'-';
+    hex_into(&mut buf[36..52], &sc.span_id().to_bytes());
+    buf[52] = b'-';
+    hex_into(&mut buf[53..55], &[(sc.trace_flags() & TraceFlags::SAMPLED).to_u8()]);
+}
+
+/// Writes the trace context of `cx` through `set`, as the SDK's
+/// `TraceContextPropagator` does: both headers, only for a valid context.
+fn write_trace_context(cx: &Context, mut set: impl FnMut(&str, &[u8])) {
+    let span = cx.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
+        return;
+    }
+    let mut buf = [0u8; TRACEPARENT_LEN];
+    format_traceparent(sc, &mut buf);
+    set(TRACEPARENT, &buf);
+    set(TRACESTATE, sc.trace_state().header().as_bytes());
+}
+
+/// The ids and flags of a `traceparent` in the canonical version-00 form;
+/// `None` for every other value, valid or not, which the SDK then judges.
+fn parse_canonical(b: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> {
+    if b.len() != TRACEPARENT_LEN || &b[..3] != b"00-" || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    /// Lowercase hex digits (at most 16) as a number.
+    fn lower_hex(digits: &[u8]) -> Option<u64> {
+        let mut n = 0u64;
+        for &d in digits {
+            let v = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                _ => return None,
+            };
+            n = n << 4 | u64::from(v);
+        }
+        Some(n)
+    }
+    let trace = u128::from(lower_hex(&b[3..19])?) << 64 | u128::from(lower_hex(&b[19..35])?);
+    let span = lower_hex(&b[36..52])?;
+    let flags = lower_hex(&b[53..55])? as u8;
+    Some((
+        TraceId::from(trace),
+        SpanId::from(span),
+        TraceFlags::new(flags) & TraceFlags::SAMPLED,
+    ))
+}
+
+/// The trace context in `headers` on top of `parent`, as the SDK's
+/// `TraceContextPropagator::extract_with_context` finds it.
+fn read_trace_context<C: Carrier>(parent: &Context, headers: &C, traceparent: Option<&[u8]>) -> Context {
+    let Some((trace_id, span_id, flags)) = traceparent.and_then(parse_canonical) else {
+        return TraceContextPropagator::new().extract_with_context(parent, headers);
+    };
+    // The SDK reads a missing, empty or non-UTF-8 `tracestate` as empty.
+    let state = match headers.raw(TRACESTATE) {
+        None | Some(b"") => TraceState::default(),
+        Some(_) => headers
+            .get(TRACESTATE)
+            .map(|s| s.parse::<TraceState>().unwrap_or_default())
+            .unwrap_or_default(),
+    };
+    let sc = SpanContext::new(trace_id, span_id, flags, true, state);
+    if sc.is_valid() {
+        parent.with_remote_span_context(sc)
+    } else {
+        parent.clone()
+    }
+}
+
+/// Writes `cx` into `headers`, replacing any earlier copy.
 pub fn inject(cx: &Context, headers: &mut HeaderList) {
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, headers));
+    write_trace_context(cx, |k, v| headers.set(k, v));
+    if baggage() {
+        BaggagePropagator::new().inject_context(cx, headers);
+    }
+}
+
+/// The headers of a new message in rdkafka's form: the envelope, then the
+/// trace context of `cx` (and baggage, if propagated). Built straight into
+/// the native list, each header once; no number or id is formatted on the
+/// heap.
+pub fn message_headers(envelope: &Envelope, cx: &Context) -> OwnedHeaders {
+    let mut headers = MessageHeaders::with_capacity(6);
+    envelope.add_to(&mut headers);
+    write_trace_context(cx, |k, v| headers.add(k, v));
+    if baggage() {
+        BaggagePropagator::new().inject_context(cx, &mut headers);
+    }
+    headers.into_owned()
 }
 
 /// What extraction found in a message's headers.
@@ -72,15 +234,20 @@ pub struct Extracted {
     pub malformed: bool,
 }
 
-/// Reads the trace context of a consumed message with the global propagator.
-pub fn extract<E: Extractor>(headers: &E) -> Extracted {
-    let present = headers.get(TRACEPARENT).is_some()
+/// Reads the trace context (and baggage, if propagated) of a consumed
+/// message on top of the current context.
+pub fn extract<C: Carrier>(headers: &C) -> Extracted {
+    let traceparent = headers.raw(TRACEPARENT);
+    let present = traceparent.is_some()
         || headers
             .keys()
             .iter()
             .any(|k| k.eq_ignore_ascii_case(TRACEPARENT));
-    let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(headers));
+    let mut context = Context::map_current(|cx| read_trace_context(cx, headers, traceparent));
     let valid = context.span().span_context().is_valid();
+    if baggage() {
+        context = BaggagePropagator::new().extract_with_context(&context, headers);
+    }
     Extracted {
         malformed: present && !valid,
         context,
@@ -137,6 +304,108 @@ mod tests {
             let got = extract(&headers);
             assert!(got.malformed, "{bad:?}");
             assert!(!got.context.span().span_context().is_valid());
+        }
+    }
+
+    fn sdk_extract(headers: &HeaderList) -> SpanContext {
+        TraceContextPropagator::new()
+            .extract_with_context(&Context::new(), headers)
+            .span()
+            .span_context()
+            .clone()
+    }
+
+    fn own_extract(headers: &HeaderList) -> SpanContext {
+        let traceparent = Carrier::raw(headers, TRACEPARENT);
+        read_trace_context(&Context::new(), headers, traceparent)
+            .span()
+            .span_context()
+            .clone()
+    }
+
+    #[test]
+    fn writes_what_the_sdk_writes() {
+        let state = TraceState::from_key_value([("vendor", "x1"), ("other", "y")]).unwrap();
+        for (trace, span, flags, state) in [
+            (0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736u128, 0x00f0_67aa_0ba9_02b7u64, TraceFlags::SAMPLED, TraceState::default()),
+            (1, 1, TraceFlags::default(), state),
+            (u128::MAX, u64::MAX, TraceFlags::new(0xff), TraceState::default()),
+            (0, 7, TraceFlags::SAMPLED, TraceState::default()),
+        ] {
+            let cx = Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(span),
+                flags,
+                true,
+                state,
+            ));
+            let (mut ours, mut sdk) = (HeaderList::new(), HeaderList::new());
+            inject(&cx, &mut ours);
+            TraceContextPropagator::new().inject_context(&cx, &mut sdk);
+            assert_eq!(ours, sdk, "{trace:x}");
+        }
+    }
+
+    #[test]
+    fn reads_what_the_sdk_reads() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut values: Vec<String> = vec![
+            good.into(),
+            good.replace("-01", "-00"),
+            good.replace("-01", "-ff"),
+            good.replace("-01", "-0A"),
+            good.replace("4bf9", "4BF9"),
+            good.replace("00f0", "+0f0"),
+            good.replacen("00-", "01-", 1),
+            good.replacen("00-", "ff-", 1),
+            format!(" {good}"),
+            format!("{good}-"),
+            format!("{good}-extra"),
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01".into(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01".into(),
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01".into(),
+            String::new(),
+        ];
+        // Every byte position replaced by a few others.
+        for at in 0..good.len() {
+            for c in ['0', 'a', 'f', 'g', 'A', '-', ' ', '+', 'é'] {
+                let mut v: Vec<char> = good.chars().collect();
+                v[at] = c;
+                values.push(v.into_iter().collect());
+            }
+        }
+        for value in &values {
+            for state in [None, Some(""), Some("a=b"), Some("a=b,c=d"), Some("bad"), Some("A=b")] {
+                let mut headers = HeaderList::new();
+                headers.set(TRACEPARENT, value.as_bytes());
+                if let Some(state) = state {
+                    headers.set(TRACESTATE, state.as_bytes());
+                }
+                assert_eq!(own_extract(&headers), sdk_extract(&headers), "{value:?} {state:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn message_headers_match_the_header_list() {
+        use crate::headers::raw_entries;
+        let envelope = Envelope {
+            producer: "producer-1a2b".into(),
+            seq: 41,
+            created_ns: 1_795_813_603_000_000_000,
+        };
+        for cx in [remote(0xabc, 0x12), Context::new()] {
+            let mut list = HeaderList::new();
+            envelope.write_to(&mut list);
+            inject(&cx, &mut list);
+            let built = message_headers(&envelope, &cx);
+            let want: Vec<_> = list.iter().collect();
+            assert_eq!(raw_entries(&built), want);
+        }
+        for n in [0u64, 9, 10, 99, 100, 1_000_000, u64::MAX] {
+            let mut list = HeaderList::new();
+            Envelope { producer: "p".into(), seq: n, created_ns: n }.write_to(&mut list);
+            assert_eq!(list.get(crate::envelope::SEQ), Some(n.to_string().as_bytes()));
         }
     }
 }

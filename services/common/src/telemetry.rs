@@ -10,9 +10,7 @@
 //! `OTEL_SERVICE_NAME`/`OTEL_RESOURCE_ATTRIBUTES`.
 
 use opentelemetry::global;
-use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::EnvFilter;
@@ -65,14 +63,7 @@ pub fn init(
     baggage: bool,
 ) -> Result<Telemetry, TelemetryError> {
     init_logs(log)?;
-    if baggage {
-        global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
-            Box::new(BaggagePropagator::new()),
-        ]));
-    } else {
-        global::set_text_map_propagator(TraceContextPropagator::new());
-    }
+    crate::propagation::install(baggage);
     // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the built-in
     // values, as the specification asks.
     let service_name = std::env::var("OTEL_SERVICE_NAME")

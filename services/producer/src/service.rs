@@ -14,15 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
-use meshflow_common::envelope::{now_ns, Envelope, HeaderList};
+use meshflow_common::envelope::{now_ns, Envelope};
 use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::{error_reason, millis};
-use meshflow_common::propagation::inject;
+use meshflow_common::propagation::message_headers;
 use meshflow_common::shutdown::Supervisor;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::{global, Context, KeyValue};
 use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
@@ -153,33 +155,15 @@ pub async fn run(
             tally(&mut summary, done);
         }
         let seq = summary.handed;
-        let envelope = Envelope {
-            producer: instance.clone(),
-            seq,
-            created_ns: now_ns(),
-        };
-        let key = seq.to_string();
-        let mut span = tracer
-            .span_builder(format!("send {}", settings.topic))
-            .with_kind(SpanKind::Producer)
-            .with_attributes([
-                KeyValue::new("messaging.system", "kafka"),
-                KeyValue::new("messaging.destination.name", settings.topic.clone()),
-                KeyValue::new("messaging.operation.type", "send"),
-                KeyValue::new("messaging.operation.name", "send"),
-                KeyValue::new("messaging.kafka.message.key", key.clone()),
-                KeyValue::new("messaging.message.body.size", settings.payload_bytes as i64),
-            ])
-            .start(&tracer);
-        let cx = Context::current().with_remote_span_context(span.span_context().clone());
-        let mut headers = HeaderList::new();
-        envelope.write_to(&mut headers);
-        inject(&cx, &mut headers);
-        let owned_headers = headers.to_owned_headers();
+        let Outgoing {
+            mut span,
+            key,
+            headers,
+        } = prepare(&tracer, &settings.topic, &instance, seq, settings.payload_bytes);
         let mut record = FutureRecord::to(&settings.topic)
             .key(&key)
             .payload(&payload)
-            .headers(owned_headers);
+            .headers(headers);
         let handed_at = Instant::now();
         let delivery = loop {
             match producer.send_result(record) {
@@ -282,6 +266,49 @@ pub async fn run(
     probe_abort.abort();
     supervisor.result()?;
     Ok(summary)
+}
+
+/// A message about to be sent: its `send` span, key and headers.
+pub struct Outgoing {
+    /// The `send <topic>` span (kind PRODUCER), ended on its delivery report.
+    pub span: BoxedSpan,
+    /// The record key: the sequence number in decimal.
+    pub key: String,
+    /// Envelope and trace context of `span`.
+    pub headers: OwnedHeaders,
+}
+
+/// What the producer does to each message before handing it to Kafka:
+/// stamps its creation time, starts its `send` span and writes the
+/// envelope and the span's context into its headers.
+pub fn prepare(
+    tracer: &BoxedTracer,
+    topic: &str,
+    instance: &str,
+    seq: u64,
+    payload_bytes: usize,
+) -> Outgoing {
+    let envelope = Envelope {
+        producer: instance.to_string(),
+        seq,
+        created_ns: now_ns(),
+    };
+    let key = seq.to_string();
+    let span = tracer
+        .span_builder(format!("send {topic}"))
+        .with_kind(SpanKind::Producer)
+        .with_attributes([
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.destination.name", topic.to_string()),
+            KeyValue::new("messaging.operation.type", "send"),
+            KeyValue::new("messaging.operation.name", "send"),
+            KeyValue::new("messaging.kafka.message.key", key.clone()),
+            KeyValue::new("messaging.message.body.size", payload_bytes as i64),
+        ])
+        .start(tracer);
+    let cx = Context::current().with_remote_span_context(span.span_context().clone());
+    let headers = message_headers(&envelope, &cx);
+    Outgoing { span, key, headers }
 }
 
 /// Adds one delivery outcome to the summary.

@@ -1,0 +1,241 @@
+//! Per-message work without a broker, for instruction counts under
+//! callgrind (stable where wall-clock time is not).
+//!
+//! Each step runs `n` times inside a `measured_*` function that callgrind's
+//! `--toggle-collect` counts alone (after a warm-up outside it), so the
+//! total divided by `n` is the instructions one message costs on the
+//! application thread: librdkafka's own threads and the set-up do not count.
+//! The producer steps hand the record to a `FutureProducer` whose broker is
+//! unreachable, so librdkafka queues it and nothing else happens.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::process::Command;
+
+use meshflow_common::envelope::{now_ns, Envelope, HeaderView};
+use meshflow_common::propagation::{extract, message_headers};
+use meshflow_consumer::receipts;
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage, Timestamp};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+
+/// The steps, by name.
+pub const STEPS: [(&str, &str); 5] = [
+    ("produce_plain", "producer: plain record + send"),
+    ("produce_meshflow", "producer: meshflow prepare + send"),
+    ("consume_meshflow", "consumer: meshflow per-message work"),
+    ("envelope_round_trip", "envelope + inject + extract + parse"),
+    ("headers_baseline", "build the same rdkafka headers"),
+];
+
+const TOPIC: &str = "meshflow.events";
+const INSTANCE: &str = "meshflow-producer-7d9f8b6c5-x2kq1-3f9a2c71";
+
+struct Bed {
+    producer: FutureProducer,
+    tracer: BoxedTracer,
+    payload: Vec<u8>,
+    message: OwnedMessage,
+    cx: Context,
+}
+
+fn produce_plain(bed: &mut Bed, seq: u64) {
+    bed.payload[..8].copy_from_slice(&now_ns().to_le_bytes());
+    let key = seq.to_string();
+    let record = FutureRecord::to(TOPIC).key(&key).payload(&bed.payload);
+    black_box(bed.producer.send_result(record).ok());
+}
+
+fn produce_meshflow(bed: &mut Bed, seq: u64) {
+    let out =
+        meshflow_producer::service::prepare(&bed.tracer, TOPIC, INSTANCE, seq, bed.payload.len());
+    let record = FutureRecord::to(TOPIC)
+        .key(&out.key)
+        .payload(&bed.payload)
+        .headers(out.headers);
+    black_box(bed.producer.send_result(record).ok());
+    let mut span = out.span;
+    span.set_attribute(KeyValue::new("messaging.destination.partition.id", "3"));
+    span.set_attribute(KeyValue::new("messaging.kafka.offset", seq as i64));
+    span.end();
+}
+
+/// What `Worker::handle` in the consumer does for an enveloped message
+/// before it is queued for its receipt (logging aside).
+fn consume_meshflow(bed: &mut Bed) {
+    let m = &bed.message;
+    let topic = m.topic().to_string();
+    let (partition, offset) = (m.partition(), m.offset());
+    let headers = HeaderView::of(m.headers());
+    let extracted = extract(&headers);
+    let parent_sc = extracted.context.span().span_context().clone();
+    let mut builder = bed
+        .tracer
+        .span_builder(format!("process {topic}"))
+        .with_kind(SpanKind::Consumer)
+        .with_attributes([
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.destination.name", topic.clone()),
+            KeyValue::new("messaging.operation.type", "process"),
+            KeyValue::new("messaging.operation.name", "process"),
+            KeyValue::new("messaging.consumer.group.name", "meshflow".to_string()),
+            KeyValue::new("messaging.destination.partition.id", partition.to_string()),
+            KeyValue::new("messaging.kafka.offset", offset),
+            KeyValue::new("messaging.client.id", "consumer-7f3a".to_string()),
+        ]);
+    if parent_sc.is_valid() {
+        builder = builder.with_links(vec![Link::with_context(parent_sc)]);
+    }
+    let span = builder.start_with_context(&bed.tracer, &extracted.context);
+    let trace_id = span.span_context().trace_id().to_string();
+    let cx = Context::current_with_span(span);
+    let envelope = Envelope::parse(headers.iter()).ok().flatten();
+    if let Some(env) = &envelope {
+        let entry = receipts::entry(env, &topic, partition, offset, trace_id);
+        let mut send = bed
+            .tracer
+            .span_builder("send meshflow.receipts")
+            .with_kind(SpanKind::Producer)
+            .start_with_context(&bed.tracer, &cx);
+        black_box(serde_json::to_vec(&entry).ok());
+        send.end();
+    }
+    cx.span().set_status(Status::Ok);
+    cx.span().end();
+}
+
+fn envelope_round_trip(bed: &mut Bed, seq: u64) {
+    let envelope = Envelope {
+        producer: INSTANCE.to_string(),
+        seq,
+        created_ns: 1_795_813_603_000_000_000,
+    };
+    let owned = message_headers(&envelope, &bed.cx);
+    let view = HeaderView::of(Some(&owned));
+    black_box(extract(&view));
+    black_box(Envelope::parse(view.iter()).ok());
+}
+
+fn headers_baseline(seq: u64) {
+    use rdkafka::message::Header;
+    let seq = seq.to_string();
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    black_box(
+        OwnedHeaders::new_with_capacity(5)
+            .insert(Header {
+                key: "mf-producer",
+                value: Some(INSTANCE),
+            })
+            .insert(Header {
+                key: "mf-seq",
+                value: Some(seq.as_str()),
+            })
+            .insert(Header {
+                key: "mf-created-ns",
+                value: Some("1795813603000000000"),
+            })
+            .insert(Header {
+                key: "traceparent",
+                value: Some(tp),
+            })
+            .insert(Header {
+                key: "tracestate",
+                value: Some(""),
+            }),
+    );
+}
+
+fn step(bed: &mut Bed, name: &str, seq: u64) {
+    match name {
+        "produce_plain" => produce_plain(bed, seq),
+        "produce_meshflow" => produce_meshflow(bed, seq),
+        "consume_meshflow" => consume_meshflow(bed),
+        "envelope_round_trip" => envelope_round_trip(bed, seq),
+        _ => headers_baseline(seq),
+    }
+}
+
+/// The counted loop: callgrind collects inside this function only.
+#[inline(never)]
+fn measured_steps(bed: &mut Bed, name: &str, from: u64, n: u64) {
+    for seq in from..from + n {
+        step(bed, name, seq);
+    }
+}
+
+/// Runs step `name` `n` times after a warm-up (the `steps` sub-command).
+pub fn run(name: &str, n: u64) -> anyhow::Result<()> {
+    let _provider = crate::tracing::install(None)?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:1")
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("log_level", "0")
+        .create()?;
+    let tracer = opentelemetry::global::tracer("meshflow-bench");
+    let span = tracer.start("parent");
+    let cx = Context::current().with_remote_span_context(span.span_context().clone());
+    let envelope = Envelope {
+        producer: INSTANCE.to_string(),
+        seq: 41,
+        created_ns: 1_795_813_603_000_000_000,
+    };
+    let message = OwnedMessage::new(
+        Some(vec![b'm'; 256]),
+        Some(b"41".to_vec()),
+        TOPIC.to_string(),
+        Timestamp::CreateTime(1_795_813_603_000),
+        2,
+        1187,
+        Some(message_headers(&envelope, &cx)),
+    );
+    let mut bed = Bed {
+        producer,
+        tracer,
+        payload: vec![b'm'; 256],
+        message,
+        cx,
+    };
+    for seq in 0..n / 10 + 10 {
+        step(&mut bed, name, seq);
+    }
+    measured_steps(&mut bed, name, 1_000_000, n);
+    Ok(())
+}
+
+/// Instructions per message of step `name` under callgrind, or `None`
+/// when valgrind is missing or fails.
+pub fn instructions(exe: &Path, dir: &Path, name: &str, n: u64) -> Option<f64> {
+    let out = dir.join(format!("callgrind.{name}.out"));
+    let status = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg("--toggle-collect=*measured_steps*")
+        .arg(exe)
+        .arg("steps")
+        .arg(name)
+        .arg(n.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    let text = std::fs::read_to_string(&out).ok()?;
+    let total: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(total / n as f64)
+}

@@ -111,7 +111,7 @@ fn feed(accounting: &mut Accounting, ids: &[String], from: u64, to: u64, log: bo
             ));
             fed += 1;
         }
-        if (now - T0) / STEP_NS % SWEEP_EVERY == 0 {
+        if ((now - T0) / STEP_NS).is_multiple_of(SWEEP_EVERY) {
             sweep(accounting, now);
         }
     }

@@ -195,7 +195,9 @@ fn decimal_header(key: &'static str, value: Option<Option<&[u8]>>) -> Result<u64
         if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
             return digits
                 .iter()
-                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .try_fold(0u64, |n, d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
                 .ok_or(EnvelopeError::NotANumber(key));
         }
     }

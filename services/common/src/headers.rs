@@ -207,6 +207,9 @@ impl HeaderList {
 const INLINE_HEADERS: usize = 8;
 
 /// A view's entries: inline up to [`INLINE_HEADERS`], on the heap beyond.
+/// The inline variant is the large one on purpose: it is the one used, and
+/// it lives on the stack of one message's handling.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Entries<'a> {
     Inline(usize, [RawHeader<'a>; INLINE_HEADERS]),

@@ -135,7 +135,10 @@ fn format_traceparent(sc: &SpanContext, buf: &mut [u8; TRACEPARENT_LEN]) {
     buf[35] = b'-';
     hex_into(&mut buf[36..52], &sc.span_id().to_bytes());
     buf[52] = b'-';
-    hex_into(&mut buf[53..55], &[(sc.trace_flags() & TraceFlags::SAMPLED).to_u8()]);
+    hex_into(
+        &mut buf[53..55],
+        &[(sc.trace_flags() & TraceFlags::SAMPLED).to_u8()],
+    );
 }
 
 /// Writes the trace context of `cx` through `set`, as the SDK's
@@ -183,7 +186,11 @@ fn parse_canonical(b: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> {
 
 /// The trace context in `headers` on top of `parent`, as the SDK's
 /// `TraceContextPropagator::extract_with_context` finds it.
-fn read_trace_context<C: Carrier>(parent: &Context, headers: &C, traceparent: Option<&[u8]>) -> Context {
+fn read_trace_context<C: Carrier>(
+    parent: &Context,
+    headers: &C,
+    traceparent: Option<&[u8]>,
+) -> Context {
     let Some((trace_id, span_id, flags)) = traceparent.and_then(parse_canonical) else {
         return TraceContextPropagator::new().extract_with_context(parent, headers);
     };
@@ -327,9 +334,19 @@ mod tests {
     fn writes_what_the_sdk_writes() {
         let state = TraceState::from_key_value([("vendor", "x1"), ("other", "y")]).unwrap();
         for (trace, span, flags, state) in [
-            (0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736u128, 0x00f0_67aa_0ba9_02b7u64, TraceFlags::SAMPLED, TraceState::default()),
+            (
+                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736u128,
+                0x00f0_67aa_0ba9_02b7u64,
+                TraceFlags::SAMPLED,
+                TraceState::default(),
+            ),
             (1, 1, TraceFlags::default(), state),
-            (u128::MAX, u64::MAX, TraceFlags::new(0xff), TraceState::default()),
+            (
+                u128::MAX,
+                u64::MAX,
+                TraceFlags::new(0xff),
+                TraceState::default(),
+            ),
             (0, 7, TraceFlags::SAMPLED, TraceState::default()),
         ] {
             let cx = Context::new().with_remote_span_context(SpanContext::new(
@@ -375,13 +392,24 @@ mod tests {
             }
         }
         for value in &values {
-            for state in [None, Some(""), Some("a=b"), Some("a=b,c=d"), Some("bad"), Some("A=b")] {
+            for state in [
+                None,
+                Some(""),
+                Some("a=b"),
+                Some("a=b,c=d"),
+                Some("bad"),
+                Some("A=b"),
+            ] {
                 let mut headers = HeaderList::new();
                 headers.set(TRACEPARENT, value.as_bytes());
                 if let Some(state) = state {
                     headers.set(TRACESTATE, state.as_bytes());
                 }
-                assert_eq!(own_extract(&headers), sdk_extract(&headers), "{value:?} {state:?}");
+                assert_eq!(
+                    own_extract(&headers),
+                    sdk_extract(&headers),
+                    "{value:?} {state:?}"
+                );
             }
         }
     }
@@ -404,8 +432,16 @@ mod tests {
         }
         for n in [0u64, 9, 10, 99, 100, 1_000_000, u64::MAX] {
             let mut list = HeaderList::new();
-            Envelope { producer: "p".into(), seq: n, created_ns: n }.write_to(&mut list);
-            assert_eq!(list.get(crate::envelope::SEQ), Some(n.to_string().as_bytes()));
+            Envelope {
+                producer: "p".into(),
+                seq: n,
+                created_ns: n,
+            }
+            .write_to(&mut list);
+            assert_eq!(
+                list.get(crate::envelope::SEQ),
+                Some(n.to_string().as_bytes())
+            );
         }
     }
 }

@@ -20,8 +20,8 @@ use meshflow_common::http::Readiness;
 use meshflow_common::kafka::{error_reason, millis};
 use meshflow_common::propagation::message_headers;
 use meshflow_common::shutdown::Supervisor;
-use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::global::{BoxedSpan, BoxedTracer};
+use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, Context, KeyValue};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
@@ -159,7 +159,13 @@ pub async fn run(
             mut span,
             key,
             headers,
-        } = prepare(&tracer, &settings.topic, &instance, seq, settings.payload_bytes);
+        } = prepare(
+            &tracer,
+            &settings.topic,
+            &instance,
+            seq,
+            settings.payload_bytes,
+        );
         let mut record = FutureRecord::to(&settings.topic)
             .key(&key)
             .payload(&payload)

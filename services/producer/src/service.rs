@@ -7,8 +7,9 @@
 //! so a refused send never looks like a gap to the exporter. Delivery reports
 //! are awaited in spawned tasks that record ack latency, the outcome and the
 //! acknowledged partition and offset on the span; a message librdkafka
-//! failed for a reason that can pass is sent again (see [`crate::resend`]). A fatal librdkafka error
-//! (see [`meshflow_common::fatal`]) stops the run with an error.
+//! failed for a reason that can pass is sent again (see [`crate::resend`]).
+//! A fatal librdkafka error (see [`meshflow_common::fatal`]) stops the run
+//! with an error.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

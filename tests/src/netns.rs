@@ -48,7 +48,7 @@ impl Netns {
     /// Creates a namespace named after `prefix` plus a random suffix.
     pub fn create(prefix: &str) -> Netns {
         assert!(
-            nix_is_root(),
+            crate::is_root(),
             "network partition tests need root (network namespaces and veth pairs)"
         );
         let name = crate::unique(prefix);
@@ -127,13 +127,4 @@ impl Drop for Netns {
             .output();
         let _ = Command::new(tool()).args(["down", &self.name]).output();
     }
-}
-
-/// Whether this process runs as root.
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

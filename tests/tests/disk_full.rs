@@ -21,12 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use meshflow_tests::bed::PARTITIONS;
 use meshflow_tests::broker::{create_topics, Tansu};
 use meshflow_tests::ledger::{LogLedger, TopicReader};
 use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
 use meshflow_tests::{scrape, WorkDir};
-
-const PARTITIONS: i32 = 6;
 
 /// A tmpfs of `mib` MiB mounted on `path`, unmounted when dropped.
 struct SmallDisk {

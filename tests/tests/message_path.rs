@@ -9,26 +9,14 @@ use std::time::{Duration, Instant};
 
 use meshflow_tests::bed::{Bed, PARTITIONS};
 use meshflow_tests::ledger::{LogLedger, TopicReader};
-use meshflow_tests::scenario::{consumer, producer, wait_ready};
+use meshflow_tests::scenario::producer;
 use meshflow_tests::{scrape, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_every_message_has_exactly_one_receipt() {
     let bed = Bed::new("message-path").await;
     let receipts = bed.reader(&bed.names.receipts);
-    let c1 = consumer(
-        bed.dir.path(),
-        &bed.broker.bootstrap,
-        &bed.names,
-        "consumer-a",
-    );
-    let c2 = consumer(
-        bed.dir.path(),
-        &bed.broker.bootstrap,
-        &bed.names,
-        "consumer-b",
-    );
-    wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
+    let _consumers = bed.consumers(["consumer-a", "consumer-b"]).await;
     let n = 2_000;
     let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
     let ledger = receipts.receipts_for(n, Duration::from_secs(120)).await;
@@ -60,19 +48,7 @@ async fn steady_state_every_message_has_exactly_one_receipt() {
 async fn broker_killed_and_restarted_loses_nothing() {
     let mut bed = Bed::new("message-path").await;
     let receipts = bed.reader(&bed.names.receipts);
-    let c1 = consumer(
-        bed.dir.path(),
-        &bed.broker.bootstrap,
-        &bed.names,
-        "consumer-a",
-    );
-    let c2 = consumer(
-        bed.dir.path(),
-        &bed.broker.bootstrap,
-        &bed.names,
-        "consumer-b",
-    );
-    wait_ready(&[&c1, &c2], Duration::from_secs(60)).await;
+    let _consumers = bed.consumers(["consumer-a", "consumer-b"]).await;
     let n = 3_000;
     let log = TopicReader::start(&bed.broker.bootstrap, &bed.names.topic, PARTITIONS);
     let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
@@ -117,19 +93,7 @@ async fn broker_killed_and_restarted_loses_nothing() {
 async fn consumer_sigterm_hands_over_without_loss_or_duplicates() {
     let bed = Bed::new("message-path").await;
     let receipts = bed.reader(&bed.names.receipts);
-    let mut leaving = consumer(
-        bed.dir.path(),
-        &bed.broker.bootstrap,
-        &bed.names,
-        "consumer-a",
-    );
-    let staying = consumer(
-        bed.dir.path(),
-        &bed.broker.bootstrap,
-        &bed.names,
-        "consumer-b",
-    );
-    wait_ready(&[&leaving, &staying], Duration::from_secs(60)).await;
+    let [mut leaving, _staying] = bed.consumers(["consumer-a", "consumer-b"]).await;
     let n = 3_000;
     let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
     receipts.receipts_for(800, Duration::from_secs(60)).await;
@@ -181,13 +145,7 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
 
     let bed = Bed::new("message-path").await;
     let receipts = bed.reader(&bed.names.receipts);
-    let mut c = consumer(
-        bed.dir.path(),
-        &bed.broker.bootstrap,
-        &bed.names,
-        "consumer-a",
-    );
-    wait_ready(&[&c], Duration::from_secs(60)).await;
+    let [mut c] = bed.consumers(["consumer-a"]).await;
     let pid = c.pid();
     let dlq = TopicReader::start(&bed.broker.bootstrap, &bed.names.dlq, PARTITIONS);
 

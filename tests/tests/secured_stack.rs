@@ -19,13 +19,6 @@ use rdkafka::ClientConfig;
 /// Messages per second: enough that a stuck partition shows within seconds.
 const RATE: &str = "50";
 
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// Polls `check` every 200 ms until it returns `Some` or `timeout` passes.
 fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -135,7 +128,7 @@ fn mesh_panels_with_data(port: u16) -> usize {
 #[test]
 fn secured_stack_refuses_attackers_and_survives_kills() {
     let started = Instant::now();
-    let root = is_root();
+    let root = meshflow_tests::is_root();
     let stack = LocalStack::new(
         "secured-stack",
         &[

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::Instant;
 
-use meshflow_exporter::{Accounting, AccountingConfig, Horizon, LogRecord, ReceiptEntry};
+use meshflow_exporter::{Accounting, AccountingConfig, Horizon, LogRecord, PerGroup, ReceiptEntry};
 
 /// Producer instances in the stream.
 pub const PRODUCERS: u64 = 10_000;
@@ -76,10 +76,10 @@ fn slots(from: u64, to: u64) -> impl Iterator<Item = (usize, u64, i32, u64, u32)
 }
 
 fn sweep(accounting: &mut Accounting, now_ns: u64) {
-    let groups = accounting.groups().len();
+    let processed_ns = Some(now_ns.saturating_sub(60_000_000_000));
     accounting.set_horizon(&Horizon {
         log_ns: Some(now_ns),
-        processed_ns: vec![Some(now_ns.saturating_sub(60_000_000_000)); groups],
+        processed_ns: PerGroup::filled(accounting.groups(), processed_ns),
     });
     black_box(accounting.sweep());
 }

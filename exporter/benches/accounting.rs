@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use meshflow_exporter::{Accounting, AccountingConfig, Horizon, LogRecord, ReceiptEntry};
+use meshflow_exporter::{Accounting, AccountingConfig, Horizon, LogRecord, PerGroup, ReceiptEntry};
 
 /// Counts live heap bytes.
 struct Counting;
@@ -140,10 +140,10 @@ fn log_record(ids: &[String], entry: Entry) -> LogRecord<'_> {
 
 /// Sweeps as a caught-up exporter does: everything judged up to `now_ns`.
 fn sweep_caught_up(accounting: &mut Accounting, now_ns: u64) -> meshflow_exporter::SweepReport {
-    let groups = accounting.groups().len();
+    let processed_ns = Some(now_ns.saturating_sub(60_000_000_000));
     accounting.set_horizon(&Horizon {
         log_ns: Some(now_ns),
-        processed_ns: vec![Some(now_ns.saturating_sub(60_000_000_000)); groups],
+        processed_ns: PerGroup::filled(accounting.groups(), processed_ns),
     });
     accounting.sweep()
 }

@@ -68,6 +68,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::AccountingConfig;
+use crate::groups::{Groups, PerGroup};
 use crate::observation::{
     count, latency, Evictions, Horizon, LogRecord, Observed, ReceiptEntry, Rejection,
     StageCounters, SweepReport,
@@ -95,7 +96,7 @@ struct GroupBook {
 #[derive(Debug)]
 struct ProducerBook {
     log: SequenceWindow,
-    groups: Vec<Option<GroupBook>>,
+    groups: PerGroup<Option<GroupBook>>,
     last_activity_ns: u64,
     /// Log observations refused as jumps since the last accepted one.
     jumps: u32,
@@ -136,16 +137,16 @@ pub struct Accounting {
     max_age_ns: u64,
     idle_ns: u64,
     max_producers: usize,
-    groups: Vec<String>,
+    groups: Groups,
     producers: HashMap<String, ProducerBook>,
     /// Idlest producers first to go, idlest at the end, with the activity
     /// they had when listed (a producer active since is skipped).
     eviction_candidates: Vec<(u64, String)>,
     horizon: Horizon,
     log: StageCounters,
-    processed: Vec<StageCounters>,
+    processed: PerGroup<StageCounters>,
     unreported_log_lost: u64,
-    unreported_processed: Vec<Judged>,
+    unreported_processed: PerGroup<Judged>,
     unwatched: u64,
     evictions: Evictions,
     /// Passes over the whole table to find eviction candidates.
@@ -156,17 +157,8 @@ impl Accounting {
     /// Accounting for the given consumer groups; receipts from any other
     /// group are ignored, which keeps the `group` label bounded. The config
     /// should have passed `validate`.
-    pub fn new<G: Into<String>>(
-        config: &AccountingConfig,
-        groups: impl IntoIterator<Item = G>,
-    ) -> Self {
-        let mut names: Vec<String> = Vec::new();
-        for group in groups {
-            let group = group.into();
-            if !names.contains(&group) {
-                names.push(group);
-            }
-        }
+    pub fn new(config: &AccountingConfig, groups: impl Into<Groups>) -> Self {
+        let groups = groups.into();
         Accounting {
             window_bits: config.window_bits,
             grace: config.grace,
@@ -174,13 +166,13 @@ impl Accounting {
             max_age_ns: duration_ns(config.max_record_age),
             idle_ns: duration_ns(config.idle_timeout),
             max_producers: config.max_producers.max(1),
-            processed: vec![StageCounters::default(); names.len()],
-            unreported_processed: vec![Judged::default(); names.len()],
+            processed: PerGroup::filled(&groups, StageCounters::default()),
+            unreported_processed: PerGroup::filled(&groups, Judged::default()),
             horizon: Horizon {
                 log_ns: None,
-                processed_ns: vec![None; names.len()],
+                processed_ns: PerGroup::filled(&groups, None),
             },
-            groups: names,
+            groups,
             producers: HashMap::new(),
             eviction_candidates: Vec::new(),
             log: StageCounters::default(),
@@ -199,8 +191,8 @@ impl Accounting {
             (old, new) => new.or(old),
         };
         self.horizon.log_ns = forward(self.horizon.log_ns, horizon.log_ns);
-        for (index, current) in self.horizon.processed_ns.iter_mut().enumerate() {
-            *current = forward(*current, horizon.processed_ns.get(index).copied().flatten());
+        for (group, current) in self.horizon.processed_ns.iter_mut() {
+            *current = forward(*current, horizon.processed_ns.get(group).copied().flatten());
         }
     }
 
@@ -225,16 +217,16 @@ impl Accounting {
             }
             // The stream truly moved on: start afresh, judging nothing
             // across the jump.
-            *book = fresh_book(self.window_bits, self.grace, self.groups.len(), now_ns);
+            *book = fresh_book(self.window_bits, self.grace, &self.groups, now_ns);
             self.evictions.rebased += 1;
         }
         book.jumps = 0;
         book.last_activity_ns = book.last_activity_ns.max(now_ns);
         if let Some(new_start) = book.log.slide_needed(record.seq) {
-            for (index, group) in book.groups.iter_mut().enumerate() {
+            for (id, group) in book.groups.iter_mut() {
                 if let Some(group) = group {
-                    let until = Until::SlideTo(new_start, self.horizon.processed_ns[index]);
-                    self.unreported_processed[index].add(judge_processed(&book.log, group, until));
+                    let until = Until::SlideTo(new_start, self.horizon.processed_ns[id]);
+                    self.unreported_processed[id].add(judge_processed(&book.log, group, until));
                 }
             }
         }
@@ -250,27 +242,27 @@ impl Accounting {
 
     /// Accounts one receipt entry, read from the receipts topic at `now_ns`.
     pub fn observe_receipt(&mut self, entry: &ReceiptEntry<'_>, now_ns: u64) -> Observed {
-        let Some(index) = self.groups.iter().position(|group| group == entry.group) else {
+        let Some(group_id) = self.groups.id(entry.group) else {
             self.unwatched += 1;
             return Observed::IGNORED;
         };
         if entry.producer.len() > MAX_PRODUCER_ID_BYTES {
-            self.processed[index].ignored += 1;
+            self.processed[group_id].ignored += 1;
             return Observed::IGNORED;
         }
         if entry.processed_ns > now_ns.saturating_add(self.max_skew_ns) {
-            return reject(&mut self.processed[index], Rejection::ProcessedInFuture);
+            return reject(&mut self.processed[group_id], Rejection::ProcessedInFuture);
         }
         if let Some(why) = self.implausible_time(entry.created_ns, entry.processed_ns) {
-            return reject(&mut self.processed[index], why);
+            return reject(&mut self.processed[group_id], why);
         }
         if let Some(book) = self.producers.get(entry.producer) {
             let beyond_log = book.log.is_jump(entry.seq);
-            let beyond_own = book.groups[index]
+            let beyond_own = book.groups[group_id]
                 .as_ref()
                 .is_some_and(|group| group.receipts.is_jump(entry.seq));
             if beyond_log || beyond_own {
-                return reject(&mut self.processed[index], Rejection::SeqJump);
+                return reject(&mut self.processed[group_id], Rejection::SeqJump);
             }
         }
         self.admit(entry.producer, now_ns);
@@ -279,7 +271,7 @@ impl Accounting {
         };
         book.last_activity_ns = book.last_activity_ns.max(now_ns);
         let bits = self.window_bits;
-        let group = book.groups[index].get_or_insert_with(|| GroupBook {
+        let group = book.groups[group_id].get_or_insert_with(|| GroupBook {
             receipts: SequenceWindow::dedup_only(bits),
             judged: 0,
         });
@@ -287,7 +279,7 @@ impl Accounting {
             .receipts
             .observe(entry.seq, lane(entry.partition), now_ns);
         let latency = latency(outcome, entry.created_ns, entry.processed_ns);
-        count(&mut self.processed[index], outcome, latency);
+        count(&mut self.processed[group_id], outcome, latency);
         Observed {
             outcome,
             latency,
@@ -302,7 +294,7 @@ impl Accounting {
         let mut log_lost = std::mem::take(&mut self.unreported_log_lost);
         let mut processed = std::mem::replace(
             &mut self.unreported_processed,
-            vec![Judged::default(); self.groups.len()],
+            PerGroup::filled(&self.groups, Judged::default()),
         );
         for book in self.producers.values_mut() {
             log_lost = log_lost.saturating_add(settle(book, &self.horizon, &mut processed));
@@ -315,22 +307,23 @@ impl Accounting {
         let evicted_idle = (before - self.producers.len()) as u64;
         self.evictions.idle += evicted_idle;
         self.log.lost = self.log.lost.saturating_add(log_lost);
-        for (counters, judged) in self.processed.iter_mut().zip(&processed) {
+        for (group, counters) in self.processed.iter_mut() {
+            let judged = processed[group];
             counters.lost = counters.lost.saturating_add(judged.lost);
             counters.unjudged = counters.unjudged.saturating_add(judged.unjudged);
             counters.unmatched = counters.unmatched.saturating_add(judged.unmatched);
         }
         SweepReport {
             log_lost,
-            processed_lost: processed.iter().map(|j| j.lost).collect(),
+            processed_lost: processed.map(|_, j| j.lost),
             evicted_idle,
-            processed_unjudged: processed.iter().map(|j| j.unjudged).collect(),
-            receipts_unmatched: processed.iter().map(|j| j.unmatched).collect(),
+            processed_unjudged: processed.map(|_, j| j.unjudged),
+            receipts_unmatched: processed.map(|_, j| j.unmatched),
         }
     }
 
-    /// The watched groups, in the order [`SweepReport::processed_lost`] uses.
-    pub fn groups(&self) -> &[String] {
+    /// The watched groups.
+    pub fn groups(&self) -> &Groups {
         &self.groups
     }
 
@@ -341,8 +334,7 @@ impl Accounting {
 
     /// Cumulative counts at stage `processed` for `group`, if it is watched.
     pub fn processed_counters(&self, group: &str) -> Option<StageCounters> {
-        let index = self.groups.iter().position(|name| name == group)?;
-        Some(self.processed[index])
+        Some(self.processed[self.groups.id(group)?])
     }
 
     /// Receipt entries ignored because their group is not watched.
@@ -376,10 +368,10 @@ impl Accounting {
             .producers
             .iter()
             .map(|(id, book)| {
-                let groups = book.groups.capacity() * std::mem::size_of::<Option<GroupBook>>();
+                let groups = book.groups.capacity_bytes();
                 let receipts: usize = book
                     .groups
-                    .iter()
+                    .values()
                     .flatten()
                     .map(|group| window_heap(&group.receipts))
                     .sum();
@@ -417,7 +409,7 @@ impl Accounting {
                 self.evictions.capacity += 1;
             }
         }
-        let book = fresh_book(self.window_bits, self.grace, self.groups.len(), now_ns);
+        let book = fresh_book(self.window_bits, self.grace, &self.groups, now_ns);
         self.producers.insert(producer.to_owned(), book);
     }
 
@@ -456,10 +448,10 @@ impl Accounting {
 }
 
 /// A new producer's book, met at `now_ns`.
-fn fresh_book(bits: u32, grace: Duration, groups: usize, now_ns: u64) -> ProducerBook {
+fn fresh_book(bits: u32, grace: Duration, groups: &Groups, now_ns: u64) -> ProducerBook {
     ProducerBook {
         log: SequenceWindow::new(bits, grace),
-        groups: (0..groups).map(|_| None).collect(),
+        groups: PerGroup::from_fn(groups, |_| None),
         last_activity_ns: now_ns,
         jumps: 0,
     }
@@ -473,15 +465,15 @@ fn reject(counters: &mut StageCounters, why: Rejection) -> Observed {
 
 /// Sweeps one producer's windows up to `horizon`; returns log loss and adds
 /// what was judged per group.
-fn settle(book: &mut ProducerBook, horizon: &Horizon, processed: &mut [Judged]) -> u64 {
+fn settle(book: &mut ProducerBook, horizon: &Horizon, processed: &mut PerGroup<Judged>) -> u64 {
     let lost = match horizon.log_ns {
         Some(through_ns) => book.log.sweep(through_ns),
         // Nothing judged by time; what slid out is still reported.
         None => book.log.sweep(0),
     };
-    for (index, group) in book.groups.iter_mut().enumerate() {
-        if let (Some(group), Some(Some(through_ns))) = (group, horizon.processed_ns.get(index)) {
-            processed[index].add(judge_processed(
+    for (id, group) in book.groups.iter_mut() {
+        if let (Some(group), Some(Some(through_ns))) = (group, horizon.processed_ns.get(id)) {
+            processed[id].add(judge_processed(
                 &book.log,
                 group,
                 Until::Horizon(*through_ns),

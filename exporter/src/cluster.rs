@@ -28,6 +28,7 @@ use rdkafka::message::Message;
 use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::groups::{Groups, PerGroup};
 use crate::lag::{LagSample, PartitionOffsets};
 use crate::Error;
 
@@ -90,9 +91,9 @@ pub struct Snapshot {
     pub at_ns: u64,
     /// Cluster health, or why metadata could not be read.
     pub health: Result<ClusterHealth, Error>,
-    /// Per watched group (configuration order): its partitions' lag, or why
-    /// its offsets could not be read at all.
-    pub groups: Vec<Result<Vec<PartitionLag>, Error>>,
+    /// Per watched group: its partitions' lag, or why its offsets could not
+    /// be read at all.
+    pub groups: PerGroup<Result<Vec<PartitionLag>, Error>>,
     /// High watermarks of the data topic's partitions that answered, asked
     /// for after `at_ns`.
     pub log_highs: Vec<(i32, i64)>,
@@ -104,22 +105,19 @@ impl Snapshot {
     /// Per watched group, the committed offsets read (partition → the next
     /// offset the group consumes); `None` when the group's offsets could not
     /// be read.
-    pub fn committed(&self) -> Vec<Option<BTreeMap<i32, i64>>> {
-        self.groups
-            .iter()
-            .map(|group| {
-                let partitions = group.as_ref().ok()?;
-                Some(
-                    partitions
-                        .iter()
-                        .filter_map(|lag| {
-                            let offsets = lag.offsets.as_ref().ok()?;
-                            Some((lag.partition, offsets.committed.filter(|&c| c >= 0)?))
-                        })
-                        .collect(),
-                )
-            })
-            .collect()
+    pub fn committed(&self) -> PerGroup<Option<BTreeMap<i32, i64>>> {
+        self.groups.map(|_, group| {
+            let partitions = group.as_ref().ok()?;
+            Some(
+                partitions
+                    .iter()
+                    .filter_map(|lag| {
+                        let offsets = lag.offsets.as_ref().ok()?;
+                        Some((lag.partition, offsets.committed.filter(|&c| c >= 0)?))
+                    })
+                    .collect(),
+            )
+        })
     }
 }
 
@@ -133,7 +131,7 @@ pub struct ClusterPoller {
     receipts_topic: String,
     probe_group: String,
     cluster: BaseConsumer,
-    groups: Vec<BaseConsumer>,
+    groups: PerGroup<BaseConsumer>,
     timestamps: HashMap<(i32, i64), i64>,
 }
 
@@ -144,15 +142,12 @@ impl ClusterPoller {
         kafka: &KafkaConfig,
         topic: &str,
         receipts_topic: &str,
-        groups: &[String],
+        groups: &Groups,
         own_group: &str,
     ) -> Result<Self, Error> {
         let probe_group = format!("{own_group}-probe");
         let cluster = passive_client(kafka, &probe_group)?;
-        let groups = groups
-            .iter()
-            .map(|group| passive_client(kafka, group))
-            .collect::<Result<_, _>>()?;
+        let groups = PerGroup::try_from_fn(groups, |id| passive_client(kafka, groups.name(id)))?;
         Ok(ClusterPoller {
             kafka: kafka.clone(),
             topic: topic.to_string(),
@@ -188,7 +183,7 @@ impl ClusterPoller {
                 return Snapshot {
                     at_ns,
                     health,
-                    groups: vec![Err(e); self.groups.len()],
+                    groups: self.groups.map(|_, _| Err(e.clone())),
                     log_highs: Vec::new(),
                     receipt_highs,
                 };
@@ -208,26 +203,22 @@ impl ClusterPoller {
             .iter()
             .filter_map(|(&p, marks)| Some((p, marks.as_ref().ok()?.1)))
             .collect();
-        let offsets: Vec<GroupOffsets> = self
-            .groups
-            .iter()
-            .map(|client| {
-                let committed = committed(client, &self.topic, &partitions)?;
-                Ok(watermarks
-                    .iter()
-                    .map(|(&p, marks)| {
-                        let offsets = marks.clone().map(|(low, high)| PartitionOffsets {
-                            low,
-                            high,
-                            committed: committed.get(&p).copied().flatten(),
-                        });
-                        (p, offsets)
-                    })
-                    .collect())
-            })
-            .collect();
+        let offsets: PerGroup<GroupOffsets> = self.groups.map(|_, client| {
+            let committed = committed(client, &self.topic, &partitions)?;
+            Ok(watermarks
+                .iter()
+                .map(|(&p, marks)| {
+                    let offsets = marks.clone().map(|(low, high)| PartitionOffsets {
+                        low,
+                        high,
+                        committed: committed.get(&p).copied().flatten(),
+                    });
+                    (p, offsets)
+                })
+                .collect())
+        });
         let wanted: HashSet<(i32, i64)> = offsets
-            .iter()
+            .values()
             .flatten()
             .flatten()
             .filter_map(|(p, offsets)| {
@@ -247,30 +238,27 @@ impl ClusterPoller {
                 Err(e) => tracing::warn!(error = %e, "record timestamps"),
             }
         }
-        let groups = offsets
-            .into_iter()
-            .map(|group| {
-                group.map(|partitions| {
-                    partitions
-                        .into_iter()
-                        .map(|(partition, offsets)| {
-                            let sample = offsets.clone().and_then(|o| {
-                                let timestamp = o
-                                    .lag_record_offset()?
-                                    .and_then(|offset| self.timestamps.get(&(partition, offset)))
-                                    .copied();
-                                LagSample::new(at_ns, o, timestamp)
-                            });
-                            PartitionLag {
-                                partition,
-                                offsets,
-                                sample,
-                            }
-                        })
-                        .collect()
-                })
+        let groups = offsets.into_map(|_, group| {
+            group.map(|partitions| {
+                partitions
+                    .into_iter()
+                    .map(|(partition, offsets)| {
+                        let sample = offsets.clone().and_then(|o| {
+                            let timestamp = o
+                                .lag_record_offset()?
+                                .and_then(|offset| self.timestamps.get(&(partition, offset)))
+                                .copied();
+                            LagSample::new(at_ns, o, timestamp)
+                        });
+                        PartitionLag {
+                            partition,
+                            offsets,
+                            sample,
+                        }
+                    })
+                    .collect()
             })
-            .collect();
+        });
         Snapshot {
             at_ns,
             health,

@@ -17,6 +17,8 @@
 //!   committed offsets and one record timestamp;
 //! - [`status`]: a consumer group's OK / WARN / STALL / STOP / ERR status
 //!   from its recent lag samples;
+//! - [`groups`]: the watched consumer groups by identity: a [`GroupId`]
+//!   from one [`Groups`] registry keys everything kept per group;
 //! - [`config`]: the typed `exporter.*` settings these parts take.
 //!
 //! Time is always passed in (unix nanoseconds, the exporter's clock), so all
@@ -34,6 +36,7 @@
 pub mod accounting;
 pub mod cluster;
 pub mod config;
+pub mod groups;
 pub mod lag;
 pub mod metrics;
 pub mod observation;
@@ -46,6 +49,7 @@ pub mod window;
 
 pub use accounting::Accounting;
 pub use config::{AccountingConfig, StatusConfig};
+pub use groups::{GroupId, Groups, PerGroup};
 pub use lag::{LagSample, PartitionOffsets};
 pub use observation::{
     Evictions, Horizon, Latency, LogRecord, Observed, ReceiptEntry, Rejection, StageCounters,

@@ -19,7 +19,11 @@ async fn main() -> ExitCode {
     }
     .run(
         |c: &Config, registry| {
-            ExporterMetrics::register(registry, &c.exporter.topic, &c.exporter.groups)
+            ExporterMetrics::register(
+                registry,
+                &c.exporter.topic,
+                &c.exporter.groups.as_slice().into(),
+            )
         },
         |s| async move {
             service::run(s.config, s.metrics, s.readiness, s.shutdown).await?;

@@ -21,6 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::cluster::ClusterHealth;
+use crate::groups::{GroupId, Groups, PerGroup};
 use crate::observation::{Evictions, Latency, Observed, Rejection, SweepReport};
 use crate::status::GroupStatus;
 use crate::window::Outcome;
@@ -141,15 +142,22 @@ struct StageSeries {
     rejected: Vec<Counter>,
 }
 
+/// Handles on the series of one watched group.
+#[derive(Clone, Debug)]
+struct GroupSeries {
+    processed: StageSeries,
+    e2e_latency: HistogramWithExemplars<TraceLabels>,
+    unmatched: Counter,
+}
+
 /// Everything the exporter publishes.
 #[derive(Clone, Debug)]
 pub struct ExporterMetrics {
     topic: String,
-    groups: Vec<String>,
+    groups: Groups,
     log: StageSeries,
-    processed: Vec<StageSeries>,
+    per_group: PerGroup<GroupSeries>,
     delivery_latency: Histogram,
-    e2e_latency: Vec<HistogramWithExemplars<TraceLabels>>,
     invalid: Family<InvalidLabels, Counter>,
     lag_messages: Family<LagLabels, Gauge>,
     lag_seconds: Family<LagLabels, SecondsGauge>,
@@ -157,15 +165,14 @@ pub struct ExporterMetrics {
     under_replicated: Family<PartitionLabels, Gauge>,
     leaderless: Family<PartitionLabels, Gauge>,
     brokers: Gauge,
-    unmatched: Vec<Counter>,
     read_lag: Family<TopicLabels, SecondsGauge>,
     evicted: Family<EvictionLabels, Counter>,
 }
 
 impl ExporterMetrics {
     /// Registers every exporter metric for `topic` and the watched `groups`
-    /// (in the order the accounting uses) into `registry`.
-    pub fn register(registry: &mut Registry, topic: &str, groups: &[String]) -> Self {
+    /// into `registry`.
+    pub fn register(registry: &mut Registry, topic: &str, groups: &Groups) -> Self {
         let e2e: LatencyFamily = Family::new_with_constructor(latency_histogram);
         let delivery: DeliveryFamily = Family::new_with_constructor(delivery_histogram);
         let messages = Family::<StageLabels, Counter>::default();
@@ -206,17 +213,17 @@ impl ExporterMetrics {
             }
         };
         let log = stage("log", "");
-        let processed = groups.iter().map(|g| stage("processed", g)).collect();
-        let e2e_latency = groups
-            .iter()
-            .map(|g| {
-                e2e.get_or_create(&TopicGroupLabels {
-                    topic: topic.to_string(),
-                    group: g.clone(),
-                })
-                .clone()
-            })
-            .collect();
+        let per_group = PerGroup::from_fn(groups, |id| {
+            let labels = TopicGroupLabels {
+                topic: topic.to_string(),
+                group: groups.name(id).to_string(),
+            };
+            GroupSeries {
+                processed: stage("processed", groups.name(id)),
+                e2e_latency: e2e.get_or_create(&labels).clone(),
+                unmatched: unmatched.get_or_create(&labels).clone(),
+            }
+        });
         let delivery_latency = delivery
             .get_or_create(&TopicLabels {
                 topic: topic.to_string(),
@@ -224,11 +231,10 @@ impl ExporterMetrics {
             .clone();
         let metrics = ExporterMetrics {
             topic: topic.to_string(),
-            groups: groups.to_vec(),
+            groups: groups.clone(),
             log,
-            processed,
+            per_group,
             delivery_latency,
-            e2e_latency,
             invalid: Family::default(),
             lag_messages: Family::default(),
             lag_seconds: Family::default(),
@@ -236,17 +242,6 @@ impl ExporterMetrics {
             under_replicated: Family::default(),
             leaderless: Family::default(),
             brokers: Gauge::default(),
-            unmatched: groups
-                .iter()
-                .map(|g| {
-                    unmatched
-                        .get_or_create(&TopicGroupLabels {
-                            topic: topic.to_string(),
-                            group: g.clone(),
-                        })
-                        .clone()
-                })
-                .collect(),
             read_lag: Family::default(),
             evicted: Family::default(),
         };
@@ -343,7 +338,7 @@ impl ExporterMetrics {
             "Brokers in the cluster metadata",
             metrics.brokers.clone(),
         );
-        for group in groups {
+        for (group, _) in groups.iter() {
             metrics.set_status(group, GroupStatus::Err);
         }
         metrics
@@ -356,21 +351,17 @@ impl ExporterMetrics {
         });
     }
 
-    /// Accounts a receipt entry of the group at `group_index` (the
-    /// accounting's order); `trace_id` becomes the latency's exemplar when
-    /// it is a valid W3C trace id.
-    pub fn record_receipt(&self, group_index: usize, observed: Observed, trace_id: &str) {
-        let (Some(series), Some(latency)) = (
-            self.processed.get(group_index),
-            self.e2e_latency.get(group_index),
-        ) else {
+    /// Accounts a receipt entry of `group`; `trace_id` becomes the
+    /// latency's exemplar when it is a valid W3C trace id.
+    pub fn record_receipt(&self, group: GroupId, observed: Observed, trace_id: &str) {
+        let Some(series) = self.per_group.get(group) else {
             return;
         };
-        record(series, observed, |seconds| {
+        record(&series.processed, observed, |seconds| {
             let exemplar = valid_trace_id(trace_id).then(|| TraceLabels {
                 trace_id: trace_id.to_string(),
             });
-            latency.observe(seconds, exemplar, None);
+            series.e2e_latency.observe(seconds, exemplar, None);
         });
     }
 
@@ -384,18 +375,17 @@ impl ExporterMetrics {
             .inc();
     }
 
-    /// Adds the loss a sweep found; `processed_lost` is in the order of
-    /// the groups given at registration.
+    /// Adds what a sweep found.
     pub fn record_sweep(&self, report: &SweepReport) {
         self.log.lost.inc_by(report.log_lost);
-        for (series, lost) in self.processed.iter().zip(&report.processed_lost) {
-            series.lost.inc_by(*lost);
-        }
-        for (series, unjudged) in self.processed.iter().zip(&report.processed_unjudged) {
-            series.unjudged.inc_by(*unjudged);
-        }
-        for (counter, unmatched) in self.unmatched.iter().zip(&report.receipts_unmatched) {
-            counter.inc_by(*unmatched);
+        for (group, series) in self.per_group.iter() {
+            let found = |per_group: &PerGroup<u64>| per_group.get(group).copied().unwrap_or(0);
+            series.processed.lost.inc_by(found(&report.processed_lost));
+            series
+                .processed
+                .unjudged
+                .inc_by(found(&report.processed_unjudged));
+            series.unmatched.inc_by(found(&report.receipts_unmatched));
         }
         self.evicted(report.evicted_idle, "idle");
     }
@@ -426,9 +416,9 @@ impl ExporterMetrics {
 
     /// Sets one partition's lag; `seconds` is `None` when it could not be
     /// computed, which leaves the previous value.
-    pub fn set_lag(&self, group: &str, partition: i32, messages: u64, seconds: Option<f64>) {
+    pub fn set_lag(&self, group: GroupId, partition: i32, messages: u64, seconds: Option<f64>) {
         let labels = LagLabels {
-            group: group.to_string(),
+            group: self.groups.name(group).to_string(),
             topic: self.topic.clone(),
             partition,
         };
@@ -441,11 +431,11 @@ impl ExporterMetrics {
     }
 
     /// Sets the group's stateset: 1 for `status`, 0 for the other states.
-    pub fn set_status(&self, group: &str, status: GroupStatus) {
+    pub fn set_status(&self, group: GroupId, status: GroupStatus) {
         for state in GroupStatus::ALL {
             self.group_status
                 .get_or_create(&StatusLabels {
-                    group: group.to_string(),
+                    group: self.groups.name(group).to_string(),
                     meshflow_consumer_group_status: state.as_str(),
                 })
                 .set(i64::from(state == status));
@@ -470,8 +460,8 @@ impl ExporterMetrics {
         }
     }
 
-    /// The watched groups, in registration order.
-    pub fn groups(&self) -> &[String] {
+    /// The watched groups.
+    pub fn groups(&self) -> &Groups {
         &self.groups
     }
 }

@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use crate::groups::PerGroup;
 use crate::window::Outcome;
 
 /// One enveloped message read from the data topic.
@@ -160,16 +161,15 @@ pub struct StageCounters {
 pub struct SweepReport {
     /// Messages newly declared lost at stage `log`.
     pub log_lost: u64,
-    /// Messages newly declared lost at stage `processed`, indexed like
-    /// [`crate::Accounting::groups`].
-    pub processed_lost: Vec<u64>,
+    /// Per group: messages newly declared lost at stage `processed`.
+    pub processed_lost: PerGroup<u64>,
     /// Producer instances forgotten for being idle.
     pub evicted_idle: u64,
     /// Per group: messages dropped from the windows before they could be
     /// judged at stage `processed`.
-    pub processed_unjudged: Vec<u64>,
+    pub processed_unjudged: PerGroup<u64>,
     /// Per group: receipts for sequence numbers the log never showed.
-    pub receipts_unmatched: Vec<u64>,
+    pub receipts_unmatched: PerGroup<u64>,
 }
 
 /// How far loss may be judged: what the reading and each group's commits
@@ -179,9 +179,9 @@ pub struct Horizon {
     /// Every record of the data topic written before this time (unix ns)
     /// has been read.
     pub log_ns: Option<u64>,
-    /// Per watched group (accounting order): every message read before this
-    /// time has been committed by the group, and its receipt had its grace.
-    pub processed_ns: Vec<Option<u64>>,
+    /// Per watched group: every message read before this time has been
+    /// committed by the group, and its receipt had its grace.
+    pub processed_ns: PerGroup<Option<u64>>,
 }
 
 /// Producer instances forgotten so far.

@@ -30,6 +30,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::groups::PerGroup;
+
 /// Checkpoints kept; past this the older half is thinned out.
 pub const MAX_CHECKPOINTS: usize = 4096;
 /// Commit observations waiting for their grace, per group.
@@ -242,9 +244,8 @@ pub struct PollMarks {
     pub log_highs: Vec<(i32, i64)>,
     /// High watermarks of the receipts topic's partitions.
     pub receipt_highs: Vec<(i32, i64)>,
-    /// Per watched group (accounting order), its committed offsets, when
-    /// they could be read.
-    pub committed: Vec<Option<BTreeMap<i32, i64>>>,
+    /// Per watched group, its committed offsets, when they could be read.
+    pub committed: PerGroup<Option<BTreeMap<i32, i64>>>,
 }
 
 #[cfg(test)]

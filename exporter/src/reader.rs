@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounting::Accounting;
 use crate::config::Config;
+use crate::groups::PerGroup;
 use crate::metrics::ExporterMetrics;
 use crate::observation::{Evictions, Horizon, LogRecord, ReceiptEntry};
 use crate::progress::{CommitHorizon, GroupHorizon, PollMarks, TopicProgress};
@@ -112,8 +113,8 @@ pub struct Reader {
     receipts_progress: TopicProgress,
     /// Checkpoints of the data topic's reading position.
     commits: CommitHorizon,
-    /// Per watched group (accounting order): its released horizon.
-    group_horizons: Vec<GroupHorizon>,
+    /// Per watched group: its released horizon.
+    group_horizons: PerGroup<GroupHorizon>,
     /// Watermarks and committed offsets from the polling loop.
     marks: Option<MarksReceiver>,
     /// Grace for receipts after a group's commit was seen.
@@ -135,7 +136,6 @@ impl Reader {
     ) -> Self {
         Reader {
             consumer,
-            accounting,
             metrics,
             readiness,
             topic: config.exporter.topic.clone(),
@@ -144,11 +144,12 @@ impl Reader {
             log_progress: TopicProgress::default(),
             receipts_progress: TopicProgress::default(),
             commits: CommitHorizon::default(),
-            group_horizons: vec![GroupHorizon::default(); config.exporter.groups.len()],
+            group_horizons: PerGroup::filled(accounting.groups(), GroupHorizon::default()),
             marks: None,
             sla_ns: duration_ns(config.exporter.sla),
             started_ns: now_ns(),
             published_evictions: Evictions::default(),
+            accounting,
         }
     }
 
@@ -358,8 +359,8 @@ impl Reader {
                 .watermark(partition, high, marks.at_ns);
         }
         let mut oldest_needed = u64::MAX;
-        for (index, committed) in marks.committed.iter().enumerate() {
-            let Some(horizon) = self.group_horizons.get_mut(index) else {
+        for (group, horizon) in self.group_horizons.iter_mut() {
+            let Some(committed) = marks.committed.get(group) else {
                 continue;
             };
             let through = committed
@@ -411,11 +412,7 @@ impl Reader {
                 return;
             }
         };
-        let group_index = self
-            .accounting
-            .groups()
-            .iter()
-            .position(|g| *g == batch.group);
+        let group = self.accounting.groups().id(&batch.group);
         for entry in batch.entries.iter().filter(|e| e.topic == self.topic) {
             let observed = self.accounting.observe_receipt(
                 &ReceiptEntry {
@@ -428,9 +425,9 @@ impl Reader {
                 },
                 read_ns,
             );
-            if let Some(index) = group_index {
+            if let Some(group) = group {
                 self.metrics
-                    .record_receipt(index, observed, &entry.trace_id);
+                    .record_receipt(group, observed, &entry.trace_id);
             }
         }
     }
@@ -444,9 +441,7 @@ impl Reader {
             log_ns: self.log_progress.through_ns(),
             processed_ns: self
                 .group_horizons
-                .iter_mut()
-                .map(|group| group.release(now, receipts_through, self.sla_ns))
-                .collect(),
+                .map_mut(|_, group| group.release(now, receipts_through, self.sla_ns)),
         };
         self.accounting.set_horizon(&horizon);
         let read_lag = |through: Option<u64>| {
@@ -470,11 +465,11 @@ impl Reader {
                 "messages lost at stage log: sequence gaps past the grace period"
             );
         }
-        for (group, lost) in self.accounting.groups().iter().zip(&report.processed_lost) {
+        for (group, lost) in report.processed_lost.iter() {
             if *lost > 0 {
                 tracing::warn!(
                     topic = %self.topic,
-                    %group,
+                    group = self.accounting.groups().name(group),
                     lost,
                     "messages lost at stage processed: no receipt within the SLA"
                 );

@@ -52,13 +52,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let settings = &config.exporter;
-    let accounting = Accounting::new(&settings.accounting(), settings.groups.iter().cloned());
+    // The one registry of watched groups: the one the metrics were
+    // registered with.
+    let groups = metrics.groups().clone();
+    let accounting = Accounting::new(&settings.accounting(), groups.clone());
     let consumer = Arc::new(reader::consumer(&config)?);
     let poller = ClusterPoller::new(
         &config.kafka,
         &settings.topic,
         &settings.receipts_topic,
-        &settings.groups,
+        &groups,
         &settings.group_id,
     )?;
     tracing::info!(
@@ -91,7 +94,7 @@ pub async fn run(
         "watch",
         watch::run(
             poller,
-            GroupWatch::new(&settings.groups, &settings.status),
+            GroupWatch::new(&groups, &settings.status),
             metrics.clone(),
             settings.poll_interval,
             marks,

@@ -13,6 +13,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterPoller, Snapshot};
+use crate::groups::{GroupId, Groups, PerGroup};
 use crate::metrics::ExporterMetrics;
 use crate::progress::PollMarks;
 use crate::status::StatusConfig;
@@ -21,22 +22,19 @@ use crate::status::{Evaluation, GroupStatus, GroupStatusTracker};
 /// Status trackers of the watched groups.
 #[derive(Debug)]
 pub struct GroupWatch {
-    groups: Vec<String>,
-    trackers: Vec<GroupStatusTracker>,
-    last: Vec<Option<GroupStatus>>,
+    groups: Groups,
+    trackers: PerGroup<GroupStatusTracker>,
+    last: PerGroup<Option<GroupStatus>>,
     cluster_error: Option<String>,
 }
 
 impl GroupWatch {
-    /// Trackers for `groups` (configuration order, as in snapshots).
-    pub fn new(groups: &[String], status: &StatusConfig) -> Self {
+    /// A tracker for each of `groups`.
+    pub fn new(groups: &Groups, status: &StatusConfig) -> Self {
         GroupWatch {
-            groups: groups.to_vec(),
-            trackers: groups
-                .iter()
-                .map(|_| GroupStatusTracker::new(status.clone()))
-                .collect(),
-            last: vec![None; groups.len()],
+            groups: groups.clone(),
+            trackers: PerGroup::from_fn(groups, |_| GroupStatusTracker::new(status.clone())),
+            last: PerGroup::filled(groups, None),
             cluster_error: None,
         }
     }
@@ -48,7 +46,7 @@ impl GroupWatch {
         snapshot: &Snapshot,
         metrics: &ExporterMetrics,
         now_ns: u64,
-    ) -> Vec<Evaluation> {
+    ) -> PerGroup<Evaluation> {
         match &snapshot.health {
             Ok(health) => {
                 metrics.set_cluster(health);
@@ -64,42 +62,52 @@ impl GroupWatch {
                 self.cluster_error = Some(error);
             }
         }
+        let groups = self.groups.clone();
+        PerGroup::from_fn(&groups, |group| {
+            self.judge(group, snapshot, metrics, now_ns)
+        })
+    }
+
+    /// One group's part of [`GroupWatch::apply`].
+    fn judge(
+        &mut self,
+        group: GroupId,
+        snapshot: &Snapshot,
+        metrics: &ExporterMetrics,
+        now_ns: u64,
+    ) -> Evaluation {
         let at_ns = snapshot.at_ns;
-        let mut evaluations = Vec::with_capacity(self.groups.len());
-        for (index, group) in self.groups.iter().enumerate() {
-            let tracker = &mut self.trackers[index];
-            match snapshot.groups.get(index) {
-                Some(Ok(partitions)) => {
-                    for lag in partitions {
-                        let messages = match (&lag.sample, &lag.offsets) {
-                            (Ok(sample), _) => Some(sample.messages),
-                            (Err(_), Ok(offsets)) => offsets.lag_messages().ok(),
-                            (Err(_), Err(_)) => None,
-                        };
-                        let seconds = lag.sample.as_ref().ok().map(|s| s.seconds.as_secs_f64());
-                        if let Some(messages) = messages {
-                            metrics.set_lag(group, lag.partition, messages, seconds);
-                        }
-                        tracker.record(lag.partition, at_ns, lag.sample.clone());
+        let tracker = &mut self.trackers[group];
+        match snapshot.groups.get(group) {
+            Some(Ok(partitions)) => {
+                for lag in partitions {
+                    let messages = match (&lag.sample, &lag.offsets) {
+                        (Ok(sample), _) => Some(sample.messages),
+                        (Err(_), Ok(offsets)) => offsets.lag_messages().ok(),
+                        (Err(_), Err(_)) => None,
+                    };
+                    let seconds = lag.sample.as_ref().ok().map(|s| s.seconds.as_secs_f64());
+                    if let Some(messages) = messages {
+                        metrics.set_lag(group, lag.partition, messages, seconds);
                     }
+                    tracker.record(lag.partition, at_ns, lag.sample.clone());
                 }
-                Some(Err(e)) => tracker.record_failure(at_ns, e.to_string()),
-                None => tracker.record_failure(at_ns, "not polled"),
             }
-            let evaluation = tracker.evaluate(now_ns);
-            metrics.set_status(group, evaluation.status);
-            if self.last[index] != Some(evaluation.status) {
-                tracing::info!(
-                    group = %group,
-                    status = evaluation.status.as_str(),
-                    reason = %evaluation.reason,
-                    "consumer group status"
-                );
-                self.last[index] = Some(evaluation.status);
-            }
-            evaluations.push(evaluation);
+            Some(Err(e)) => tracker.record_failure(at_ns, e.to_string()),
+            None => tracker.record_failure(at_ns, "not polled"),
         }
-        evaluations
+        let evaluation = tracker.evaluate(now_ns);
+        metrics.set_status(group, evaluation.status);
+        if self.last[group] != Some(evaluation.status) {
+            tracing::info!(
+                group = %self.groups.name(group),
+                status = evaluation.status.as_str(),
+                reason = %evaluation.reason,
+                "consumer group status"
+            );
+            self.last[group] = Some(evaluation.status);
+        }
+        evaluation
     }
 }
 

@@ -255,7 +255,7 @@ fn a_receipt_far_beyond_the_log_hides_no_loss() {
     assert_eq!(forged.rejected, Some(Rejection::SeqJump));
     let end = T0 + 3_600_000 * MS;
     let report = sweep_judging(&mut accounting, end, end);
-    assert_eq!(report.processed_lost, vec![1], "seq 5 is still lost");
+    assert_eq!(report.processed_lost.to_vec(), [1], "seq 5 is still lost");
     assert_eq!(accounting.processed_counters("g").unwrap().rejected, 1);
 }
 
@@ -287,8 +287,8 @@ fn receipts_for_sequence_numbers_the_log_never_showed_are_unmatched() {
     let end = T0 + 3_600_000 * MS;
     let report = sweep_judging(&mut accounting, end, end);
     assert_eq!(report.log_lost, 1, "seq 2 never reached the log");
-    assert_eq!(report.processed_lost, vec![0]);
-    assert_eq!(report.receipts_unmatched, vec![1]);
+    assert_eq!(report.processed_lost.to_vec(), [0]);
+    assert_eq!(report.receipts_unmatched.to_vec(), [1]);
 }
 
 #[test]

@@ -251,10 +251,10 @@ pub(super) fn sweep_judging(
     now_ns: u64,
     processed_ns: u64,
 ) -> SweepReport {
-    let groups = accounting.groups().len();
+    let processed_ns = PerGroup::filled(accounting.groups(), Some(processed_ns));
     accounting.set_horizon(&Horizon {
         log_ns: Some(now_ns),
-        processed_ns: vec![Some(processed_ns); groups],
+        processed_ns,
     });
     accounting.sweep()
 }
@@ -297,7 +297,7 @@ fn scenarios() {
                     let report = sweep_caught_up(&mut accounting, T0 + ms * MS);
                     let got = (
                         report.log_lost,
-                        report.processed_lost.clone(),
+                        report.processed_lost.to_vec(),
                         report.evicted_idle,
                     );
                     let want = (log_lost, vec![processed_lost], evicted_idle);
@@ -305,7 +305,10 @@ fn scenarios() {
                 }
                 Judge(log_ms, processed_ms) => accounting.set_horizon(&Horizon {
                     log_ns: Some(T0 + log_ms * MS),
-                    processed_ns: vec![Some(T0 + processed_ms * MS)],
+                    processed_ns: PerGroup::filled(
+                        accounting.groups(),
+                        Some(T0 + processed_ms * MS),
+                    ),
                 }),
                 Unjudged(want) => {
                     let p = accounting.processed_counters("g").unwrap();
@@ -379,7 +382,7 @@ fn latency_and_clock_skew() {
 #[test]
 fn unwatched_groups_and_long_ids_are_ignored() {
     let mut accounting = Accounting::new(&AccountingConfig::default(), ["g", "g", "h"]);
-    assert_eq!(accounting.groups(), ["g", "h"]);
+    assert_eq!(accounting.groups().names().collect::<Vec<_>>(), ["g", "h"]);
     let long = "x".repeat(MAX_PRODUCER_ID_BYTES + 1);
     let entry = |group, producer| ReceiptEntry {
         group,

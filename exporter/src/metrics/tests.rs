@@ -8,9 +8,25 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 fn setup() -> (Registry, ExporterMetrics) {
     let mut registry = Registry::with_prefix("meshflow");
-    let groups = vec!["g1".to_string(), "g2".to_string()];
+    let groups = Groups::new(["g1", "g2"]);
     let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
     (registry, metrics)
+}
+
+/// The id of a group registered by [`setup`].
+fn id(metrics: &ExporterMetrics, name: &str) -> GroupId {
+    metrics.groups().id(name).expect("registered")
+}
+
+/// A value per group, by name; 0 for the groups not named.
+fn by_name(metrics: &ExporterMetrics, values: &[(&str, u64)]) -> PerGroup<u64> {
+    let groups = metrics.groups();
+    PerGroup::from_fn(groups, |group| {
+        values
+            .iter()
+            .find(|(name, _)| *name == groups.name(group))
+            .map_or(0, |(_, value)| *value)
+    })
 }
 
 /// Sample lines of the text format: series as written → value.
@@ -121,16 +137,33 @@ fn log_observations_map_to_stage_log() {
 fn receipts_map_to_their_group_with_the_trace_id_as_exemplar() {
     let (registry, metrics) = setup();
     let ms = Duration::from_millis;
-    metrics.record_receipt(1, observed(Outcome::New, Latency::Measured(ms(250))), TRACE);
-    metrics.record_receipt(1, observed(Outcome::Duplicate, Latency::NotMeasured), TRACE);
     metrics.record_receipt(
-        0,
+        id(&metrics, "g2"),
+        observed(Outcome::New, Latency::Measured(ms(250))),
+        TRACE,
+    );
+    metrics.record_receipt(
+        id(&metrics, "g2"),
+        observed(Outcome::Duplicate, Latency::NotMeasured),
+        TRACE,
+    );
+    metrics.record_receipt(
+        id(&metrics, "g1"),
         observed(Outcome::New, Latency::Measured(ms(20))),
         "not-a-trace-id",
     );
-    metrics.record_receipt(0, observed(Outcome::New, Latency::ClockSkew(ms(1))), TRACE);
-    // Out of range: ignored, not a panic.
-    metrics.record_receipt(7, observed(Outcome::New, Latency::Measured(ms(1))), TRACE);
+    metrics.record_receipt(
+        id(&metrics, "g1"),
+        observed(Outcome::New, Latency::ClockSkew(ms(1))),
+        TRACE,
+    );
+    // An id of another, larger registry: ignored, not a panic.
+    let foreign = Groups::new(["a", "b", "c"]).id("c").unwrap();
+    metrics.record_receipt(
+        foreign,
+        observed(Outcome::New, Latency::Measured(ms(1))),
+        TRACE,
+    );
     let processed = |name: &str, group: &str| {
         value(
             &registry,
@@ -177,13 +210,13 @@ fn sweeps_add_loss_per_stage_and_group() {
     let (registry, metrics) = setup();
     metrics.record_sweep(&SweepReport {
         log_lost: 3,
-        processed_lost: vec![0, 2],
+        processed_lost: by_name(&metrics, &[("g2", 2)]),
         evicted_idle: 0,
         ..SweepReport::default()
     });
     metrics.record_sweep(&SweepReport {
         log_lost: 1,
-        processed_lost: vec![5, 0],
+        processed_lost: by_name(&metrics, &[("g1", 5)]),
         evicted_idle: 1,
         ..SweepReport::default()
     });
@@ -225,9 +258,9 @@ fn invalid_records_count_by_topic_and_reason() {
 #[test]
 fn lag_gauges_per_group_and_partition() {
     let (registry, metrics) = setup();
-    metrics.set_lag("g1", 4, 120, Some(7.5));
-    metrics.set_lag("g1", 4, 130, None);
-    metrics.set_lag("g2", 0, 0, Some(0.0));
+    metrics.set_lag(id(&metrics, "g1"), 4, 120, Some(7.5));
+    metrics.set_lag(id(&metrics, "g1"), 4, 130, None);
+    metrics.set_lag(id(&metrics, "g2"), 0, 0, Some(0.0));
     let lag = |name: &str, group: &str, partition: i32| {
         value(
             &registry,
@@ -257,7 +290,7 @@ fn group_status_is_a_stateset_with_exactly_one_state_set() {
         assert_eq!(state(group, "ERR"), 1.0);
         assert_eq!(state(group, "OK"), 0.0);
     }
-    metrics.set_status("g1", GroupStatus::Stop);
+    metrics.set_status(id(&metrics, "g1"), GroupStatus::Stop);
     for status in GroupStatus::ALL {
         let want = if status == GroupStatus::Stop {
             1.0
@@ -326,7 +359,7 @@ fn every_contract_name_is_registered() {
     let (registry, metrics) = setup();
     // Families without series are not written; give each one.
     metrics.record_invalid("events", "not_a_number");
-    metrics.set_lag("g1", 0, 1, Some(1.0));
+    metrics.set_lag(id(&metrics, "g1"), 0, 1, Some(1.0));
     metrics.set_cluster(&ClusterHealth {
         brokers: 1,
         partitions: vec![PartitionHealth {

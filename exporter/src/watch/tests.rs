@@ -72,9 +72,21 @@ fn status_of(registry: &Registry, group: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// One snapshot entry per group of `groups`, given by name.
+fn per_group<T>(groups: &Groups, mut values: Vec<(&str, T)>) -> PerGroup<T> {
+    PerGroup::from_fn(groups, |group| {
+        let at = values
+            .iter()
+            .position(|(name, _)| *name == groups.name(group))
+            .expect("a value for every group");
+        values.swap_remove(at).1
+    })
+}
+
 #[test]
 fn snapshots_become_lag_gauges_statuses_and_health() {
-    let groups = vec!["g1".to_string(), "g2".to_string()];
+    let groups = Groups::new(["g1", "g2"]);
+    let (g1, g2) = (groups.id("g1").unwrap(), groups.id("g2").unwrap());
     let mut registry = Registry::with_prefix("meshflow");
     let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
     let mut watch = GroupWatch::new(&groups, &status_config());
@@ -86,15 +98,24 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
         log_highs: Vec::new(),
         receipt_highs: Vec::new(),
         health: Ok(health()),
-        groups: vec![
-            Ok(vec![
-                lag(0, T0, offsets(100, Some(40)), Some(T0_MS - 7_000)),
-                lag(1, T0, offsets(50, Some(20)), None),
-            ]),
-            Err(Error::UnknownTopic {
-                topic: "events".into(),
-            }),
-        ],
+        groups: per_group(
+            &groups,
+            vec![
+                (
+                    "g1",
+                    Ok(vec![
+                        lag(0, T0, offsets(100, Some(40)), Some(T0_MS - 7_000)),
+                        lag(1, T0, offsets(50, Some(20)), None),
+                    ]),
+                ),
+                (
+                    "g2",
+                    Err(Error::UnknownTopic {
+                        topic: "events".into(),
+                    }),
+                ),
+            ],
+        ),
     };
     let evaluations = watch.apply(&first, &metrics, T0);
     let lag_of = |name: &str, partition: i32| {
@@ -108,9 +129,9 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     // Messages are known without the timestamp; seconds are not.
     assert_eq!(lag_of("meshflow_consumer_lag_messages", 1), Some(30.0));
     assert_eq!(lag_of("meshflow_consumer_lag_seconds", 1), None);
-    assert_eq!(evaluations[0].status, GroupStatus::Err);
-    assert_eq!(evaluations[0].partition, Some(1));
-    assert_eq!(evaluations[1].status, GroupStatus::Err);
+    assert_eq!(evaluations[g1].status, GroupStatus::Err);
+    assert_eq!(evaluations[g1].partition, Some(1));
+    assert_eq!(evaluations[g2].status, GroupStatus::Err);
     assert_eq!(status_of(&registry, "g1"), ["ERR"]);
     assert_eq!(status_of(&registry, "g2"), ["ERR"]);
     assert_eq!(value(&registry, "meshflow_brokers"), Some(1.0));
@@ -125,18 +146,24 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
         health: Err(Error::UnknownTopic {
             topic: "events".into(),
         }),
-        groups: vec![
-            Ok(vec![
-                lag(0, at, offsets(110, Some(40)), Some(T0_MS - 7_000)),
-                lag(1, at, offsets(50, Some(50)), None),
-            ]),
-            Ok(vec![lag(0, at, offsets(110, Some(110)), None)]),
-        ],
+        groups: per_group(
+            &groups,
+            vec![
+                (
+                    "g1",
+                    Ok(vec![
+                        lag(0, at, offsets(110, Some(40)), Some(T0_MS - 7_000)),
+                        lag(1, at, offsets(50, Some(50)), None),
+                    ]),
+                ),
+                ("g2", Ok(vec![lag(0, at, offsets(110, Some(110)), None)])),
+            ],
+        ),
     };
     let evaluations = watch.apply(&second, &metrics, at);
-    assert_eq!(evaluations[0].status, GroupStatus::Stop, "{evaluations:?}");
-    assert_eq!(evaluations[0].partition, Some(0));
-    assert_eq!(evaluations[1].status, GroupStatus::Ok);
+    assert_eq!(evaluations[g1].status, GroupStatus::Stop, "{evaluations:?}");
+    assert_eq!(evaluations[g1].partition, Some(0));
+    assert_eq!(evaluations[g2].status, GroupStatus::Ok);
     assert_eq!(status_of(&registry, "g1"), ["STOP"]);
     assert_eq!(status_of(&registry, "g2"), ["OK"]);
     assert_eq!(lag_of("meshflow_consumer_lag_messages", 0), Some(70.0));
@@ -149,7 +176,8 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
 
 #[test]
 fn a_group_missing_from_the_snapshot_is_an_error() {
-    let groups = vec!["g1".to_string()];
+    let groups = Groups::new(["g1"]);
+    let g1 = groups.id("g1").unwrap();
     let mut registry = Registry::with_prefix("meshflow");
     let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
     let mut watch = GroupWatch::new(&groups, &status_config());
@@ -158,9 +186,9 @@ fn a_group_missing_from_the_snapshot_is_an_error() {
         log_highs: Vec::new(),
         receipt_highs: Vec::new(),
         health: Ok(health()),
-        groups: Vec::new(),
+        groups: PerGroup::default(),
     };
     let evaluations = watch.apply(&snapshot, &metrics, T0);
-    assert_eq!(evaluations[0].status, GroupStatus::Err);
-    assert!(evaluations[0].reason.contains("not polled"));
+    assert_eq!(evaluations[g1].status, GroupStatus::Err);
+    assert!(evaluations[g1].reason.contains("not polled"));
 }

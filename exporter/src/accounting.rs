@@ -73,7 +73,8 @@ use crate::observation::{
     count, latency, Evictions, Horizon, LogRecord, Observed, ReceiptEntry, Rejection,
     StageCounters, SweepReport,
 };
-use crate::window::{duration_ns, span_mask, SequenceWindow};
+use crate::window::{duration_ns, SequenceWindow};
+use judge::{judge_processed, settle, Judged, Until};
 
 /// Longest producer instance id accepted (the envelope's limit); longer
 /// ones are [`Outcome::Ignored`](crate::Outcome::Ignored).
@@ -100,32 +101,6 @@ struct ProducerBook {
     last_activity_ns: u64,
     /// Log observations refused as jumps since the last accepted one.
     jumps: u32,
-}
-
-/// When processed loss is judged: up to the horizon, or before a slide.
-#[derive(Debug, Clone, Copy)]
-enum Until {
-    /// Blocks whose last read is at or before this time (unix ns).
-    Horizon(u64),
-    /// Everything below this sequence number, before the window drops it:
-    /// blocks within the horizon (if any) are judged, the rest unjudged.
-    SlideTo(u64, Option<u64>),
-}
-
-/// What judging one group found.
-#[derive(Debug, Clone, Copy, Default)]
-struct Judged {
-    lost: u64,
-    unjudged: u64,
-    unmatched: u64,
-}
-
-impl Judged {
-    fn add(&mut self, other: Judged) {
-        self.lost = self.lost.saturating_add(other.lost);
-        self.unjudged = self.unjudged.saturating_add(other.unjudged);
-        self.unmatched = self.unmatched.saturating_add(other.unmatched);
-    }
 }
 
 /// The exporter's accounting of one data topic.
@@ -352,35 +327,6 @@ impl Accounting {
         self.evictions
     }
 
-    /// Bytes held for tracked producers: windows, ids and the table itself.
-    pub fn memory_bytes(&self) -> usize {
-        let window_heap =
-            |window: &SequenceWindow| window.memory_bytes() - std::mem::size_of::<SequenceWindow>();
-        let entry = std::mem::size_of::<(String, ProducerBook)>() + 1;
-        let table = self.producers.capacity() * entry;
-        let candidates = self.eviction_candidates.capacity() * std::mem::size_of::<(u64, String)>()
-            + self
-                .eviction_candidates
-                .iter()
-                .map(|(_, id)| id.capacity())
-                .sum::<usize>();
-        let books: usize = self
-            .producers
-            .iter()
-            .map(|(id, book)| {
-                let groups = book.groups.capacity_bytes();
-                let receipts: usize = book
-                    .groups
-                    .values()
-                    .flatten()
-                    .map(|group| window_heap(&group.receipts))
-                    .sum();
-                id.capacity() + window_heap(&book.log) + groups + receipts
-            })
-            .sum();
-        std::mem::size_of::<Self>() + table + candidates + books
-    }
-
     /// Why a message created at `created_ns` and seen at `seen_ns` is
     /// implausible, if it is.
     fn implausible_time(&self, created_ns: u64, seen_ns: u64) -> Option<Rejection> {
@@ -391,59 +337,6 @@ impl Accounting {
         } else {
             None
         }
-    }
-
-    /// Makes sure `producer` has a book, forgetting the idlest if full.
-    fn admit(&mut self, producer: &str, now_ns: u64) {
-        if self.producers.contains_key(producer) {
-            return;
-        }
-        if self.producers.len() >= self.max_producers {
-            if let Some(mut book) = self.take_idlest() {
-                // Report what is already known before forgetting it.
-                self.unreported_log_lost = self.unreported_log_lost.saturating_add(settle(
-                    &mut book,
-                    &self.horizon,
-                    &mut self.unreported_processed,
-                ));
-                self.evictions.capacity += 1;
-            }
-        }
-        let book = fresh_book(self.window_bits, self.grace, &self.groups, now_ns);
-        self.producers.insert(producer.to_owned(), book);
-    }
-
-    /// Removes the idlest producer, from the candidate list; refills the
-    /// list with the idlest sixteenth of the table when it runs dry.
-    fn take_idlest(&mut self) -> Option<ProducerBook> {
-        for _ in 0..2 {
-            while let Some((listed_ns, id)) = self.eviction_candidates.pop() {
-                let still_idle = self
-                    .producers
-                    .get(&id)
-                    .is_some_and(|book| book.last_activity_ns == listed_ns);
-                if still_idle {
-                    return self.producers.remove(&id);
-                }
-            }
-            self.eviction_passes += 1;
-            let batch = (self.producers.len() / EVICTION_BATCH_DIVISOR).max(1);
-            let mut all: Vec<(u64, &String)> = self
-                .producers
-                .iter()
-                .map(|(id, book)| (book.last_activity_ns, id))
-                .collect();
-            if all.is_empty() {
-                return None;
-            }
-            let batch = batch.min(all.len());
-            all.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
-            all.truncate(batch);
-            // Idlest last, so `pop` takes it first.
-            all.sort_unstable_by_key(|(at, _)| std::cmp::Reverse(*at));
-            self.eviction_candidates = all.into_iter().map(|(at, id)| (at, id.clone())).collect();
-        }
-        None
     }
 }
 
@@ -463,72 +356,13 @@ fn reject(counters: &mut StageCounters, why: Rejection) -> Observed {
     Observed::rejected(why)
 }
 
-/// Sweeps one producer's windows up to `horizon`; returns log loss and adds
-/// what was judged per group.
-fn settle(book: &mut ProducerBook, horizon: &Horizon, processed: &mut PerGroup<Judged>) -> u64 {
-    let lost = match horizon.log_ns {
-        Some(through_ns) => book.log.sweep(through_ns),
-        // Nothing judged by time; what slid out is still reported.
-        None => book.log.sweep(0),
-    };
-    for (id, group) in book.groups.iter_mut() {
-        if let (Some(group), Some(Some(through_ns))) = (group, horizon.processed_ns.get(id)) {
-            processed[id].add(judge_processed(
-                &book.log,
-                group,
-                Until::Horizon(*through_ns),
-            ));
-        }
-    }
-    lost
-}
-
-/// Counts log-seen messages without a receipt from `group`, moving its
-/// `judged` cursor as far as `until` allows.
-fn judge_processed(log: &SequenceWindow, group: &mut GroupBook, until: Until) -> Judged {
-    let receipts = &group.receipts;
-    let mut judged = Judged::default();
-    if !log.is_met() || !receipts.is_met() {
-        return judged;
-    }
-    let mut cursor = group.judged.max(log.start()).max(receipts.floor());
-    let limit = match until {
-        Until::Horizon(_) => log.resolved(),
-        Until::SlideTo(start, _) => start.min(log.next()),
-    };
-    while cursor < limit {
-        let word = cursor / 64;
-        let end = ((word + 1) * 64).min(limit);
-        let span = span_mask(word, cursor, end);
-        let seen = log.seen_bits(word) & span;
-        let receipted = receipts.seen_bits(word) | receipts.below_start_bits(word);
-        let activity = log.block_activity_ns(word);
-        let within = match until {
-            Until::Horizon(through_ns) | Until::SlideTo(_, Some(through_ns)) => {
-                activity <= through_ns
-            }
-            Until::SlideTo(_, None) => false,
-        };
-        match until {
-            Until::Horizon(_) if !within => break,
-            Until::SlideTo(..) if !within => {
-                judged.unjudged += u64::from((seen & !receipted).count_ones());
-            }
-            _ => judged.lost += u64::from((seen & !receipted).count_ones()),
-        }
-        let above_floor = span_mask(word, cursor.max(log.floor()), end);
-        let unmatched = receipts.seen_bits(word) & above_floor & !log.seen_bits(word);
-        judged.unmatched += u64::from(unmatched.count_ones());
-        cursor = end;
-    }
-    group.judged = group.judged.max(cursor);
-    judged
-}
-
 /// A partition number as a window lane.
 fn lane(partition: i32) -> Option<u32> {
     u32::try_from(partition).ok()
 }
+
+mod capacity;
+mod judge;
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,6 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
@@ -22,9 +21,14 @@ use prometheus_client::registry::Registry;
 
 use crate::cluster::ClusterHealth;
 use crate::groups::{GroupId, Groups, PerGroup};
-use crate::observation::{Evictions, Latency, Observed, Rejection, SweepReport};
+use crate::observation::{Evictions, Observed, Rejection, SweepReport};
 use crate::status::GroupStatus;
-use crate::window::Outcome;
+
+mod labels;
+mod series;
+
+pub use labels::*;
+use series::{record, valid_trace_id, GroupSeries, StageSeries};
 
 /// Full name of the group status family, which the HTTP endpoint declares
 /// as an OpenMetrics stateset.
@@ -40,80 +44,6 @@ pub const LATENCY_BUCKETS: [f64; 30] = [
     0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
 ];
 
-/// Labels: topic.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TopicLabels {
-    topic: String,
-}
-
-/// Labels: topic and group (empty at stage `log`).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TopicGroupLabels {
-    topic: String,
-    group: String,
-}
-
-/// Labels: topic, stage and group.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StageLabels {
-    topic: String,
-    /// `log` or `processed`.
-    stage: &'static str,
-    /// Empty at stage `log`.
-    group: String,
-}
-
-/// Labels: topic and why a record was invalid.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct InvalidLabels {
-    topic: String,
-    reason: &'static str,
-}
-
-/// Labels: topic, stage and why an observation was refused.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RejectedLabels {
-    topic: String,
-    /// `log` or `processed`.
-    stage: &'static str,
-    reason: &'static str,
-}
-
-/// Labels: why producer windows were dropped.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EvictionLabels {
-    /// `idle`, `capacity` or `rebased`.
-    reason: &'static str,
-}
-
-/// Labels: group, topic and partition.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LagLabels {
-    group: String,
-    topic: String,
-    partition: i32,
-}
-
-/// Labels: topic and partition.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PartitionLabels {
-    topic: String,
-    partition: i32,
-}
-
-/// Labels of the group status stateset: the group and the state.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
-    group: String,
-    meshflow_consumer_group_status: &'static str,
-}
-
-/// The exemplar of an end-to-end latency observation.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TraceLabels {
-    trace_id: String,
-}
-
 type LatencyFamily = Family<
     TopicGroupLabels,
     HistogramWithExemplars<TraceLabels>,
@@ -128,26 +58,6 @@ fn latency_histogram() -> HistogramWithExemplars<TraceLabels> {
 
 fn delivery_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
-}
-
-/// Handles on the counters of one stage (and group).
-#[derive(Clone, Debug)]
-struct StageSeries {
-    messages: Counter,
-    lost: Counter,
-    duplicated: Counter,
-    clock_skew: Counter,
-    unjudged: Counter,
-    /// One per [`Rejection`], in [`Rejection::ALL`] order.
-    rejected: Vec<Counter>,
-}
-
-/// Handles on the series of one watched group.
-#[derive(Clone, Debug)]
-struct GroupSeries {
-    processed: StageSeries,
-    e2e_latency: HistogramWithExemplars<TraceLabels>,
-    unmatched: Counter,
 }
 
 /// Everything the exporter publishes.
@@ -464,38 +374,6 @@ impl ExporterMetrics {
     pub fn groups(&self) -> &Groups {
         &self.groups
     }
-}
-
-/// Counts one observation into a stage's series; `observe` gets a measured
-/// latency in seconds.
-fn record(series: &StageSeries, observed: Observed, observe: impl FnOnce(f64)) {
-    if let Some(why) = observed.rejected {
-        if let Some(index) = Rejection::ALL.iter().position(|r| *r == why) {
-            series.rejected[index].inc();
-        }
-        return;
-    }
-    match observed.outcome {
-        Outcome::New | Outcome::Late | Outcome::Overdue => series.messages.inc(),
-        Outcome::Duplicate => series.duplicated.inc(),
-        Outcome::Ignored => 0,
-    };
-    match observed.latency {
-        Latency::Measured(latency) => observe(latency.as_secs_f64()),
-        Latency::ClockSkew(_) => {
-            series.clock_skew.inc();
-        }
-        Latency::NotMeasured => {}
-    }
-}
-
-/// 32 lowercase hex digits, not all zero: a W3C trace id.
-fn valid_trace_id(id: &str) -> bool {
-    id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && id.bytes().any(|b| b != b'0')
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
+// One type: its rules (the module documentation) and its bitmap arithmetic read best side by side.
 //! A sliding window over one producer instance's sequence numbers.
 //!
 //! Every enveloped message carries `mf-seq`, counting from 0 for each

@@ -1,5 +1,7 @@
 use super::*;
 use crate::cluster::PartitionHealth;
+use crate::observation::Latency;
+use crate::window::Outcome;
 use meshflow_common::exposition::{open_metrics, prometheus_text};
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,0 +1,71 @@
+//! Timestamps of the records at the groups' positions, for lag in
+//! seconds: read, not interpolated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{kafka, passive_config, ClusterPoller, TIMESTAMP_TIMEOUT};
+use crate::Error;
+
+impl ClusterPoller {
+    /// Reads the timestamp of the first record at or after each (partition,
+    /// offset), in rounds of at most one offset per partition.
+    pub(super) fn read_timestamps(
+        &self,
+        wanted: &[(i32, i64)],
+    ) -> Result<HashMap<(i32, i64), i64>, Error> {
+        let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for &(p, offset) in wanted {
+            by_partition.entry(p).or_default().push(offset);
+        }
+        let mut client_config = passive_config(&self.kafka, &self.probe_group);
+        client_config
+            .set("fetch.wait.max.ms", "100")
+            .set("enable.partition.eof", "false");
+        let client: BaseConsumer = client_config.create().map_err(kafka("timestamp client"))?;
+        let mut found = HashMap::new();
+        let deadline = Instant::now() + TIMESTAMP_TIMEOUT;
+        while !by_partition.is_empty() && Instant::now() < deadline {
+            let round: BTreeMap<i32, i64> = by_partition
+                .iter_mut()
+                .filter_map(|(p, offsets)| offsets.pop().map(|o| (*p, o)))
+                .collect();
+            by_partition.retain(|_, offsets| !offsets.is_empty());
+            let mut assignment = TopicPartitionList::new();
+            for (&p, &offset) in &round {
+                assignment
+                    .add_partition_offset(&self.topic, p, Offset::Offset(offset))
+                    .map_err(kafka("assign"))?;
+            }
+            client.assign(&assignment).map_err(kafka("assign"))?;
+            let mut pending = round;
+            while !pending.is_empty() && Instant::now() < deadline {
+                let Some(result) = client.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let message = match result {
+                    Ok(message) => message,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "record timestamp fetch");
+                        continue;
+                    }
+                };
+                let p = message.partition();
+                if pending
+                    .get(&p)
+                    .is_some_and(|&want| message.offset() >= want)
+                {
+                    let want = pending.remove(&p).unwrap_or_default();
+                    if let Some(ms) = message.timestamp().to_millis() {
+                        found.insert((p, want), ms);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,77 @@
+//! The label sets of the exporter's series.
+
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// Labels: topic.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub(crate) topic: String,
+}
+
+/// Labels: topic and group (empty at stage `log`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicGroupLabels {
+    pub(crate) topic: String,
+    pub(crate) group: String,
+}
+
+/// Labels: topic, stage and group.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub(crate) topic: String,
+    /// `log` or `processed`.
+    pub(crate) stage: &'static str,
+    /// Empty at stage `log`.
+    pub(crate) group: String,
+}
+
+/// Labels: topic and why a record was invalid.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InvalidLabels {
+    pub(crate) topic: String,
+    pub(crate) reason: &'static str,
+}
+
+/// Labels: topic, stage and why an observation was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectedLabels {
+    pub(crate) topic: String,
+    /// `log` or `processed`.
+    pub(crate) stage: &'static str,
+    pub(crate) reason: &'static str,
+}
+
+/// Labels: why producer windows were dropped.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EvictionLabels {
+    /// `idle`, `capacity` or `rebased`.
+    pub(crate) reason: &'static str,
+}
+
+/// Labels: group, topic and partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    pub(crate) group: String,
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+}
+
+/// Labels: topic and partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+}
+
+/// Labels of the group status stateset: the group and the state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub(crate) group: String,
+    pub(crate) meshflow_consumer_group_status: &'static str,
+}
+
+/// The exemplar of an end-to-end latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabels {
+    pub(crate) trace_id: String,
+}

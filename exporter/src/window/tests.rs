@@ -23,168 +23,63 @@ struct Case {
     steps: &'static [Step],
 }
 
+#[rustfmt::skip]
 const CASES: &[Case] = &[
-    Case {
-        name: "in order",
-        bits: 128,
-        steps: &[
-            Obs(0, None, 0, New),
-            Obs(1, None, 10, New),
-            Obs(2, None, 20, New),
-            Sweep(100_000, 0),
-        ],
-    },
-    Case {
-        name: "late within grace fills the gap",
-        bits: 128,
-        steps: &[
-            Obs(0, None, 0, New),
-            Obs(2, None, 0, New),
-            Sweep(29_999, 0),
-            Obs(1, None, 29_000, Late),
-            Sweep(100_000, 0),
-        ],
-    },
-    Case {
-        name: "gap never filled is lost exactly once, at the grace period",
-        bits: 128,
-        steps: &[
-            Obs(0, None, 0, New),
-            Obs(3, None, 1_000, New),
-            Sweep(30_999, 0),
-            Sweep(31_000, 2),
-            Sweep(100_000, 0),
-            Obs(4, None, 100_000, New),
-            Sweep(200_000, 0),
-        ],
-    },
-    Case {
-        name: "arrival after the loss was declared is overdue",
-        bits: 128,
-        steps: &[
-            Obs(0, None, 0, New),
-            Obs(2, None, 0, New),
-            Sweep(30_000, 1),
-            Obs(1, None, 40_000, Overdue),
-            Obs(1, None, 41_000, Duplicate),
-            Sweep(100_000, 0),
-        ],
-    },
-    Case {
-        name: "duplicates",
-        bits: 128,
-        steps: &[
-            Obs(0, None, 0, New),
-            Obs(1, None, 0, New),
-            Obs(1, None, 1, Duplicate),
-            Obs(0, None, 2, Duplicate),
-            Sweep(100_000, 0),
-        ],
-    },
-    Case {
-        name: "grace restarts while the block is busy",
-        bits: 128,
-        steps: &[
-            Obs(0, None, 0, New),
-            Obs(2, None, 0, New),
-            Obs(5, None, 20_000, New),
-            Sweep(30_000, 0),
-            Sweep(49_999, 0),
-            Sweep(50_000, 3),
-        ],
-    },
-    Case {
-        name: "a gap that slides out is lost at once, then counted never again",
-        bits: 128,
-        steps: &[
-            Obs(0, None, 0, New),
-            Obs(200, None, 1_000, New),
-            Sweep(1_000, 127),
-            Sweep(30_999, 0),
-            Sweep(31_000, 72),
-            Obs(5, None, 32_000, Duplicate),
-            Obs(150, None, 32_000, Overdue),
-            Sweep(100_000, 0),
-        ],
-    },
-    Case {
-        name: "a gap already lost is not counted again when it slides out",
-        bits: 128,
-        steps: &[
-            Obs(0, None, 0, New),
-            Obs(2, None, 0, New),
-            Sweep(30_000, 1),
-            Obs(300, None, 40_000, New),
-            Sweep(40_000, 189),
-            Sweep(70_000, 108),
-            Sweep(200_000, 0),
-        ],
-    },
-    Case {
-        name: "met mid-stream: slightly older is late and never lost",
-        bits: 128,
-        steps: &[
-            Obs(1000, None, 0, New),
-            Obs(998, None, 1, Late),
-            Obs(1002, None, 2, New),
-            Sweep(100_000, 1),
-            Obs(998, None, 100_000, Duplicate),
-            Obs(999, None, 100_000, Late),
-        ],
-    },
-    Case {
-        name: "far older than the base on first meeting is ignored",
-        bits: 128,
-        steps: &[
-            Obs(1000, None, 0, New),
-            Obs(10, None, 1, Ignored),
-            Obs(900, None, 1, Late),
-            Obs(800, None, 1, Ignored),
-            Sweep(100_000, 0),
-        ],
-    },
-    Case {
-        name: "first sequence number of each lane raises the floor",
-        bits: 1024,
-        steps: &[
-            Obs(100, L0, 0, New),
-            Obs(105, L1, 0, New),
-            Obs(110, L0, 0, New),
-            Sweep(100_000, 4),
-            Obs(102, L1, 100_000, Late),
-            Obs(107, L1, 100_000, Overdue),
-        ],
-    },
-    Case {
-        name: "a lane seen again does not move the floor",
-        bits: 1024,
-        steps: &[
-            Obs(100, L0, 0, New),
-            Obs(105, L1, 0, New),
-            Obs(120, L1, 0, New),
-            Obs(130, L0, 0, New),
-            Sweep(100_000, 23),
-        ],
-    },
-    Case {
-        name: "lanes beyond the limit do not move the floor",
-        bits: 1024,
-        steps: &[
-            Obs(100, L0, 0, New),
-            Obs(105, Some(MAX_LANES), 0, New),
-            Sweep(100_000, 4),
-        ],
-    },
-    Case {
-        name: "u64::MAX cannot be tracked",
-        bits: 128,
-        steps: &[
-            Obs(u64::MAX, None, 0, Ignored),
-            Obs(7, None, 0, New),
-            Obs(u64::MAX, None, 0, Ignored),
-            Sweep(100_000, 0),
-        ],
-    },
+    Case { name: "in order", bits: 128, steps: &[
+        Obs(0, None, 0, New), Obs(1, None, 10, New), Obs(2, None, 20, New), Sweep(100_000, 0),
+    ] },
+    Case { name: "late within grace fills the gap", bits: 128, steps: &[
+        Obs(0, None, 0, New), Obs(2, None, 0, New), Sweep(29_999, 0), Obs(1, None, 29_000, Late),
+        Sweep(100_000, 0),
+    ] },
+    Case { name: "gap never filled is lost exactly once, at the grace period", bits: 128, steps: &[
+        Obs(0, None, 0, New), Obs(3, None, 1_000, New), Sweep(30_999, 0), Sweep(31_000, 2),
+        Sweep(100_000, 0), Obs(4, None, 100_000, New), Sweep(200_000, 0),
+    ] },
+    Case { name: "arrival after the loss was declared is overdue", bits: 128, steps: &[
+        Obs(0, None, 0, New), Obs(2, None, 0, New), Sweep(30_000, 1),
+        Obs(1, None, 40_000, Overdue), Obs(1, None, 41_000, Duplicate), Sweep(100_000, 0),
+    ] },
+    Case { name: "duplicates", bits: 128, steps: &[
+        Obs(0, None, 0, New), Obs(1, None, 0, New), Obs(1, None, 1, Duplicate),
+        Obs(0, None, 2, Duplicate), Sweep(100_000, 0),
+    ] },
+    Case { name: "grace restarts while the block is busy", bits: 128, steps: &[
+        Obs(0, None, 0, New), Obs(2, None, 0, New), Obs(5, None, 20_000, New), Sweep(30_000, 0),
+        Sweep(49_999, 0), Sweep(50_000, 3),
+    ] },
+    Case { name: "a gap that slides out is lost at once, then counted never again", bits: 128, steps: &[
+        Obs(0, None, 0, New), Obs(200, None, 1_000, New), Sweep(1_000, 127), Sweep(30_999, 0),
+        Sweep(31_000, 72), Obs(5, None, 32_000, Duplicate), Obs(150, None, 32_000, Overdue),
+        Sweep(100_000, 0),
+    ] },
+    Case { name: "a gap already lost is not counted again when it slides out", bits: 128, steps: &[
+        Obs(0, None, 0, New), Obs(2, None, 0, New), Sweep(30_000, 1), Obs(300, None, 40_000, New),
+        Sweep(40_000, 189), Sweep(70_000, 108), Sweep(200_000, 0),
+    ] },
+    Case { name: "met mid-stream: slightly older is late and never lost", bits: 128, steps: &[
+        Obs(1000, None, 0, New), Obs(998, None, 1, Late), Obs(1002, None, 2, New),
+        Sweep(100_000, 1), Obs(998, None, 100_000, Duplicate), Obs(999, None, 100_000, Late),
+    ] },
+    Case { name: "far older than the base on first meeting is ignored", bits: 128, steps: &[
+        Obs(1000, None, 0, New), Obs(10, None, 1, Ignored), Obs(900, None, 1, Late),
+        Obs(800, None, 1, Ignored), Sweep(100_000, 0),
+    ] },
+    Case { name: "first sequence number of each lane raises the floor", bits: 1024, steps: &[
+        Obs(100, L0, 0, New), Obs(105, L1, 0, New), Obs(110, L0, 0, New), Sweep(100_000, 4),
+        Obs(102, L1, 100_000, Late), Obs(107, L1, 100_000, Overdue),
+    ] },
+    Case { name: "a lane seen again does not move the floor", bits: 1024, steps: &[
+        Obs(100, L0, 0, New), Obs(105, L1, 0, New), Obs(120, L1, 0, New), Obs(130, L0, 0, New),
+        Sweep(100_000, 23),
+    ] },
+    Case { name: "lanes beyond the limit do not move the floor", bits: 1024, steps: &[
+        Obs(100, L0, 0, New), Obs(105, Some(MAX_LANES), 0, New), Sweep(100_000, 4),
+    ] },
+    Case { name: "u64::MAX cannot be tracked", bits: 128, steps: &[
+        Obs(u64::MAX, None, 0, Ignored), Obs(7, None, 0, New), Obs(u64::MAX, None, 0, Ignored),
+        Sweep(100_000, 0),
+    ] },
 ];
 
 #[test]

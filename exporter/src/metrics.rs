@@ -24,6 +24,13 @@ use crate::groups::{GroupId, Groups, PerGroup};
 use crate::observation::{Evictions, Observed, Rejection, SweepReport};
 use crate::status::GroupStatus;
 
+mod help;
+/// Registers each `name => metric` as a family, with its help text.
+macro_rules! register {
+    ($registry:expr; $($name:literal => $metric:expr),* $(,)?) => {
+        $($registry.register($name, help::help($name), $metric);)*
+    };
+}
 mod labels;
 mod series;
 
@@ -158,95 +165,25 @@ impl ExporterMetrics {
         for reason in ["idle", "capacity", "rebased"] {
             let _ = metrics.evicted.get_or_create(&EvictionLabels { reason });
         }
-        registry.register(
-            "e2e_latency_seconds",
-            "End-to-end latency: processed time (consumer clock) minus created time (producer clock), trace id as exemplar",
-            e2e,
-        );
-        registry.register(
-            "delivery_latency_seconds",
-            "Delivery latency: read from the log by the exporter (exporter clock) minus created time (producer clock)",
-            delivery,
-        );
-        registry.register(
-            "messages",
-            "Distinct enveloped messages seen at each stage",
-            messages,
-        );
-        registry.register(
-            "messages_lost",
-            "Messages declared lost: log, a sequence gap still open once the reading has passed it by the grace; processed, committed by the group with no receipt within the SLA after the commit",
-            lost,
-        );
-        registry.register(
-            "messages_duplicated",
-            "Messages seen again at a stage (same producer and sequence number)",
-            duplicated,
-        );
-        registry.register(
-            "messages_invalid",
-            "Records that could not be read: malformed envelopes on the data topic, unreadable receipt batches",
-            metrics.invalid.clone(),
-        );
-        registry.register(
-            "envelope_rejected",
-            "Observations refused as implausible (a sequence jump beyond the window, a created or processed time too far ahead or too old), kept out of every other figure",
-            rejected,
-        );
-        registry.register(
-            "messages_unjudged",
-            "Messages dropped from a full window before they could be judged: neither lost nor processed",
-            unjudged,
-        );
-        registry.register(
-            "receipts_unmatched",
-            "Receipts for sequence numbers the log never showed, within the range the log judges; counted, never trusted to close a gap",
-            unmatched,
-        );
-        registry.register(
-            "exporter_read_lag_seconds",
-            "How far behind the exporter's reading of a topic is: now minus the time up to which everything written has been read; nothing newer is judged",
-            metrics.read_lag.clone(),
-        );
-        registry.register(
-            "exporter_producers_evicted",
-            "Producer windows dropped: idle past idle_timeout, to make room at max_producers, or restarted after a run of sequence jumps",
-            metrics.evicted.clone(),
-        );
-        registry.register(
-            "clock_skew",
-            "Negative latencies seen (clocks disagree); counted, never clamped",
-            clock_skew,
-        );
-        registry.register(
-            "consumer_lag_messages",
-            "High watermark minus the group's committed offset",
-            metrics.lag_messages.clone(),
-        );
-        registry.register(
-            "consumer_lag_seconds",
-            "How long the record at the group's committed offset has waited; 0 when caught up",
-            metrics.lag_seconds.clone(),
-        );
-        registry.register(
-            "consumer_group_status",
-            "Consumer group status (OK, WARN, STALL, STOP, ERR) from lag samples; 1 for the current state",
-            metrics.group_status.clone(),
-        );
-        registry.register(
-            "partition_under_replicated",
-            "1 when the partition's in-sync replicas are fewer than its replicas",
-            metrics.under_replicated.clone(),
-        );
-        registry.register(
-            "partition_leaderless",
-            "1 when the partition has no leader",
-            metrics.leaderless.clone(),
-        );
-        registry.register(
-            "brokers",
-            "Brokers in the cluster metadata",
-            metrics.brokers.clone(),
+        register!(registry;
+            "e2e_latency_seconds"        => e2e,
+            "delivery_latency_seconds"   => delivery,
+            "messages"                   => messages,
+            "messages_lost"              => lost,
+            "messages_duplicated"        => duplicated,
+            "messages_invalid"           => metrics.invalid.clone(),
+            "envelope_rejected"          => rejected,
+            "messages_unjudged"          => unjudged,
+            "receipts_unmatched"         => unmatched,
+            "exporter_read_lag_seconds"  => metrics.read_lag.clone(),
+            "exporter_producers_evicted" => metrics.evicted.clone(),
+            "clock_skew"                 => clock_skew,
+            "consumer_lag_messages"      => metrics.lag_messages.clone(),
+            "consumer_lag_seconds"       => metrics.lag_seconds.clone(),
+            "consumer_group_status"      => metrics.group_status.clone(),
+            "partition_under_replicated" => metrics.under_replicated.clone(),
+            "partition_leaderless"       => metrics.leaderless.clone(),
+            "brokers"                    => metrics.brokers.clone(),
         );
         for (group, _) in groups.iter() {
             metrics.set_status(group, GroupStatus::Err);

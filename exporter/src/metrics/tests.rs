@@ -409,3 +409,21 @@ fn trace_ids_are_checked_before_becoming_exemplars() {
         assert!(!valid_trace_id(bad), "{bad}");
     }
 }
+
+#[test]
+fn every_family_is_registered_with_its_help_text() {
+    let (registry, _) = setup();
+    let text = prometheus_text(&registry);
+    for (name, help) in help::HELP {
+        assert!(!help.is_empty(), "{name}");
+        // Counters are written with their `_total` suffix.
+        let lines = [
+            format!("# HELP meshflow_{name} {help}"),
+            format!("# HELP meshflow_{name}_total {help}"),
+        ];
+        let found = text
+            .lines()
+            .any(|l| lines.iter().any(|want| l.starts_with(want)));
+        assert!(found, "no {lines:?} in\n{text}");
+    }
+}

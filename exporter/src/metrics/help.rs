@@ -1,0 +1,31 @@
+//! What each exporter series means: the help text of every family, by
+//! name (without the `meshflow_` prefix).
+
+#[rustfmt::skip]
+pub(super) const HELP: &[(&str, &str)] = &[
+    ("e2e_latency_seconds", "End-to-end latency: processed time (consumer clock) minus created time (producer clock), trace id as exemplar"),
+    ("delivery_latency_seconds", "Delivery latency: read from the log by the exporter (exporter clock) minus created time (producer clock)"),
+    ("messages", "Distinct enveloped messages seen at each stage"),
+    ("messages_lost", "Messages declared lost: log, a sequence gap still open once the reading has passed it by the grace; processed, committed by the group with no receipt within the SLA after the commit"),
+    ("messages_duplicated", "Messages seen again at a stage (same producer and sequence number)"),
+    ("messages_invalid", "Records that could not be read: malformed envelopes on the data topic, unreadable receipt batches"),
+    ("envelope_rejected", "Observations refused as implausible (a sequence jump beyond the window, a created or processed time too far ahead or too old), kept out of every other figure"),
+    ("messages_unjudged", "Messages dropped from a full window before they could be judged: neither lost nor processed"),
+    ("receipts_unmatched", "Receipts for sequence numbers the log never showed, within the range the log judges; counted, never trusted to close a gap"),
+    ("exporter_read_lag_seconds", "How far behind the exporter's reading of a topic is: now minus the time up to which everything written has been read; nothing newer is judged"),
+    ("exporter_producers_evicted", "Producer windows dropped: idle past idle_timeout, to make room at max_producers, or restarted after a run of sequence jumps"),
+    ("clock_skew", "Negative latencies seen (clocks disagree); counted, never clamped"),
+    ("consumer_lag_messages", "High watermark minus the group's committed offset"),
+    ("consumer_lag_seconds", "How long the record at the group's committed offset has waited; 0 when caught up"),
+    ("consumer_group_status", "Consumer group status (OK, WARN, STALL, STOP, ERR) from lag samples; 1 for the current state"),
+    ("partition_under_replicated", "1 when the partition's in-sync replicas are fewer than its replicas"),
+    ("partition_leaderless", "1 when the partition has no leader"),
+    ("brokers", "Brokers in the cluster metadata"),
+];
+
+/// The help text of the family `name`.
+pub(super) fn help(name: &str) -> &'static str {
+    HELP.iter()
+        .find(|(family, _)| *family == name)
+        .map_or("", |(_, help)| help)
+}

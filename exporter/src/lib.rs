@@ -47,6 +47,9 @@ pub mod status;
 pub mod watch;
 pub mod window;
 
+#[cfg(test)]
+mod testing;
+
 pub use accounting::Accounting;
 pub use config::{AccountingConfig, StatusConfig};
 pub use groups::{GroupId, Groups, PerGroup};

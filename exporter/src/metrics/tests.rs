@@ -1,9 +1,9 @@
 use super::*;
 use crate::cluster::PartitionHealth;
 use crate::observation::Latency;
+use crate::testing::{of_group, stage, value};
 use crate::window::Outcome;
 use meshflow_common::exposition::{open_metrics, prometheus_text};
-use std::collections::HashMap;
 use std::time::Duration;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -32,23 +32,6 @@ fn by_name(metrics: &ExporterMetrics, values: &[(&str, u64)]) -> PerGroup<u64> {
 }
 
 /// Sample lines of the text format: series as written → value.
-fn samples(registry: &Registry) -> HashMap<String, f64> {
-    prometheus_text(registry)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn value(registry: &Registry, series: &str) -> f64 {
-    let all = samples(registry);
-    *all.get(series)
-        .unwrap_or_else(|| panic!("no series {series} in\n{}", prometheus_text(registry)))
-}
-
 fn observed(outcome: Outcome, latency: Latency) -> Observed {
     Observed {
         outcome,
@@ -80,10 +63,7 @@ fn every_stage_series_exists_at_zero_from_the_start() {
         0.0
     );
     assert_eq!(
-        value(
-            &registry,
-            "meshflow_e2e_latency_seconds_count{topic=\"events\",group=\"g2\"}"
-        ),
+        of_group(&registry, "meshflow_e2e_latency_seconds_count", "g2"),
         0.0
     );
 }
@@ -107,13 +87,7 @@ fn log_observations_map_to_stage_log() {
     assert_eq!(log("meshflow_messages_total"), 4.0);
     assert_eq!(log("meshflow_messages_duplicated_total"), 1.0);
     assert_eq!(log("meshflow_messages_lost_total"), 0.0);
-    assert_eq!(
-        value(
-            &registry,
-            "meshflow_clock_skew_total{topic=\"events\",group=\"\"}"
-        ),
-        1.0
-    );
+    assert_eq!(of_group(&registry, "meshflow_clock_skew_total", ""), 1.0);
     let delivery = |suffix: &str| {
         value(
             &registry,
@@ -127,10 +101,7 @@ fn log_observations_map_to_stage_log() {
     assert_eq!(delivery("bucket{le=\"+Inf\",topic=\"events\"}"), 3.0);
     // Nothing at stage processed.
     assert_eq!(
-        value(
-            &registry,
-            "meshflow_messages_total{topic=\"events\",stage=\"processed\",group=\"g1\"}"
-        ),
+        stage(&registry, "meshflow_messages_total", "processed", "g1"),
         0.0
     );
 }
@@ -166,27 +137,13 @@ fn receipts_map_to_their_group_with_the_trace_id_as_exemplar() {
         observed(Outcome::New, Latency::Measured(ms(1))),
         TRACE,
     );
-    let processed = |name: &str, group: &str| {
-        value(
-            &registry,
-            &format!("{name}{{topic=\"events\",stage=\"processed\",group=\"{group}\"}}"),
-        )
-    };
+    let processed = |name: &str, group: &str| stage(&registry, name, "processed", group);
     assert_eq!(processed("meshflow_messages_total", "g1"), 2.0);
     assert_eq!(processed("meshflow_messages_total", "g2"), 1.0);
     assert_eq!(processed("meshflow_messages_duplicated_total", "g2"), 1.0);
+    assert_eq!(of_group(&registry, "meshflow_clock_skew_total", "g1"), 1.0);
     assert_eq!(
-        value(
-            &registry,
-            "meshflow_clock_skew_total{topic=\"events\",group=\"g1\"}"
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &registry,
-            "meshflow_e2e_latency_seconds_count{topic=\"events\",group=\"g2\"}"
-        ),
+        of_group(&registry, "meshflow_e2e_latency_seconds_count", "g2"),
         1.0
     );
     assert_eq!(
@@ -222,14 +179,7 @@ fn sweeps_add_loss_per_stage_and_group() {
         evicted_idle: 1,
         ..SweepReport::default()
     });
-    let lost = |stage: &str, group: &str| {
-        value(
-            &registry,
-            &format!(
-                "meshflow_messages_lost_total{{topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}"
-            ),
-        )
-    };
+    let lost = |at: &str, group: &str| stage(&registry, "meshflow_messages_lost_total", at, group);
     assert_eq!(lost("log", ""), 4.0);
     assert_eq!(lost("processed", "g1"), 5.0);
     assert_eq!(lost("processed", "g2"), 2.0);

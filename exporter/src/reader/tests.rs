@@ -2,8 +2,8 @@ use super::*;
 use crate::config::AccountingConfig;
 use crate::groups::Groups;
 use crate::progress::PollMarks;
+use crate::testing::{of_group, stage, value};
 use meshflow_common::config::{load, Sources};
-use meshflow_common::exposition::prometheus_text;
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, HashMap};
 
@@ -54,13 +54,6 @@ fn g1_committed(
     })
 }
 
-fn value(registry: &Registry, series: &str) -> f64 {
-    prometheus_text(registry)
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series}"))
-}
-
 fn batch(group: &str, topic: &str, seqs: &[u64]) -> Vec<u8> {
     let entries: Vec<String> = seqs
         .iter()
@@ -86,20 +79,12 @@ async fn receipts_count_for_their_watched_group_and_topic_only() {
     reader.handle_receipts(&batch("g2", "events", &[0, 1, 2, 2]), 101 * SEC);
     reader.handle_receipts(&batch("unwatched", "events", &[3, 4]), 101 * SEC);
     reader.handle_receipts(&batch("g1", "other-topic", &[5]), 101 * SEC);
-    let processed = |group: &str, name: &str| {
-        value(
-            &registry,
-            &format!("{name}{{topic=\"events\",stage=\"processed\",group=\"{group}\"}}"),
-        )
-    };
+    let processed = |group: &str, name: &str| stage(&registry, name, "processed", group);
     assert_eq!(processed("g2", "meshflow_messages_total"), 3.0);
     assert_eq!(processed("g2", "meshflow_messages_duplicated_total"), 1.0);
     assert_eq!(processed("g1", "meshflow_messages_total"), 0.0);
     assert_eq!(
-        value(
-            &registry,
-            "meshflow_e2e_latency_seconds_count{topic=\"events\",group=\"g2\"}"
-        ),
+        of_group(&registry, "meshflow_e2e_latency_seconds_count", "g2"),
         3.0
     );
     assert_eq!(
@@ -146,13 +131,8 @@ async fn a_sweep_judges_only_what_progress_and_commits_allow() {
     }
     reader.handle_receipts(&batch("g1", "events", &[0, 3]), SEC);
     reader.receipts_progress.record(0, 0);
-    let lost = |registry: &Registry, stage: &str, group: &str| {
-        value(
-            registry,
-            &format!(
-                "meshflow_messages_lost_total{{topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}"
-            ),
-        )
+    let lost = |registry: &Registry, at: &str, group: &str| {
+        stage(registry, "meshflow_messages_lost_total", at, group)
     };
     // No watermark and no commit seen yet: however old, nothing is judged.
     reader.sweep();
@@ -206,10 +186,7 @@ async fn a_group_that_has_not_committed_past_a_message_is_lagging_not_losing() {
     });
     reader.sweep();
     assert_eq!(
-        value(
-            &registry,
-            "meshflow_messages_lost_total{topic=\"events\",stage=\"processed\",group=\"g1\"}"
-        ),
+        stage(&registry, "meshflow_messages_lost_total", "processed", "g1"),
         0.0
     );
 }

@@ -1,8 +1,8 @@
 use super::*;
 use crate::cluster::{ClusterHealth, PartitionHealth, PartitionLag};
 use crate::lag::{LagSample, PartitionOffsets};
+use crate::testing::sample;
 use crate::Error;
-use meshflow_common::exposition::prometheus_text;
 use prometheus_client::registry::Registry;
 
 const SEC: u64 = 1_000_000_000;
@@ -52,12 +52,6 @@ fn health() -> ClusterHealth {
     }
 }
 
-fn value(registry: &Registry, series: &str) -> Option<f64> {
-    prometheus_text(registry)
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 fn status_of(registry: &Registry, group: &str) -> Vec<&'static str> {
     GroupStatus::ALL
         .iter()
@@ -66,7 +60,7 @@ fn status_of(registry: &Registry, group: &str) -> Vec<&'static str> {
                 "meshflow_consumer_group_status{{group=\"{group}\",meshflow_consumer_group_status=\"{}\"}}",
                 s.as_str()
             );
-            value(registry, &series) == Some(1.0)
+            sample(registry, &series) == Some(1.0)
         })
         .map(|s| s.as_str())
         .collect()
@@ -119,7 +113,7 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     };
     let evaluations = watch.apply(&first, &metrics, T0);
     let lag_of = |name: &str, partition: i32| {
-        value(
+        sample(
             &registry,
             &format!("{name}{{group=\"g1\",topic=\"events\",partition=\"{partition}\"}}"),
         )
@@ -134,7 +128,7 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     assert_eq!(evaluations[g2].status, GroupStatus::Err);
     assert_eq!(status_of(&registry, "g1"), ["ERR"]);
     assert_eq!(status_of(&registry, "g2"), ["ERR"]);
-    assert_eq!(value(&registry, "meshflow_brokers"), Some(1.0));
+    assert_eq!(sample(&registry, "meshflow_brokers"), Some(1.0));
 
     // 15 s later: g1 has not committed on partition 0 (STOP after 10 s);
     // g2 is readable and caught up.
@@ -171,7 +165,7 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     assert_eq!(lag_of("meshflow_consumer_lag_messages", 1), Some(0.0));
     assert_eq!(lag_of("meshflow_consumer_lag_seconds", 1), Some(0.0));
     // Health unreadable this time: the last known value stays.
-    assert_eq!(value(&registry, "meshflow_brokers"), Some(1.0));
+    assert_eq!(sample(&registry, "meshflow_brokers"), Some(1.0));
 }
 
 #[test]

@@ -1,0 +1,31 @@
+//! Reading the exporter's own series back in unit tests.
+
+use meshflow_common::exposition::prometheus_text;
+use prometheus_client::registry::Registry;
+
+/// The value of one series as the text format writes it, if present.
+pub(crate) fn sample(registry: &Registry, series: &str) -> Option<f64> {
+    prometheus_text(registry)
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The value of one series; a missing series fails the test, naming it.
+pub(crate) fn value(registry: &Registry, series: &str) -> f64 {
+    sample(registry, series)
+        .unwrap_or_else(|| panic!("no series {series} in\n{}", prometheus_text(registry)))
+}
+
+/// A per-stage series of topic `events`: `name{topic,stage,group}`.
+pub(crate) fn stage(registry: &Registry, name: &str, stage: &str, group: &str) -> f64 {
+    let labels = format!("topic=\"events\",stage=\"{stage}\",group=\"{group}\"");
+    value(registry, &format!("{name}{{{labels}}}"))
+}
+
+/// A per-group series of topic `events`: `name{topic,group}`.
+pub(crate) fn of_group(registry: &Registry, name: &str, group: &str) -> f64 {
+    value(
+        registry,
+        &format!("{name}{{topic=\"events\",group=\"{group}\"}}"),
+    )
+}

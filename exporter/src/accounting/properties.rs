@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::tests::sweep_judging;
+use super::tests::{log_at, sweep_judging, with_window};
 use super::*;
 use crate::window::{Outcome, MAX_SEQ};
 
@@ -225,11 +225,7 @@ proptest! {
 
 #[test]
 fn a_receipt_far_beyond_the_log_hides_no_loss() {
-    let config = AccountingConfig {
-        window_bits: 1024,
-        ..AccountingConfig::default()
-    };
-    let mut accounting = Accounting::new(&config, ["g"]);
+    let mut accounting = with_window(1024);
     let entry = |seq, now| ReceiptEntry {
         group: "g",
         producer: "p",
@@ -240,13 +236,7 @@ fn a_receipt_far_beyond_the_log_hides_no_loss() {
     };
     for seq in 0..10 {
         let now = T0 + seq * MS;
-        accounting.observe_log(&LogRecord {
-            producer: "p",
-            seq,
-            partition: 0,
-            created_ns: now,
-            read_ns: now,
-        });
+        accounting.observe_log(&log_at(seq, now));
         if seq != 5 {
             accounting.observe_receipt(&entry(seq, now), now);
         }
@@ -264,13 +254,7 @@ fn receipts_for_sequence_numbers_the_log_never_showed_are_unmatched() {
     let mut accounting = Accounting::new(&AccountingConfig::default(), ["g"]);
     for seq in [0u64, 1, 3] {
         let now = T0 + seq * MS;
-        accounting.observe_log(&LogRecord {
-            producer: "p",
-            seq,
-            partition: 0,
-            created_ns: now,
-            read_ns: now,
-        });
+        accounting.observe_log(&log_at(seq, now));
     }
     for seq in [0u64, 1, 2, 3] {
         let now = T0 + seq * MS;
@@ -293,11 +277,7 @@ fn receipts_for_sequence_numbers_the_log_never_showed_are_unmatched() {
 
 #[test]
 fn a_producer_that_truly_jumped_is_rebased_after_a_run() {
-    let config = AccountingConfig {
-        window_bits: 1024,
-        ..AccountingConfig::default()
-    };
-    let mut accounting = Accounting::new(&config, ["g"]);
+    let mut accounting = with_window(1024);
     let mut now = T0;
     let mut observe = |accounting: &mut Accounting, seq: u64| {
         now += MS;

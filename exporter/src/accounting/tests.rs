@@ -6,6 +6,26 @@ mod cases;
 
 use cases::{cases, Step::*, MS, T0};
 
+/// A record of producer "p" on partition 0, created and read at `now`.
+pub(super) fn log_at(seq: u64, now: u64) -> LogRecord<'static> {
+    LogRecord {
+        producer: "p",
+        seq,
+        partition: 0,
+        created_ns: now,
+        read_ns: now,
+    }
+}
+
+/// Accounting for group "g" with windows of `bits` sequence numbers.
+pub(super) fn with_window(bits: u32) -> Accounting {
+    let config = AccountingConfig {
+        window_bits: bits,
+        ..AccountingConfig::default()
+    };
+    Accounting::new(&config, ["g"])
+}
+
 /// Sweeps as the exporter does when it is caught up: the log read through
 /// `now_ns`, and the group committed everything at once, seen the SLA ago.
 fn sweep_caught_up(accounting: &mut Accounting, now_ns: u64) -> SweepReport {
@@ -186,11 +206,7 @@ fn unwatched_groups_and_long_ids_are_ignored() {
 
 #[test]
 fn memory_grows_with_producers_not_traffic() {
-    let config = AccountingConfig {
-        window_bits: 4096,
-        ..AccountingConfig::default()
-    };
-    let mut accounting = Accounting::new(&config, ["g"]);
+    let mut accounting = with_window(4096);
     let ids: Vec<String> = (0..50).map(|i| format!("producer-{i:04}")).collect();
     let missing = |seq: u64, i: usize| (seq + i as u64).is_multiple_of(97);
     let receipted = |seq: u64, i: usize| !missing(seq, i);

@@ -20,9 +20,10 @@ use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
 use meshflow_common::propagation::extract;
 use meshflow_common::shutdown::Supervisor;
+use meshflow_common::spans;
+use opentelemetry::global;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Status, TraceContextExt};
-use opentelemetry::{global, KeyValue};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -242,7 +243,7 @@ impl Worker {
             Err(e) => {
                 let reason = e.reason();
                 self.metrics.record_invalid(reason);
-                cx.span().set_attribute(KeyValue::new("error.type", reason));
+                cx.span().set_attribute(spans::error_type(reason));
                 let outcome = if self
                     .dead_letter(m, &cx, &e.to_string(), reason, shutdown)
                     .await

@@ -21,9 +21,10 @@ use meshflow_common::http::Readiness;
 use meshflow_common::kafka::{error_reason, millis};
 use meshflow_common::propagation::message_headers;
 use meshflow_common::shutdown::Supervisor;
+use meshflow_common::spans::{self, Operation};
 use opentelemetry::global::{BoxedSpan, BoxedTracer};
-use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{global, Context, KeyValue};
+use opentelemetry::trace::{Span, Status, TraceContextExt};
+use opentelemetry::{global, Context};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
@@ -194,7 +195,7 @@ pub async fn run(
                     // and move on without consuming the sequence number.
                     let reason = error_reason(&e);
                     metrics.record_error(reason);
-                    span.set_attribute(KeyValue::new("error.type", reason));
+                    span.set_attribute(spans::error_type(reason));
                     span.set_status(Status::error(e.to_string()));
                     span.end();
                     tracing::warn!(error = %e, reason, seq, "send refused");
@@ -216,18 +217,15 @@ pub async fn run(
             match result {
                 Ok(d) => {
                     metrics.record_acked(handed_at.elapsed().as_secs_f64());
-                    span.set_attribute(KeyValue::new(
-                        "messaging.destination.partition.id",
-                        d.partition.to_string(),
-                    ));
-                    span.set_attribute(KeyValue::new("messaging.kafka.offset", d.offset));
+                    span.set_attribute(spans::partition(d.partition));
+                    span.set_attribute(spans::offset(d.offset));
                     span.end();
                     true
                 }
                 Err(Failure::Kafka(e)) => {
                     let reason = error_reason(&e);
                     metrics.record_failed(reason);
-                    span.set_attribute(KeyValue::new("error.type", reason));
+                    span.set_attribute(spans::error_type(reason));
                     span.set_status(Status::error(e.to_string()));
                     span.end();
                     tracing::error!(error = %e, reason, seq, "delivery failed");
@@ -235,7 +233,7 @@ pub async fn run(
                 }
                 Err(Failure::Canceled) => {
                     metrics.record_failed("canceled");
-                    span.set_attribute(KeyValue::new("error.type", "canceled"));
+                    span.set_attribute(spans::error_type("canceled"));
                     span.end();
                     false
                 }
@@ -301,18 +299,15 @@ pub fn prepare(
         created_ns: now_ns(),
     };
     let key = seq.to_string();
-    let span = tracer
-        .span_builder(format!("send {topic}"))
-        .with_kind(SpanKind::Producer)
-        .with_attributes([
-            KeyValue::new("messaging.system", "kafka"),
-            KeyValue::new("messaging.destination.name", topic.to_string()),
-            KeyValue::new("messaging.operation.type", "send"),
-            KeyValue::new("messaging.operation.name", "send"),
-            KeyValue::new("messaging.kafka.message.key", key.clone()),
-            KeyValue::new("messaging.message.body.size", payload_bytes as i64),
-        ])
-        .start(tracer);
+    let span = spans::builder(
+        Operation::Send,
+        topic,
+        [
+            spans::message_key(key.clone()),
+            spans::body_size(payload_bytes),
+        ],
+    )
+    .start(tracer);
     let cx = Context::current().with_remote_span_context(span.span_context().clone());
     let headers = message_headers(&envelope, &cx);
     Outgoing { span, key, headers }

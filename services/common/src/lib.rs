@@ -17,3 +17,5 @@ pub mod shutdown;
 pub mod skeleton;
 pub mod spans;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

@@ -43,9 +43,7 @@ pub struct Config {
 
 /// The consumer's own port, 9465, as fixed by the design.
 fn default_http() -> HttpConfig {
-    HttpConfig {
-        listen: ([0, 0, 0, 0], meshflow_common::contract::port::CONSUMER).into(),
-    }
+    HttpConfig::on_port(meshflow_common::contract::port::CONSUMER)
 }
 
 /// `consumer.*`.
@@ -296,14 +294,8 @@ impl Validate for Config {
 }
 
 impl meshflow_common::skeleton::ServiceConfig for Config {
-    fn log(&self) -> &meshflow_common::config::LogConfig {
-        &self.log
-    }
-    fn listen(&self) -> std::net::SocketAddr {
-        self.http.listen
-    }
-    fn trace(&self) -> &meshflow_common::config::TraceConfig {
-        &self.trace
+    fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig) {
+        (&self.log, &self.http, &self.trace)
     }
     fn instance_id(&self) -> Option<&str> {
         self.consumer.instance_id.as_deref()
@@ -313,10 +305,10 @@ impl meshflow_common::skeleton::ServiceConfig for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshflow_common::config::{load, Sources};
+    use meshflow_common::testing::{assert_each_refused, config_from};
 
     fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        load(Sources::with_env(None, vars, &[]))
+        config_from(vars, &[])
     }
 
     #[test]
@@ -382,11 +374,6 @@ mod tests {
             ("MESHFLOW__CONSUMER__WORK", "often", "work"),
             ("MESHFLOW__CONSUMER__COLOUR", "blue", "colour"),
         ];
-        for (var, value, key) in cases {
-            let err = from_env(&[(var, value)])
-                .err()
-                .unwrap_or_else(|| panic!("{var}={value} accepted"));
-            assert!(err.to_string().contains(key), "{var}={value}: {err}");
-        }
+        assert_each_refused::<Config>(cases, &[]);
     }
 }

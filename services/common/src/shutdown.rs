@@ -69,6 +69,11 @@ impl Supervisor {
         })
     }
 
+    /// The token it cancels when a task dies.
+    pub fn token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     /// `Err` naming the first task that ended before shutdown, if any did.
     pub fn result(&self) -> Result<(), TaskEnded> {
         match self.ended.lock().ok().and_then(|ended| ended.clone()) {

@@ -28,13 +28,15 @@ where
 }
 
 /// Asserts that each `(variable, value, text)` case is refused with an
-/// error that contains `text` (the key it names).
+/// error that contains `text` (the key it names); `variable` is the name
+/// after `MESHFLOW__`, e.g. `PRODUCER__RATE_PER_SEC`.
 pub fn assert_each_refused<T>(cases: &[(&str, &str, &str)], list_keys: &[&str])
 where
     T: DeserializeOwned + Validate + Debug,
 {
     for (var, value, key) in cases {
-        let err = config_from::<T>(&[(var, value)], list_keys)
+        let var = format!("MESHFLOW__{var}");
+        let err = config_from::<T>(&[(&var, value)], list_keys)
             .err()
             .unwrap_or_else(|| panic!("{var}={value} accepted"));
         assert!(err.to_string().contains(key), "{var}={value}: {err}");

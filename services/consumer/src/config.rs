@@ -339,40 +339,17 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
+        #[rustfmt::skip]
         let cases: &[(&str, &str, &str)] = &[
-            (
-                "MESHFLOW__CONSUMER__TOPIC_RETENTION",
-                "400days",
-                "consumer.topic_retention",
-            ),
-            (
-                "MESHFLOW__CONSUMER__RECEIPT_BATCH_MAX",
-                "0",
-                "consumer.receipt_batch_max",
-            ),
-            (
-                "MESHFLOW__CONSUMER__RECEIPT_FLUSH_INTERVAL",
-                "1h",
-                "consumer.receipt_flush_interval",
-            ),
-            (
-                "MESHFLOW__CONSUMER__HEARTBEAT_INTERVAL",
-                "5s",
-                "consumer.heartbeat_interval",
-            ),
-            (
-                "MESHFLOW__CONSUMER__SESSION_TIMEOUT",
-                "100ms",
-                "consumer.session_timeout",
-            ),
-            ("MESHFLOW__CONSUMER__GROUP", "", "consumer.group"),
-            (
-                "MESHFLOW__CONSUMER__RECEIPTS_TOPIC",
-                "meshflow.events",
-                "consumer.receipts_topic",
-            ),
-            ("MESHFLOW__CONSUMER__WORK", "often", "work"),
-            ("MESHFLOW__CONSUMER__COLOUR", "blue", "colour"),
+            ("CONSUMER__TOPIC_RETENTION", "400days", "consumer.topic_retention"),
+            ("CONSUMER__RECEIPT_BATCH_MAX", "0", "consumer.receipt_batch_max"),
+            ("CONSUMER__RECEIPT_FLUSH_INTERVAL", "1h", "consumer.receipt_flush_interval"),
+            ("CONSUMER__HEARTBEAT_INTERVAL", "5s", "consumer.heartbeat_interval"),
+            ("CONSUMER__SESSION_TIMEOUT", "100ms", "consumer.session_timeout"),
+            ("CONSUMER__GROUP", "", "consumer.group"),
+            ("CONSUMER__RECEIPTS_TOPIC", "meshflow.events", "consumer.receipts_topic"),
+            ("CONSUMER__WORK", "often", "work"),
+            ("CONSUMER__COLOUR", "blue", "colour"),
         ];
         assert_each_refused::<Config>(cases, &[]);
     }

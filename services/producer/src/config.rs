@@ -246,45 +246,22 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
+        #[rustfmt::skip]
         let cases: &[(&str, &str, &str)] = &[
-            (
-                "MESHFLOW__PRODUCER__RATE_PER_SEC",
-                "0",
-                "producer.rate_per_sec",
-            ),
-            ("MESHFLOW__PRODUCER__RATE_PER_SEC", "fast", "rate_per_sec"),
-            ("MESHFLOW__PRODUCER__PAYLOAD_BYTES", "-1", "payload_bytes"),
-            ("MESHFLOW__PRODUCER__TOPIC", "bad topic", "producer.topic"),
-            (
-                "MESHFLOW__PRODUCER__MESSAGE_TIMEOUT",
-                "soon",
-                "message_timeout",
-            ),
-            (
-                "MESHFLOW__PRODUCER__MESSAGE_TIMEOUT",
-                "10ms",
-                "producer.message_timeout",
-            ),
-            ("MESHFLOW__PRODUCER__PARTITIONS", "0", "producer.partitions"),
-            (
-                "MESHFLOW__PRODUCER__TOPIC_RETENTION",
-                "10s",
-                "producer.topic_retention",
-            ),
-            (
-                "MESHFLOW__PRODUCER__SHUTDOWN_FLUSH_TIMEOUT",
-                "1h",
-                "producer.shutdown_flush_timeout",
-            ),
-            ("MESHFLOW__HTTP__LISTEN", "nowhere", "listen"),
-            (
-                "MESHFLOW__KAFKA__SECURITY_PROTOCOL",
-                "tls",
-                "kafka.security_protocol",
-            ),
-            ("MESHFLOW__LOG__FORMAT", "xml", "log.format"),
-            ("MESHFLOW__PRODUCER__RATE", "5", "rate"),
-            ("MESHFLOW__PRODUCR__RATE_PER_SEC", "5", "producr"),
+            ("PRODUCER__RATE_PER_SEC", "0", "producer.rate_per_sec"),
+            ("PRODUCER__RATE_PER_SEC", "fast", "rate_per_sec"),
+            ("PRODUCER__PAYLOAD_BYTES", "-1", "payload_bytes"),
+            ("PRODUCER__TOPIC", "bad topic", "producer.topic"),
+            ("PRODUCER__MESSAGE_TIMEOUT", "soon", "message_timeout"),
+            ("PRODUCER__MESSAGE_TIMEOUT", "10ms", "producer.message_timeout"),
+            ("PRODUCER__PARTITIONS", "0", "producer.partitions"),
+            ("PRODUCER__TOPIC_RETENTION", "10s", "producer.topic_retention"),
+            ("PRODUCER__SHUTDOWN_FLUSH_TIMEOUT", "1h", "producer.shutdown_flush_timeout"),
+            ("HTTP__LISTEN", "nowhere", "listen"),
+            ("KAFKA__SECURITY_PROTOCOL", "tls", "kafka.security_protocol"),
+            ("LOG__FORMAT", "xml", "log.format"),
+            ("PRODUCER__RATE", "5", "rate"),
+            ("PRODUCR__RATE_PER_SEC", "5", "producr"),
         ];
         assert_each_refused::<Config>(cases, &[]);
     }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
+use meshflow_common::cluster::{ensure_topic, supervise_kafka_probe};
 use meshflow_common::envelope::{now_ns, Envelope};
 use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
@@ -89,36 +89,12 @@ pub async fn run(
 ) -> Result<Summary, ProducerError> {
     let settings = &config.producer;
     let producer = create_producer(&config).map_err(ProducerError::Client)?;
-    let probe_client = producer.clone();
-    let probe_topic = settings.topic.clone();
-    let probe = spawn_reachability_probe(
-        move || {
-            probe_client
-                .client()
-                .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
-                .is_ok()
-        },
-        readiness.clone(),
-        READY_KAFKA,
-        Duration::from_secs(2),
-        shutdown.clone(),
-    );
     let supervisor = Supervisor::new(shutdown.clone());
-    let probe_abort = probe.abort_handle();
-    let _probe = supervisor.spawn("probe", async move {
-        let _ = probe.await;
-    });
+    let (_probe, probe_abort) =
+        supervise_kafka_probe(&supervisor, &producer, &settings.topic, &readiness);
     let fatal_client = producer.clone();
-    let _fatal = supervisor.spawn(
-        fatal::WATCHER_TASK,
-        fatal::watch(
-            "producer",
-            move || fatal_client.client().fatal_error(),
-            readiness,
-            fatal::CHECK_INTERVAL,
-            shutdown.clone(),
-        ),
-    );
+    let fatal_check = move || fatal_client.client().fatal_error();
+    let _fatal = fatal::supervise(&supervisor, "producer", fatal_check, readiness);
     if settings.create_topic
         && !ensure_topic(
             &config.kafka,

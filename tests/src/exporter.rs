@@ -38,7 +38,7 @@ pub fn start(
         ],
     );
     let env = with(env, extra);
-    Service::start(name, "meshflow-exporter", &env, crate::free_port(), dir)
+    Service::start(name, "meshflow-exporter", &env, dir)
 }
 
 /// A message the test published.

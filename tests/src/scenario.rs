@@ -59,13 +59,7 @@ pub fn producer_with(
     extra: &[(&str, &str)],
 ) -> Service {
     let env = producer_env(bootstrap, names, count, rate, extra);
-    Service::start(
-        "producer",
-        "meshflow-producer",
-        &env,
-        crate::free_port(),
-        dir,
-    )
+    Service::start("producer", "meshflow-producer", &env, dir)
 }
 
 /// Starts a producer with command-line arguments (say `--config FILE`).
@@ -78,14 +72,7 @@ pub fn producer_with_args(
     args: &[&str],
 ) -> Service {
     let env = producer_env(bootstrap, names, count, rate, &[]);
-    Service::start_with_args(
-        "producer",
-        "meshflow-producer",
-        &env,
-        args,
-        crate::free_port(),
-        dir,
-    )
+    Service::start_wrapped("producer", &[], "meshflow-producer", &env, args, dir)
 }
 
 fn producer_env(
@@ -123,7 +110,7 @@ pub fn consumer_with(
     extra: &[(&str, &str)],
 ) -> Service {
     let env = with(consumer_env(bootstrap, names, name), extra);
-    Service::start(name, "meshflow-consumer", &env, crate::free_port(), dir)
+    Service::start(name, "meshflow-consumer", &env, dir)
 }
 
 fn consumer_env(bootstrap: &str, names: &Names, name: &str) -> Vec<(String, String)> {
@@ -148,15 +135,7 @@ pub fn consumer_wrapped(
     name: &str,
 ) -> Service {
     let env = consumer_env(bootstrap, names, name);
-    Service::start_wrapped(
-        name,
-        wrapper,
-        "meshflow-consumer",
-        &env,
-        &[],
-        crate::free_port(),
-        dir,
-    )
+    Service::start_wrapped(name, wrapper, "meshflow-consumer", &env, &[], dir)
 }
 
 /// Waits until `/readyz` of every service answers 200.

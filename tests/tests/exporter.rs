@@ -428,7 +428,6 @@ async fn a_bad_setting_exits_2_naming_the_key() {
             "MESHFLOW__EXPORTER__POLL_INTERVAL".to_string(),
             "10ms".to_string(),
         )],
-        meshflow_tests::free_port(),
         dir.path(),
     );
     let status = exporter.wait_exit(Duration::from_secs(10)).await;

@@ -43,6 +43,11 @@ where
     }
 }
 
+/// Asserts that `text` contains `part`, showing `text` when it does not.
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{part:?} is not in:\n{text}");
+}
+
 /// A one-broker mock cluster holding `topics`, one partition each.
 pub fn mock_cluster(topics: &[&str]) -> MockCluster<'static, DefaultProducerContext> {
     let mock = MockCluster::new(1).expect("mock cluster");

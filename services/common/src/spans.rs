@@ -7,7 +7,7 @@
 //! tracer and parent. Building one costs what writing the attributes out by
 //! hand did: the span name and one vector of attributes.
 
-use opentelemetry::trace::{Link, SpanBuilder, SpanKind, TraceContextExt};
+use opentelemetry::trace::{Link, Span, SpanBuilder, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, Value};
 
 /// `messaging.system` of every span: the broker speaks the Kafka protocol.
@@ -119,6 +119,14 @@ pub fn body_size(bytes: usize) -> KeyValue {
 /// `error.type`: a fixed reason label.
 pub fn error_type(reason: impl Into<Value>) -> KeyValue {
     KeyValue::new("error.type", reason)
+}
+
+/// Ends `span` as failed: `error.type` is `reason`, the status an error
+/// with `error`'s message.
+pub fn end_failed(span: &mut impl Span, reason: &'static str, error: &impl std::fmt::Display) {
+    span.set_attribute(error_type(reason));
+    span.set_status(Status::error(error.to_string()));
+    span.end();
 }
 
 #[cfg(test)]

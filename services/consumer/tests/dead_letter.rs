@@ -1,20 +1,16 @@
 //! Dead letters that cannot be written, on librdkafka's mock cluster: the
 //! poison message's offset must not be committed.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
-use meshflow_common::http::Readiness;
-use meshflow_common::testing::{committed_offset, config_from, mock_cluster, produce_enveloped};
+use meshflow_common::testing::{committed_offset, mock_cluster, produce_enveloped};
 use meshflow_consumer::context::READY_ASSIGNED;
-use meshflow_consumer::metrics::ConsumerMetrics;
-use meshflow_consumer::service::{self, READY_KAFKA};
-use meshflow_consumer::Config;
-use prometheus_client::registry::Registry;
+use meshflow_consumer::service::READY_KAFKA;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, Offset};
-use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "events";
 const RECEIPTS: &str = "receipts";
@@ -45,26 +41,14 @@ async fn a_dead_letter_that_cannot_be_written_keeps_its_offset_uncommitted() {
     // A valid message, a malformed one, and a valid one.
     produce_enveloped(&bootstrap, TOPIC, &[(0, false), (1, true), (2, false)]);
 
-    let vars = [
-        ("MESHFLOW__KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
-        ("MESHFLOW__CONSUMER__TOPIC", TOPIC),
-        ("MESHFLOW__CONSUMER__RECEIPTS_TOPIC", RECEIPTS),
-        ("MESHFLOW__CONSUMER__GROUP", GROUP),
-        ("MESHFLOW__CONSUMER__CREATE_TOPICS", "false"),
-        ("MESHFLOW__CONSUMER__DRAIN_TIMEOUT", "5s"),
-    ];
-    let config: Config = config_from(&vars, &[]).expect("config");
-    let mut registry = Registry::default();
-    let metrics = ConsumerMetrics::register(&mut registry, TOPIC, GROUP);
-    let readiness = Readiness::new(&[READY_KAFKA, READY_ASSIGNED], &mut registry);
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(service::run(
-        config,
-        "consumer-a".into(),
-        metrics,
-        Arc::clone(&readiness),
-        shutdown.clone(),
-    ));
+    let names = (TOPIC, RECEIPTS, GROUP);
+    let consumer = support::start(
+        &bootstrap,
+        names,
+        "5s",
+        "consumer-a",
+        &[READY_KAFKA, READY_ASSIGNED],
+    );
 
     // The message before the poison one is receipted; then the dead letter
     // keeps failing.
@@ -85,8 +69,8 @@ async fn a_dead_letter_that_cannot_be_written_keeps_its_offset_uncommitted() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), run)
+    consumer.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), consumer.run)
         .await
         .expect("stops in time")
         .expect("joined")

@@ -2,22 +2,18 @@
 //! consumer must stop with an error (so that a fresh instance is started),
 //! report not ready and commit nothing it has no receipt for.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
 use meshflow_common::fatal::READY_CLIENT;
-use meshflow_common::http::Readiness;
 use meshflow_common::testing::{
-    assert_fatal_stop, committed_offset, config_from, mock_cluster, produce_enveloped,
+    assert_fatal_stop, committed_offset, mock_cluster, produce_enveloped,
 };
 use meshflow_consumer::context::READY_ASSIGNED;
-use meshflow_consumer::metrics::ConsumerMetrics;
-use meshflow_consumer::service::{self, READY_KAFKA};
-use meshflow_consumer::Config;
-use prometheus_client::registry::Registry;
+use meshflow_consumer::service::READY_KAFKA;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::Offset;
-use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "events";
 const GROUP: &str = "fatal-test";
@@ -34,29 +30,19 @@ async fn a_fatal_receipt_producer_error_stops_the_consumer_with_an_error() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER],
     );
 
-    let vars = [
-        ("MESHFLOW__KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
-        ("MESHFLOW__CONSUMER__TOPIC", TOPIC),
-        ("MESHFLOW__CONSUMER__RECEIPTS_TOPIC", "receipts"),
-        ("MESHFLOW__CONSUMER__GROUP", GROUP),
-        ("MESHFLOW__CONSUMER__CREATE_TOPICS", "false"),
-        ("MESHFLOW__CONSUMER__DRAIN_TIMEOUT", "2s"),
-    ];
-    let config: Config = config_from(&vars, &[]).expect("config");
-    let mut registry = Registry::default();
-    let metrics = ConsumerMetrics::register(&mut registry, TOPIC, GROUP);
-    let readiness = Readiness::new(&[READY_KAFKA, READY_ASSIGNED, READY_CLIENT], &mut registry);
-    let shutdown = CancellationToken::new();
-    let ready = Arc::clone(&readiness);
-    let mut run = tokio::spawn(service::run(
-        config,
-        "consumer-fatal".into(),
-        metrics,
-        ready,
-        shutdown.clone(),
-    ));
+    let names = (TOPIC, "receipts", GROUP);
+    let conditions = [READY_KAFKA, READY_ASSIGNED, READY_CLIENT];
+    let mut consumer = support::start(&bootstrap, names, "2s", "consumer-fatal", &conditions);
     let limit = Duration::from_secs(40);
-    assert_fatal_stop(&mut run, &shutdown, &readiness, limit, "receipt producer").await;
+    let (run, shutdown) = (&mut consumer.run, &consumer.shutdown);
+    assert_fatal_stop(
+        run,
+        shutdown,
+        &consumer.readiness,
+        limit,
+        "receipt producer",
+    )
+    .await;
 
     let committed = tokio::task::spawn_blocking(move || committed_offset(&bootstrap, GROUP, TOPIC))
         .await

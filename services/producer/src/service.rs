@@ -171,9 +171,7 @@ pub async fn run(
                     // and move on without consuming the sequence number.
                     let reason = error_reason(&e);
                     metrics.record_error(reason);
-                    span.set_attribute(spans::error_type(reason));
-                    span.set_status(Status::error(e.to_string()));
-                    span.end();
+                    spans::end_failed(&mut span, reason, &e);
                     tracing::warn!(error = %e, reason, seq, "send refused");
                     continue 'send;
                 }
@@ -201,9 +199,7 @@ pub async fn run(
                 Err(Failure::Kafka(e)) => {
                     let reason = error_reason(&e);
                     metrics.record_failed(reason);
-                    span.set_attribute(spans::error_type(reason));
-                    span.set_status(Status::error(e.to_string()));
-                    span.end();
+                    spans::end_failed(&mut span, reason, &e);
                     tracing::error!(error = %e, reason, seq, "delivery failed");
                     false
                 }

@@ -18,6 +18,7 @@ pub mod rules;
 pub mod scenario;
 pub mod scrape;
 pub mod stack;
+pub mod stack_checks;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

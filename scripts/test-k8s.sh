@@ -23,7 +23,7 @@ tests="$repo/deploy/helm/tests"
 venv="${MESHFLOW_VENV:-$HOME/.cache/meshflow/venv}"
 cd "$repo" || exit 1
 
-# shellcheck source=lib/step.sh
+# shellcheck source-path=SCRIPTDIR source=lib/step.sh
 source "$repo/scripts/lib/step.sh"
 # An ok step shows the last line of its output (Helm's INFO lines aside).
 step_summary() { echo ": $(grep -v '^[0-9/]* [0-9:]* INFO ' "$1" | tail -n 1)"; }

@@ -16,7 +16,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 checks_dir="$repo/dashboards/schema-check"
 cd "$repo" || exit 1
 
-# shellcheck source=lib/step.sh
+# shellcheck source-path=SCRIPTDIR source=lib/step.sh
 source "$repo/scripts/lib/step.sh"
 
 as_root() {

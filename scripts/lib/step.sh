@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the test scripts: one way to run a named check and count it.
 #
 # step NAME COMMAND...: runs one check, prints "ok   - NAME" or

@@ -36,6 +36,23 @@ impl Names {
     pub fn topics(&self) -> [&str; 3] {
         [&self.topic, &self.receipts, &self.dlq]
     }
+
+    /// The environment of a service reading the test's topics at
+    /// `bootstrap`: `MESHFLOW__<SECTION>__TOPIC` and `__RECEIPTS_TOPIC`,
+    /// and the group as `__<GROUP_KEY>` (`GROUP`, or the exporter's
+    /// `GROUPS`), after the broker address.
+    pub fn env(&self, bootstrap: &str, section: &str, group_key: &str) -> Vec<(String, String)> {
+        let mut env = kafka_env(bootstrap);
+        let prefix = format!("MESHFLOW__{section}__");
+        for (key, value) in [
+            ("TOPIC", &self.topic),
+            ("RECEIPTS_TOPIC", &self.receipts),
+            (group_key, &self.group),
+        ] {
+            env.push((format!("{prefix}{key}"), value.clone()));
+        }
+        env
+    }
 }
 
 impl Default for Names {
@@ -115,11 +132,8 @@ pub fn consumer_with(
 
 fn consumer_env(bootstrap: &str, names: &Names, name: &str) -> Vec<(String, String)> {
     with(
-        kafka_env(bootstrap),
+        names.env(bootstrap, "CONSUMER", "GROUP"),
         &[
-            ("MESHFLOW__CONSUMER__TOPIC", &names.topic),
-            ("MESHFLOW__CONSUMER__RECEIPTS_TOPIC", &names.receipts),
-            ("MESHFLOW__CONSUMER__GROUP", &names.group),
             ("MESHFLOW__CONSUMER__INSTANCE_ID", name),
             ("MESHFLOW__CONSUMER__CREATE_TOPICS", "false"),
         ],

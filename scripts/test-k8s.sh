@@ -23,24 +23,12 @@ tests="$repo/deploy/helm/tests"
 venv="${MESHFLOW_VENV:-$HOME/.cache/meshflow/venv}"
 cd "$repo" || exit 1
 
-failed=0
-
-# step NAME COMMAND...: runs one step, shows its output only when it fails.
-step() {
-  local name="$1"
-  shift
-  local log
-  log="$(mktemp)"
-  if "$@" >"$log" 2>&1; then
-    echo "ok   - $name: $(grep -v '^[0-9/]* [0-9:]* INFO ' "$log" | tail -n 1)"
-  else
-    echo "FAIL - $name"
-    # The Helm SDK logs every symlink it follows; leave those out.
-    grep -v 'INFO found symbolic link' "$log" | sed 's/^/       /'
-    failed=$((failed + 1))
-  fi
-  rm -f "$log"
-}
+# shellcheck source-path=SCRIPTDIR source=lib/step.sh
+source "$repo/scripts/lib/step.sh"
+# An ok step shows the last line of its output (Helm's INFO lines aside).
+step_summary() { echo ": $(grep -v '^[0-9/]* [0-9:]* INFO ' "$1" | tail -n 1)"; }
+# The Helm SDK logs every symlink it follows; leave those out.
+step_failure_output() { grep -v 'INFO found symbolic link'; }
 
 # --- virtualenv --------------------------------------------------------------
 

@@ -16,25 +16,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 checks_dir="$repo/dashboards/schema-check"
 cd "$repo" || exit 1
 
-passed=0
-failed=0
-
-# run NAME COMMAND...: runs one check, shows its output only when it fails.
-run() {
-  local name="$1"
-  shift
-  local log
-  log="$(mktemp)"
-  if "$@" >"$log" 2>&1; then
-    echo "ok   - $name"
-    passed=$((passed + 1))
-  else
-    echo "FAIL - $name"
-    sed 's/^/       /' "$log"
-    failed=$((failed + 1))
-  fi
-  rm -f "$log"
-}
+# shellcheck source-path=SCRIPTDIR source=lib/step.sh
+source "$repo/scripts/lib/step.sh"
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -81,15 +64,15 @@ if [ "${#rule_files[@]}" -eq 0 ] || [ "${#rule_tests[@]}" -eq 0 ]; then
   exit 1
 fi
 
-run "promtool check rules (${#rule_files[@]} files)" promtool check rules "${rule_files[@]}"
-run "promtool test rules (${#rule_tests[@]} files)" promtool test rules "${rule_tests[@]}"
-run "promtool check config deploy/local/prometheus.yml" promtool check config deploy/local/prometheus.yml
-run "dashboards type-check against @grafana/schema" \
+step "promtool check rules (${#rule_files[@]} files)" promtool check rules "${rule_files[@]}"
+step "promtool test rules (${#rule_tests[@]} files)" promtool test rules "${rule_tests[@]}"
+step "promtool check config deploy/local/prometheus.yml" promtool check config deploy/local/prometheus.yml
+step "dashboards type-check against @grafana/schema" \
   bash -c 'cd "$1" && node generate.mjs && node_modules/.bin/tsc --noEmit -p tsconfig.json' _ "$checks_dir"
-run "schema check rejects broken dashboards" bash -c 'cd "$1" && node check-broken.mjs' _ "$checks_dir"
-run "dashboard structure and required panels" bash -c 'cd "$1" && node --test tests/dashboards.test.mjs' _ "$checks_dir"
-run "PromQL parses (promtool) and uses contract metrics" bash -c 'cd "$1" && node --test tests/expressions.test.mjs' _ "$checks_dir"
-run "alert labels, annotations, runbooks and test coverage" bash -c 'cd "$1" && node --test tests/rules.test.mjs' _ "$checks_dir"
+step "schema check rejects broken dashboards" bash -c 'cd "$1" && node check-broken.mjs' _ "$checks_dir"
+step "dashboard structure and required panels" bash -c 'cd "$1" && node --test tests/dashboards.test.mjs' _ "$checks_dir"
+step "PromQL parses (promtool) and uses contract metrics" bash -c 'cd "$1" && node --test tests/expressions.test.mjs' _ "$checks_dir"
+step "alert labels, annotations, runbooks and test coverage" bash -c 'cd "$1" && node --test tests/rules.test.mjs' _ "$checks_dir"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

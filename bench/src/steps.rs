@@ -14,10 +14,11 @@ use std::process::Command;
 
 use meshflow_common::envelope::{now_ns, Envelope, HeaderView};
 use meshflow_common::propagation::{extract, message_headers};
+use meshflow_common::spans::{self, Consumed};
 use meshflow_consumer::receipts;
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::Context;
 use rdkafka::message::{Message, OwnedHeaders, OwnedMessage, Timestamp};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -58,8 +59,8 @@ fn produce_meshflow(bed: &mut Bed, seq: u64) {
         .headers(out.headers);
     black_box(bed.producer.send_result(record).ok());
     let mut span = out.span;
-    span.set_attribute(KeyValue::new("messaging.destination.partition.id", "3"));
-    span.set_attribute(KeyValue::new("messaging.kafka.offset", seq as i64));
+    span.set_attribute(spans::partition(3));
+    span.set_attribute(spans::offset(seq as i64));
     span.end();
 }
 
@@ -71,25 +72,15 @@ fn consume_meshflow(bed: &mut Bed) {
     let (partition, offset) = (m.partition(), m.offset());
     let headers = HeaderView::of(m.headers());
     let extracted = extract(&headers);
-    let parent_sc = extracted.context.span().span_context().clone();
-    let mut builder = bed
-        .tracer
-        .span_builder(format!("process {topic}"))
-        .with_kind(SpanKind::Consumer)
-        .with_attributes([
-            KeyValue::new("messaging.system", "kafka"),
-            KeyValue::new("messaging.destination.name", topic.clone()),
-            KeyValue::new("messaging.operation.type", "process"),
-            KeyValue::new("messaging.operation.name", "process"),
-            KeyValue::new("messaging.consumer.group.name", "meshflow".to_string()),
-            KeyValue::new("messaging.destination.partition.id", partition.to_string()),
-            KeyValue::new("messaging.kafka.offset", offset),
-            KeyValue::new("messaging.client.id", "consumer-7f3a".to_string()),
-        ]);
-    if parent_sc.is_valid() {
-        builder = builder.with_links(vec![Link::with_context(parent_sc)]);
-    }
-    let span = builder.start_with_context(&bed.tracer, &extracted.context);
+    let record = Consumed {
+        topic: &topic,
+        partition,
+        offset,
+        group: "meshflow",
+        client_id: "consumer-7f3a",
+    };
+    let span = spans::process(&record, &extracted.context)
+        .start_with_context(&bed.tracer, &extracted.context);
     let trace_id = span.span_context().trace_id().to_string();
     let cx = Context::current_with_span(span);
     let envelope = Envelope::parse(headers.iter()).ok().flatten();

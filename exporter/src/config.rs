@@ -7,18 +7,24 @@
 //! [`AccountingConfig`], and `exporter.status.*` is a [`StatusConfig`] for
 //! the group status rules. Durations are strings such as `30s` or `5m`.
 //! Unknown keys are refused, missing keys take the defaults below, and
-//! validation names the key, the value and what is allowed.
+//! validation names the key, the value and what is allowed. The accounting
+//! part, its defaults and its memory bound are in `config/accounting.rs`.
 
 use std::time::Duration;
 
 use meshflow_common::config::{
     identifier, topic_name, ConfigError, HttpConfig, KafkaConfig, LogConfig, TraceConfig, Validate,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+mod accounting;
 
 pub use crate::status::StatusConfig;
-use crate::window::{MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 use crate::Error;
+pub use accounting::{
+    default_grace, default_idle_timeout, default_max_clock_skew, default_max_producers,
+    default_max_record_age, default_sla, default_window_bits, AccountingConfig,
+};
 
 /// librdkafka keys the exporter's typed settings own.
 pub const OWNED_KEYS: &[&str] = &[
@@ -58,9 +64,7 @@ pub struct Config {
 
 /// The exporter's own port, 9466, as fixed by the design.
 fn default_http() -> HttpConfig {
-    HttpConfig {
-        listen: ([0, 0, 0, 0], meshflow_common::contract::port::EXPORTER).into(),
-    }
+    HttpConfig::on_port(meshflow_common::contract::port::EXPORTER)
 }
 
 /// `exporter.*`.
@@ -280,163 +284,15 @@ fn show(d: Duration) -> String {
     humantime_serde::re::humantime::format_duration(d).to_string()
 }
 
-/// How messages are judged lost, duplicated or late, and how much is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AccountingConfig {
-    /// How long a sequence gap may stay open before its messages count as
-    /// lost at stage `log`.
-    #[serde(with = "humantime_serde")]
-    pub grace: Duration,
-    /// How long after a message was read from the log a consumer group may
-    /// take to receipt it before it counts as lost at stage `processed`.
-    #[serde(with = "humantime_serde")]
-    pub sla: Duration,
-    /// A producer instance with no message and no receipt for this long is
-    /// forgotten, without counting its unseen tail as lost. Must exceed
-    /// `grace` and `sla`, so everything due is judged before it is forgotten.
-    #[serde(with = "humantime_serde")]
-    pub idle_timeout: Duration,
-    /// Producer instances tracked at once; past this the idlest is forgotten.
-    pub max_producers: usize,
-    /// Sequence numbers each per-producer bitmap holds (a power of two). The
-    /// window must cover a producer's rate × `sla`, or messages slide out and
-    /// are judged early; the default covers 1,000 messages/s for 65 s.
-    pub window_bits: u32,
-    /// How far ahead of the exporter's clock a created or processed time may
-    /// be; beyond it the observation is refused as implausible.
-    #[serde(with = "humantime_serde")]
-    pub max_clock_skew: Duration,
-    /// How old a created time may be when read; older observations are
-    /// refused as implausible (a forged `mf-created-ns = 0` would otherwise
-    /// put a 56-year latency in the SLO histogram).
-    #[serde(with = "humantime_serde")]
-    pub max_record_age: Duration,
-}
-
-impl Default for AccountingConfig {
-    fn default() -> Self {
-        AccountingConfig {
-            grace: default_grace(),
-            sla: default_sla(),
-            idle_timeout: default_idle_timeout(),
-            max_producers: default_max_producers(),
-            window_bits: default_window_bits(),
-            max_clock_skew: default_max_clock_skew(),
-            max_record_age: default_max_record_age(),
-        }
-    }
-}
-
-/// 5 min: far beyond the skew of NTP-synchronised hosts, far below any
-/// forged absurd value.
-pub fn default_max_clock_skew() -> Duration {
-    Duration::from_secs(300)
-}
-
-/// 7 days: Kafka's default retention, the oldest record a topic holds.
-pub fn default_max_record_age() -> Duration {
-    Duration::from_secs(7 * 24 * 3600)
-}
-
 /// 384 MiB: the default 10,000 producers with two watched groups fit
 /// (about 320 MiB), inside the chart's 512 MiB container limit.
 pub fn default_memory_budget_mib() -> u64 {
     384
 }
 
-/// 30 s: the design brief's grace window for sequence gaps.
-pub fn default_grace() -> Duration {
-    Duration::from_secs(30)
-}
-
-/// 60 s: the design brief's processing SLA.
-pub fn default_sla() -> Duration {
-    Duration::from_secs(60)
-}
-
-/// 5 min: five SLAs, long enough that a slow producer is not forgotten
-/// between two messages at the default rate, short enough to shed restarts.
-pub fn default_idle_timeout() -> Duration {
-    Duration::from_secs(300)
-}
-
-/// 10,000 producer instances, about 240 MiB with one group at the default
-/// window (16 KiB log window + 8 KiB per group per producer).
-pub fn default_max_producers() -> usize {
-    10_000
-}
-
-/// 64Ki sequence numbers: an 8 KiB bitmap per producer and stage.
-pub fn default_window_bits() -> u32 {
-    65_536
-}
-
-impl AccountingConfig {
-    /// The most bytes the accounting can hold: `max_producers` producers,
-    /// each with a log window (bitmap and activity) and a receipt window per
-    /// group, plus its longest id and table overhead.
-    pub fn worst_case_bytes(&self, groups: usize) -> u64 {
-        let bits = u64::from(self.window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS));
-        let bitmap = bits / 8;
-        let log = 2 * bitmap;
-        let per_group = bitmap + 512;
-        let fixed = 1024 + crate::accounting::MAX_PRODUCER_ID_BYTES as u64;
-        let per_producer = log + fixed + per_group * groups as u64;
-        per_producer.saturating_mul(self.max_producers as u64)
-    }
-
-    /// Checks every value, naming the first bad key.
-    pub fn validate(&self) -> Result<(), Error> {
-        positive("exporter.grace", self.grace)?;
-        positive("exporter.sla", self.sla)?;
-        if self.idle_timeout <= self.grace.max(self.sla) {
-            return Err(Error::Config {
-                key: "exporter.idle_timeout",
-                value: format!("{:?}", self.idle_timeout),
-                allowed: "a duration longer than both exporter.grace and exporter.sla",
-            });
-        }
-        positive("exporter.max_clock_skew", self.max_clock_skew)?;
-        if self.max_record_age <= self.max_clock_skew {
-            return Err(Error::Config {
-                key: "exporter.max_record_age",
-                value: format!("{:?}", self.max_record_age),
-                allowed: "a duration longer than exporter.max_clock_skew",
-            });
-        }
-        if self.max_producers == 0 {
-            return Err(Error::Config {
-                key: "exporter.max_producers",
-                value: self.max_producers.to_string(),
-                allowed: "an integer of at least 1",
-            });
-        }
-        let bits = self.window_bits;
-        if !bits.is_power_of_two() || !(MIN_WINDOW_BITS..=MAX_WINDOW_BITS).contains(&bits) {
-            return Err(Error::Config {
-                key: "exporter.window_bits",
-                value: bits.to_string(),
-                allowed: "a power of two from 64 to 16777216",
-            });
-        }
-        Ok(())
-    }
-}
-
-fn positive(key: &'static str, value: Duration) -> Result<(), Error> {
-    Error::unless_positive(key, value)
-}
-
 impl meshflow_common::skeleton::ServiceConfig for Config {
-    fn log(&self) -> &meshflow_common::config::LogConfig {
-        &self.log
-    }
-    fn listen(&self) -> std::net::SocketAddr {
-        self.http.listen
-    }
-    fn trace(&self) -> &meshflow_common::config::TraceConfig {
-        &self.trace
+    fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig) {
+        (&self.log, &self.http, &self.trace)
     }
 }
 

@@ -19,12 +19,10 @@
 //! instead of serving frozen counters.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use meshflow_common::cluster::spawn_reachability_probe;
+use meshflow_common::cluster::supervise_kafka_probe;
 use meshflow_common::http::Readiness;
 use meshflow_common::shutdown::Supervisor;
-use rdkafka::consumer::Consumer;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::Accounting;
@@ -40,9 +38,6 @@ pub const READY_KAFKA: &str = meshflow_common::contract::ready::KAFKA;
 
 /// Every readiness condition of the exporter.
 pub const READINESS: [&str; 3] = [READY_KAFKA, reader::READY_LOG, reader::READY_RECEIPTS];
-
-/// How often the reachability probe asks for metadata.
-const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs until `shutdown` fires; returns once every task has stopped.
 pub async fn run(
@@ -73,22 +68,7 @@ pub async fn run(
     );
 
     let supervisor = Supervisor::new(shutdown.clone());
-    let probe_consumer = consumer.clone();
-    let probe_topic = settings.topic.clone();
-    let probe = spawn_reachability_probe(
-        move || {
-            probe_consumer
-                .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
-                .is_ok()
-        },
-        readiness.clone(),
-        READY_KAFKA,
-        PROBE_INTERVAL,
-        shutdown.clone(),
-    );
-    let probe = supervisor.spawn("probe", async move {
-        let _ = probe.await;
-    });
+    let (probe, _) = supervise_kafka_probe(&supervisor, &consumer, &settings.topic, &readiness);
     let (marks, marks_rx) = watch::marks_channel();
     let watching = supervisor.spawn(
         "watch",

@@ -10,7 +10,7 @@ use crate::broker::{create_topics, Tansu};
 use crate::exporter::{self, stage};
 use crate::ledger::{Ledger, TopicReader};
 use crate::process::Service;
-use crate::scenario::{consumer, wait_ready, Names};
+use crate::scenario::{consumer, producer, wait_ready, Names};
 use crate::{scrape, unique, wait_for, WorkDir};
 
 /// Partitions of every topic the beds create.
@@ -89,6 +89,17 @@ impl Bed {
         let refs: Vec<&Service> = started.iter().collect();
         wait_ready(&refs, Duration::from_secs(60)).await;
         started
+    }
+
+    /// The test's producer: `n` messages at `rate` per second.
+    pub fn producer(&self, n: u64, rate: u32) -> Service {
+        producer(
+            self.dir.path(),
+            &self.broker.bootstrap,
+            &self.names,
+            n,
+            rate,
+        )
     }
 
     /// The high watermark of every partition of the data topic.

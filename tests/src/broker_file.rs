@@ -38,19 +38,13 @@ pub fn expected_indexes() -> Vec<String> {
 
 /// Runs `sql` on the broker's file with the sqlite3 shell.
 pub fn sqlite(db: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg("-cmd")
-        .arg(".timeout 10000")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("run sqlite3 (deploy/local/setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "sqlite3 {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut cmd = Command::new("sqlite3");
+    cmd.arg("-cmd").arg(".timeout 10000").arg(db).arg(sql);
+    crate::run_checked(
+        &mut cmd,
+        "run sqlite3 (deploy/local/setup.sh installs it)",
+        &format!("sqlite3 {sql}"),
+    )
 }
 
 /// The names of the indexes the file holds.

@@ -13,7 +13,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::process::{kafka_env, with, Service};
+use crate::process::{with, Service};
 use crate::scenario::Names;
 
 /// Starts `meshflow-exporter` as `name`, reading the test's topics and
@@ -28,17 +28,14 @@ pub fn start(
     extra: &[(&str, &str)],
 ) -> Service {
     let env = with(
-        kafka_env(bootstrap),
+        names.env(bootstrap, "EXPORTER", "GROUPS"),
         &[
-            ("MESHFLOW__EXPORTER__TOPIC", &names.topic),
-            ("MESHFLOW__EXPORTER__RECEIPTS_TOPIC", &names.receipts),
-            ("MESHFLOW__EXPORTER__GROUPS", &names.group),
             ("MESHFLOW__EXPORTER__GROUP_ID", group_id),
             ("MESHFLOW__EXPORTER__POLL_INTERVAL", "1s"),
         ],
     );
     let env = with(env, extra);
-    Service::start(name, "meshflow-exporter", &env, crate::free_port(), dir)
+    Service::start(name, "meshflow-exporter", &env, dir)
 }
 
 /// A message the test published.

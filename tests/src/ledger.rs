@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meshflow_common::headers::raw_entries;
+use meshflow_common::headers::HeaderList;
 use meshflow_common::receipt::ReceiptBatch;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -69,15 +69,7 @@ impl TopicReader {
             while !s.load(Ordering::Relaxed) {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
                     {
-                        let headers = m
-                            .headers()
-                            .map(|h| {
-                                raw_entries(h)
-                                    .into_iter()
-                                    .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
+                        let headers = HeaderList::copy_of(m.headers()).into_entries();
                         r.lock().unwrap().push(Record {
                             partition: m.partition(),
                             offset: m.offset(),

@@ -18,6 +18,7 @@ pub mod rules;
 pub mod scenario;
 pub mod scrape;
 pub mod stack;
+pub mod stack_checks;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -47,6 +48,18 @@ pub fn file_name(path: &Path) -> String {
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_string()
+}
+
+/// Runs `cmd` to completion and returns its stdout. Panics with `starting`
+/// when it cannot be started, and with `what` and its stderr when it fails.
+pub fn run_checked(cmd: &mut std::process::Command, starting: &str, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{starting}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A random suffix for topic and group names, so tests never share state.

@@ -35,13 +35,11 @@ fn ip(netns: Option<&str>, args: &[&str]) -> String {
     if let Some(ns) = netns {
         cmd.args(["netns", "exec", ns, "ip"]);
     }
-    let out = cmd.args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?} in {netns:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    crate::run_checked(
+        cmd.args(args),
+        "run ip",
+        &format!("ip {args:?} in {netns:?}"),
+    )
 }
 
 impl Netns {
@@ -52,16 +50,12 @@ impl Netns {
             "network partition tests need root (network namespaces and veth pairs)"
         );
         let name = crate::unique(prefix);
-        let out = Command::new(tool())
-            .args(["up", &name])
-            .output()
-            .expect("run mesh-netns");
-        assert!(
-            out.status.success(),
-            "mesh-netns up {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = crate::run_checked(
+            Command::new(tool()).args(["up", &name]),
+            "run mesh-netns",
+            &format!("mesh-netns up {name}"),
         );
-        let inside = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let inside = out.trim().to_string();
         let (net, last) = inside.rsplit_once('.').expect("an IPv4 address");
         let last: u8 = last.parse().expect("an IPv4 address");
         let outside = format!("{net}.{}", last - 1);

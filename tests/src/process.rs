@@ -36,30 +36,13 @@ pub struct Service {
 
 impl Service {
     /// Starts `binary` with `env` (on top of a clean `MESHFLOW__*`/`OTEL_*`
-    /// free environment), logging to `dir/<name>.log`.
-    pub fn start(
-        name: &str,
-        binary_name: &str,
-        env: &[(String, String)],
-        port: u16,
-        dir: &Path,
-    ) -> Service {
-        Service::start_with_args(name, binary_name, env, &[], port, dir)
+    /// free environment) on a free metrics port, logging to `dir/<name>.log`.
+    pub fn start(name: &str, binary_name: &str, env: &[(String, String)], dir: &Path) -> Service {
+        Service::start_wrapped(name, &[], binary_name, env, &[], dir)
     }
 
-    /// [`Service::start`] with command-line arguments (say `--config FILE`).
-    pub fn start_with_args(
-        name: &str,
-        binary_name: &str,
-        env: &[(String, String)],
-        args: &[&str],
-        port: u16,
-        dir: &Path,
-    ) -> Service {
-        Service::start_wrapped(name, &[], binary_name, env, args, port, dir)
-    }
-
-    /// [`Service::start_with_args`] run by `wrapper` (say `ip netns exec
+    /// [`Service::start`] with command-line arguments (say `--config
+    /// FILE`), run by `wrapper` when it is not empty (say `ip netns exec
     /// NAME`, which runs it in a network namespace).
     pub fn start_wrapped(
         name: &str,
@@ -67,9 +50,9 @@ impl Service {
         binary_name: &str,
         env: &[(String, String)],
         args: &[&str],
-        port: u16,
         dir: &Path,
     ) -> Service {
+        let port = crate::free_port();
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("create log file");
         let mut cmd = match wrapper.split_first() {

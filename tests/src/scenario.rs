@@ -36,6 +36,23 @@ impl Names {
     pub fn topics(&self) -> [&str; 3] {
         [&self.topic, &self.receipts, &self.dlq]
     }
+
+    /// The environment of a service reading the test's topics at
+    /// `bootstrap`: `MESHFLOW__<SECTION>__TOPIC` and `__RECEIPTS_TOPIC`,
+    /// and the group as `__<GROUP_KEY>` (`GROUP`, or the exporter's
+    /// `GROUPS`), after the broker address.
+    pub fn env(&self, bootstrap: &str, section: &str, group_key: &str) -> Vec<(String, String)> {
+        let mut env = kafka_env(bootstrap);
+        let prefix = format!("MESHFLOW__{section}__");
+        for (key, value) in [
+            ("TOPIC", &self.topic),
+            ("RECEIPTS_TOPIC", &self.receipts),
+            (group_key, &self.group),
+        ] {
+            env.push((format!("{prefix}{key}"), value.clone()));
+        }
+        env
+    }
 }
 
 impl Default for Names {
@@ -59,13 +76,7 @@ pub fn producer_with(
     extra: &[(&str, &str)],
 ) -> Service {
     let env = producer_env(bootstrap, names, count, rate, extra);
-    Service::start(
-        "producer",
-        "meshflow-producer",
-        &env,
-        crate::free_port(),
-        dir,
-    )
+    Service::start("producer", "meshflow-producer", &env, dir)
 }
 
 /// Starts a producer with command-line arguments (say `--config FILE`).
@@ -78,14 +89,7 @@ pub fn producer_with_args(
     args: &[&str],
 ) -> Service {
     let env = producer_env(bootstrap, names, count, rate, &[]);
-    Service::start_with_args(
-        "producer",
-        "meshflow-producer",
-        &env,
-        args,
-        crate::free_port(),
-        dir,
-    )
+    Service::start_wrapped("producer", &[], "meshflow-producer", &env, args, dir)
 }
 
 fn producer_env(
@@ -123,16 +127,13 @@ pub fn consumer_with(
     extra: &[(&str, &str)],
 ) -> Service {
     let env = with(consumer_env(bootstrap, names, name), extra);
-    Service::start(name, "meshflow-consumer", &env, crate::free_port(), dir)
+    Service::start(name, "meshflow-consumer", &env, dir)
 }
 
 fn consumer_env(bootstrap: &str, names: &Names, name: &str) -> Vec<(String, String)> {
     with(
-        kafka_env(bootstrap),
+        names.env(bootstrap, "CONSUMER", "GROUP"),
         &[
-            ("MESHFLOW__CONSUMER__TOPIC", &names.topic),
-            ("MESHFLOW__CONSUMER__RECEIPTS_TOPIC", &names.receipts),
-            ("MESHFLOW__CONSUMER__GROUP", &names.group),
             ("MESHFLOW__CONSUMER__INSTANCE_ID", name),
             ("MESHFLOW__CONSUMER__CREATE_TOPICS", "false"),
         ],
@@ -148,15 +149,7 @@ pub fn consumer_wrapped(
     name: &str,
 ) -> Service {
     let env = consumer_env(bootstrap, names, name);
-    Service::start_wrapped(
-        name,
-        wrapper,
-        "meshflow-consumer",
-        &env,
-        &[],
-        crate::free_port(),
-        dir,
-    )
+    Service::start_wrapped(name, wrapper, "meshflow-consumer", &env, &[], dir)
 }
 
 /// Waits until `/readyz` of every service answers 200.

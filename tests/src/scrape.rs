@@ -2,14 +2,18 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// `GET path` on 127.0.0.1:port; returns (status, body). `None` when the
 /// endpoint does not answer.
 pub fn get(port: u16, path: &str, accept: Option<&str>) -> Option<(u16, String)> {
-    let mut s =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    get_at(([127, 0, 0, 1], port).into(), path, accept)
+}
+
+/// [`get`] on any address.
+pub fn get_at(addr: SocketAddr, path: &str, accept: Option<&str>) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let accept = accept
         .map(|a| format!("Accept: {a}\r\n"))

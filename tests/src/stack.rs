@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -188,18 +188,8 @@ pub fn door_counts(addr: SocketAddr) -> Option<DoorCounts> {
 
 /// `GET path` on any address; the body of a 200 answer.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    use std::io::Write;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let (head, body) = buf.split_once("\r\n\r\n")?;
-    (head.split_whitespace().nth(1)? == "200").then(|| body.to_string())
+    let (status, body) = crate::scrape::get_at(addr, path, None)?;
+    (status == 200).then_some(body)
 }
 
 /// `span` consecutive free ports from 20000-32000: below the kernel's

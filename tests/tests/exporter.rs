@@ -313,13 +313,12 @@ async fn a_killed_exporter_restarts_without_false_loss_or_duplicates() {
 async fn a_broker_restart_is_not_reported_as_loss() {
     let mut bed = Bed::new("exporter-broker-kill").await;
     let names = bed.names.clone();
-    let bootstrap = bed.broker.bootstrap.clone();
     let receipts = bed.reader(&names.receipts);
     let _consumer = bed.consumers(["consumer-a"]).await;
     let exporter = bed.judging_exporter("5s", "10s").await;
 
     let n: u64 = 1_500;
-    let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 100);
+    let mut p = bed.producer(n, 100);
     wait_for("300 receipts", Duration::from_secs(60), || {
         let enough = receipts.ledger().distinct() >= 300;
         async move { enough.then_some(()) }
@@ -428,7 +427,6 @@ async fn a_bad_setting_exits_2_naming_the_key() {
             "MESHFLOW__EXPORTER__POLL_INTERVAL".to_string(),
             "10ms".to_string(),
         )],
-        meshflow_tests::free_port(),
         dir.path(),
     );
     let status = exporter.wait_exit(Duration::from_secs(10)).await;

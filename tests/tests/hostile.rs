@@ -13,7 +13,6 @@ use meshflow_common::envelope::{now_ns, CREATED_NS, PRODUCER, SEQ};
 use meshflow_common::headers::HeaderList;
 use meshflow_tests::bed::{counts, seen_at_both_stages, show, Bed, PARTITIONS};
 use meshflow_tests::exporter::{client, envelope, publish_raw};
-use meshflow_tests::scenario::producer;
 use meshflow_tests::{scrape, wait_for};
 use rdkafka::producer::FutureRecord;
 
@@ -31,7 +30,7 @@ async fn hostile_records_restart_nothing_and_move_no_figure() {
     let (consumer_pid, exporter_pid) = (c.pid(), exporter.pid());
 
     let n: u64 = 1_500;
-    let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 100);
+    let mut p = bed.producer(n, 100);
     receipts.receipts_for(300, Duration::from_secs(60)).await;
 
     // A header name that is not UTF-8, beside a valid-looking envelope.

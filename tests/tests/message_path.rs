@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use meshflow_tests::bed::{Bed, PARTITIONS};
 use meshflow_tests::ledger::{LogLedger, TopicReader};
-use meshflow_tests::scenario::producer;
 use meshflow_tests::{scrape, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +17,7 @@ async fn steady_state_every_message_has_exactly_one_receipt() {
     let receipts = bed.reader(&bed.names.receipts);
     let _consumers = bed.consumers(["consumer-a", "consumer-b"]).await;
     let n = 2_000;
-    let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
+    let mut p = bed.producer(n, 500);
     let ledger = receipts.receipts_for(n, Duration::from_secs(120)).await;
     let status = p.wait_exit(Duration::from_secs(60)).await;
     println!(
@@ -51,7 +50,7 @@ async fn broker_killed_and_restarted_loses_nothing() {
     let _consumers = bed.consumers(["consumer-a", "consumer-b"]).await;
     let n = 3_000;
     let log = TopicReader::start(&bed.broker.bootstrap, &bed.names.topic, PARTITIONS);
-    let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
+    let mut p = bed.producer(n, 500);
     receipts.receipts_for(600, Duration::from_secs(60)).await;
     let fault = Instant::now();
     bed.broker.kill().await;
@@ -95,7 +94,7 @@ async fn consumer_sigterm_hands_over_without_loss_or_duplicates() {
     let receipts = bed.reader(&bed.names.receipts);
     let [mut leaving, _staying] = bed.consumers(["consumer-a", "consumer-b"]).await;
     let n = 3_000;
-    let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 500);
+    let mut p = bed.producer(n, 500);
     receipts.receipts_for(800, Duration::from_secs(60)).await;
     // The consumer that leaves owned partitions and wrote receipts for them,
     // so that there is something to hand over.
@@ -220,7 +219,7 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
     }
     // Well-formed traffic afterwards still flows.
     let n = 200;
-    let mut p = producer(bed.dir.path(), &bed.broker.bootstrap, &bed.names, n, 200);
+    let mut p = bed.producer(n, 200);
     let ledger = receipts.receipts_for(n, Duration::from_secs(120)).await;
     assert!(p.wait_exit(Duration::from_secs(60)).await.success());
     let dead = wait_for("dead letters", Duration::from_secs(60), || async {

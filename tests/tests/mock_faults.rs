@@ -30,9 +30,12 @@ fn duplicate_bound(rate: u32) -> u64 {
     (f64::from(rate) * (COMMIT + FLUSH + ACK + SESSION)) as u64
 }
 
-/// One run's traffic: `n` messages at `rate` per second, and a reader of
-/// the data topic (to tell loss in the log from loss in processing).
+/// One run's traffic: two consumers of the bed's group, `n` messages at
+/// `rate` per second, and a reader of the data topic (to tell loss in the
+/// log from loss in processing).
 struct Run {
+    /// Kept running for the whole run.
+    _consumers: (Service, Service),
     n: u64,
     log: TopicReader,
     producer: Service,
@@ -41,15 +44,19 @@ struct Run {
 }
 
 impl Run {
-    fn start(bed: &MockBed, n: u64, rate: u32) -> Run {
-        Run::start_with_args(bed, n, rate, &[])
-    }
-
-    fn start_with_args(bed: &MockBed, n: u64, rate: u32, args: &[&str]) -> Run {
+    /// Starts the consumers, then the producer with its command-line
+    /// `args`, and returns once the first `receipts` came back (a minute at
+    /// most): traffic flows.
+    async fn flowing(bed: &MockBed, n: u64, rate: u32, args: &[&str], receipts: u64) -> Run {
+        let consumers = two_consumers(bed).await;
         let log = TopicReader::start(&bed.bootstrap, &bed.names.topic, PARTITIONS);
         let producer =
             producer_with_args(bed.dir.path(), &bed.bootstrap, &bed.names, n, rate, args);
+        bed.receipts
+            .receipts_for(receipts, Duration::from_secs(60))
+            .await;
         Run {
+            _consumers: consumers,
             n,
             log,
             producer,
@@ -123,12 +130,8 @@ fn check(what: &str, bed: &MockBed, run: &Run, done: &Ledger, producer_ok: bool,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_without_a_leader_for_seconds_lose_nothing() {
     let bed = MockBed::new("leaderless");
-    let (a, b) = two_consumers(&bed).await;
     let (n, rate) = (6_000, 500);
-    let mut run = Run::start(&bed, n, rate);
-    bed.receipts
-        .receipts_for(800, Duration::from_secs(60))
-        .await;
+    let mut run = Run::flowing(&bed, n, rate, &[], 800).await;
 
     // The broker that leads everything and coordinates the group goes down
     // first; only then does the cluster notice that nobody leads.
@@ -172,7 +175,6 @@ async fn partitions_without_a_leader_for_seconds_lose_nothing() {
     // delivered, not dropped; and production went on after the election.
     assert!(done.created_after(fault_ns) - done.created_after(elected_ns) >= 1_000);
     assert!(done.created_after(elected_ns) >= 500);
-    drop((a, b));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +182,6 @@ async fn brokers_answering_with_errors_lose_nothing() {
     use RDKafkaRespErr::*;
     let bed = MockBed::new("request-errors");
     bed.lead_all(Some(1), true);
-    let (a, b) = two_consumers(&bed).await;
     let (n, rate) = (3_000, 500);
     // The producer runs with one request in flight per connection. With
     // more, a failed Produce followed by a successful one is acknowledged
@@ -197,10 +198,8 @@ async fn brokers_answering_with_errors_lose_nothing() {
         "[kafka.librdkafka]\n\"max.in.flight.requests.per.connection\" = \"1\"\n",
     )
     .unwrap();
-    let mut run = Run::start_with_args(&bed, n, rate, &["--config", config.to_str().unwrap()]);
-    bed.receipts
-        .receipts_for(500, Duration::from_secs(60))
-        .await;
+    let args = &["--config", config.to_str().unwrap()];
+    let mut run = Run::flowing(&bed, n, rate, args, 500).await;
 
     // Rounds of errors, each taken by the next requests of that kind from
     // any client: the producers (data and receipts), the consumers' fetches
@@ -245,19 +244,14 @@ async fn brokers_answering_with_errors_lose_nothing() {
             done.longest_gap_after(start).as_secs_f64()
         ),
     );
-    drop((a, b));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_brokers_lose_nothing() {
     let bed = MockBed::new("slow-brokers");
     bed.lead_all(Some(1), true);
-    let (a, b) = two_consumers(&bed).await;
     let (n, rate) = (3_000, 300);
-    let mut run = Run::start(&bed, n, rate);
-    bed.receipts
-        .receipts_for(300, Duration::from_secs(60))
-        .await;
+    let mut run = Run::flowing(&bed, n, rate, &[], 300).await;
 
     // Every broker answers 1 to 3 s late, for 10 s.
     let slow = Instant::now();
@@ -296,5 +290,4 @@ async fn slow_brokers_lose_nothing() {
     );
     // Slow is not stopped: receipts kept coming while every answer was late.
     assert!(during > 0, "no receipt while the brokers were slow");
-    drop((a, b));
 }

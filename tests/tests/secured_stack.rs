@@ -7,123 +7,17 @@
 //! `down`. The exporter's ledger must lose nothing throughout. Prints its
 //! figures.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use meshflow_tests::scrape;
 use meshflow_tests::stack::{door_counts, DoorCounts, LocalStack};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
+use meshflow_tests::stack_checks::{
+    exporter, kafka_client_answered, lags, mesh_panels_with_data, total, wait,
+};
 
 /// Messages per second: enough that a stuck partition shows within seconds.
 const RATE: &str = "50";
-
-/// Polls `check` every 200 ms until it returns `Some` or `timeout` passes.
-fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn exporter(stack: &LocalStack) -> Option<HashMap<String, f64>> {
-    scrape::samples(stack.port("MESHFLOW_EXPORTER_PORT"))
-}
-
-fn total(samples: &HashMap<String, f64>, name: &str, stage: &str) -> f64 {
-    scrape::sum(samples, name, &[("stage", stage)])
-}
-
-/// Lag per partition of the group, as the exporter last polled it.
-fn lags(samples: &HashMap<String, f64>) -> Vec<(String, f64)> {
-    let mut out: Vec<(String, f64)> = samples
-        .iter()
-        .filter(|(s, _)| {
-            s.starts_with("meshflow_consumer_lag_messages{") && s.contains("meshflow.events")
-        })
-        .filter_map(|(s, v)| {
-            let p = s.split("partition=\"").nth(1)?.split('"').next()?;
-            Some((p.to_string(), *v))
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-/// A real Kafka client through the door with `auth` (librdkafka settings);
-/// true when the broker answered a metadata request.
-fn kafka_client_answered(door: &str, ca: &str, auth: &[(&str, String)]) -> bool {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", door)
-        .set("security.protocol", "ssl")
-        .set("ssl.ca.location", ca)
-        .set("log_level", "0");
-    for (k, v) in auth {
-        config.set(*k, v);
-    }
-    let Ok(client) = config.create::<BaseConsumer>() else {
-        return false;
-    };
-    client.fetch_metadata(None, Duration::from_secs(4)).is_ok()
-}
-
-/// Evaluates every panel query of `dashboards/cluster-mesh.json` that reads
-/// a `haproxy_` metric against the Prometheus on `port`, with the stack's
-/// topic and group selected; panics naming each query without data (waiting
-/// up to 60 s, for the rates' first points). Returns how many were checked.
-fn mesh_panels_with_data(port: u16) -> usize {
-    use meshflow_tests::grafana::{substitute, Dashboard, Selection, Values};
-    use meshflow_tests::prometheus::encode;
-    use meshflow_tests::scenario::Names;
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/cluster-mesh.json");
-    let dashboard = Dashboard::load(&path);
-    let names = Names {
-        topic: "meshflow.events".into(),
-        receipts: "meshflow.receipts".into(),
-        dlq: "meshflow.events.dlq".into(),
-        group: "meshflow".into(),
-        producer: String::new(),
-    };
-    let values = Values { names: &names };
-    let queries: Vec<(String, String)> = dashboard
-        .targets
-        .iter()
-        .filter(|q| q.text.contains("haproxy_"))
-        .map(|q| {
-            (
-                q.name(),
-                substitute(&q.text, &dashboard, &values, Selection::Single),
-            )
-        })
-        .collect();
-    assert!(!queries.is_empty(), "no mesh panel reads HAProxy's metrics");
-    for (name, promql) in &queries {
-        wait(&format!("data for {name}"), Duration::from_secs(60), || {
-            let (code, body) = scrape::get(
-                port,
-                &format!("/api/v1/query?query={}", encode(promql)),
-                None,
-            )?;
-            let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
-            assert_eq!(code, 200, "{name} does not evaluate: {body}");
-            let has_data = answer["data"]["result"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|s| s["value"][1].as_str() != Some("NaN")));
-            has_data.then_some(())
-        });
-    }
-    queries.len()
-}
 
 #[test]
 fn secured_stack_refuses_attackers_and_survives_kills() {
@@ -351,24 +245,14 @@ fn secured_stack_refuses_attackers_and_survives_kills() {
 
     // Prometheus scrapes the door and the denial alert fires from it.
     let prometheus = stack.port("MESHFLOW_PROMETHEUS_PORT");
-    wait(
-        "MeshflowMeshConnectionsDenied to fire in the stack's Prometheus",
-        Duration::from_secs(45),
-        || {
+    for alert in ["MeshflowMeshConnectionsDenied", "MeshflowNonMtlsTraffic"] {
+        let what = format!("{alert} to fire in the stack's Prometheus");
+        wait(&what, Duration::from_secs(45), || {
             let (_, body) = scrape::get(prometheus, "/api/v1/alerts", None)?;
-            body.contains("\"alertname\":\"MeshflowMeshConnectionsDenied\"")
+            body.contains(&format!("\"alertname\":\"{alert}\""))
                 .then_some(())
-        },
-    );
-    wait(
-        "MeshflowNonMtlsTraffic to fire in the stack's Prometheus",
-        Duration::from_secs(45),
-        || {
-            let (_, body) = scrape::get(prometheus, "/api/v1/alerts", None)?;
-            body.contains("\"alertname\":\"MeshflowNonMtlsTraffic\"")
-                .then_some(())
-        },
-    );
+        });
+    }
     eprintln!(
         "attack: MeshflowMeshConnectionsDenied and MeshflowNonMtlsTraffic fired in the stack's Prometheus"
     );

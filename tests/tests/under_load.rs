@@ -12,7 +12,6 @@
 use std::time::{Duration, Instant};
 
 use meshflow_tests::bed::{assert_all_counted, counts, seen_at_both_stages, show, Bed};
-use meshflow_tests::scenario::producer;
 use meshflow_tests::scrape;
 
 const SIGSTOP: i32 = 19;
@@ -21,8 +20,7 @@ const SIGCONT: i32 = 18;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_stall_longer_than_grace_and_sla_is_late_not_lost() {
     let bed = Bed::new("broker-stall").await;
-    let names = bed.names.clone();
-    let bootstrap = bed.broker.bootstrap.clone();
+    let names = &bed.names;
     let receipts = bed.reader(&names.receipts);
     let [mut a, mut b] = bed.consumers(["consumer-a", "consumer-b"]).await;
     let grace = Duration::from_secs(3);
@@ -30,7 +28,7 @@ async fn a_broker_stall_longer_than_grace_and_sla_is_late_not_lost() {
     let mut exporter = bed.judging_exporter("3s", "5s").await;
 
     let n: u64 = 2_400;
-    let mut p = producer(bed.dir.path(), &bootstrap, &names, n, 200);
+    let mut p = bed.producer(n, 200);
     receipts.receipts_for(500, Duration::from_secs(60)).await;
 
     let stall = Duration::from_secs(12);

@@ -94,18 +94,26 @@ export function selectors(expr) {
  * grouped as { groupName: [...] }. Returns { ok, output }.
  */
 export function promtoolCheck(groups) {
+  // JSON is valid YAML, and needs no escaping rules of its own.
+  const content = {
+    groups: Object.entries(groups).map(([name, rules]) => ({
+      name,
+      rules: rules.map(({ record, expr }) => ({ record, expr })),
+    })),
+  };
+  return promtool('check', 'expressions.rules.yml', content);
+}
+
+/**
+ * Runs `promtool <command> rules` on `content` written as JSON (valid YAML)
+ * to a temporary `name`. Returns { ok, output }.
+ */
+function promtool(command, name, content) {
   const dir = mkdtempSync(join(tmpdir(), 'meshflow-promql-'));
   try {
-    const file = join(dir, 'expressions.rules.yml');
-    // JSON is valid YAML, and needs no escaping rules of its own.
-    const content = {
-      groups: Object.entries(groups).map(([name, rules]) => ({
-        name,
-        rules: rules.map(({ record, expr }) => ({ record, expr })),
-      })),
-    };
+    const file = join(dir, name);
     writeFileSync(file, JSON.stringify(content, null, 2));
-    const run = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    const run = spawnSync('promtool', [command, 'rules', file], { encoding: 'utf8' });
     if (run.error) {
       throw new Error(`cannot run promtool (is it installed?): ${run.error.message}`);
     }
@@ -127,17 +135,6 @@ export function recordName(file, panel, target) {
  * [{ expr, eval_time, exp_samples }]. Returns { ok, output }.
  */
 export function promtoolEvaluate(series, cases, interval = '1m') {
-  const dir = mkdtempSync(join(tmpdir(), 'meshflow-promql-'));
-  try {
-    const file = join(dir, 'evaluate.test.yml');
-    const test = { evaluation_interval: interval, tests: [{ interval, input_series: series, promql_expr_test: cases }] };
-    writeFileSync(file, JSON.stringify(test, null, 2));
-    const run = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8' });
-    if (run.error) {
-      throw new Error(`cannot run promtool (is it installed?): ${run.error.message}`);
-    }
-    return { ok: run.status === 0, output: `${run.stdout}${run.stderr}` };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const test = { evaluation_interval: interval, tests: [{ interval, input_series: series, promql_expr_test: cases }] };
+  return promtool('test', 'evaluate.test.yml', test);
 }

@@ -28,6 +28,16 @@ def dashboard_files() -> dict:
     return {f.name: f for f in files}
 
 
+def assert_embedded(embedded: dict, files: dict, parse) -> None:
+    """Each file is embedded under its name, byte for byte (bar the final
+    newline) and with the same parsed content, and nothing else is."""
+    assert set(embedded) == set(files)
+    for name, path in files.items():
+        text = path.read_text()
+        assert embedded[name] == text.rstrip("\n"), f"{name} is not embedded byte for byte"
+        assert parse(embedded[name]) == parse(text)
+
+
 def test_there_are_rules_and_dashboards_to_ship():
     groups = [g for f in rule_files().values() for g in yaml.safe_load(f.read_text())["groups"]]
     assert groups and all(g.get("rules") for g in groups)
@@ -50,12 +60,7 @@ def test_prometheus_rules_equal_the_rule_files(default):
 def test_rules_config_map_equals_the_rule_files(annotations_mode):
     assert not annotations_mode.of_kind("PrometheusRule")
     data = annotations_mode.get("ConfigMap", "meshflow-prometheus-rules")["data"]
-    files = rule_files()
-    assert set(data) == set(files)
-    for name, path in files.items():
-        text = path.read_text()
-        assert data[name] == text.rstrip("\n"), f"{name} is not embedded byte for byte"
-        assert yaml.safe_load(data[name]) == yaml.safe_load(text)
+    assert_embedded(data, rule_files(), yaml.safe_load)
 
 
 def test_dashboard_config_maps_equal_the_dashboards(rendered):
@@ -69,11 +74,7 @@ def test_dashboard_config_maps_equal_the_dashboards(rendered):
         (key,) = cm["data"]
         assert cm["metadata"]["annotations"]["meshflow.io/source"] == f"dashboards/{key}"
         found[key] = cm["data"][key]
-    assert set(found) == set(files)
-    for name, path in files.items():
-        text = path.read_text()
-        assert found[name] == text.rstrip("\n"), f"{name} is not embedded byte for byte"
-        assert json.loads(found[name]) == json.loads(text)
+    assert_embedded(found, files, json.loads)
 
 
 def test_pod_monitor_sets_the_contract_job_names(default):

@@ -26,13 +26,15 @@ import pytest
 import rendering
 
 VERIFY = rendering.TESTS_DIR.parent / "verify.sh"
+VERIFY_LIB = rendering.TESTS_DIR.parent / "verify-lib.sh"
 TEST_SCRIPT = rendering.REPO_ROOT / "scripts" / "test-k8s.sh"
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 
 
 def shell_definition(name: str) -> str:
-    """The text of a function or single-quoted variable defined in verify.sh."""
-    text = VERIFY.read_text()
+    """The text of a function or single-quoted variable defined in verify.sh
+    or the helpers it sources."""
+    text = VERIFY.read_text() + "\n" + VERIFY_LIB.read_text()
     if match := re.search(rf"^{name}='\n(.*?)\n'$", text, re.S | re.M):
         return match.group(1)
     match = re.search(rf"^{name}\(\) \{{\n.*?\n\}}$", text, re.S | re.M)

@@ -1,5 +1,28 @@
 use super::*;
 
+/// Parses each JSON text as a `T` and checks what comes of it: the wanted
+/// value, which also validates; or the key its validation names; or
+/// `parse` for a text that does not parse.
+fn check_from_text<T>(cases: &[(&str, Result<T, &str>)], validate: fn(&T) -> Result<(), Error>)
+where
+    T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    for (text, want) in cases {
+        match (serde_json::from_str::<T>(text), want) {
+            (Ok(config), Ok(want)) => {
+                assert_eq!(&config, want, "{text}");
+                assert_eq!(validate(&config), Ok(()), "{text}");
+            }
+            (Ok(config), Err(key)) => match validate(&config) {
+                Err(Error::Config { key: got, .. }) => assert_eq!(got, *key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            },
+            (Err(_), Err(key)) => assert_eq!(*key, "parse", "{text}"),
+            (Err(e), Ok(_)) => panic!("{text}: {e}"),
+        }
+    }
+}
+
 #[test]
 fn defaults_are_valid() {
     assert_eq!(AccountingConfig::default().validate(), Ok(()));
@@ -35,21 +58,7 @@ fn accounting_from_text() {
         (r#"{"grace":"soon"}"#, Err("parse")),
         (r#"{"graze":"30s"}"#, Err("parse")),
     ];
-    for (text, want) in cases {
-        let parsed = serde_json::from_str::<AccountingConfig>(text);
-        match (parsed, want) {
-            (Ok(config), Ok(want)) => {
-                assert_eq!(&config, want, "{text}");
-                assert_eq!(config.validate(), Ok(()), "{text}");
-            }
-            (Ok(config), Err(key)) => match config.validate() {
-                Err(Error::Config { key: got, .. }) => assert_eq!(got, *key, "{text}"),
-                other => panic!("{text}: {other:?}"),
-            },
-            (Err(_), Err(key)) => assert_eq!(*key, "parse", "{text}"),
-            (Err(e), Ok(_)) => panic!("{text}: {e}"),
-        }
-    }
+    check_from_text(cases, AccountingConfig::validate);
 }
 
 #[test]
@@ -75,21 +84,7 @@ fn status_from_text() {
         ),
         (r#"{"windows":"1m"}"#, Err("parse")),
     ];
-    for (text, want) in cases {
-        let parsed = serde_json::from_str::<StatusConfig>(text);
-        match (parsed, want) {
-            (Ok(config), Ok(want)) => {
-                assert_eq!(&config, want, "{text}");
-                assert_eq!(config.validate(), Ok(()), "{text}");
-            }
-            (Ok(config), Err(key)) => match config.validate() {
-                Err(Error::Config { key: got, .. }) => assert_eq!(got, *key, "{text}"),
-                other => panic!("{text}: {other:?}"),
-            },
-            (Err(_), Err(key)) => assert_eq!(*key, "parse", "{text}"),
-            (Err(e), Ok(_)) => panic!("{text}: {e}"),
-        }
-    }
+    check_from_text(cases, StatusConfig::validate);
 }
 
 #[test]
@@ -109,9 +104,10 @@ fn errors_name_key_value_and_what_is_allowed() {
 mod service {
     use super::super::*;
     use meshflow_common::config::{load, Sources};
+    use meshflow_common::testing::{assert_each_refused, config_from};
 
     fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        load(Sources::with_env(None, vars, LIST_KEYS))
+        config_from(vars, LIST_KEYS)
     }
 
     #[test]
@@ -180,12 +176,12 @@ mod service {
 
     #[test]
     fn a_memory_budget_too_small_for_the_worst_case_is_refused_with_the_figure() {
-        let err = from_env(&[
+        let text = from_env(&[
             ("MESHFLOW__EXPORTER__MAX_PRODUCERS", "100000"),
             ("MESHFLOW__EXPORTER__MEMORY_BUDGET_MIB", "384"),
         ])
-        .expect_err("100,000 producers do not fit 384 MiB");
-        let text = err.to_string();
+        .expect_err("100,000 producers do not fit 384 MiB")
+        .to_string();
         assert!(text.contains("`exporter.memory_budget_mib`"), "{text}");
         assert!(text.contains("at least 2"), "names the figure: {text}");
         let ok = from_env(&[
@@ -202,13 +198,14 @@ mod service {
     fn the_worst_case_bounds_what_the_accounting_holds() {
         use crate::accounting::Accounting;
         use crate::observation::{LogRecord, ReceiptEntry};
-        let config = AccountingConfig {
+        let now = 1_795_813_600_000_000_000;
+        let config = ExporterSettings {
             max_producers: 200,
             window_bits: 4096,
-            ..AccountingConfig::default()
-        };
+            ..ExporterSettings::default()
+        }
+        .accounting();
         let mut accounting = Accounting::new(&config, ["g", "h"]);
-        let now = 1_795_813_600_000_000_000;
         for i in 0..400 {
             let id = format!("{i:0>128}");
             accounting.observe_log(&LogRecord {
@@ -243,76 +240,30 @@ mod service {
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (
-                &[("MESHFLOW__EXPORTER__TOPIC", "no spaces")],
-                "`exporter.topic`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__RECEIPTS_TOPIC", "meshflow.events")],
-                "`exporter.receipts_topic`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__GROUPS", "a,a")],
-                "`exporter.groups`",
-            ),
-            (&[("MESHFLOW__EXPORTER__GROUPS", "a,")], "`exporter.groups`"),
-            (
-                &[("MESHFLOW__EXPORTER__GROUP_ID", "meshflow")],
-                "`exporter.group_id`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__GROUP_ID", "")],
-                "`exporter.group_id`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__POLL_INTERVAL", "10ms")],
-                "`exporter.poll_interval`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__POLL_INTERVAL", "1h")],
-                "`exporter.poll_interval`",
-            ),
-            (&[("MESHFLOW__EXPORTER__GRACE", "0s")], "`exporter.grace`"),
-            (&[("MESHFLOW__EXPORTER__SLA", "0s")], "`exporter.sla`"),
-            (
-                &[("MESHFLOW__EXPORTER__IDLE_TIMEOUT", "45s")],
-                "`exporter.idle_timeout`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__MAX_PRODUCERS", "0")],
-                "`exporter.max_producers`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__WINDOW_BITS", "1000")],
-                "`exporter.window_bits`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__STATUS__MIN_SAMPLES", "1")],
-                "`exporter.status.min_samples`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__STATUS__WINDOW", "20s")],
-                "`exporter.status.window`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__MAX_CLOCK_SKEW", "0s")],
-                "`exporter.max_clock_skew`",
-            ),
-            (
-                &[("MESHFLOW__EXPORTER__MAX_PRODUCERS", "1000000")],
-                "`exporter.memory_budget_mib`",
-            ),
-            (&[("MESHFLOW__EXPORTER__GRACE", "soon")], "grace"),
-            (&[("MESHFLOW__EXPORTER__COLOUR", "blue")], "colour"),
-            (&[("MESHFLOW__EXPORTER__STATUS__COLOUR", "blue")], "colour"),
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, &str)] = &[
+            ("EXPORTER__TOPIC", "no spaces", "`exporter.topic`"),
+            ("EXPORTER__RECEIPTS_TOPIC", "meshflow.events", "`exporter.receipts_topic`"),
+            ("EXPORTER__GROUPS", "a,a", "`exporter.groups`"),
+            ("EXPORTER__GROUPS", "a,", "`exporter.groups`"),
+            ("EXPORTER__GROUP_ID", "meshflow", "`exporter.group_id`"),
+            ("EXPORTER__GROUP_ID", "", "`exporter.group_id`"),
+            ("EXPORTER__POLL_INTERVAL", "10ms", "`exporter.poll_interval`"),
+            ("EXPORTER__POLL_INTERVAL", "1h", "`exporter.poll_interval`"),
+            ("EXPORTER__GRACE", "0s", "`exporter.grace`"),
+            ("EXPORTER__SLA", "0s", "`exporter.sla`"),
+            ("EXPORTER__IDLE_TIMEOUT", "45s", "`exporter.idle_timeout`"),
+            ("EXPORTER__MAX_PRODUCERS", "0", "`exporter.max_producers`"),
+            ("EXPORTER__WINDOW_BITS", "1000", "`exporter.window_bits`"),
+            ("EXPORTER__STATUS__MIN_SAMPLES", "1", "`exporter.status.min_samples`"),
+            ("EXPORTER__STATUS__WINDOW", "20s", "`exporter.status.window`"),
+            ("EXPORTER__MAX_CLOCK_SKEW", "0s", "`exporter.max_clock_skew`"),
+            ("EXPORTER__MAX_PRODUCERS", "1000000", "`exporter.memory_budget_mib`"),
+            ("EXPORTER__GRACE", "soon", "grace"),
+            ("EXPORTER__COLOUR", "blue", "colour"),
+            ("EXPORTER__STATUS__COLOUR", "blue", "colour"),
         ];
-        for (vars, key) in cases {
-            let err = from_env(vars)
-                .err()
-                .unwrap_or_else(|| panic!("{vars:?} accepted"));
-            assert!(err.to_string().contains(key), "{vars:?}: {err}");
-        }
+        assert_each_refused::<Config>(cases, LIST_KEYS);
     }
 
     #[test]

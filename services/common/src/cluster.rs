@@ -2,7 +2,75 @@
 //! topics a service needs at start, and a background probe that keeps a
 //! readiness condition in step with whether Kafka answers.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::ClientContext;
+use tokio::task::{AbortHandle, JoinHandle};
+
 use crate::config::KafkaConfig;
+use crate::contract::ready;
+use crate::http::Readiness;
+use crate::shutdown::Supervisor;
+
+/// How often a service's probe asks Kafka for metadata.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long one metadata request of the probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A Kafka client a probe can ask for a topic's metadata.
+pub trait Reachable: Send + Sync + 'static {
+    /// Whether the cluster answers a metadata request for `topic` in time.
+    fn answers(&self, topic: &str) -> bool;
+}
+
+impl<C: ConsumerContext + 'static> Reachable for StreamConsumer<C> {
+    fn answers(&self, topic: &str) -> bool {
+        self.fetch_metadata(Some(topic), PROBE_TIMEOUT).is_ok()
+    }
+}
+
+impl<C: ClientContext + 'static> Reachable for FutureProducer<C> {
+    fn answers(&self, topic: &str) -> bool {
+        self.client()
+            .fetch_metadata(Some(topic), PROBE_TIMEOUT)
+            .is_ok()
+    }
+}
+
+impl<T: Reachable> Reachable for Arc<T> {
+    fn answers(&self, topic: &str) -> bool {
+        T::answers(self, topic)
+    }
+}
+
+/// Spawns, under `supervisor`, the probe that keeps the `kafka` readiness
+/// condition in step with whether `client` gets `topic`'s metadata, every
+/// [`PROBE_INTERVAL`]. Returns the supervised task and a handle that stops
+/// the probe on purpose (so that its end is no failure).
+pub fn supervise_kafka_probe<K: Reachable + Clone>(
+    supervisor: &Supervisor,
+    client: &K,
+    topic: &str,
+    readiness: &Arc<Readiness>,
+) -> (JoinHandle<()>, AbortHandle) {
+    let (client, topic) = (client.clone(), topic.to_string());
+    let probe = spawn_reachability_probe(
+        move || client.answers(&topic),
+        readiness.clone(),
+        ready::KAFKA,
+        PROBE_INTERVAL,
+        supervisor.token().clone(),
+    );
+    let abort = probe.abort_handle();
+    let task = supervisor.spawn("probe", async move {
+        let _ = probe.await;
+    });
+    (task, abort)
+}
 
 /// Keeps a readiness condition in step with whether Kafka answers a metadata
 /// request, checking every `every` until `shutdown`. `probe` runs on a

@@ -59,29 +59,17 @@ mod tests {
     /// The first cell of each row of the table under `## heading`, without
     /// backquotes.
     fn first_column(heading: &str) -> Vec<String> {
-        let start = DOC
-            .find(&format!("\n## {heading}\n"))
-            .unwrap_or_else(|| panic!("docs/contracts.md has no section `## {heading}`"));
-        DOC[start..]
-            .lines()
-            .skip(2)
-            .skip_while(|l| !l.starts_with('|'))
-            .take_while(|l| l.starts_with('|'))
-            .skip(2)
-            .map(|l| {
-                l.split('|')
-                    .nth(1)
-                    .unwrap_or("")
-                    .trim()
-                    .trim_matches('`')
-                    .to_string()
-            })
+        column(heading, 1)
+            .into_iter()
+            .map(|cell| cell.trim_matches('`').to_string())
             .collect()
     }
 
     /// The cells of `column` in the rows of the table under `## heading`.
     fn column(heading: &str, column: usize) -> Vec<String> {
-        let start = DOC.find(&format!("\n## {heading}\n")).expect("section");
+        let start = DOC
+            .find(&format!("\n## {heading}\n"))
+            .unwrap_or_else(|| panic!("docs/contracts.md has no section `## {heading}`"));
         DOC[start..]
             .lines()
             .skip(2)

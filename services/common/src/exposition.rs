@@ -133,6 +133,7 @@ fn label_set_end(line: &str, open: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_contains;
     use prometheus_client::encoding::EncodeLabelSet;
     use prometheus_client::metrics::counter::Counter;
     use prometheus_client::metrics::exemplar::HistogramWithExemplars;
@@ -177,14 +178,8 @@ mod tests {
     #[test]
     fn open_metrics_keeps_exemplars_and_declares_statesets() {
         let om = open_metrics(&registry(), &["meshflow_consumer_group_status".to_string()]);
-        assert!(
-            om.contains("# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.5"),
-            "{om}"
-        );
-        assert!(
-            om.contains("# TYPE meshflow_consumer_group_status stateset"),
-            "{om}"
-        );
+        assert_contains(&om, "# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.5");
+        assert_contains(&om, "# TYPE meshflow_consumer_group_status stateset");
         assert!(om.ends_with("# EOF\n"));
     }
 
@@ -199,18 +194,9 @@ mod tests {
             "# EOF\n",
         );
         let text = to_prometheus_text(om);
-        assert!(
-            text.contains("meshflow_x_total{reason=\"a # {b\"} 3\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("meshflow_x_total{reason=\"q\\\" # {\\\\\"} 4\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("meshflow_x_total{reason=\"c # {d\"} 5\n"),
-            "{text}"
-        );
+        assert_contains(&text, "meshflow_x_total{reason=\"a # {b\"} 3\n");
+        assert_contains(&text, "meshflow_x_total{reason=\"q\\\" # {\\\\\"} 4\n");
+        assert_contains(&text, "meshflow_x_total{reason=\"c # {d\"} 5\n");
         assert!(!text.contains("trace_id"), "{text}");
     }
 
@@ -219,18 +205,9 @@ mod tests {
         let text = prometheus_text(&registry());
         assert!(!text.contains("# {"), "{text}");
         assert!(!text.contains("# EOF"));
-        assert!(
-            text.contains("# TYPE meshflow_things_total counter\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("# HELP meshflow_things_total Things seen.\n"),
-            "{text}"
-        );
+        assert_contains(&text, "# TYPE meshflow_things_total counter\n");
+        assert_contains(&text, "# HELP meshflow_things_total Things seen.\n");
         assert!(text.contains("meshflow_things_total 3\n"));
-        assert!(
-            text.contains("meshflow_latency_seconds_bucket{le=\"1.0\"} 1\n"),
-            "{text}"
-        );
+        assert_contains(&text, "meshflow_latency_seconds_bucket{le=\"1.0\"} 1\n");
     }
 }

@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::types::RDKafkaErrorCode;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::Readiness;
+use crate::shutdown::Supervisor;
 
 /// Readiness condition: no Kafka client of the service has a fatal error.
 pub const READY_CLIENT: &str = "kafka_client";
@@ -57,10 +59,27 @@ pub async fn watch<F>(
     }
 }
 
+/// Spawns [`watch`] under `supervisor` as [`WATCHER_TASK`], checking
+/// every [`CHECK_INTERVAL`] until the supervisor's shutdown.
+pub fn supervise<F>(
+    supervisor: &Supervisor,
+    client: &'static str,
+    fatal: F,
+    readiness: Arc<Readiness>,
+) -> JoinHandle<()>
+where
+    F: Fn() -> Option<(RDKafkaErrorCode, String)> + Send + 'static,
+{
+    let shutdown = supervisor.token().clone();
+    supervisor.spawn(
+        WATCHER_TASK,
+        watch(client, fatal, readiness, CHECK_INTERVAL, shutdown),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shutdown::Supervisor;
     use prometheus_client::registry::Registry;
     use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -150,6 +150,11 @@ impl HeaderList {
         HeaderList { entries }
     }
 
+    /// Its entries, names and values as they are, in order.
+    pub fn into_entries(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.entries
+    }
+
     /// Sets `name` to `value`, removing every existing copy first.
     pub fn set(&mut self, name: &str, value: &[u8]) {
         self.remove(name);

@@ -1,6 +1,6 @@
 //! Parts shared by the meshflow services: configuration, Kafka client
 //! settings, the message envelope, trace propagation, telemetry set-up,
-//! receipts, the metrics/health HTTP endpoint and shutdown.
+//! messaging spans, receipts, the metrics/health HTTP endpoint and shutdown.
 
 pub mod cluster;
 pub mod config;
@@ -15,4 +15,7 @@ pub mod propagation;
 pub mod receipt;
 pub mod shutdown;
 pub mod skeleton;
+pub mod spans;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

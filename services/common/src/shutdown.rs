@@ -69,6 +69,11 @@ impl Supervisor {
         })
     }
 
+    /// The token it cancels when a task dies.
+    pub fn token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     /// `Err` naming the first task that ended before shutdown, if any did.
     pub fn result(&self) -> Result<(), TaskEnded> {
         match self.ended.lock().ok().and_then(|ended| ended.clone()) {
@@ -125,12 +130,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// A shutdown token and a supervisor under it.
+    fn supervised() -> (CancellationToken, Supervisor) {
+        let shutdown = CancellationToken::new();
+        (shutdown.clone(), Supervisor::new(shutdown))
+    }
+
     #[tokio::test]
     async fn a_task_that_returns_early_stops_the_service_and_is_named() {
-        let shutdown = CancellationToken::new();
-        let supervisor = Supervisor::new(shutdown.clone());
-        let stopping = shutdown.clone();
-        let long = supervisor.spawn("long", async move { stopping.cancelled().await });
+        let (shutdown, supervisor) = supervised();
+        let long = supervisor.spawn("long", shutdown.clone().cancelled_owned());
         let short = supervisor.spawn("short", async {});
         tokio::time::timeout(Duration::from_secs(5), async {
             short.await.expect("watcher");
@@ -150,8 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_task_stops_the_service() {
-        let shutdown = CancellationToken::new();
-        let supervisor = Supervisor::new(shutdown.clone());
+        let (shutdown, supervisor) = supervised();
         let handle = supervisor.spawn("reader", async { panic!("boom") });
         tokio::time::timeout(Duration::from_secs(5), handle)
             .await
@@ -165,10 +173,8 @@ mod tests {
 
     #[tokio::test]
     async fn tasks_ending_at_shutdown_are_fine() {
-        let shutdown = CancellationToken::new();
-        let supervisor = Supervisor::new(shutdown.clone());
-        let stopping = shutdown.clone();
-        let handle = supervisor.spawn("loop", async move { stopping.cancelled().await });
+        let (shutdown, supervisor) = supervised();
+        let handle = supervisor.spawn("loop", shutdown.clone().cancelled_owned());
         shutdown.cancel();
         handle.await.expect("watcher");
         assert_eq!(supervisor.result(), Ok(()));

@@ -5,7 +5,6 @@
 //! Each binary's `main` is a [`Skeleton`] and two closures.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,18 +12,15 @@ use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{instance_id, load_from_args, LogConfig, TraceConfig, Validate};
+use crate::config::{instance_id, load_from_args, HttpConfig, LogConfig, TraceConfig, Validate};
 use crate::http::{self, Endpoint, Readiness};
 use crate::{shutdown, telemetry};
 
 /// What the skeleton needs from a service's configuration.
 pub trait ServiceConfig: DeserializeOwned + Validate {
-    /// Logging.
-    fn log(&self) -> &LogConfig;
-    /// Where the HTTP endpoint listens.
-    fn listen(&self) -> SocketAddr;
-    /// Trace propagation.
-    fn trace(&self) -> &TraceConfig;
+    /// The shared sections the skeleton reads: logging, the HTTP endpoint
+    /// and trace propagation.
+    fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig);
     /// The configured instance id, if any (else one is made up).
     fn instance_id(&self) -> Option<&str> {
         None
@@ -83,11 +79,12 @@ impl Skeleton {
             .instance_id()
             .map(str::to_string)
             .unwrap_or_else(|| instance_id(self.role));
-        let telemetry =
-            match telemetry::init(config.log(), self.binary, &instance, config.trace().baggage) {
-                Ok(t) => t,
-                Err(e) => return failed(e.into()),
-            };
+        let (log, http, trace) = config.shared();
+        let listen = http.listen;
+        let telemetry = match telemetry::init(log, self.binary, &instance, trace.baggage) {
+            Ok(t) => t,
+            Err(e) => return failed(e.into()),
+        };
         let shutdown = shutdown::on_signal();
         let mut registry = Registry::with_prefix("meshflow");
         let metrics = register(&config, &mut registry);
@@ -98,7 +95,6 @@ impl Skeleton {
             readiness: readiness.clone(),
             statesets: self.statesets.iter().map(|s| s.to_string()).collect(),
         };
-        let listen = config.listen();
         let server = match http::serve(listen, endpoint, shutdown.clone()).await {
             Ok(server) => server,
             Err(e) => {

@@ -43,9 +43,7 @@ pub struct Config {
 
 /// The consumer's own port, 9465, as fixed by the design.
 fn default_http() -> HttpConfig {
-    HttpConfig {
-        listen: ([0, 0, 0, 0], meshflow_common::contract::port::CONSUMER).into(),
-    }
+    HttpConfig::on_port(meshflow_common::contract::port::CONSUMER)
 }
 
 /// `consumer.*`.
@@ -296,14 +294,8 @@ impl Validate for Config {
 }
 
 impl meshflow_common::skeleton::ServiceConfig for Config {
-    fn log(&self) -> &meshflow_common::config::LogConfig {
-        &self.log
-    }
-    fn listen(&self) -> std::net::SocketAddr {
-        self.http.listen
-    }
-    fn trace(&self) -> &meshflow_common::config::TraceConfig {
-        &self.trace
+    fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig) {
+        (&self.log, &self.http, &self.trace)
     }
     fn instance_id(&self) -> Option<&str> {
         self.consumer.instance_id.as_deref()
@@ -313,10 +305,10 @@ impl meshflow_common::skeleton::ServiceConfig for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshflow_common::config::{load, Sources};
+    use meshflow_common::testing::{assert_each_refused, config_from};
 
     fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        load(Sources::with_env(None, vars, &[]))
+        config_from(vars, &[])
     }
 
     #[test]
@@ -347,46 +339,18 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
+        #[rustfmt::skip]
         let cases: &[(&str, &str, &str)] = &[
-            (
-                "MESHFLOW__CONSUMER__TOPIC_RETENTION",
-                "400days",
-                "consumer.topic_retention",
-            ),
-            (
-                "MESHFLOW__CONSUMER__RECEIPT_BATCH_MAX",
-                "0",
-                "consumer.receipt_batch_max",
-            ),
-            (
-                "MESHFLOW__CONSUMER__RECEIPT_FLUSH_INTERVAL",
-                "1h",
-                "consumer.receipt_flush_interval",
-            ),
-            (
-                "MESHFLOW__CONSUMER__HEARTBEAT_INTERVAL",
-                "5s",
-                "consumer.heartbeat_interval",
-            ),
-            (
-                "MESHFLOW__CONSUMER__SESSION_TIMEOUT",
-                "100ms",
-                "consumer.session_timeout",
-            ),
-            ("MESHFLOW__CONSUMER__GROUP", "", "consumer.group"),
-            (
-                "MESHFLOW__CONSUMER__RECEIPTS_TOPIC",
-                "meshflow.events",
-                "consumer.receipts_topic",
-            ),
-            ("MESHFLOW__CONSUMER__WORK", "often", "work"),
-            ("MESHFLOW__CONSUMER__COLOUR", "blue", "colour"),
+            ("CONSUMER__TOPIC_RETENTION", "400days", "consumer.topic_retention"),
+            ("CONSUMER__RECEIPT_BATCH_MAX", "0", "consumer.receipt_batch_max"),
+            ("CONSUMER__RECEIPT_FLUSH_INTERVAL", "1h", "consumer.receipt_flush_interval"),
+            ("CONSUMER__HEARTBEAT_INTERVAL", "5s", "consumer.heartbeat_interval"),
+            ("CONSUMER__SESSION_TIMEOUT", "100ms", "consumer.session_timeout"),
+            ("CONSUMER__GROUP", "", "consumer.group"),
+            ("CONSUMER__RECEIPTS_TOPIC", "meshflow.events", "consumer.receipts_topic"),
+            ("CONSUMER__WORK", "often", "work"),
+            ("CONSUMER__COLOUR", "blue", "colour"),
         ];
-        for (var, value, key) in cases {
-            let err = from_env(&[(var, value)])
-                .err()
-                .unwrap_or_else(|| panic!("{var}={value} accepted"));
-            assert!(err.to_string().contains(key), "{var}={value}: {err}");
-        }
+        assert_each_refused::<Config>(cases, &[]);
     }
 }

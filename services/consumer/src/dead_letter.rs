@@ -11,8 +11,9 @@ use std::time::Duration;
 use meshflow_common::envelope::{HeaderList, ERROR};
 use meshflow_common::kafka::error_reason;
 use meshflow_common::propagation::inject;
-use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
+use meshflow_common::spans::{self, Operation};
+use opentelemetry::trace::{Span, Status, TraceContextExt};
+use opentelemetry::Context;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
@@ -33,18 +34,12 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> bool {
         let dlq_topic = self.config.consumer.dlq_topic();
-        let mut span = self
-            .tracer
-            .span_builder(format!("send {dlq_topic}"))
-            .with_kind(SpanKind::Producer)
-            .with_attributes([
-                KeyValue::new("messaging.system", "kafka"),
-                KeyValue::new("messaging.destination.name", dlq_topic.clone()),
-                KeyValue::new("messaging.operation.type", "send"),
-                KeyValue::new("messaging.operation.name", "send"),
-                KeyValue::new("error.type", reason.to_string()),
-            ])
-            .start_with_context(&self.tracer, cx);
+        let mut span = spans::builder(
+            Operation::Send,
+            &dlq_topic,
+            [spans::error_type(reason.to_string())],
+        )
+        .start_with_context(&self.tracer, cx);
         let send_cx = Context::current().with_remote_span_context(span.span_context().clone());
         let mut headers = HeaderList::copy_of(m.headers());
         headers.set(ERROR, format!("{reason}: {error}").as_bytes());

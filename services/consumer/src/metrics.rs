@@ -107,20 +107,25 @@ impl ConsumerMetrics {
             "Messages whose traceparent header could not be used; each started a new trace",
             m.trace_invalid.clone(),
         );
+        m.create_series();
+        m
+    }
+
+    /// Creates the series up front, so dashboards and alerts see zeros.
+    fn create_series(&self) {
         for kind in ["enveloped", "unenveloped"] {
-            let _ = m.processed.get_or_create(&m.kind(kind));
+            let _ = self.processed.get_or_create(&self.kind(kind));
         }
-        let _ = m.dead_lettered.get_or_create(&m.topic_group());
-        let _ = m.receipts.get_or_create(&m.group_labels());
-        let _ = m.trace_invalid.get_or_create(&m.topic_group());
-        let _ = m.receipt_errors.get_or_create(&m.group_labels());
+        let _ = self.dead_lettered.get_or_create(&self.topic_group());
+        let _ = self.receipts.get_or_create(&self.group_labels());
+        let _ = self.trace_invalid.get_or_create(&self.topic_group());
+        let _ = self.receipt_errors.get_or_create(&self.group_labels());
         for kind in ["assign", "revoke"] {
-            let _ = m.rebalances.get_or_create(&RebalanceLabels {
-                group: m.group.clone(),
+            let _ = self.rebalances.get_or_create(&RebalanceLabels {
+                group: self.group.clone(),
                 kind,
             });
         }
-        m
     }
 
     fn kind(&self, kind: &'static str) -> KindLabels {

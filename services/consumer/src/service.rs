@@ -14,15 +14,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
+use meshflow_common::cluster::{ensure_topic, supervise_kafka_probe};
 use meshflow_common::envelope::{Envelope, HeaderView};
 use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
 use meshflow_common::propagation::extract;
 use meshflow_common::shutdown::Supervisor;
+use meshflow_common::spans;
+use opentelemetry::global;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Status, TraceContextExt};
-use opentelemetry::{global, KeyValue};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -103,42 +104,19 @@ pub async fn run(
     } = Clients::connect(&config, &instance, &metrics, &readiness)?;
     tracing::info!(topic = %settings.topic, group = %settings.group, instance, "consuming");
 
-    let probe_consumer = consumer.clone();
-    let probe_topic = settings.topic.clone();
-    let probe = spawn_reachability_probe(
-        move || {
-            probe_consumer
-                .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
-                .is_ok()
-        },
-        readiness.clone(),
-        READY_KAFKA,
-        Duration::from_secs(2),
-        shutdown.clone(),
-    );
     let supervisor = Supervisor::new(shutdown.clone());
-    let probe_abort = probe.abort_handle();
-    let _probe = supervisor.spawn("probe", async move {
-        let _ = probe.await;
-    });
+    let (_probe, probe_abort) =
+        supervise_kafka_probe(&supervisor, &consumer, &settings.topic, &readiness);
     // The receipt and dead-letter producer is idempotent: after a fatal
     // error it refuses every send, so nothing would be committed again.
     let (fatal_producer, fatal_consumer) = (producer.clone(), consumer.clone());
-    let _fatal = supervisor.spawn(
-        fatal::WATCHER_TASK,
-        fatal::watch(
-            "consumer",
-            move || {
-                fatal_producer
-                    .client()
-                    .fatal_error()
-                    .or_else(|| fatal_consumer.client().fatal_error())
-            },
-            readiness,
-            fatal::CHECK_INTERVAL,
-            shutdown.clone(),
-        ),
-    );
+    let fatal_check = move || {
+        fatal_producer
+            .client()
+            .fatal_error()
+            .or_else(|| fatal_consumer.client().fatal_error())
+    };
+    let _fatal = fatal::supervise(&supervisor, "consumer", fatal_check, readiness);
     let flush_now = Arc::new(Notify::new());
     let stop_flusher = CancellationToken::new();
     let flusher = supervisor.spawn(
@@ -242,7 +220,7 @@ impl Worker {
             Err(e) => {
                 let reason = e.reason();
                 self.metrics.record_invalid(reason);
-                cx.span().set_attribute(KeyValue::new("error.type", reason));
+                cx.span().set_attribute(spans::error_type(reason));
                 let outcome = if self
                     .dead_letter(m, &cx, &e.to_string(), reason, shutdown)
                     .await

@@ -43,9 +43,7 @@ pub struct Config {
 
 /// The producer's own port, 9464, as fixed by the design.
 fn default_http() -> HttpConfig {
-    HttpConfig {
-        listen: ([0, 0, 0, 0], meshflow_common::contract::port::PRODUCER).into(),
-    }
+    HttpConfig::on_port(meshflow_common::contract::port::PRODUCER)
 }
 
 /// `producer.*`.
@@ -202,14 +200,8 @@ impl Validate for Config {
 }
 
 impl meshflow_common::skeleton::ServiceConfig for Config {
-    fn log(&self) -> &meshflow_common::config::LogConfig {
-        &self.log
-    }
-    fn listen(&self) -> std::net::SocketAddr {
-        self.http.listen
-    }
-    fn trace(&self) -> &meshflow_common::config::TraceConfig {
-        &self.trace
+    fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig) {
+        (&self.log, &self.http, &self.trace)
     }
     fn instance_id(&self) -> Option<&str> {
         self.producer.instance_id.as_deref()
@@ -220,10 +212,11 @@ impl meshflow_common::skeleton::ServiceConfig for Config {
 mod tests {
     use super::*;
     use meshflow_common::config::{load, Sources};
+    use meshflow_common::testing::{assert_each_refused, config_from};
     use std::io::Write;
 
     fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        load(Sources::with_env(None, vars, &[]))
+        config_from(vars, &[])
     }
 
     #[test]
@@ -253,52 +246,24 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
+        #[rustfmt::skip]
         let cases: &[(&str, &str, &str)] = &[
-            (
-                "MESHFLOW__PRODUCER__RATE_PER_SEC",
-                "0",
-                "producer.rate_per_sec",
-            ),
-            ("MESHFLOW__PRODUCER__RATE_PER_SEC", "fast", "rate_per_sec"),
-            ("MESHFLOW__PRODUCER__PAYLOAD_BYTES", "-1", "payload_bytes"),
-            ("MESHFLOW__PRODUCER__TOPIC", "bad topic", "producer.topic"),
-            (
-                "MESHFLOW__PRODUCER__MESSAGE_TIMEOUT",
-                "soon",
-                "message_timeout",
-            ),
-            (
-                "MESHFLOW__PRODUCER__MESSAGE_TIMEOUT",
-                "10ms",
-                "producer.message_timeout",
-            ),
-            ("MESHFLOW__PRODUCER__PARTITIONS", "0", "producer.partitions"),
-            (
-                "MESHFLOW__PRODUCER__TOPIC_RETENTION",
-                "10s",
-                "producer.topic_retention",
-            ),
-            (
-                "MESHFLOW__PRODUCER__SHUTDOWN_FLUSH_TIMEOUT",
-                "1h",
-                "producer.shutdown_flush_timeout",
-            ),
-            ("MESHFLOW__HTTP__LISTEN", "nowhere", "listen"),
-            (
-                "MESHFLOW__KAFKA__SECURITY_PROTOCOL",
-                "tls",
-                "kafka.security_protocol",
-            ),
-            ("MESHFLOW__LOG__FORMAT", "xml", "log.format"),
-            ("MESHFLOW__PRODUCER__RATE", "5", "rate"),
-            ("MESHFLOW__PRODUCR__RATE_PER_SEC", "5", "producr"),
+            ("PRODUCER__RATE_PER_SEC", "0", "producer.rate_per_sec"),
+            ("PRODUCER__RATE_PER_SEC", "fast", "rate_per_sec"),
+            ("PRODUCER__PAYLOAD_BYTES", "-1", "payload_bytes"),
+            ("PRODUCER__TOPIC", "bad topic", "producer.topic"),
+            ("PRODUCER__MESSAGE_TIMEOUT", "soon", "message_timeout"),
+            ("PRODUCER__MESSAGE_TIMEOUT", "10ms", "producer.message_timeout"),
+            ("PRODUCER__PARTITIONS", "0", "producer.partitions"),
+            ("PRODUCER__TOPIC_RETENTION", "10s", "producer.topic_retention"),
+            ("PRODUCER__SHUTDOWN_FLUSH_TIMEOUT", "1h", "producer.shutdown_flush_timeout"),
+            ("HTTP__LISTEN", "nowhere", "listen"),
+            ("KAFKA__SECURITY_PROTOCOL", "tls", "kafka.security_protocol"),
+            ("LOG__FORMAT", "xml", "log.format"),
+            ("PRODUCER__RATE", "5", "rate"),
+            ("PRODUCR__RATE_PER_SEC", "5", "producr"),
         ];
-        for (var, value, key) in cases {
-            let err = from_env(&[(var, value)])
-                .err()
-                .unwrap_or_else(|| panic!("{var}={value} accepted"));
-            assert!(err.to_string().contains(key), "{var}={value}: {err}");
-        }
+        assert_each_refused::<Config>(cases, &[]);
     }
 
     #[test]

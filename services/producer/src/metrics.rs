@@ -78,12 +78,16 @@ impl ProducerMetrics {
             "Messages handed to Kafka and not yet acknowledged or failed",
             m.in_flight.clone(),
         );
-        // Create the series up front so dashboards and alerts see zeros.
-        for outcome in ["acked", "failed"] {
-            let _ = m.messages.get_or_create(&m.outcome(outcome));
-        }
-        let _ = m.in_flight.get_or_create(&m.topic_labels());
+        m.create_series();
         m
+    }
+
+    /// Creates the series up front, so dashboards and alerts see zeros.
+    fn create_series(&self) {
+        for outcome in ["acked", "failed"] {
+            let _ = self.messages.get_or_create(&self.outcome(outcome));
+        }
+        let _ = self.in_flight.get_or_create(&self.topic_labels());
     }
 
     fn topic_labels(&self) -> TopicLabels {

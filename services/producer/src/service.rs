@@ -14,16 +14,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshflow_common::cluster::{ensure_topic, spawn_reachability_probe};
+use meshflow_common::cluster::{ensure_topic, supervise_kafka_probe};
 use meshflow_common::envelope::{now_ns, Envelope};
 use meshflow_common::fatal;
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::{error_reason, millis};
 use meshflow_common::propagation::message_headers;
 use meshflow_common::shutdown::Supervisor;
+use meshflow_common::spans::{self, Operation};
 use opentelemetry::global::{BoxedSpan, BoxedTracer};
-use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{global, Context, KeyValue};
+use opentelemetry::trace::{Span, Status, TraceContextExt};
+use opentelemetry::{global, Context};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
@@ -88,36 +89,12 @@ pub async fn run(
 ) -> Result<Summary, ProducerError> {
     let settings = &config.producer;
     let producer = create_producer(&config).map_err(ProducerError::Client)?;
-    let probe_client = producer.clone();
-    let probe_topic = settings.topic.clone();
-    let probe = spawn_reachability_probe(
-        move || {
-            probe_client
-                .client()
-                .fetch_metadata(Some(&probe_topic), Duration::from_secs(3))
-                .is_ok()
-        },
-        readiness.clone(),
-        READY_KAFKA,
-        Duration::from_secs(2),
-        shutdown.clone(),
-    );
     let supervisor = Supervisor::new(shutdown.clone());
-    let probe_abort = probe.abort_handle();
-    let _probe = supervisor.spawn("probe", async move {
-        let _ = probe.await;
-    });
+    let (_probe, probe_abort) =
+        supervise_kafka_probe(&supervisor, &producer, &settings.topic, &readiness);
     let fatal_client = producer.clone();
-    let _fatal = supervisor.spawn(
-        fatal::WATCHER_TASK,
-        fatal::watch(
-            "producer",
-            move || fatal_client.client().fatal_error(),
-            readiness,
-            fatal::CHECK_INTERVAL,
-            shutdown.clone(),
-        ),
-    );
+    let fatal_check = move || fatal_client.client().fatal_error();
+    let _fatal = fatal::supervise(&supervisor, "producer", fatal_check, readiness);
     if settings.create_topic
         && !ensure_topic(
             &config.kafka,
@@ -194,9 +171,7 @@ pub async fn run(
                     // and move on without consuming the sequence number.
                     let reason = error_reason(&e);
                     metrics.record_error(reason);
-                    span.set_attribute(KeyValue::new("error.type", reason));
-                    span.set_status(Status::error(e.to_string()));
-                    span.end();
+                    spans::end_failed(&mut span, reason, &e);
                     tracing::warn!(error = %e, reason, seq, "send refused");
                     continue 'send;
                 }
@@ -216,26 +191,21 @@ pub async fn run(
             match result {
                 Ok(d) => {
                     metrics.record_acked(handed_at.elapsed().as_secs_f64());
-                    span.set_attribute(KeyValue::new(
-                        "messaging.destination.partition.id",
-                        d.partition.to_string(),
-                    ));
-                    span.set_attribute(KeyValue::new("messaging.kafka.offset", d.offset));
+                    span.set_attribute(spans::partition(d.partition));
+                    span.set_attribute(spans::offset(d.offset));
                     span.end();
                     true
                 }
                 Err(Failure::Kafka(e)) => {
                     let reason = error_reason(&e);
                     metrics.record_failed(reason);
-                    span.set_attribute(KeyValue::new("error.type", reason));
-                    span.set_status(Status::error(e.to_string()));
-                    span.end();
+                    spans::end_failed(&mut span, reason, &e);
                     tracing::error!(error = %e, reason, seq, "delivery failed");
                     false
                 }
                 Err(Failure::Canceled) => {
                     metrics.record_failed("canceled");
-                    span.set_attribute(KeyValue::new("error.type", "canceled"));
+                    span.set_attribute(spans::error_type("canceled"));
                     span.end();
                     false
                 }
@@ -301,18 +271,15 @@ pub fn prepare(
         created_ns: now_ns(),
     };
     let key = seq.to_string();
-    let span = tracer
-        .span_builder(format!("send {topic}"))
-        .with_kind(SpanKind::Producer)
-        .with_attributes([
-            KeyValue::new("messaging.system", "kafka"),
-            KeyValue::new("messaging.destination.name", topic.to_string()),
-            KeyValue::new("messaging.operation.type", "send"),
-            KeyValue::new("messaging.operation.name", "send"),
-            KeyValue::new("messaging.kafka.message.key", key.clone()),
-            KeyValue::new("messaging.message.body.size", payload_bytes as i64),
-        ])
-        .start(tracer);
+    let span = spans::builder(
+        Operation::Send,
+        topic,
+        [
+            spans::message_key(key.clone()),
+            spans::body_size(payload_bytes),
+        ],
+    )
+    .start(tracer);
     let cx = Context::current().with_remote_span_context(span.span_context().clone());
     let headers = message_headers(&envelope, &cx);
     Outgoing { span, key, headers }

@@ -5,44 +5,39 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshflow_common::config::{load, Sources};
 use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::Readiness;
+use meshflow_common::testing::{assert_fatal_stop, config_from, mock_cluster};
 use meshflow_producer::metrics::ProducerMetrics;
 use meshflow_producer::service::{self, READY_KAFKA};
 use meshflow_producer::Config;
 use prometheus_client::registry::Registry;
-use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fatal_idempotence_error_stops_the_producer_with_an_error() {
-    let mock = MockCluster::new(1).expect("mock cluster");
+    let mock = mock_cluster(&["events"]);
     let bootstrap = mock.bootstrap_servers();
-    mock.create_topic("events", 1, 1).expect("topic");
-    let config: Config = load(Sources::with_env(
-        None,
-        &[
-            ("MESHFLOW__KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
-            ("MESHFLOW__PRODUCER__TOPIC", "events"),
-            ("MESHFLOW__PRODUCER__CREATE_TOPIC", "false"),
-            ("MESHFLOW__PRODUCER__RATE_PER_SEC", "5"),
-            ("MESHFLOW__PRODUCER__INSTANCE_ID", "producer-fatal"),
-            ("MESHFLOW__PRODUCER__SHUTDOWN_FLUSH_TIMEOUT", "2s"),
-        ],
-        &[],
-    ))
-    .expect("config");
+    let vars = [
+        ("MESHFLOW__KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
+        ("MESHFLOW__PRODUCER__TOPIC", "events"),
+        ("MESHFLOW__PRODUCER__CREATE_TOPIC", "false"),
+        ("MESHFLOW__PRODUCER__RATE_PER_SEC", "5"),
+        ("MESHFLOW__PRODUCER__INSTANCE_ID", "producer-fatal"),
+        ("MESHFLOW__PRODUCER__SHUTDOWN_FLUSH_TIMEOUT", "2s"),
+    ];
+    let config: Config = config_from(&vars, &[]).expect("config");
     let mut registry = Registry::default();
     let metrics = ProducerMetrics::register(&mut registry, "events");
     let readiness = Readiness::new(&[READY_KAFKA, READY_CLIENT], &mut registry);
     let shutdown = CancellationToken::new();
+    let ready = Arc::clone(&readiness);
     let mut run = tokio::spawn(service::run(
         config,
         "producer-fatal".into(),
         metrics,
-        Arc::clone(&readiness),
+        ready,
         shutdown.clone(),
     ));
 
@@ -61,18 +56,6 @@ async fn a_fatal_idempotence_error_stops_the_producer_with_an_error() {
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER],
     );
-
-    let ended = tokio::time::timeout(Duration::from_secs(30), &mut run).await;
-    shutdown.cancel();
-    let result = match ended {
-        Ok(joined) => joined.expect("joined"),
-        Err(_) => panic!("still running 30 s after a fatal producer error"),
-    };
-    let err = result.expect_err("a fatal error must make the run fail");
-    assert!(err.to_string().contains("fatal"), "{err}");
-    assert!(
-        readiness.failing().contains(&READY_CLIENT),
-        "not ready after a fatal error: {:?}",
-        readiness.failing()
-    );
+    let limit = Duration::from_secs(30);
+    assert_fatal_stop(&mut run, &shutdown, &readiness, limit, "producer").await;
 }

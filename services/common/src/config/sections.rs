@@ -12,35 +12,26 @@ use super::{is_secret_key, one_of, ConfigError, REDACTED};
 /// cluster without a mesh can still use TLS and SASL. Its `Debug` form
 /// redacts the password and secret pass-through settings.
 #[derive(Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list (librdkafka `bootstrap.servers`).
-    #[serde(default = "default_bootstrap_servers")]
     pub bootstrap_servers: String,
     /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
-    #[serde(default = "default_security_protocol")]
     pub security_protocol: String,
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; required with SASL.
-    #[serde(default)]
     pub sasl_mechanism: Option<String>,
     /// SASL user name.
-    #[serde(default)]
     pub sasl_username: Option<String>,
     /// SASL password.
-    #[serde(default)]
     pub sasl_password: Option<String>,
     /// PEM file of the CA that signed the brokers' certificates.
-    #[serde(default)]
     pub ssl_ca_location: Option<String>,
     /// PEM client certificate, for mutual TLS.
-    #[serde(default)]
     pub ssl_certificate_location: Option<String>,
     /// PEM client key, for mutual TLS.
-    #[serde(default)]
     pub ssl_key_location: Option<String>,
     /// Raw librdkafka settings passed through as given. Keys that a typed
     /// field (here or in the service section) owns are refused.
-    #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
 }
 
@@ -110,34 +101,33 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
 }
 
+impl HttpConfig {
+    /// Listening on every interface at `port`: a service's default.
+    pub fn on_port(port: u16) -> Self {
+        HttpConfig {
+            listen: ([0, 0, 0, 0], port).into(),
+        }
+    }
+}
+
 /// Log output.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` (human-readable) or `json` (one object per line).
-    #[serde(default = "default_log_format")]
     pub format: String,
     /// A `tracing` filter directive, e.g. `info` or `meshflow_consumer=debug`.
-    #[serde(default = "default_log_level")]
     pub level: String,
-}
-
-/// Human-readable by default; deployments set `json`.
-fn default_log_format() -> String {
-    "text".to_string()
-}
-
-/// One line per message is too much for `info`; those lines are at `info`
-/// only in the consumer, where the issue asks for them.
-fn default_log_level() -> String {
-    "info".to_string()
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            format: default_log_format(),
-            level: default_log_level(),
+            // Human-readable by default; deployments set `json`.
+            format: "text".to_string(),
+            // One line per message is too much for `info`; those lines are
+            // at `info` only in the consumer, where the issue asks for them.
+            level: "info".to_string(),
         }
     }
 }

@@ -39,6 +39,15 @@ fn flight(l: &mut TestLedger) -> Flight {
     }
 }
 
+/// A ledger whose first flight, out now, carries one message of
+/// `producer-a` at partition 0, `offset`.
+fn one_out_on_a_flight(offset: i64) -> (TestLedger, Flight) {
+    let mut l = ledger(500);
+    process(&mut l, "producer-a", 0, offset);
+    let f = flight(&mut l);
+    (l, f)
+}
+
 fn ack_all(f: &mut Flight) {
     let all: Vec<usize> = f.unacked().map(|(i, _)| i).collect();
     for i in all {
@@ -100,9 +109,7 @@ fn offsets_are_stored_only_once_every_record_is_acknowledged_in_any_order() {
 
 #[test]
 fn a_revoke_waits_for_the_flight_in_progress_and_then_flushes_everything() {
-    let mut l = ledger(500);
-    process(&mut l, "producer-a", 0, 10);
-    let periodic = flight(&mut l);
+    let (mut l, periodic) = one_out_on_a_flight(10);
     // Consumed while the periodic flush is out.
     process(&mut l, "producer-a", 0, 11);
     process(&mut l, "producer-b", 1, 3);
@@ -165,9 +172,7 @@ fn shutdown_with_a_half_sent_batch_stores_nothing_and_keeps_every_item() {
 
 #[test]
 fn an_abandoned_flight_frees_the_ledger_and_keeps_its_items_first() {
-    let mut l = ledger(500);
-    process(&mut l, "producer-a", 0, 1);
-    let _lost = flight(&mut l);
+    let (mut l, _lost) = one_out_on_a_flight(1);
     process(&mut l, "producer-a", 0, 2);
     l.abandon();
     let mut f = flight(&mut l);

@@ -1,0 +1,226 @@
+//! Messaging spans: the name, kind and OpenTelemetry messaging attributes
+//! of every `send <topic>` and `process <topic>` span, in one place, so the
+//! producer, the consumer, its receipts and dead letters, and the bench's
+//! mirror of the message path all carry the same attribute set.
+//!
+//! The functions return a [`SpanBuilder`]; the caller starts it with its own
+//! tracer and parent. Building one costs what writing the attributes out by
+//! hand did: the span name and one vector of attributes.
+
+use opentelemetry::trace::{Link, Span, SpanBuilder, SpanKind, Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue, Value};
+
+/// `messaging.system` of every span: the broker speaks the Kafka protocol.
+pub const SYSTEM: &str = "kafka";
+
+/// What a messaging span stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Handing a record to Kafka (kind PRODUCER).
+    Send,
+    /// Working on a consumed record (kind CONSUMER).
+    Process,
+}
+
+impl Operation {
+    /// The operation's name: the first word of the span name and the value
+    /// of `messaging.operation.type` and `messaging.operation.name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Send => "send",
+            Operation::Process => "process",
+        }
+    }
+
+    /// The span kind of the operation.
+    pub fn kind(self) -> SpanKind {
+        match self {
+            Operation::Send => SpanKind::Producer,
+            Operation::Process => SpanKind::Consumer,
+        }
+    }
+}
+
+/// The `<operation> <destination>` span with the attributes every messaging
+/// span carries, followed by `extra` (built with the functions below).
+pub fn builder<const N: usize>(
+    operation: Operation,
+    destination: &str,
+    extra: [KeyValue; N],
+) -> SpanBuilder {
+    let op = operation.name();
+    let common = [
+        KeyValue::new("messaging.system", SYSTEM),
+        KeyValue::new("messaging.destination.name", destination.to_string()),
+        KeyValue::new("messaging.operation.type", op),
+        KeyValue::new("messaging.operation.name", op),
+    ];
+    SpanBuilder::from_name(format!("{op} {destination}"))
+        .with_kind(operation.kind())
+        .with_attributes(common.into_iter().chain(extra))
+}
+
+/// A record a consumer works on, as its `process` span describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Consumed<'a> {
+    /// The topic it was read from.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The consumer group reading it.
+    pub group: &'a str,
+    /// The consumer instance reading it.
+    pub client_id: &'a str,
+}
+
+/// The `process <topic>` span of `record`, with a link to the producer's
+/// span context in `parent` when there is a valid one.
+pub fn process(record: &Consumed<'_>, parent: &Context) -> SpanBuilder {
+    let builder = self::builder(
+        Operation::Process,
+        record.topic,
+        [
+            KeyValue::new("messaging.consumer.group.name", record.group.to_string()),
+            partition(record.partition),
+            offset(record.offset),
+            KeyValue::new("messaging.client.id", record.client_id.to_string()),
+        ],
+    );
+    let parent_sc = parent.span().span_context().clone();
+    if parent_sc.is_valid() {
+        builder.with_links(vec![Link::with_context(parent_sc)])
+    } else {
+        builder
+    }
+}
+
+/// `messaging.destination.partition.id`: the partition, in decimal.
+pub fn partition(partition: i32) -> KeyValue {
+    KeyValue::new("messaging.destination.partition.id", partition.to_string())
+}
+
+/// `messaging.kafka.offset`.
+pub fn offset(offset: i64) -> KeyValue {
+    KeyValue::new("messaging.kafka.offset", offset)
+}
+
+/// `messaging.kafka.message.key`.
+pub fn message_key(key: impl Into<Value>) -> KeyValue {
+    KeyValue::new("messaging.kafka.message.key", key)
+}
+
+/// `messaging.message.body.size`: the payload's length in bytes.
+pub fn body_size(bytes: usize) -> KeyValue {
+    KeyValue::new("messaging.message.body.size", bytes as i64)
+}
+
+/// `error.type`: a fixed reason label.
+pub fn error_type(reason: impl Into<Value>) -> KeyValue {
+    KeyValue::new("error.type", reason)
+}
+
+/// Ends `span` as failed: `error.type` is `reason`, the status an error
+/// with `error`'s message.
+pub fn end_failed(span: &mut impl Span, reason: &'static str, error: &impl std::fmt::Display) {
+    span.set_attribute(error_type(reason));
+    span.set_status(Status::error(error.to_string()));
+    span.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    fn attributes(b: &SpanBuilder) -> Vec<(String, Value)> {
+        b.attributes
+            .iter()
+            .flatten()
+            .map(|kv| (kv.key.to_string(), kv.value.clone()))
+            .collect()
+    }
+
+    /// The four attributes every span carries, then `extra`.
+    fn expected(op: &str, destination: &str, extra: &[(&str, Value)]) -> Vec<(String, Value)> {
+        let common = [
+            ("messaging.system", Value::from("kafka")),
+            (
+                "messaging.destination.name",
+                Value::from(destination.to_string()),
+            ),
+            ("messaging.operation.type", Value::from(op.to_string())),
+            ("messaging.operation.name", Value::from(op.to_string())),
+        ];
+        common
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_produce_span_carries_the_messaging_attributes_key_and_size() {
+        let b = builder(
+            Operation::Send,
+            "meshflow.events",
+            [message_key("41".to_string()), body_size(256)],
+        );
+        assert_eq!(b.name, "send meshflow.events");
+        assert_eq!(b.span_kind, Some(SpanKind::Producer));
+        let extra = [
+            ("messaging.kafka.message.key", Value::from("41")),
+            ("messaging.message.body.size", Value::I64(256)),
+        ];
+        assert_eq!(attributes(&b), expected("send", "meshflow.events", &extra));
+        assert!(b.links.is_none());
+    }
+
+    #[test]
+    fn a_process_span_carries_group_partition_offset_client_and_a_link() {
+        let remote = SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            SpanId::from(0x00f0_67aa_0ba9_02b7),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let parent = Context::new().with_remote_span_context(remote.clone());
+        let record = Consumed {
+            topic: "meshflow.events",
+            partition: 2,
+            offset: 1187,
+            group: "meshflow",
+            client_id: "consumer-7f3a",
+        };
+        let b = process(&record, &parent);
+        assert_eq!(b.name, "process meshflow.events");
+        assert_eq!(b.span_kind, Some(SpanKind::Consumer));
+        let extra = [
+            ("messaging.consumer.group.name", Value::from("meshflow")),
+            ("messaging.destination.partition.id", Value::from("2")),
+            ("messaging.kafka.offset", Value::I64(1187)),
+            ("messaging.client.id", Value::from("consumer-7f3a")),
+        ];
+        assert_eq!(
+            attributes(&b),
+            expected("process", "meshflow.events", &extra)
+        );
+        let links = b.links.expect("a link to the producer's span");
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].span_context, remote);
+    }
+
+    #[test]
+    fn a_process_span_without_a_valid_parent_has_no_link() {
+        let record = Consumed {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+            group: "g",
+            client_id: "c",
+        };
+        assert!(process(&record, &Context::new()).links.is_none());
+    }
+}

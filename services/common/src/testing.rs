@@ -1,0 +1,129 @@
+//! Test support for the services' own tests (feature `test-support`): a
+//! configuration loaded from given variables only, and the set-up and
+//! checks that tests on librdkafka's mock cluster share.
+
+use std::fmt::{Debug, Display};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{load, ConfigError, Sources, Validate};
+use crate::envelope::{Envelope, HeaderList, SEQ};
+use crate::fatal::READY_CLIENT;
+use crate::http::Readiness;
+
+/// Loads a configuration from `vars` alone: no file, not the process
+/// environment; `list_keys` as the service passes them.
+pub fn config_from<T>(vars: &[(&str, &str)], list_keys: &[&str]) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Validate,
+{
+    load(Sources::with_env(None, vars, list_keys))
+}
+
+/// Asserts that each `(variable, value, text)` case is refused with an
+/// error that contains `text` (the key it names); `variable` is the name
+/// after `MESHFLOW__`, e.g. `PRODUCER__RATE_PER_SEC`.
+pub fn assert_each_refused<T>(cases: &[(&str, &str, &str)], list_keys: &[&str])
+where
+    T: DeserializeOwned + Validate + Debug,
+{
+    for (var, value, key) in cases {
+        let var = format!("MESHFLOW__{var}");
+        let err = config_from::<T>(&[(&var, value)], list_keys)
+            .err()
+            .unwrap_or_else(|| panic!("{var}={value} accepted"));
+        assert!(err.to_string().contains(key), "{var}={value}: {err}");
+    }
+}
+
+/// Asserts that `text` contains `part`, showing `text` when it does not.
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{part:?} is not in:\n{text}");
+}
+
+/// A one-broker mock cluster holding `topics`, one partition each.
+pub fn mock_cluster(topics: &[&str]) -> MockCluster<'static, DefaultProducerContext> {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    for topic in topics {
+        mock.create_topic(topic, 1, 1).expect("topic");
+    }
+    mock
+}
+
+/// Sends one enveloped message from producer `p` to partition 0 of `topic`
+/// for each `(seq, malformed)`; a malformed one carries `mf-seq` that is
+/// not a number.
+pub fn produce_enveloped(bootstrap: &str, topic: &str, messages: &[(u64, bool)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    for &(seq, malformed) in messages {
+        let mut headers = HeaderList::new();
+        Envelope {
+            producer: "p".into(),
+            seq,
+            created_ns: 1,
+        }
+        .write_to(&mut headers);
+        if malformed {
+            headers.set(SEQ, b"not a number");
+        }
+        let record = BaseRecord::to(topic)
+            .partition(0)
+            .key("k")
+            .payload("v")
+            .headers(headers.to_owned_headers());
+        producer.send(record).expect("queued");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flushed");
+}
+
+/// The offset `group` has committed for partition 0 of `topic`.
+pub fn committed_offset(bootstrap: &str, group: &str, topic: &str) -> Offset {
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let got = reader
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    got.elements()[0].offset()
+}
+
+/// Waits up to `limit` for a service's `run` to end after a fatal client
+/// error (`what` names the client), then asserts that it failed with a
+/// fatal error and left the client's readiness condition failing.
+pub async fn assert_fatal_stop<T, E: Display>(
+    run: &mut JoinHandle<Result<T, E>>,
+    shutdown: &CancellationToken,
+    readiness: &Readiness,
+    limit: Duration,
+    what: &str,
+) {
+    let ended = tokio::time::timeout(limit, run).await;
+    shutdown.cancel();
+    let result = match ended {
+        Ok(joined) => joined.expect("joined"),
+        Err(_) => panic!("still running {limit:?} after a fatal {what} error"),
+    };
+    let Err(err) = result else {
+        panic!("a fatal error must make the run fail");
+    };
+    assert!(err.to_string().contains("fatal"), "{err}");
+    assert!(
+        readiness.failing().contains(&READY_CLIENT),
+        "not ready after a fatal error: {:?}",
+        readiness.failing()
+    );
+}

@@ -231,7 +231,26 @@ impl Accounting {
         if let Some(why) = self.implausible_time(entry.created_ns, entry.processed_ns) {
             return reject(&mut self.processed[group_id], why);
         }
-        if let Some(book) = self.producers.get(entry.producer) {
+        let bits = self.window_bits;
+        let record = |book: &mut ProducerBook, counters: &mut StageCounters| {
+            book.last_activity_ns = book.last_activity_ns.max(now_ns);
+            let group = book.groups[group_id].get_or_insert_with(|| GroupBook {
+                receipts: SequenceWindow::dedup_only(bits),
+                judged: 0,
+            });
+            let outcome = group
+                .receipts
+                .observe(entry.seq, lane(entry.partition), now_ns);
+            let latency = latency(outcome, entry.created_ns, entry.processed_ns);
+            count(counters, outcome, latency);
+            Observed {
+                outcome,
+                latency,
+                rejected: None,
+            }
+        };
+        // A producer already met: one lookup of its id per entry.
+        if let Some(book) = self.producers.get_mut(entry.producer) {
             let beyond_log = book.log.is_jump(entry.seq);
             let beyond_own = book.groups[group_id]
                 .as_ref()
@@ -239,27 +258,13 @@ impl Accounting {
             if beyond_log || beyond_own {
                 return reject(&mut self.processed[group_id], Rejection::SeqJump);
             }
+            return record(book, &mut self.processed[group_id]);
         }
         self.admit(entry.producer, now_ns);
         let Some(book) = self.producers.get_mut(entry.producer) else {
             return Observed::IGNORED;
         };
-        book.last_activity_ns = book.last_activity_ns.max(now_ns);
-        let bits = self.window_bits;
-        let group = book.groups[group_id].get_or_insert_with(|| GroupBook {
-            receipts: SequenceWindow::dedup_only(bits),
-            judged: 0,
-        });
-        let outcome = group
-            .receipts
-            .observe(entry.seq, lane(entry.partition), now_ns);
-        let latency = latency(outcome, entry.created_ns, entry.processed_ns);
-        count(&mut self.processed[group_id], outcome, latency);
-        Observed {
-            outcome,
-            latency,
-            rejected: None,
-        }
+        record(book, &mut self.processed[group_id])
     }
 
     /// Judges everything the horizon allows, forgets producers idle for

@@ -2,6 +2,7 @@
 //! with `acks=all` and idempotence, and measures their delivery.
 
 pub mod config;
+pub mod deliveries;
 pub mod metrics;
 pub mod resend;
 pub mod service;

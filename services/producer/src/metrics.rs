@@ -1,4 +1,10 @@
 //! The producer's metrics, registered under the `meshflow` prefix.
+//!
+//! The series every message touches (in flight, acked, ack latency) are
+//! looked up once and kept, so recording one costs an atomic update, not a
+//! label clone and a hash lookup per message.
+
+use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -46,17 +52,43 @@ pub struct ProducerMetrics {
     errors: Family<ReasonLabels, Counter>,
     ack_latency: Family<TopicLabels, Histogram>,
     in_flight: Family<TopicLabels, Gauge>,
+    /// `in_flight` for this topic.
+    in_flight_series: Gauge,
+    /// `messages` for this topic, outcome `acked`.
+    acked_series: Counter,
+    /// `messages` for this topic, outcome `failed`.
+    failed_series: Counter,
+    /// `ack_latency` for this topic, created on the first acknowledgement
+    /// (as before: no empty histogram until then).
+    ack_latency_series: OnceLock<Histogram>,
 }
 
 impl ProducerMetrics {
     /// Registers the metrics for `topic` into `registry` (prefix `meshflow`).
     pub fn register(registry: &mut Registry, topic: &str) -> Self {
+        let messages: Family<OutcomeLabels, Counter> = Family::default();
+        let in_flight: Family<TopicLabels, Gauge> = Family::default();
+        let labels = TopicLabels {
+            topic: topic.to_string(),
+        };
+        let outcome = |outcome| OutcomeLabels {
+            topic: topic.to_string(),
+            outcome,
+        };
+        // Create the series up front so dashboards and alerts see zeros.
+        let acked_series = messages.get_or_create(&outcome("acked")).clone();
+        let failed_series = messages.get_or_create(&outcome("failed")).clone();
+        let in_flight_series = in_flight.get_or_create(&labels).clone();
         let m = ProducerMetrics {
             topic: topic.to_string(),
-            messages: Family::default(),
+            messages,
             errors: Family::default(),
             ack_latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
-            in_flight: Family::default(),
+            in_flight,
+            in_flight_series,
+            acked_series,
+            failed_series,
+            ack_latency_series: OnceLock::new(),
         };
         registry.register(
             "producer_messages",
@@ -78,49 +110,32 @@ impl ProducerMetrics {
             "Messages handed to Kafka and not yet acknowledged or failed",
             m.in_flight.clone(),
         );
-        m.create_series();
         m
-    }
-
-    /// Creates the series up front, so dashboards and alerts see zeros.
-    fn create_series(&self) {
-        for outcome in ["acked", "failed"] {
-            let _ = self.messages.get_or_create(&self.outcome(outcome));
-        }
-        let _ = self.in_flight.get_or_create(&self.topic_labels());
-    }
-
-    fn topic_labels(&self) -> TopicLabels {
-        TopicLabels {
-            topic: self.topic.clone(),
-        }
-    }
-
-    fn outcome(&self, outcome: &'static str) -> OutcomeLabels {
-        OutcomeLabels {
-            topic: self.topic.clone(),
-            outcome,
-        }
     }
 
     /// A message was handed to librdkafka.
     pub fn record_handed(&self) {
-        self.in_flight.get_or_create(&self.topic_labels()).inc();
+        self.in_flight_series.inc();
     }
 
     /// Kafka acknowledged a message after `latency_s` seconds.
     pub fn record_acked(&self, latency_s: f64) {
-        self.in_flight.get_or_create(&self.topic_labels()).dec();
-        self.messages.get_or_create(&self.outcome("acked")).inc();
-        self.ack_latency
-            .get_or_create(&self.topic_labels())
+        self.in_flight_series.dec();
+        self.acked_series.inc();
+        self.ack_latency_series
+            .get_or_init(|| {
+                let labels = TopicLabels {
+                    topic: self.topic.clone(),
+                };
+                self.ack_latency.get_or_create(&labels).clone()
+            })
             .observe(latency_s);
     }
 
     /// A handed message failed for good.
     pub fn record_failed(&self, reason: &'static str) {
-        self.in_flight.get_or_create(&self.topic_labels()).dec();
-        self.messages.get_or_create(&self.outcome("failed")).inc();
+        self.in_flight_series.dec();
+        self.failed_series.inc();
         self.record_error(reason);
     }
 

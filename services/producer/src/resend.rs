@@ -92,29 +92,25 @@ impl Default for Backoff {
     }
 }
 
-/// Awaits `first`, sending the message again while [`worth_resending`] says
-/// so, until `deadline` or until `give_up` fires. `on_resend` is told each
+/// Sends `message` again after librdkafka failed it with `error`, while
+/// [`worth_resending`] says so, until `deadline` or until `give_up` fires;
+/// returns its final delivery or the last error. `on_resend` is told each
 /// error that led to a new send.
-pub async fn deliver(
+pub async fn deliver_again(
     producer: &FutureProducer,
-    first: DeliveryFuture,
+    mut error: KafkaError,
+    mut message: OwnedMessage,
     deadline: Instant,
     give_up: &CancellationToken,
     mut on_resend: impl FnMut(&KafkaError),
 ) -> Result<Delivery, Failure> {
-    let mut pending = first;
     let mut backoff = Backoff::new();
     loop {
-        let (error, message) = match pending.await {
-            Ok(Ok(delivery)) => return Ok(delivery),
-            Ok(Err((error, message))) => (error, message),
-            Err(_) => return Err(Failure::Canceled),
-        };
         if !worth_resending(&error) || Instant::now() >= deadline || give_up.is_cancelled() {
             return Err(Failure::Kafka(error));
         }
         on_resend(&error);
-        pending = loop {
+        let pending: DeliveryFuture = loop {
             tokio::select! {
                 _ = give_up.cancelled() => return Err(Failure::Kafka(error)),
                 _ = tokio::time::sleep(backoff.step()) => {}
@@ -128,6 +124,11 @@ pub async fn deliver(
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => continue,
                 Err((refused, _)) => return Err(Failure::Kafka(refused)),
             }
+        };
+        (error, message) = match pending.await {
+            Ok(Ok(delivery)) => return Ok(delivery),
+            Ok(Err(failed)) => failed,
+            Err(_) => return Err(Failure::Canceled),
         };
     }
 }

@@ -5,9 +5,10 @@
 //! context of its own `send <topic>` span (kind PRODUCER) in the headers.
 //! A sequence number is consumed only when librdkafka accepts the message,
 //! so a refused send never looks like a gap to the exporter. Delivery reports
-//! are awaited in spawned tasks that record ack latency, the outcome and the
-//! acknowledged partition and offset on the span; a message librdkafka
-//! failed for a reason that can pass is sent again (see [`crate::resend`]).
+//! are awaited by one task for all messages (see [`crate::deliveries`]) that
+//! records ack latency, the outcome and the acknowledged partition and
+//! offset on the span; a message librdkafka failed for a reason that can
+//! pass is sent again (see [`crate::resend`]).
 //! A fatal librdkafka error (see [`meshflow_common::fatal`]) stops the run
 //! with an error.
 
@@ -29,12 +30,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::deliveries::{Deliveries, Sent};
 use crate::metrics::ProducerMetrics;
-use crate::resend::{self, Failure};
 
 /// Readiness condition: Kafka answers metadata requests.
 pub const READY_KAFKA: &str = meshflow_common::contract::ready::KAFKA;
@@ -118,19 +118,21 @@ pub async fn run(
     let period = Duration::from_secs_f64(1.0 / settings.rate_per_sec);
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut deliveries: JoinSet<bool> = JoinSet::new();
-    // Fired when shutdown stops waiting for deliveries: no more re-sends.
-    let give_up = CancellationToken::new();
+    let deliveries = Deliveries::start(producer.clone(), metrics.clone(), settings.message_timeout);
     let mut summary = Summary::default();
     tracing::info!(topic = %settings.topic, instance, rate = settings.rate_per_sec, "producing");
 
     'send: while settings.max_messages == 0 || summary.handed < settings.max_messages {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
+        // The ticker first: behind schedule (at saturation) it is always
+        // ready, and the shutdown branch is not registered and dropped again
+        // for every message; the check above it still stops the loop.
+        if shutdown.is_cancelled() {
+            break;
         }
-        while let Some(done) = deliveries.try_join_next() {
-            tally(&mut summary, done);
+        tokio::select! {
+            biased;
+            _ = ticker.tick() => {}
+            _ = shutdown.cancelled() => break,
         }
         let seq = summary.handed;
         let Outgoing {
@@ -179,37 +181,11 @@ pub async fn run(
         };
         summary.handed += 1;
         metrics.record_handed();
-        let metrics = metrics.clone();
-        let (resender, give_up) = (producer.clone(), give_up.clone());
-        let deadline = handed_at + settings.message_timeout;
-        deliveries.spawn(async move {
-            let result = resend::deliver(&resender, delivery, deadline, &give_up, |e| {
-                metrics.record_error(error_reason(e));
-                tracing::warn!(error = %e, seq, "delivery failed, sending it again");
-            })
-            .await;
-            match result {
-                Ok(d) => {
-                    metrics.record_acked(handed_at.elapsed().as_secs_f64());
-                    span.set_attribute(spans::partition(d.partition));
-                    span.set_attribute(spans::offset(d.offset));
-                    span.end();
-                    true
-                }
-                Err(Failure::Kafka(e)) => {
-                    let reason = error_reason(&e);
-                    metrics.record_failed(reason);
-                    spans::end_failed(&mut span, reason, &e);
-                    tracing::error!(error = %e, reason, seq, "delivery failed");
-                    false
-                }
-                Err(Failure::Canceled) => {
-                    metrics.record_failed("canceled");
-                    span.set_attribute(spans::error_type("canceled"));
-                    span.end();
-                    false
-                }
-            }
+        deliveries.push(Sent {
+            delivery,
+            span,
+            seq,
+            handed_at,
         });
     }
 
@@ -218,25 +194,12 @@ pub async fn run(
     // on what is still queued or in flight, so that its delivery reports
     // arrive now (failed) rather than after producer.message_timeout.
     tracing::info!(handed = summary.handed, "flushing");
-    let timeout = settings.shutdown_flush_timeout;
-    let drained = tokio::time::timeout(timeout, async {
-        while let Some(done) = deliveries.join_next().await {
-            tally(&mut summary, done);
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("deliveries did not complete within producer.shutdown_flush_timeout");
-        give_up.cancel();
-        let purger = producer.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+    let purger = producer.clone();
+    (summary.acked, summary.failed) = deliveries
+        .finish(summary.handed, settings.shutdown_flush_timeout, move || {
             purger.purge(PurgeConfig::default().queue().inflight());
         })
         .await;
-        while let Some(done) = deliveries.join_next().await {
-            tally(&mut summary, done);
-        }
-    }
     // Stopping on purpose (shutdown or max_messages): the probe's end is no
     // failure.
     shutdown.cancel();
@@ -283,12 +246,4 @@ pub fn prepare(
     let cx = Context::current().with_remote_span_context(span.span_context().clone());
     let headers = message_headers(&envelope, &cx);
     Outgoing { span, key, headers }
-}
-
-/// Adds one delivery outcome to the summary.
-fn tally(summary: &mut Summary, done: Result<bool, tokio::task::JoinError>) {
-    match done {
-        Ok(true) => summary.acked += 1,
-        _ => summary.failed += 1,
-    }
 }

@@ -137,6 +137,8 @@ pub struct Ledger {
     pub first_by: HashMap<(String, u64), String>,
     /// Arrival time of every receipt batch, in order.
     pub arrivals: Vec<Instant>,
+    /// Entries of every receipt batch, in the order of `arrivals`.
+    pub batch_entries: Vec<usize>,
     /// Total entries.
     pub entries: usize,
     /// (consumer, topic, partition, offset) of every entry, in arrival order.
@@ -155,6 +157,7 @@ impl Ledger {
             let batch: ReceiptBatch =
                 serde_json::from_slice(&r.payload).expect("receipt batch is JSON");
             l.arrivals.push(r.seen);
+            l.batch_entries.push(batch.entries.len());
             for e in batch.entries {
                 l.entries += 1;
                 l.trace_ids
@@ -174,6 +177,29 @@ impl Ledger {
             }
         }
         l
+    }
+
+    /// The most receipt entries that arrived within any `window`: how
+    /// many messages the consumers processed at their fastest, say while
+    /// catching up with a backlog.
+    pub fn most_entries_within(&self, window: Duration) -> usize {
+        let mut batches: Vec<(Instant, usize)> = self
+            .arrivals
+            .iter()
+            .copied()
+            .zip(self.batch_entries.iter().copied())
+            .collect();
+        batches.sort_by_key(|(at, _)| *at);
+        let (mut most, mut inside, mut first) = (0, 0, 0);
+        for &(at, entries) in &batches {
+            inside += entries;
+            while at.duration_since(batches[first].0) > window {
+                inside -= batches[first].1;
+                first += 1;
+            }
+            most = most.max(inside);
+        }
+        most
     }
 
     /// Distinct messages with a receipt.
@@ -315,4 +341,24 @@ pub fn unix_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_nanos() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busiest_window_counts_entries_not_batches() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let ledger = Ledger {
+            arrivals: vec![t0, t0 + ms(500), t0 + ms(900), t0 + ms(3_000)],
+            batch_entries: vec![10, 200, 300, 40],
+            ..Ledger::default()
+        };
+        assert_eq!(ledger.most_entries_within(ms(1_000)), 510);
+        assert_eq!(ledger.most_entries_within(ms(400)), 500);
+        assert_eq!(ledger.most_entries_within(ms(3_000)), 550);
+        assert_eq!(Ledger::default().most_entries_within(ms(1_000)), 0);
+    }
 }

@@ -98,9 +98,37 @@ pub struct Snapshot {
     pub log_highs: Vec<(i32, i64)>,
     /// High watermarks of the receipts topic's partitions that answered.
     pub receipt_highs: Vec<(i32, i64)>,
+    /// Why the timestamps for lag in seconds could not be read, if so.
+    pub timestamp_error: Option<Error>,
 }
 
+/// What can fail in a poll: the `kind` label of
+/// `meshflow_exporter_poll_errors_total`.
+pub const POLL_ERROR_KINDS: [&str; 4] = ["metadata", "watermarks", "group_offsets", "timestamps"];
+
 impl Snapshot {
+    /// What failed in this poll, each kind once, in [`POLL_ERROR_KINDS`]'s
+    /// order.
+    pub fn error_kinds(&self) -> Vec<&'static str> {
+        let lags = || self.groups.values().flatten().flatten();
+        let failed = [
+            self.health.is_err(),
+            lags().any(|lag| lag.offsets.is_err()),
+            self.groups.values().any(Result::is_err),
+            self.timestamp_error.is_some(),
+        ];
+        POLL_ERROR_KINDS
+            .into_iter()
+            .zip(failed)
+            .filter_map(|(kind, failed)| failed.then_some(kind))
+            .collect()
+    }
+
+    /// Partitions with a lag figure, summed over the groups.
+    pub fn partitions_watched(&self) -> usize {
+        self.groups.values().flatten().map(Vec::len).sum()
+    }
+
     /// Per watched group, the committed offsets read (partition → the next
     /// offset the group consumes); `None` when the group's offsets could not
     /// be read.
@@ -185,6 +213,7 @@ impl ClusterPoller {
                     groups: self.groups.map(|_, _| Err(e.clone())),
                     log_highs: Vec::new(),
                     receipt_highs,
+                    timestamp_error: None,
                 };
             }
         };
@@ -231,10 +260,14 @@ impl ClusterPoller {
             .filter(|key| !self.timestamps.contains_key(key))
             .copied()
             .collect();
+        let mut timestamp_error = None;
         if !missing.is_empty() {
             match self.read_timestamps(&missing) {
                 Ok(found) => self.timestamps.extend(found),
-                Err(e) => tracing::warn!(error = %e, "record timestamps"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "record timestamps");
+                    timestamp_error = Some(e);
+                }
             }
         }
         let groups = offsets.into_map(|_, group| {
@@ -264,6 +297,7 @@ impl ClusterPoller {
             groups,
             log_highs,
             receipt_highs,
+            timestamp_error,
         }
     }
 

@@ -32,9 +32,12 @@ macro_rules! register {
     };
 }
 mod labels;
+mod poll;
 mod series;
 
 pub use labels::*;
+pub use poll::PollReport;
+use poll::PollSeries;
 use series::{record, valid_trace_id, GroupSeries, StageSeries};
 
 /// Full name of the group status family, which the HTTP endpoint declares
@@ -84,6 +87,7 @@ pub struct ExporterMetrics {
     brokers: Gauge,
     read_lag: Family<TopicLabels, SecondsGauge>,
     evicted: Family<EvictionLabels, Counter>,
+    poll: PollSeries,
 }
 
 impl ExporterMetrics {
@@ -161,6 +165,7 @@ impl ExporterMetrics {
             brokers: Gauge::default(),
             read_lag: Family::default(),
             evicted: Family::default(),
+            poll: PollSeries::register(registry),
         };
         for reason in ["idle", "capacity", "rebased"] {
             let _ = metrics.evicted.get_or_create(&EvictionLabels { reason });
@@ -287,6 +292,11 @@ impl ExporterMetrics {
                 })
                 .set(i64::from(state == status));
         }
+    }
+
+    /// Records one poll of the cluster.
+    pub fn record_poll(&self, report: &PollReport) {
+        self.poll.record(report);
     }
 
     /// Sets the cluster health gauges from one metadata answer.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterPoller, Snapshot};
 use crate::groups::{GroupId, Groups, PerGroup};
-use crate::metrics::ExporterMetrics;
+use crate::metrics::{ExporterMetrics, PollReport};
 use crate::progress::PollMarks;
 use crate::status::StatusConfig;
 use crate::status::{Evaluation, GroupStatus, GroupStatusTracker};
@@ -62,6 +62,13 @@ impl GroupWatch {
                 self.cluster_error = Some(error);
             }
         }
+        metrics.record_poll(&PollReport {
+            seconds: now_ns.saturating_sub(snapshot.at_ns) as f64 / 1e9,
+            errors: snapshot.error_kinds(),
+            ended_unix_s: now_ns as f64 / 1e9,
+            groups: self.groups.len(),
+            partitions: snapshot.partitions_watched(),
+        });
         let groups = self.groups.clone();
         PerGroup::from_fn(&groups, |group| {
             self.judge(group, snapshot, metrics, now_ns)

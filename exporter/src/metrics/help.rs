@@ -21,6 +21,12 @@ pub(super) const HELP: &[(&str, &str)] = &[
     ("partition_under_replicated", "1 when the partition's in-sync replicas are fewer than its replicas"),
     ("partition_leaderless", "1 when the partition has no leader"),
     ("brokers", "Brokers in the cluster metadata"),
+    ("exporter_build_info", "1, with the exporter's version as a label"),
+    ("exporter_poll_duration_seconds", "How long one poll of the cluster (metadata, watermarks, committed offsets, record timestamps) took"),
+    ("exporter_poll_errors", "Polls in which a kind of request failed: metadata, watermarks, group_offsets, timestamps"),
+    ("exporter_last_successful_poll_timestamp_seconds", "When the last poll with no failure ended, Unix seconds"),
+    ("exporter_groups_watched", "Consumer groups the exporter watches"),
+    ("exporter_partitions_watched", "Partitions with a lag figure in the last poll, summed over the watched groups"),
 ];
 
 /// The help text of the family `name`.

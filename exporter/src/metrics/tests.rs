@@ -386,6 +386,11 @@ fn every_family_exposed_carries_its_help_text() {
         assert!(!want.is_empty(), "{name} has no help text");
         assert_eq!(*help, want, "{name}");
     }
+    let build = format!(
+        "meshflow_exporter_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&registry, &build), 1.0);
     let names: std::collections::BTreeSet<&str> = help::HELP.iter().map(|(n, _)| *n).collect();
     assert_eq!(names.len(), help::HELP.len(), "a family named twice");
     // All but the per-partition gauges, which need a partition to exist.

@@ -110,6 +110,7 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
                 ),
             ],
         ),
+        timestamp_error: None,
     };
     let evaluations = watch.apply(&first, &metrics, T0);
     let lag_of = |name: &str, partition: i32| {
@@ -129,6 +130,26 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     assert_eq!(status_of(&registry, "g1"), ["ERR"]);
     assert_eq!(status_of(&registry, "g2"), ["ERR"]);
     assert_eq!(sample(&registry, "meshflow_brokers"), Some(1.0));
+    let poll_errors = |kind: &str| {
+        let series = format!("meshflow_exporter_poll_errors_total{{kind=\"{kind}\"}}");
+        sample(&registry, &series)
+    };
+    assert_eq!(poll_errors("group_offsets"), Some(1.0));
+    assert_eq!(poll_errors("metadata"), Some(0.0));
+    assert_eq!(
+        sample(&registry, "meshflow_exporter_groups_watched"),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&registry, "meshflow_exporter_partitions_watched"),
+        Some(2.0)
+    );
+    let last_success = "meshflow_exporter_last_successful_poll_timestamp_seconds";
+    assert_eq!(
+        sample(&registry, last_success),
+        Some(0.0),
+        "no poll without failure yet"
+    );
 
     // 15 s later: g1 has not committed on partition 0 (STOP after 10 s);
     // g2 is readable and caught up.
@@ -153,8 +174,9 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
                 ("g2", Ok(vec![lag(0, at, offsets(110, Some(110)), None)])),
             ],
         ),
+        timestamp_error: Some(Error::MissingTimestamp { offset: 40 }),
     };
-    let evaluations = watch.apply(&second, &metrics, at);
+    let evaluations = watch.apply(&second, &metrics, at + SEC / 2);
     assert_eq!(evaluations[g1].status, GroupStatus::Stop, "{evaluations:?}");
     assert_eq!(evaluations[g1].partition, Some(0));
     assert_eq!(evaluations[g2].status, GroupStatus::Ok);
@@ -166,6 +188,33 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     assert_eq!(lag_of("meshflow_consumer_lag_seconds", 1), Some(0.0));
     // Health unreadable this time: the last known value stays.
     assert_eq!(sample(&registry, "meshflow_brokers"), Some(1.0));
+    assert_eq!(poll_errors("metadata"), Some(1.0));
+    assert_eq!(poll_errors("timestamps"), Some(1.0));
+    assert_eq!(
+        poll_errors("group_offsets"),
+        Some(1.0),
+        "this poll read them"
+    );
+    assert_eq!(
+        sample(&registry, "meshflow_exporter_partitions_watched"),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&registry, "meshflow_exporter_poll_duration_seconds_sum"),
+        Some(0.5)
+    );
+
+    // Then a poll with nothing failing.
+    let third = Snapshot {
+        health: Ok(health()),
+        timestamp_error: None,
+        at_ns: at + 20 * SEC,
+        ..second
+    };
+    watch.apply(&third, &metrics, at + 21 * SEC);
+    let ended = (at + 21 * SEC) as f64 / 1e9;
+    assert_eq!(sample(&registry, last_success), Some(ended));
+    assert_eq!(poll_errors("metadata"), Some(1.0));
 }
 
 #[test]
@@ -181,6 +230,7 @@ fn a_group_missing_from_the_snapshot_is_an_error() {
         receipt_highs: Vec::new(),
         health: Ok(health()),
         groups: PerGroup::default(),
+        timestamp_error: None,
     };
     let evaluations = watch.apply(&snapshot, &metrics, T0);
     assert_eq!(evaluations[g1].status, GroupStatus::Err);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::tests::{log_at, sweep_judging, with_window};
+use super::tests::{log_at, receipt_at, sweep_judging, with_window};
 use super::*;
 use crate::window::{Outcome, MAX_SEQ};
 
@@ -226,14 +226,7 @@ proptest! {
 #[test]
 fn a_receipt_far_beyond_the_log_hides_no_loss() {
     let mut accounting = with_window(1024);
-    let entry = |seq, now| ReceiptEntry {
-        group: "g",
-        producer: "p",
-        seq,
-        partition: 0,
-        created_ns: now,
-        processed_ns: now,
-    };
+    let entry = receipt_at;
     for seq in 0..10 {
         let now = T0 + seq * MS;
         accounting.observe_log(&log_at(seq, now));
@@ -258,15 +251,7 @@ fn receipts_for_sequence_numbers_the_log_never_showed_are_unmatched() {
     }
     for seq in [0u64, 1, 2, 3] {
         let now = T0 + seq * MS;
-        let entry = ReceiptEntry {
-            group: "g",
-            producer: "p",
-            seq,
-            partition: 0,
-            created_ns: now,
-            processed_ns: now,
-        };
-        accounting.observe_receipt(&entry, now);
+        accounting.observe_receipt(&receipt_at(seq, now), now);
     }
     let end = T0 + 3_600_000 * MS;
     let report = sweep_judging(&mut accounting, end, end);
@@ -362,10 +347,7 @@ fn a_flood_of_new_producers_evicts_in_amortised_constant_time() {
         let id = format!("flood-{i}");
         accounting.observe_log(&LogRecord {
             producer: &id,
-            seq: 0,
-            partition: 0,
-            created_ns: now,
-            read_ns: now,
+            ..log_at(0, now)
         });
     }
     assert_eq!(accounting.producers(), 1_000);

@@ -17,6 +17,19 @@ pub(super) fn log_at(seq: u64, now: u64) -> LogRecord<'static> {
     }
 }
 
+/// A receipt of group "g" for producer "p" on partition 0, created and
+/// processed at `now`.
+pub(super) fn receipt_at(seq: u64, now: u64) -> ReceiptEntry<'static> {
+    ReceiptEntry {
+        group: "g",
+        producer: "p",
+        seq,
+        partition: 0,
+        created_ns: now,
+        processed_ns: now,
+    }
+}
+
 /// Accounting for group "g" with windows of `bits` sequence numbers.
 pub(super) fn with_window(bits: u32) -> Accounting {
     let config = AccountingConfig {
@@ -117,46 +130,34 @@ fn scenarios() {
 #[test]
 fn latency_and_clock_skew() {
     let mut accounting = Accounting::new(&AccountingConfig::default(), ["g"]);
-    let record = |seq, created_ns, read_ns| LogRecord {
-        producer: "p",
-        seq,
-        partition: 0,
-        created_ns,
-        read_ns,
-    };
-    let cases = [
-        (
-            record(0, T0, T0 + 3 * MS),
-            Latency::Measured(Duration::from_millis(3)),
-        ),
-        (
-            record(1, T0 + 5 * MS, T0 + 3 * MS),
-            Latency::ClockSkew(Duration::from_millis(2)),
-        ),
-        (record(1, T0, T0 + 9 * MS), Latency::NotMeasured),
+    let ms = Duration::from_millis;
+    // (seq, created, seen) → latency, at stage log then at stage processed.
+    let log_cases = [
+        ((0, T0, T0 + 3 * MS), Latency::Measured(ms(3))),
+        ((1, T0 + 5 * MS, T0 + 3 * MS), Latency::ClockSkew(ms(2))),
+        ((1, T0, T0 + 9 * MS), Latency::NotMeasured),
     ];
-    for (record, want) in cases {
+    for ((seq, created_ns, read_ns), want) in log_cases {
+        let record = LogRecord {
+            created_ns,
+            read_ns,
+            ..log_at(seq, 0)
+        };
         assert_eq!(accounting.observe_log(&record).latency, want, "{record:?}");
     }
-    let entry = |seq, created_ns, processed_ns| ReceiptEntry {
-        group: "g",
-        producer: "p",
-        seq,
-        partition: 0,
-        created_ns,
-        processed_ns,
-    };
-    let cases = [
-        (
-            entry(0, T0, T0 + 40 * MS),
-            Latency::Measured(Duration::from_millis(40)),
-        ),
-        (
-            entry(1, T0 + MS, T0),
-            Latency::ClockSkew(Duration::from_millis(1)),
-        ),
-        (entry(0, T0, T0 + 50 * MS), Latency::NotMeasured),
+    let receipt_cases = [
+        ((0, T0, T0 + 40 * MS), Latency::Measured(ms(40))),
+        ((1, T0 + MS, T0), Latency::ClockSkew(ms(1))),
+        ((0, T0, T0 + 50 * MS), Latency::NotMeasured),
     ];
+    let cases = receipt_cases.map(|((seq, created_ns, processed_ns), want)| {
+        let entry = ReceiptEntry {
+            created_ns,
+            processed_ns,
+            ..receipt_at(seq, 0)
+        };
+        (entry, want)
+    });
     for (entry, want) in cases {
         assert_eq!(
             accounting.observe_receipt(&entry, T0).latency,

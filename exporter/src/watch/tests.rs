@@ -66,6 +66,25 @@ fn status_of(registry: &Registry, group: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Metrics and a watch over `groups`.
+fn watching(groups: &Groups) -> (Registry, ExporterMetrics, GroupWatch) {
+    let mut registry = Registry::with_prefix("meshflow");
+    let metrics = ExporterMetrics::register(&mut registry, "events", groups);
+    (registry, metrics, GroupWatch::new(groups, &status_config()))
+}
+
+/// A snapshot at `at_ns` with readable health and nothing else failing.
+fn snapshot(at_ns: u64, groups: PerGroup<Result<Vec<PartitionLag>, Error>>) -> Snapshot {
+    Snapshot {
+        at_ns,
+        log_highs: Vec::new(),
+        receipt_highs: Vec::new(),
+        health: Ok(health()),
+        groups,
+        timestamp_error: None,
+    }
+}
+
 /// One snapshot entry per group of `groups`, given by name.
 fn per_group<T>(groups: &Groups, mut values: Vec<(&str, T)>) -> PerGroup<T> {
     PerGroup::from_fn(groups, |group| {
@@ -81,18 +100,13 @@ fn per_group<T>(groups: &Groups, mut values: Vec<(&str, T)>) -> PerGroup<T> {
 fn snapshots_become_lag_gauges_statuses_and_health() {
     let groups = Groups::new(["g1", "g2"]);
     let (g1, g2) = (groups.id("g1").unwrap(), groups.id("g2").unwrap());
-    let mut registry = Registry::with_prefix("meshflow");
-    let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
-    let mut watch = GroupWatch::new(&groups, &status_config());
+    let (registry, metrics, mut watch) = watching(&groups);
 
     // g1: partition 0 behind by 60, its oldest unconsumed record written 7 s
     // ago; partition 1's record timestamp could not be read. g2: no offsets.
-    let first = Snapshot {
-        at_ns: T0,
-        log_highs: Vec::new(),
-        receipt_highs: Vec::new(),
-        health: Ok(health()),
-        groups: per_group(
+    let first = snapshot(
+        T0,
+        per_group(
             &groups,
             vec![
                 (
@@ -110,8 +124,7 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
                 ),
             ],
         ),
-        timestamp_error: None,
-    };
+    );
     let evaluations = watch.apply(&first, &metrics, T0);
     let lag_of = |name: &str, partition: i32| {
         sample(
@@ -155,26 +168,26 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     // g2 is readable and caught up.
     let at = T0 + 15 * SEC;
     let second = Snapshot {
-        at_ns: at,
-        log_highs: Vec::new(),
-        receipt_highs: Vec::new(),
         health: Err(Error::UnknownTopic {
             topic: "events".into(),
         }),
-        groups: per_group(
-            &groups,
-            vec![
-                (
-                    "g1",
-                    Ok(vec![
-                        lag(0, at, offsets(110, Some(40)), Some(T0_MS - 7_000)),
-                        lag(1, at, offsets(50, Some(50)), None),
-                    ]),
-                ),
-                ("g2", Ok(vec![lag(0, at, offsets(110, Some(110)), None)])),
-            ],
-        ),
         timestamp_error: Some(Error::MissingTimestamp { offset: 40 }),
+        ..snapshot(
+            at,
+            per_group(
+                &groups,
+                vec![
+                    (
+                        "g1",
+                        Ok(vec![
+                            lag(0, at, offsets(110, Some(40)), Some(T0_MS - 7_000)),
+                            lag(1, at, offsets(50, Some(50)), None),
+                        ]),
+                    ),
+                    ("g2", Ok(vec![lag(0, at, offsets(110, Some(110)), None)])),
+                ],
+            ),
+        )
     };
     let evaluations = watch.apply(&second, &metrics, at + SEC / 2);
     assert_eq!(evaluations[g1].status, GroupStatus::Stop, "{evaluations:?}");
@@ -221,17 +234,8 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
 fn a_group_missing_from_the_snapshot_is_an_error() {
     let groups = Groups::new(["g1"]);
     let g1 = groups.id("g1").unwrap();
-    let mut registry = Registry::with_prefix("meshflow");
-    let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
-    let mut watch = GroupWatch::new(&groups, &status_config());
-    let snapshot = Snapshot {
-        at_ns: T0,
-        log_highs: Vec::new(),
-        receipt_highs: Vec::new(),
-        health: Ok(health()),
-        groups: PerGroup::default(),
-        timestamp_error: None,
-    };
+    let (_registry, metrics, mut watch) = watching(&groups);
+    let snapshot = snapshot(T0, PerGroup::default());
     let evaluations = watch.apply(&snapshot, &metrics, T0);
     assert_eq!(evaluations[g1].status, GroupStatus::Err);
     assert!(evaluations[g1].reason.contains("not polled"));

@@ -3,6 +3,8 @@
 use meshflow_common::exposition::prometheus_text;
 use prometheus_client::registry::Registry;
 
+use crate::observation::{LogRecord, ReceiptEntry};
+
 /// The value of one series as the text format writes it, if present.
 pub(crate) fn sample(registry: &Registry, series: &str) -> Option<f64> {
     prometheus_text(registry)
@@ -28,4 +30,28 @@ pub(crate) fn of_group(registry: &Registry, name: &str, group: &str) -> f64 {
         registry,
         &format!("{name}{{topic=\"events\",group=\"{group}\"}}"),
     )
+}
+
+/// A record of producer "p" on partition 0, created and read at `now`.
+pub(crate) fn log_at(seq: u64, now: u64) -> LogRecord<'static> {
+    LogRecord {
+        producer: "p",
+        seq,
+        partition: 0,
+        created_ns: now,
+        read_ns: now,
+    }
+}
+
+/// A receipt of group "g" for producer "p" on partition 0, created and
+/// processed at `now`.
+pub(crate) fn receipt_at(seq: u64, now: u64) -> ReceiptEntry<'static> {
+    ReceiptEntry {
+        group: "g",
+        producer: "p",
+        seq,
+        partition: 0,
+        created_ns: now,
+        processed_ns: now,
+    }
 }

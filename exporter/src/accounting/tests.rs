@@ -1,34 +1,11 @@
 use super::*;
 use crate::observation::Latency;
+pub(super) use crate::testing::{log_at, receipt_at};
 use crate::window::Outcome::*;
 
 mod cases;
 
 use cases::{cases, Step::*, MS, T0};
-
-/// A record of producer "p" on partition 0, created and read at `now`.
-pub(super) fn log_at(seq: u64, now: u64) -> LogRecord<'static> {
-    LogRecord {
-        producer: "p",
-        seq,
-        partition: 0,
-        created_ns: now,
-        read_ns: now,
-    }
-}
-
-/// A receipt of group "g" for producer "p" on partition 0, created and
-/// processed at `now`.
-pub(super) fn receipt_at(seq: u64, now: u64) -> ReceiptEntry<'static> {
-    ReceiptEntry {
-        group: "g",
-        producer: "p",
-        seq,
-        partition: 0,
-        created_ns: now,
-        processed_ns: now,
-    }
-}
 
 /// Accounting for group "g" with windows of `bits` sequence numbers.
 pub(super) fn with_window(bits: u32) -> Accounting {

@@ -2,7 +2,7 @@ use super::*;
 use crate::config::AccountingConfig;
 use crate::groups::Groups;
 use crate::progress::PollMarks;
-use crate::testing::{of_group, stage, value};
+use crate::testing::{log_at, of_group, stage, value};
 use meshflow_common::config::{load, Sources};
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +41,26 @@ fn reader() -> (Registry, Reader) {
     let consumer = Arc::new(super::consumer(&config).expect("consumer"));
     let reader = Reader::new(consumer, accounting, metrics, readiness, &config);
     (registry, reader)
+}
+
+/// A reader with partition 0 of both topics assigned from offset 0.
+fn reading_from_start() -> (Registry, Reader) {
+    let (registry, mut reader) = reader();
+    reader.log_progress.assign(0, 0);
+    reader.receipts_progress.assign(0, 0);
+    (registry, reader)
+}
+
+/// A poll at 100 s that found both topics read to their ends (data topic
+/// at 4, receipts at 1) and g1 committed at `offset` on partition 0.
+fn both_read_g1_committed(reader: &Reader, offset: i64) -> PollMarks {
+    PollMarks {
+        at_ns: 100 * SEC,
+        done_ns: 100 * SEC,
+        log_highs: vec![(0, 4)],
+        receipt_highs: vec![(0, 1)],
+        committed: g1_committed(reader, BTreeMap::from([(0, offset)])),
+    }
 }
 
 /// Committed offsets of g1 alone, as a poll reads them.
@@ -113,18 +133,13 @@ async fn an_unreadable_receipt_batch_is_counted_as_invalid() {
 
 #[tokio::test]
 async fn a_sweep_judges_only_what_progress_and_commits_allow() {
-    let (registry, mut reader) = reader();
-    reader.log_progress.assign(0, 0);
-    reader.receipts_progress.assign(0, 0);
+    let (registry, mut reader) = reading_from_start();
     // Seen in the log, never receipted by g1; g1's receipts for other
     // messages of the producer make it judgeable.
     for seq in 0..4 {
         let observed = reader.accounting.observe_log(&LogRecord {
             producer: "p1",
-            seq,
-            partition: 0,
-            created_ns: SEC,
-            read_ns: SEC,
+            ..log_at(seq, SEC)
         });
         reader.metrics.record_log(observed);
         reader.log_progress.record(0, seq as i64);
@@ -145,13 +160,7 @@ async fn a_sweep_judges_only_what_progress_and_commits_allow() {
 
     // The poll saw both topics read to their ends and g1 committed past
     // everything: now the two messages without a receipt are lost.
-    reader.apply_marks(&PollMarks {
-        at_ns: 100 * SEC,
-        done_ns: 100 * SEC,
-        log_highs: vec![(0, 4)],
-        receipt_highs: vec![(0, 1)],
-        committed: g1_committed(&reader, BTreeMap::from([(0, 4)])),
-    });
+    reader.apply_marks(&both_read_g1_committed(&reader, 4));
     reader.sweep();
     assert_eq!(lost(&registry, "log", ""), 0.0);
     assert_eq!(lost(&registry, "processed", "g1"), 2.0);
@@ -160,16 +169,11 @@ async fn a_sweep_judges_only_what_progress_and_commits_allow() {
 
 #[tokio::test]
 async fn a_group_that_has_not_committed_past_a_message_is_lagging_not_losing() {
-    let (registry, mut reader) = reader();
-    reader.log_progress.assign(0, 0);
-    reader.receipts_progress.assign(0, 0);
+    let (registry, mut reader) = reading_from_start();
     for seq in 0..4 {
         reader.accounting.observe_log(&LogRecord {
             producer: "p1",
-            seq,
-            partition: 0,
-            created_ns: SEC,
-            read_ns: SEC,
+            ..log_at(seq, SEC)
         });
         reader.log_progress.record(0, seq as i64);
     }
@@ -177,13 +181,7 @@ async fn a_group_that_has_not_committed_past_a_message_is_lagging_not_losing() {
     reader.receipts_progress.record(0, 0);
     reader.sweep();
     // g1 committed offset 1 only: messages 1..3 are lag.
-    reader.apply_marks(&PollMarks {
-        at_ns: 100 * SEC,
-        done_ns: 100 * SEC,
-        log_highs: vec![(0, 4)],
-        receipt_highs: vec![(0, 1)],
-        committed: g1_committed(&reader, BTreeMap::from([(0, 1)])),
-    });
+    reader.apply_marks(&both_read_g1_committed(&reader, 1));
     reader.sweep();
     assert_eq!(
         stage(&registry, "meshflow_messages_lost_total", "processed", "g1"),

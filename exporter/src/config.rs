@@ -18,6 +18,7 @@ use meshflow_common::config::{
 use serde::Deserialize;
 
 mod accounting;
+mod cluster;
 
 pub use crate::status::StatusConfig;
 use crate::Error;
@@ -25,6 +26,7 @@ pub use accounting::{
     default_grace, default_idle_timeout, default_max_clock_skew, default_max_producers,
     default_max_record_age, default_sla, default_window_bits, AccountingConfig,
 };
+pub use cluster::ClusterExpectation;
 
 /// librdkafka keys the exporter's typed settings own.
 pub const OWNED_KEYS: &[&str] = &[
@@ -117,6 +119,9 @@ pub struct ExporterSettings {
     /// Thresholds of the group status rules.
     #[serde(default)]
     pub status: StatusConfig,
+    /// What the cluster should look like, for the brokers alerts.
+    #[serde(default)]
+    pub cluster: ClusterExpectation,
 }
 
 /// The design's data topic.
@@ -162,6 +167,7 @@ impl Default for ExporterSettings {
             max_record_age: default_max_record_age(),
             memory_budget_mib: default_memory_budget_mib(),
             status: StatusConfig::default(),
+            cluster: ClusterExpectation::default(),
         }
     }
 }
@@ -242,6 +248,7 @@ impl ExporterSettings {
             ));
         }
         self.status.validate().map_err(config_error)?;
+        self.cluster.validate().map_err(config_error)?;
         let needed =
             poll.saturating_mul(u32::try_from(self.status.min_samples).unwrap_or(u32::MAX));
         if self.status.window < needed {

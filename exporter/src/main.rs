@@ -19,11 +19,10 @@ async fn main() -> ExitCode {
     }
     .run(
         |c: &Config, registry| {
-            ExporterMetrics::register(
-                registry,
-                &c.exporter.topic,
-                &c.exporter.groups.as_slice().into(),
-            )
+            let groups = c.exporter.groups.as_slice().into();
+            let metrics = ExporterMetrics::register(registry, &c.exporter.topic, &groups);
+            metrics.set_expected_cluster(&c.exporter.cluster);
+            metrics
         },
         |s| async move {
             service::run(s.config, s.metrics, s.readiness, s.shutdown).await?;

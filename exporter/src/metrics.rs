@@ -20,6 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::cluster::ClusterHealth;
+use crate::config::ClusterExpectation;
 use crate::groups::{GroupId, Groups, PerGroup};
 use crate::observation::{Evictions, Observed, Rejection, SweepReport};
 use crate::status::GroupStatus;
@@ -85,6 +86,8 @@ pub struct ExporterMetrics {
     under_replicated: Family<PartitionLabels, Gauge>,
     leaderless: Family<PartitionLabels, Gauge>,
     brokers: Gauge,
+    brokers_expected: Gauge,
+    brokers_min_insync: Gauge,
     read_lag: Family<TopicLabels, SecondsGauge>,
     evicted: Family<EvictionLabels, Counter>,
     poll: PollSeries,
@@ -163,6 +166,8 @@ impl ExporterMetrics {
             under_replicated: Family::default(),
             leaderless: Family::default(),
             brokers: Gauge::default(),
+            brokers_expected: Gauge::default(),
+            brokers_min_insync: Gauge::default(),
             read_lag: Family::default(),
             evicted: Family::default(),
             poll: PollSeries::register(registry),
@@ -189,6 +194,8 @@ impl ExporterMetrics {
             "partition_under_replicated" => metrics.under_replicated.clone(),
             "partition_leaderless"       => metrics.leaderless.clone(),
             "brokers"                    => metrics.brokers.clone(),
+            "brokers_expected"           => metrics.brokers_expected.clone(),
+            "brokers_min_insync"         => metrics.brokers_min_insync.clone(),
         );
         for (group, _) in groups.iter() {
             metrics.set_status(group, GroupStatus::Err);
@@ -292,6 +299,13 @@ impl ExporterMetrics {
                 })
                 .set(i64::from(state == status));
         }
+    }
+
+    /// Publishes what the cluster should look like, for the brokers alerts.
+    pub fn set_expected_cluster(&self, expected: &ClusterExpectation) {
+        self.brokers_expected.set(i64::from(expected.brokers));
+        self.brokers_min_insync
+            .set(i64::from(expected.min_insync_replicas));
     }
 
     /// Records one poll of the cluster.

@@ -72,6 +72,17 @@ def test_scaling_to_five_adds_controllers_through_the_quorum():
     assert "join_loop &" in scripts["data"]["start.sh"]
 
 
+def test_the_exporter_expects_the_cluster_it_is_scaled_to():
+    import tomllib
+    docs = render_with({
+        "kafka": {"replicas": 5, "defaultReplicationFactor": 4, "minInsyncReplicas": 3},
+        "topics": {"replicationFactor": 4},
+    })
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "meshflow-config"]
+    cluster = tomllib.loads(config["data"]["exporter.toml"])["exporter"]["cluster"]
+    assert cluster == {"brokers": 5, "min_insync_replicas": 3}
+
+
 # --- also: memory, scheduling, labels, schema -------------------------------
 
 

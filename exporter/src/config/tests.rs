@@ -136,6 +136,8 @@ mod service {
             ("MESHFLOW__EXPORTER__STATUS__STOP_AFTER", "20s"),
             ("MESHFLOW__EXPORTER__STATUS__MIN_SAMPLES", "4"),
             ("MESHFLOW__EXPORTER__WINDOW_BITS", "1024"),
+            ("MESHFLOW__EXPORTER__CLUSTER__BROKERS", "1"),
+            ("MESHFLOW__EXPORTER__CLUSTER__MIN_INSYNC_REPLICAS", "1"),
         ])
         .unwrap();
         let e = &c.exporter;
@@ -147,6 +149,7 @@ mod service {
         assert_eq!(e.status.stop_after, Duration::from_secs(20));
         assert_eq!(e.status.min_samples, 4);
         assert_eq!(e.accounting().window_bits, 1024);
+        assert_eq!((e.cluster.brokers, e.cluster.min_insync_replicas), (1, 1));
         // A single group is a one-element list.
         let c = from_env(&[("MESHFLOW__EXPORTER__GROUPS", "solo")]).unwrap();
         assert_eq!(c.exporter.groups, ["solo"]);
@@ -257,6 +260,11 @@ mod service {
             ("EXPORTER__WINDOW_BITS", "1000", "`exporter.window_bits`"),
             ("EXPORTER__STATUS__MIN_SAMPLES", "1", "`exporter.status.min_samples`"),
             ("EXPORTER__STATUS__WINDOW", "20s", "`exporter.status.window`"),
+            (
+                "EXPORTER__CLUSTER__MIN_INSYNC_REPLICAS",
+                "4",
+                "`exporter.cluster.min_insync_replicas`",
+            ),
             ("EXPORTER__MAX_CLOCK_SKEW", "0s", "`exporter.max_clock_skew`"),
             ("EXPORTER__MAX_PRODUCERS", "1000000", "`exporter.memory_budget_mib`"),
             ("EXPORTER__GRACE", "soon", "grace"),

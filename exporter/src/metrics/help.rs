@@ -21,6 +21,8 @@ pub(super) const HELP: &[(&str, &str)] = &[
     ("partition_under_replicated", "1 when the partition's in-sync replicas are fewer than its replicas"),
     ("partition_leaderless", "1 when the partition has no leader"),
     ("brokers", "Brokers in the cluster metadata"),
+    ("brokers_expected", "Brokers the cluster should have (exporter.cluster.brokers); 0 when unknown"),
+    ("brokers_min_insync", "The topics' min.insync.replicas as configured (exporter.cluster.min_insync_replicas): with fewer brokers acks=all writes fail"),
     ("exporter_build_info", "1, with the exporter's version as a label"),
     ("exporter_poll_duration_seconds", "How long one poll of the cluster (metadata, watermarks, committed offsets, record timestamps) took"),
     ("exporter_poll_errors", "Polls in which a kind of request failed: metadata, watermarks, group_offsets, timestamps"),

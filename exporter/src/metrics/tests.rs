@@ -396,3 +396,15 @@ fn every_family_exposed_carries_its_help_text() {
     // All but the per-partition gauges, which need a partition to exist.
     assert!(exposed.len() >= help::HELP.len() - 2, "{exposed:?}");
 }
+
+#[test]
+fn the_expected_cluster_is_published_for_the_brokers_alerts() {
+    let (registry, metrics) = setup();
+    assert_eq!(value(&registry, "meshflow_brokers_expected"), 0.0);
+    metrics.set_expected_cluster(&crate::config::ClusterExpectation {
+        brokers: 1,
+        min_insync_replicas: 1,
+    });
+    assert_eq!(value(&registry, "meshflow_brokers_expected"), 1.0);
+    assert_eq!(value(&registry, "meshflow_brokers_min_insync"), 1.0);
+}

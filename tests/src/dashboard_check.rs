@@ -2,6 +2,7 @@
 //! would send it: panel expressions under each variable selection, and the
 //! variable queries. Collects what is wrong instead of stopping at the first.
 
+use crate::emitted::selectors;
 use crate::grafana::{substitute, Dashboard, Query, Selection, Values};
 use crate::prometheus::{encode, Prometheus};
 use crate::scenario::Names;
@@ -11,6 +12,7 @@ use crate::scenario::Names;
 pub type AllowedEmpty = (&'static str, &'static str, &'static str, &'static str);
 
 /// What Prometheus said about one query.
+#[derive(Debug)]
 enum Answer {
     /// Parsed and evaluated; how many series (or 1 for a scalar).
     Data(usize),
@@ -113,6 +115,29 @@ pub struct DashboardFigures {
     pub failures: Vec<String>,
 }
 
+/// `promql` without a trailing top-level `or vector(0)`, if it ends so.
+pub fn without_fallback(promql: &str) -> Option<&str> {
+    let trimmed = promql.trim_end();
+    let head = trimmed.strip_suffix(')')?.trim_end().strip_suffix('0')?;
+    let head = head
+        .trim_end()
+        .strip_suffix('(')?
+        .trim_end()
+        .strip_suffix("vector")?;
+    let bare = head.trim_end().strip_suffix("or")?;
+    // `or` must be a word of its own, outside every parenthesis.
+    let word = bare.ends_with(|c: char| c.is_whitespace() || c == ')');
+    let mut depth = 0i32;
+    for c in bare.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    (word && depth == 0).then(|| bare.trim_end())
+}
+
 /// Runs every panel expression under every selection and every variable
 /// query; collects what is wrong instead of stopping at the first.
 pub fn check_dashboards(
@@ -136,6 +161,25 @@ pub fn check_dashboards(
             let mut data_everywhere = true;
             for selection in [Selection::Single, Selection::Multi, Selection::All] {
                 let promql = substitute(&query.text, dashboard, &values, selection);
+                // A fallback must not hide a selector that matches nothing:
+                // without it, the expression has data, or each of its
+                // meshflow_* selectors does (it is empty by its filters,
+                // say a count of groups not OK when all are).
+                if let Some(bare) = without_fallback(&promql) {
+                    if why_empty.is_none() && !matches!(instant(prometheus, bare), Answer::Data(_))
+                    {
+                        for selector in selectors(bare) {
+                            let answer = instant(prometheus, &selector.text);
+                            if !matches!(answer, Answer::Data(_)) {
+                                f.failures.push(format!(
+                                    "{} ({selection:?}): {} matches nothing ({answer:?}), hidden by `or vector(0)`",
+                                    query.name(),
+                                    selector.text
+                                ));
+                            }
+                        }
+                    }
+                }
                 let answer = instant(prometheus, &promql);
                 match answer {
                     Answer::Data(_) => {}
@@ -223,4 +267,26 @@ pub fn check_dashboards(
         }
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_fallback;
+
+    #[test]
+    fn only_a_trailing_top_level_fallback_is_taken_off() {
+        assert_eq!(
+            without_fallback("sum(rate(x[5m])) or vector(0)"),
+            Some("sum(rate(x[5m]))")
+        );
+        assert_eq!(
+            without_fallback("sum(x)\n  or\n  vector( 0 )\n"),
+            Some("sum(x)")
+        );
+        assert_eq!(without_fallback("sum(x or vector(0))"), None);
+        assert_eq!(without_fallback("(sum(x) or vector(0))"), None);
+        assert_eq!(without_fallback("sum(x) or vector(1)"), None);
+        assert_eq!(without_fallback("sum(x)"), None);
+        assert_eq!(without_fallback("xor vector(0)"), None);
+    }
 }

@@ -9,8 +9,14 @@
 //!    two-value multi-selection, and All; every `label_values` variable query answers
 //!    and offers the test's topic and group. Only the expressions listed in
 //!    [`ALLOWED_EMPTY`], each with its reason, may be empty; they must parse;
+//!    An expression ending in `or vector(0)` is also run without it: then
+//!    it has data, or each of its `meshflow_*` selectors does, so the
+//!    fallback cannot hide a selector that matches nothing;
 //! 2. every rule group of the rule files is loaded and every rule is healthy,
-//!    with no evaluation error, after several evaluation cycles;
+//!    with no evaluation error, after several evaluation cycles; every
+//!    `meshflow_*` metric a panel or rule names is one the running services
+//!    write on their `/metrics`, with the labels its matchers use (see
+//!    [`meshflow_tests::emitted`]);
 //! 3. a sequence gap injected by a made-up producer instance is counted as
 //!    exactly 5 lost messages at stage `log`, and `MeshflowMessagesLost`,
 //!    silent before, goes pending or firing within a bounded time.
@@ -22,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use meshflow_tests::bed::{Bed, PARTITIONS};
 use meshflow_tests::dashboard_check::{check_dashboards, AllowedEmpty};
+use meshflow_tests::emitted::Exposed;
 use meshflow_tests::exporter::{self, TestProducer};
 use meshflow_tests::grafana::{substitute, Dashboard, Selection, Values, Variable};
 use meshflow_tests::prometheus::Prometheus;
@@ -219,6 +226,39 @@ async fn dashboards_and_alerts_work_against_live_metrics() {
         unhealthy.is_empty(),
         "unhealthy rules:\n  {}",
         unhealthy.join("\n  ")
+    );
+
+    // 1b, 2b. What the dashboards and rules read is what the services
+    // write: every meshflow_* metric named, and the labels of its matchers,
+    // against the services' own /metrics (not only docs/contracts.md).
+    let mut exposed = Exposed::default();
+    for service in [&producer, &c1, &c2, &exporter] {
+        let (_, body) = scrape::get(service.port, "/metrics", None).expect("/metrics answers");
+        exposed.add(&body);
+    }
+    let mut unknown: Vec<String> = Vec::new();
+    for dashboard in &dashboards {
+        for query in dashboard.targets.iter().chain(&dashboard.variable_queries) {
+            // Series created by their first event (ALLOWED_EMPTY, each
+            // with its reason) are not written yet here.
+            let created_later = ALLOWED_EMPTY
+                .iter()
+                .any(|(d, p, id, _)| *d == query.dashboard && *p == query.panel && *id == query.id);
+            if created_later {
+                continue;
+            }
+            let wrong = exposed.unknown_reads(&query.text);
+            unknown.extend(wrong.into_iter().map(|w| format!("{}: {w}", query.name())));
+        }
+    }
+    for (group, name, rule) in &rules {
+        let wrong = exposed.unknown_reads(rule["query"].as_str().unwrap_or_default());
+        unknown.extend(wrong.into_iter().map(|w| format!("{group:?} {name}: {w}")));
+    }
+    assert!(
+        unknown.is_empty(),
+        "dashboards and rules read what no service writes:\n  {}",
+        unknown.join("\n  ")
     );
     let lost_for = rules
         .iter()

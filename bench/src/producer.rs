@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use meshflow_common::config::{HttpConfig, KafkaConfig};
 use meshflow_common::envelope::now_ns;
 use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::Readiness;
@@ -54,8 +53,9 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Far above any rate either side reaches: meshflow's loop never waits.
 const SATURATION_RATE: f64 = 10_000_000.0;
 
-/// Fixed headers the size of meshflow's envelope and trace context.
-fn envelope_sized_headers(seq: u64) -> OwnedHeaders {
+/// Fixed headers the size of meshflow's envelope and trace context (also
+/// the callgrind baseline for building the envelope's headers).
+pub fn envelope_sized_headers(seq: u64) -> OwnedHeaders {
     let seq = seq.to_string();
     OwnedHeaders::new_with_capacity(5)
         .insert(Header {
@@ -141,14 +141,10 @@ pub async fn plain(load: &Load) -> anyhow::Result<Run> {
 
 /// meshflow's producer config for `load`, with an instance id of its own.
 pub fn meshflow_config(load: &Load, instance: &str) -> meshflow_producer::Config {
+    let (kafka, http) = crate::target::service_sections(&load.bootstrap);
     meshflow_producer::Config {
-        kafka: KafkaConfig {
-            bootstrap_servers: load.bootstrap.clone(),
-            ..KafkaConfig::default()
-        },
-        http: HttpConfig {
-            listen: ([127, 0, 0, 1], 0).into(),
-        },
+        kafka,
+        http,
         log: Default::default(),
         trace: Default::default(),
         producer: ProducerSettings {

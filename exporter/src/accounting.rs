@@ -68,6 +68,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::AccountingConfig;
+use crate::id_hash::IdHashBuilder;
 use crate::observation::{
     count, latency, Evictions, Horizon, LogRecord, Observed, ReceiptEntry, Rejection,
     StageCounters, SweepReport,
@@ -137,7 +138,7 @@ pub struct Accounting {
     idle_ns: u64,
     max_producers: usize,
     groups: Vec<String>,
-    producers: HashMap<String, ProducerBook>,
+    producers: HashMap<String, ProducerBook, IdHashBuilder>,
     /// Idlest producers first to go, idlest at the end, with the activity
     /// they had when listed (a producer active since is skipped).
     eviction_candidates: Vec<(u64, String)>,
@@ -181,7 +182,7 @@ impl Accounting {
                 processed_ns: vec![None; names.len()],
             },
             groups: names,
-            producers: HashMap::new(),
+            producers: HashMap::default(),
             eviction_candidates: Vec::new(),
             log: StageCounters::default(),
             unreported_log_lost: 0,

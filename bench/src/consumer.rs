@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshflow_common::config::{HttpConfig, KafkaConfig};
 use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::Readiness;
 use meshflow_consumer::config::ConsumerSettings;
@@ -117,14 +116,10 @@ pub fn meshflow_config(
     receipts: &str,
     instance: &str,
 ) -> meshflow_consumer::Config {
+    let (kafka, http) = crate::target::service_sections(bootstrap);
     meshflow_consumer::Config {
-        kafka: KafkaConfig {
-            bootstrap_servers: bootstrap.to_string(),
-            ..KafkaConfig::default()
-        },
-        http: HttpConfig {
-            listen: ([127, 0, 0, 1], 0).into(),
-        },
+        kafka,
+        http,
         log: Default::default(),
         trace: Default::default(),
         consumer: ConsumerSettings {

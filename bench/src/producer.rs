@@ -3,15 +3,14 @@
 //! Both send `messages` payloads of the same size with the same settings
 //! (`acks=all`, idempotence, the same `linger.ms` and message timeout),
 //! keyed by the sequence number, as fast as they can or at a fixed rate,
-//! and await every delivery report in a spawned task. The plain loop is
-//! what an rdkafka user writes (the creation time goes into the payload's
-//! first 8 bytes); meshflow's is `meshflow_producer::run` itself: envelope,
-//! `send` span, trace context, metrics. The difference is what meshflow
-//! costs.
+//! and await every delivery report. The plain loop is what an rdkafka user
+//! writes (a spawned task per delivery report; the creation time goes into
+//! the payload's first 8 bytes); meshflow's is `meshflow_producer::run`
+//! itself: envelope, `send` span, trace context, metrics, one task for all
+//! delivery reports. The difference is what meshflow costs.
 
 use std::time::Duration;
 
-use meshflow_common::config::{HttpConfig, KafkaConfig};
 use meshflow_common::envelope::now_ns;
 use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::Readiness;
@@ -54,8 +53,9 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Far above any rate either side reaches: meshflow's loop never waits.
 const SATURATION_RATE: f64 = 10_000_000.0;
 
-/// Fixed headers the size of meshflow's envelope and trace context.
-fn envelope_sized_headers(seq: u64) -> OwnedHeaders {
+/// Fixed headers the size of meshflow's envelope and trace context (also
+/// the callgrind baseline for building the envelope's headers).
+pub fn envelope_sized_headers(seq: u64) -> OwnedHeaders {
     let seq = seq.to_string();
     OwnedHeaders::new_with_capacity(5)
         .insert(Header {
@@ -141,14 +141,10 @@ pub async fn plain(load: &Load) -> anyhow::Result<Run> {
 
 /// meshflow's producer config for `load`, with an instance id of its own.
 pub fn meshflow_config(load: &Load, instance: &str) -> meshflow_producer::Config {
+    let (kafka, http) = crate::target::service_sections(&load.bootstrap);
     meshflow_producer::Config {
-        kafka: KafkaConfig {
-            bootstrap_servers: load.bootstrap.clone(),
-            ..KafkaConfig::default()
-        },
-        http: HttpConfig {
-            listen: ([127, 0, 0, 1], 0).into(),
-        },
+        kafka,
+        http,
         log: Default::default(),
         trace: Default::default(),
         producer: ProducerSettings {

@@ -3,16 +3,18 @@
 //! meshflow alternate round by round (which goes first alternates too), and
 //! a ratio is the median of the rounds' ratios, with their range beside it.
 
-use std::path::Path;
-
 use crate::consumer::{self, meshflow_config};
 use crate::cpu::Run;
 use crate::exporter;
-use crate::latency::{self, Percentiles};
 use crate::producer::{self, Load};
 use crate::report::Row;
-use crate::steps;
 use crate::target::Target;
+
+mod callgrind;
+mod end_to_end;
+
+pub use callgrind::callgrind;
+pub use end_to_end::latency;
 
 /// How much to run: the full report or the short CI check.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +117,15 @@ struct Rounds {
 }
 
 impl Rounds {
+    /// Prints round `round`'s rates as the run goes.
+    fn log_round(&self, section: &str, target: &str, round: usize) {
+        eprintln!(
+            "  {section} {target} round {round}: plain {:.0} msg/s, meshflow {:.0} msg/s",
+            self.plain[round].rate(),
+            self.meshflow[round].rate()
+        );
+    }
+
     fn rate_ratios(&self) -> Vec<f64> {
         self.plain
             .iter()
@@ -224,12 +235,7 @@ pub async fn producer(
             with_headers.plain.push(producer::plain(&load).await?);
             with_headers.meshflow.push(sat.meshflow[round]);
         }
-        eprintln!(
-            "  producer {} round {round}: plain {:.0} msg/s, meshflow {:.0} msg/s",
-            target.name,
-            sat.plain[round].rate(),
-            sat.meshflow[round].rate()
-        );
+        sat.log_round("producer", target.name, round);
     }
     let goal = (target.name == "mock").then_some(("ratio >= 0.95", margin::PRODUCER_FLOOR));
     let mut rows = sat.rows("producer", target.name, "saturation", goal);
@@ -316,126 +322,10 @@ pub async fn consumer(target: &Target, scale: Scale) -> anyhow::Result<Vec<Row>>
                 .plain
                 .push(consumer::plain(&target.bootstrap, &topic, &plain_group, n).await?);
         }
-        eprintln!(
-            "  consumer {} round {round}: plain {:.0} msg/s, meshflow {:.0} msg/s",
-            target.name,
-            rounds.plain[round].rate(),
-            rounds.meshflow[round].rate()
-        );
+        rounds.log_round("consumer", target.name, round);
     }
     let goal = (target.name == "mock").then_some(("ratio >= 0.95", margin::CONSUMER_FLOOR));
     Ok(rounds.rows("consumer", target.name, "saturation", goal))
-}
-
-/// End-to-end latency at 1,000 msg/s on `target`: meshflow without and
-/// (with `otlp`) with span export, each run (on the mock cluster) at the
-/// same time as a plain pipeline on a topic of its own, so that both see
-/// the same machine (these
-/// shared cores stall a process for tens of milliseconds now and then, which
-/// would otherwise land on one side only). On Tansu the plain producer
-/// carries headers of the envelope's sizes, since Tansu's cost is per header.
-pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Result<Vec<Row>> {
-    let messages = scale.latency_secs * 1_000 + latency::WARM_UP;
-    let load = |topic: String, plain_headers: bool| Load {
-        bootstrap: target.bootstrap.clone(),
-        topic,
-        messages,
-        rate: Some(1_000.0),
-        payload_bytes: PAYLOAD_BYTES,
-        plain_headers,
-    };
-    let fresh = |prefix: &str| meshflow_tests::unique(prefix);
-
-    let mut variants: Vec<(&str, Option<String>)> = vec![("OTLP off", None)];
-    let receiver = if otlp {
-        Some(meshflow_tests::otlp::Receiver::start().await)
-    } else {
-        None
-    };
-    if let Some(r) = &receiver {
-        variants.push(("OTLP on", Some(r.endpoint.clone())));
-    }
-    let mut rows = Vec::new();
-    for (name, endpoint) in variants {
-        let provider = crate::tracing::install(endpoint.as_deref())?;
-        let plain_topic = fresh("bench-e2e-plain");
-        let (topic, receipts) = (fresh("bench-e2e"), fresh("bench-e2e-receipts"));
-        let dlq = format!("{topic}.dlq");
-        target
-            .create_topics(&[&plain_topic, &topic, &receipts, &dlq], 6)
-            .await?;
-        let plain_load = load(plain_topic, target.name == "tansu");
-        let plain_group = fresh("bench-e2e-plain");
-        let mesh_load = load(topic, false);
-        let group = fresh("bench-e2e-meshflow");
-        let (plain, got) = if target.name == "tansu" {
-            // One Tansu broker does not keep up with two pipelines of
-            // enveloped messages at once (it stores each header as a row):
-            // one after the other there.
-            let plain = latency::plain(&plain_load, &plain_group).await?;
-            (
-                plain,
-                latency::meshflow(&mesh_load, &group, &receipts).await?,
-            )
-        } else {
-            let plain =
-                tokio::spawn(async move { latency::plain(&plain_load, &plain_group).await });
-            let got =
-                tokio::spawn(async move { latency::meshflow(&mesh_load, &group, &receipts).await });
-            (plain.await??, got.await??)
-        };
-        let _ = provider.shutdown();
-        eprintln!(
-            "  end-to-end {} {name}: p99 plain {:.2} ms, meshflow {:.2} ms",
-            target.name, plain.p99_ms, got.p99_ms
-        );
-        rows.extend(latency_rows(target.name, name, &plain, &got));
-    }
-    if let Some(r) = &receiver {
-        eprintln!("  OTLP receiver got {} spans", r.spans().len());
-    }
-    crate::tracing::install(None)?;
-    Ok(rows)
-}
-
-fn latency_rows(
-    target: &'static str,
-    variant: &str,
-    plain: &Percentiles,
-    got: &Percentiles,
-) -> Vec<Row> {
-    let added = got.p99_ms - plain.p99_ms;
-    let goal = (target == "mock").then_some(());
-    let mut p99 = Row::pair(
-        "end-to-end",
-        target,
-        &format!("p99 ms, {variant}"),
-        plain.p99_ms,
-        got.p99_ms,
-    );
-    if goal.is_some() {
-        p99 = p99.goal("added p99 <= 1 ms", added, 1.0, false, margin::ADDED_P99_MS);
-        if variant == "OTLP on" {
-            p99 = p99.ci_floor(margin::OTLP_ADDED_P99_CEILING_MS);
-        }
-    }
-    vec![
-        Row::pair(
-            "end-to-end",
-            target,
-            &format!("p50 ms, {variant}"),
-            plain.p50_ms,
-            got.p50_ms,
-        ),
-        p99,
-        Row::pair(
-            "end-to-end",
-            target,
-            &format!("p99.9 ms, {variant}"),
-            plain.p999_ms,
-            got.p999_ms,
-        ),
-    ]
 }
 
 /// The exporter's accounting core.
@@ -487,52 +377,4 @@ pub fn exporter(scale: Scale) -> Vec<Row> {
             0.0,
         ),
     ]
-}
-
-/// Instructions per message under callgrind; empty without valgrind.
-pub fn callgrind(exe: &Path, dir: &Path, scale: Scale) -> Vec<Row> {
-    let mut got = std::collections::HashMap::new();
-    for (name, _) in steps::STEPS {
-        if let Some(ir) = steps::instructions(exe, dir, name, scale.callgrind_steps) {
-            eprintln!("  callgrind {name}: {ir:.0} instructions/message");
-            got.insert(name, ir);
-        }
-    }
-    let mut rows = Vec::new();
-    // No goal of the issue's: held to today's level (see `margin`).
-    let held = |row: Row, score: f64, today: f64| {
-        let bound = today * (1.0 + margin::INSTRUCTIONS);
-        let text = format!("<= {} (today's + 3 %)", crate::report::num(bound));
-        row.goal(&text, score, bound, false, 0.0)
-    };
-    if let (Some(p), Some(m)) = (got.get("produce_plain"), got.get("produce_meshflow")) {
-        let row = Row::pair(
-            "callgrind",
-            "in-process",
-            "producer instructions/msg (app thread)",
-            *p,
-            *m,
-        );
-        rows.push(held(row, m / p, instructions::PRODUCER_RATIO));
-    }
-    if let Some(m) = got.get("consume_meshflow") {
-        let row = Row::single(
-            "callgrind",
-            "in-process",
-            "consumer instructions/msg added (app thread)",
-            *m,
-        );
-        rows.push(held(row, *m, instructions::CONSUMER));
-    }
-    if let (Some(p), Some(m)) = (got.get("headers_baseline"), got.get("envelope_round_trip")) {
-        let row = Row::pair(
-            "callgrind",
-            "in-process",
-            "envelope round trip instructions/msg (plain: build headers)",
-            *p,
-            *m,
-        );
-        rows.push(held(row, *m, instructions::ENVELOPE_ROUND_TRIP));
-    }
-    rows
 }

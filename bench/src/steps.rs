@@ -19,7 +19,7 @@ use meshflow_consumer::receipts;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::Context;
-use rdkafka::message::{Message, OwnedHeaders, OwnedMessage, Timestamp};
+use rdkafka::message::{Message, OwnedMessage, Timestamp};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
@@ -111,32 +111,7 @@ fn envelope_round_trip(bed: &mut Bed, seq: u64) {
 }
 
 fn headers_baseline(seq: u64) {
-    use rdkafka::message::Header;
-    let seq = seq.to_string();
-    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    black_box(
-        OwnedHeaders::new_with_capacity(5)
-            .insert(Header {
-                key: "mf-producer",
-                value: Some(INSTANCE),
-            })
-            .insert(Header {
-                key: "mf-seq",
-                value: Some(seq.as_str()),
-            })
-            .insert(Header {
-                key: "mf-created-ns",
-                value: Some("1795813603000000000"),
-            })
-            .insert(Header {
-                key: "traceparent",
-                value: Some(tp),
-            })
-            .insert(Header {
-                key: "tracestate",
-                value: Some(""),
-            }),
-    );
+    black_box(crate::producer::envelope_sized_headers(seq));
 }
 
 fn step(bed: &mut Bed, name: &str, seq: u64) {

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use meshflow_common::config::{HttpConfig, KafkaConfig};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
@@ -56,4 +57,19 @@ impl Target {
         }
         Ok(())
     }
+}
+
+/// The service config sections a bench run of a meshflow service shares:
+/// Kafka at `bootstrap`, metrics on a free loopback port, default logs and
+/// traces. The caller adds its own service section.
+pub fn service_sections(bootstrap: &str) -> (KafkaConfig, HttpConfig) {
+    (
+        KafkaConfig {
+            bootstrap_servers: bootstrap.to_string(),
+            ..KafkaConfig::default()
+        },
+        HttpConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+        },
+    )
 }

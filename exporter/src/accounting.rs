@@ -69,6 +69,7 @@ use std::time::Duration;
 
 use crate::config::AccountingConfig;
 use crate::groups::{Groups, PerGroup};
+use crate::id_hash::IdHashBuilder;
 use crate::observation::{
     count, latency, Evictions, Horizon, LogRecord, Observed, ReceiptEntry, Rejection,
     StageCounters, SweepReport,
@@ -113,7 +114,7 @@ pub struct Accounting {
     idle_ns: u64,
     max_producers: usize,
     groups: Groups,
-    producers: HashMap<String, ProducerBook>,
+    producers: HashMap<String, ProducerBook, IdHashBuilder>,
     /// Idlest producers first to go, idlest at the end, with the activity
     /// they had when listed (a producer active since is skipped).
     eviction_candidates: Vec<(u64, String)>,
@@ -148,7 +149,7 @@ impl Accounting {
                 processed_ns: PerGroup::filled(&groups, None),
             },
             groups,
-            producers: HashMap::new(),
+            producers: HashMap::default(),
             eviction_candidates: Vec::new(),
             log: StageCounters::default(),
             unreported_log_lost: 0,

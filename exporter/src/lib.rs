@@ -37,6 +37,7 @@ pub mod accounting;
 pub mod cluster;
 pub mod config;
 pub mod groups;
+pub mod id_hash;
 pub mod lag;
 pub mod metrics;
 pub mod observation;

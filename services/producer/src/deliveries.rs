@@ -5,12 +5,12 @@
 //! outcome, ends each message's `send` span with the acknowledged partition
 //! and offset (or the error), and sends again what librdkafka failed for a
 //! reason that can pass (see [`crate::resend`]). One task, not one per
-//! message: at saturation a spawned task per message cost more CPU than
-//! the rest of the send loop (scheduling it on a worker, waking that
-//! worker, allocating and freeing its large state across threads). The
+//! message: a task per message is scheduled on a worker, wakes it, and has
+//! its state allocated on the send loop's thread and freed on another,
+//! which at saturation costs more CPU than the rest of the send loop. The
 //! messages reach the task through a vector swapped under a lock, not a
 //! channel: a channel allocates a block of slots every few dozen messages
-//! on the sending thread and frees it on another, which made glibc's
+//! on the sending thread and frees it on another, which makes glibc's
 //! allocator consolidate its free lists on the send loop's thread.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -123,9 +123,9 @@ pub async fn run(
     tracing::info!(topic = %settings.topic, instance, rate = settings.rate_per_sec, "producing");
 
     'send: while settings.max_messages == 0 || summary.handed < settings.max_messages {
-        // The ticker first: behind schedule (at saturation) it is always
-        // ready, and the shutdown branch is not registered and dropped again
-        // for every message; the check above it still stops the loop.
+        // Behind schedule (at saturation) the ticker is always ready: polled
+        // first, it spares registering and dropping a shutdown waiter per
+        // message, and this check still stops the loop.
         if shutdown.is_cancelled() {
             break;
         }

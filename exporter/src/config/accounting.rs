@@ -145,3 +145,61 @@ impl AccountingConfig {
 fn positive(key: &'static str, value: Duration) -> Result<(), Error> {
     Error::unless_positive(key, value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::Accounting;
+    use crate::observation::{LogRecord, ReceiptEntry};
+
+    /// Sequence number 0 of `producer` on partition 0, created and read at `now`.
+    fn log_record(producer: &str, now: u64) -> LogRecord<'_> {
+        LogRecord {
+            producer,
+            seq: 0,
+            partition: 0,
+            created_ns: now,
+            read_ns: now,
+        }
+    }
+
+    /// The receipt of [`log_record`] by `group`, processed at `now`.
+    fn receipt<'a>(producer: &'a str, group: &'a str, now: u64) -> ReceiptEntry<'a> {
+        ReceiptEntry {
+            group,
+            producer,
+            seq: 0,
+            partition: 0,
+            created_ns: now,
+            processed_ns: now,
+        }
+    }
+
+    #[test]
+    fn the_worst_case_bounds_what_the_accounting_holds() {
+        let now = 1_795_813_600_000_000_000;
+        let config = ExporterSettings {
+            max_producers: 200,
+            window_bits: 4096,
+            ..ExporterSettings::default()
+        }
+        .accounting();
+        // Twice as many producers as slots, each with the longest id, read
+        // from the log and receipted by both groups.
+        let mut accounting = Accounting::new(&config, ["g", "h"]);
+        for i in 0..400 {
+            let id = format!("{i:0>128}");
+            accounting.observe_log(&log_record(&id, now));
+            for group in ["g", "h"] {
+                accounting.observe_receipt(&receipt(&id, group, now), now);
+            }
+        }
+        let held = accounting.memory_bytes() as u64;
+        let worst = config.worst_case_bytes(2);
+        assert!(held <= worst, "held {held} > worst case {worst}");
+        assert!(
+            worst < 2 * held,
+            "worst case {worst} is not a loose guess over {held}"
+        );
+    }
+}

@@ -43,6 +43,24 @@ where
     }
 }
 
+/// Asserts that setting each dotted `key` to `value` (through its variable,
+/// `exporter.status.window` through `MESHFLOW__EXPORTER__STATUS__WINDOW`)
+/// is refused with an error that names the key in backquotes, as
+/// validation does.
+pub fn assert_each_invalid<T>(cases: &[(&str, &str)], list_keys: &[&str])
+where
+    T: DeserializeOwned + Validate + Debug,
+{
+    for (key, value) in cases {
+        let var = format!("MESHFLOW__{}", key.replace('.', "__").to_uppercase());
+        let err = config_from::<T>(&[(&var, value)], list_keys)
+            .err()
+            .unwrap_or_else(|| panic!("{var}={value} accepted"));
+        let named = format!("`{key}`");
+        assert!(err.to_string().contains(&named), "{var}={value}: {err}");
+    }
+}
+
 /// Asserts that `text` contains `part`, showing `text` when it does not.
 pub fn assert_contains(text: &str, part: &str) {
     assert!(text.contains(part), "{part:?} is not in:\n{text}");

@@ -12,9 +12,7 @@
 
 use std::time::Duration;
 
-use meshflow_common::config::{
-    identifier, topic_name, ConfigError, HttpConfig, KafkaConfig, LogConfig, TraceConfig, Validate,
-};
+use meshflow_common::config::{identifier, topic_name, ConfigError, Validate};
 use serde::Deserialize;
 
 mod accounting;
@@ -42,31 +40,12 @@ pub const MAX_GROUPS: usize = 100;
 /// Dotted keys whose environment value is a comma-separated list.
 pub const LIST_KEYS: &[&str] = &["exporter.groups"];
 
-/// Everything `meshflow-exporter` reads at start.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Connection to Kafka.
-    #[serde(default)]
-    pub kafka: KafkaConfig,
-    /// Metrics and health endpoint.
-    #[serde(default = "default_http")]
-    pub http: HttpConfig,
-    /// Log output.
-    #[serde(default)]
-    pub log: LogConfig,
-    /// Trace propagation (the exporter starts no traces; accepted so every
-    /// service takes the same shared sections).
-    #[serde(default)]
-    pub trace: TraceConfig,
+meshflow_common::service_config! {
+    /// Everything `meshflow-exporter` reads at start.
+    port: meshflow_common::contract::port::EXPORTER,
     /// What to read, which groups to watch, how to judge.
-    #[serde(default)]
-    pub exporter: ExporterSettings,
-}
-
-/// The exporter's own port, 9466, as fixed by the design.
-fn default_http() -> HttpConfig {
-    HttpConfig::on_port(meshflow_common::contract::port::EXPORTER)
+    exporter: ExporterSettings,
+    instance_id: |c| None,
 }
 
 /// `exporter.*`.
@@ -295,12 +274,6 @@ fn show(d: Duration) -> String {
 /// (about 320 MiB), inside the chart's 512 MiB container limit.
 pub fn default_memory_budget_mib() -> u64 {
     384
-}
-
-impl meshflow_common::skeleton::ServiceConfig for Config {
-    fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig) {
-        (&self.log, &self.http, &self.trace)
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,73 @@ pub trait ServiceConfig: DeserializeOwned + Validate {
     }
 }
 
+/// Defines a service's `Config`, everything its binary reads at start:
+/// the sections every service shares (`kafka`, `http` on the service's own
+/// port, `log`, `trace`) and its own section, with the [`ServiceConfig`]
+/// impl the skeleton reads. The service implements `Validate` itself.
+///
+/// ```ignore
+/// meshflow_common::service_config! {
+///     /// Everything `meshflow-producer` reads at start.
+///     port: meshflow_common::contract::port::PRODUCER,
+///     /// What to send and how fast.
+///     producer: ProducerSettings,
+///     instance_id: |c| c.producer.instance_id.as_deref(),
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_config {
+    (
+        $(#[$doc:meta])*
+        port: $port:expr,
+        $(#[$section_doc:meta])*
+        $section:ident: $settings:ty,
+        instance_id: |$config:ident| $instance_id:expr $(,)?
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Config {
+            /// Connection to Kafka.
+            #[serde(default)]
+            pub kafka: $crate::config::KafkaConfig,
+            /// Metrics and health endpoint, on the service's own port.
+            #[serde(default = "default_http")]
+            pub http: $crate::config::HttpConfig,
+            /// Log output.
+            #[serde(default)]
+            pub log: $crate::config::LogConfig,
+            /// Trace propagation.
+            #[serde(default)]
+            pub trace: $crate::config::TraceConfig,
+            $(#[$section_doc])*
+            #[serde(default)]
+            pub $section: $settings,
+        }
+
+        /// The service's own port, as fixed by the design.
+        fn default_http() -> $crate::config::HttpConfig {
+            $crate::config::HttpConfig::on_port($port)
+        }
+
+        impl $crate::skeleton::ServiceConfig for Config {
+            fn shared(
+                &self,
+            ) -> (
+                &$crate::config::LogConfig,
+                &$crate::config::HttpConfig,
+                &$crate::config::TraceConfig,
+            ) {
+                (&self.log, &self.http, &self.trace)
+            }
+            fn instance_id(&self) -> Option<&str> {
+                let $config = self;
+                $instance_id
+            }
+        }
+    };
+}
+
 /// A service's fixed facts.
 pub struct Skeleton {
     /// The binary's name (`meshflow-producer`): service name in telemetry,

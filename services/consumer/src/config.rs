@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use meshflow_common::config::{
-    identifier, in_range, topic_name, topic_retention, ConfigError, HttpConfig, KafkaConfig,
-    LogConfig, TraceConfig, Validate,
+    identifier, in_range, topic_name, topic_retention, ConfigError, Validate,
 };
 use serde::Deserialize;
 
@@ -20,30 +19,12 @@ pub const OWNED_KEYS: &[&str] = &[
     "enable.idempotence",
 ];
 
-/// Everything `meshflow-consumer` reads at start.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Connection to Kafka.
-    #[serde(default)]
-    pub kafka: KafkaConfig,
-    /// Metrics and health endpoint.
-    #[serde(default = "default_http")]
-    pub http: HttpConfig,
-    /// Log output.
-    #[serde(default)]
-    pub log: LogConfig,
-    /// Trace propagation.
-    #[serde(default)]
-    pub trace: TraceConfig,
+meshflow_common::service_config! {
+    /// Everything `meshflow-consumer` reads at start.
+    port: meshflow_common::contract::port::CONSUMER,
     /// What to consume and how.
-    #[serde(default)]
-    pub consumer: ConsumerSettings,
-}
-
-/// The consumer's own port, 9465, as fixed by the design.
-fn default_http() -> HttpConfig {
-    HttpConfig::on_port(meshflow_common::contract::port::CONSUMER)
+    consumer: ConsumerSettings,
+    instance_id: |c| c.consumer.instance_id.as_deref(),
 }
 
 /// `consumer.*`.
@@ -290,15 +271,6 @@ impl Validate for Config {
         in_range("consumer.replication_factor", c.replication_factor, 1, 16)?;
         topic_retention("consumer.topic_retention", c.topic_retention)?;
         Ok(())
-    }
-}
-
-impl meshflow_common::skeleton::ServiceConfig for Config {
-    fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig) {
-        (&self.log, &self.http, &self.trace)
-    }
-    fn instance_id(&self) -> Option<&str> {
-        self.consumer.instance_id.as_deref()
     }
 }
 

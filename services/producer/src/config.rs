@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use meshflow_common::config::{
-    identifier, in_range, topic_name, topic_retention, ConfigError, HttpConfig, KafkaConfig,
-    LogConfig, TraceConfig, Validate,
+    identifier, in_range, topic_name, topic_retention, ConfigError, Validate,
 };
 use meshflow_common::envelope::MAX_PRODUCER_ID_BYTES;
 use serde::Deserialize;
@@ -20,30 +19,12 @@ pub const OWNED_KEYS: &[&str] = &[
     "queue.buffering.max.ms",
 ];
 
-/// Everything `meshflow-producer` reads at start.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Connection to Kafka.
-    #[serde(default)]
-    pub kafka: KafkaConfig,
-    /// Metrics and health endpoint.
-    #[serde(default = "default_http")]
-    pub http: HttpConfig,
-    /// Log output.
-    #[serde(default)]
-    pub log: LogConfig,
-    /// Trace propagation.
-    #[serde(default)]
-    pub trace: TraceConfig,
+meshflow_common::service_config! {
+    /// Everything `meshflow-producer` reads at start.
+    port: meshflow_common::contract::port::PRODUCER,
     /// What to send and how fast.
-    #[serde(default)]
-    pub producer: ProducerSettings,
-}
-
-/// The producer's own port, 9464, as fixed by the design.
-fn default_http() -> HttpConfig {
-    HttpConfig::on_port(meshflow_common::contract::port::PRODUCER)
+    producer: ProducerSettings,
+    instance_id: |c| c.producer.instance_id.as_deref(),
 }
 
 /// `producer.*`.
@@ -196,15 +177,6 @@ impl Validate for Config {
             ));
         }
         Ok(())
-    }
-}
-
-impl meshflow_common::skeleton::ServiceConfig for Config {
-    fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig) {
-        (&self.log, &self.http, &self.trace)
-    }
-    fn instance_id(&self) -> Option<&str> {
-        self.producer.instance_id.as_deref()
     }
 }
 

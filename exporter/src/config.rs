@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use meshflow_common::config::{identifier, topic_name, ConfigError, Validate};
+use meshflow_common::config::{identifier, millis_in, topic_name, ConfigError, Validate};
 use serde::Deserialize;
 
 mod accounting;
@@ -202,13 +202,7 @@ impl ExporterSettings {
             ));
         }
         let poll = self.poll_interval;
-        if poll < Duration::from_millis(100) || poll > Duration::from_secs(600) {
-            return Err(ConfigError::invalid(
-                "exporter.poll_interval",
-                show(poll),
-                "a duration from 100ms to 10m",
-            ));
-        }
+        millis_in("exporter.poll_interval", poll, 100, 600_000)?;
         self.accounting().validate().map_err(config_error)?;
         let worst = self.accounting().worst_case_bytes(self.groups.len());
         let budget = self.memory_budget_mib.saturating_mul(1 << 20);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use meshflow_common::config::{
-    identifier, in_range, topic_name, topic_retention, ConfigError, Validate,
+    identifier, in_range, millis_in, topic_name, topic_retention, ConfigError, Validate,
 };
 use serde::Deserialize;
 
@@ -222,13 +222,7 @@ impl Validate for Config {
             ));
         }
         let flush = c.receipt_flush_interval;
-        if flush < Duration::from_millis(1) || flush > Duration::from_secs(10) {
-            return Err(ConfigError::invalid(
-                "consumer.receipt_flush_interval",
-                show(flush),
-                "a duration from 1ms to 10s",
-            ));
-        }
+        millis_in("consumer.receipt_flush_interval", flush, 1, 10_000)?;
         in_range("consumer.receipt_batch_max", c.receipt_batch_max, 1, 10_000)?;
         if let Some(v) = self.kafka.librdkafka.get("message.max.bytes") {
             let ok = v
@@ -243,14 +237,7 @@ impl Validate for Config {
                 ));
             }
         }
-        let session = c.session_timeout.as_millis();
-        if !(1_000..=300_000).contains(&session) {
-            return Err(ConfigError::invalid(
-                "consumer.session_timeout",
-                show(c.session_timeout),
-                "a duration from 1s to 5m",
-            ));
-        }
+        millis_in("consumer.session_timeout", c.session_timeout, 1000, 300_000)?;
         if c.heartbeat_interval.is_zero() || c.heartbeat_interval * 3 > c.session_timeout {
             return Err(ConfigError::invalid(
                 "consumer.heartbeat_interval",
@@ -258,15 +245,7 @@ impl Validate for Config {
                 "a duration above 0 and at most a third of consumer.session_timeout",
             ));
         }
-        if c.drain_timeout < Duration::from_millis(100)
-            || c.drain_timeout > Duration::from_secs(300)
-        {
-            return Err(ConfigError::invalid(
-                "consumer.drain_timeout",
-                show(c.drain_timeout),
-                "a duration from 100ms to 5m",
-            ));
-        }
+        millis_in("consumer.drain_timeout", c.drain_timeout, 100, 300_000)?;
         in_range("consumer.partitions", c.partitions, 1, 10_000)?;
         in_range("consumer.replication_factor", c.replication_factor, 1, 16)?;
         topic_retention("consumer.topic_retention", c.topic_retention)?;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use meshflow_common::config::{
-    identifier, in_range, topic_name, topic_retention, ConfigError, Validate,
+    identifier, in_range, millis_in, topic_name, topic_retention, ConfigError, Validate,
 };
 use meshflow_common::envelope::MAX_PRODUCER_ID_BYTES;
 use serde::Deserialize;
@@ -154,28 +154,19 @@ impl Validate for Config {
         in_range("producer.partitions", p.partitions, 1, 10_000)?;
         in_range("producer.replication_factor", p.replication_factor, 1, 16)?;
         topic_retention("producer.topic_retention", p.topic_retention)?;
-        let ms = p.message_timeout.as_millis();
-        if !(1_000..=3_600_000).contains(&ms) {
-            return Err(ConfigError::invalid(
-                "producer.message_timeout",
-                humantime_serde::re::humantime::format_duration(p.message_timeout),
-                "a duration from 1s to 1h",
-            ));
-        }
-        if p.shutdown_flush_timeout > Duration::from_secs(600) {
-            return Err(ConfigError::invalid(
-                "producer.shutdown_flush_timeout",
-                humantime_serde::re::humantime::format_duration(p.shutdown_flush_timeout),
-                "a duration from 0s to 10m",
-            ));
-        }
-        if p.linger > Duration::from_secs(1) {
-            return Err(ConfigError::invalid(
-                "producer.linger",
-                humantime_serde::re::humantime::format_duration(p.linger),
-                "a duration from 0ms to 1s",
-            ));
-        }
+        millis_in(
+            "producer.message_timeout",
+            p.message_timeout,
+            1000,
+            3_600_000,
+        )?;
+        millis_in(
+            "producer.shutdown_flush_timeout",
+            p.shutdown_flush_timeout,
+            0,
+            600_000,
+        )?;
+        millis_in("producer.linger", p.linger, 0, 1000)?;
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ mod validate;
 pub use cli::load_from_args;
 pub use instance::instance_id;
 pub use sections::{HttpConfig, KafkaConfig, LogConfig, TraceConfig};
-pub use validate::{identifier, in_range, one_of, topic_name, topic_retention};
+pub use validate::{identifier, in_range, millis_in, one_of, topic_name, topic_retention};
 
 use std::collections::HashMap;
 use std::path::Path;

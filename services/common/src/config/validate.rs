@@ -44,6 +44,30 @@ pub fn topic_retention(key: &str, value: Option<std::time::Duration>) -> Result<
     }
 }
 
+/// Fails unless `value` is a duration from `lo_ms` to `hi_ms`
+/// milliseconds, both included.
+pub fn millis_in(
+    key: &str,
+    value: std::time::Duration,
+    lo_ms: u64,
+    hi_ms: u64,
+) -> Result<(), ConfigError> {
+    let show = humantime_serde::re::humantime::format_duration;
+    let (lo, hi) = (
+        std::time::Duration::from_millis(lo_ms),
+        std::time::Duration::from_millis(hi_ms),
+    );
+    if (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            show(value),
+            format!("a duration from {} to {}", show(lo), show(hi)),
+        ))
+    }
+}
+
 /// Fails when a topic name is not one Kafka accepts.
 pub fn topic_name(key: &str, value: &str) -> Result<(), ConfigError> {
     let ok = !value.is_empty()

@@ -281,23 +281,21 @@ fn criterion_benches(c: &mut Criterion) {
         })
     });
 
-    let mut accounting = new_accounting();
-    let mut k = 0;
-    group.bench_function("observe_receipt", |b| {
-        b.iter(|| {
-            feed_receipts(&mut accounting, &ids, k, k + BATCH);
-            k += BATCH;
-        })
-    });
-
-    let mut accounting = new_accounting();
-    let mut k = 0;
-    group.bench_function("observe_log_and_receipt", |b| {
-        b.iter(|| {
-            feed_both(&mut accounting, &ids, k, k + BATCH);
-            k += BATCH;
-        })
-    });
+    type Feed = fn(&mut Accounting, &[String], u64, u64) -> u64;
+    let feeds: [(&str, Feed); 2] = [
+        ("observe_receipt", feed_receipts),
+        ("observe_log_and_receipt", feed_both),
+    ];
+    for (name, feed) in feeds {
+        let mut accounting = new_accounting();
+        let mut k = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                feed(&mut accounting, &ids, k, k + BATCH);
+                k += BATCH;
+            })
+        });
+    }
     group.finish();
 }
 

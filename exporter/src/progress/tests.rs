@@ -2,6 +2,15 @@ use super::*;
 
 const S: u64 = 1_000_000_000;
 
+/// A topic's progress with these (partition, start offset) assigned.
+fn assigned(starts: &[(i32, i64)]) -> TopicProgress {
+    let mut topic = TopicProgress::default();
+    for &(partition, start) in starts {
+        topic.assign(partition, start);
+    }
+    topic
+}
+
 #[test]
 fn a_topic_is_read_through_its_slowest_partition() {
     let mut topic = TopicProgress::default();
@@ -23,9 +32,7 @@ fn a_topic_is_read_through_its_slowest_partition() {
 
 #[test]
 fn an_idle_partition_is_read_through_when_its_watermark_is_reached() {
-    let mut topic = TopicProgress::default();
-    topic.assign(0, 7);
-    topic.assign(1, 0);
+    let mut topic = assigned(&[(0, 7), (1, 0)]);
     topic.record(1, 0);
     topic.watermark(1, 1, 3 * S);
     // Partition 0 holds nothing beyond where the reading starts.
@@ -37,8 +44,7 @@ fn an_idle_partition_is_read_through_when_its_watermark_is_reached() {
 
 #[test]
 fn a_watermark_ahead_of_the_reading_counts_once_it_is_reached() {
-    let mut topic = TopicProgress::default();
-    topic.assign(0, 0);
+    let mut topic = assigned(&[(0, 0)]);
     topic.record(0, 0);
     topic.watermark(0, 1, S);
     topic.watermark(0, 5, 10 * S);
@@ -51,8 +57,7 @@ fn a_watermark_ahead_of_the_reading_counts_once_it_is_reached() {
 
 #[test]
 fn a_stalled_broker_stops_the_time() {
-    let mut topic = TopicProgress::default();
-    topic.assign(0, 0);
+    let mut topic = assigned(&[(0, 0)]);
     topic.record(0, 0);
     topic.watermark(0, 1, 2 * S);
     // Records keep coming from a buffer, but no watermark is answered.

@@ -129,12 +129,15 @@ async fn dashboards_and_alerts_work_against_live_metrics() {
 
     // The exporter first, reading every partition before any traffic.
     let grace = format!("{GRACE_SECS}s");
+    // One broker here, as in the local stack: the brokers alerts compare
+    // with what the exporter is told to expect, so they stay silent.
+    let settings = [
+        ("MESHFLOW__EXPORTER__GRACE", grace.as_str()),
+        ("MESHFLOW__EXPORTER__CLUSTER__BROKERS", "1"),
+        ("MESHFLOW__EXPORTER__CLUSTER__MIN_INSYNC_REPLICAS", "1"),
+    ];
     let exporter = bed
-        .exporter(
-            "exporter",
-            &unique("exporter"),
-            &[("MESHFLOW__EXPORTER__GRACE", &grace)],
-        )
+        .exporter("exporter", &unique("exporter"), &settings)
         .await;
     let [c1, c2] = bed.consumers(["consumer-1", "consumer-2"]).await;
     // Until stopped (max_messages 0).
@@ -276,6 +279,14 @@ async fn dashboards_and_alerts_work_against_live_metrics() {
         "MeshflowMessagesLost is {before:?} before any loss (lost counters: {lost_before})"
     );
     assert_eq!(lost_before, 0.0, "messages lost before the injection");
+    let brokers_alerts: Vec<&String> = active_before
+        .iter()
+        .filter(|a| a.starts_with("MeshflowKafkaBroker"))
+        .collect();
+    assert!(
+        brokers_alerts.is_empty(),
+        "brokers alerts on a one-broker cluster the exporter expects: {brokers_alerts:?}"
+    );
 
     let injected = TestProducer::new(&broker.bootstrap, &names.topic, &unique("injected"));
     injected

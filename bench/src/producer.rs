@@ -14,12 +14,12 @@ use std::time::Duration;
 use meshflow_common::envelope::now_ns;
 use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::Readiness;
+use meshflow_common::testing::envelope_sized_headers;
 use meshflow_producer::config::ProducerSettings;
 use meshflow_producer::metrics::ProducerMetrics;
 use meshflow_producer::service::READY_KAFKA;
 use prometheus_client::registry::Registry;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -52,33 +52,6 @@ const LINGER: Duration = Duration::from_millis(5);
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Far above any rate either side reaches: meshflow's loop never waits.
 const SATURATION_RATE: f64 = 10_000_000.0;
-
-/// Fixed headers the size of meshflow's envelope and trace context (also
-/// the callgrind baseline for building the envelope's headers).
-pub fn envelope_sized_headers(seq: u64) -> OwnedHeaders {
-    let seq = seq.to_string();
-    OwnedHeaders::new_with_capacity(5)
-        .insert(Header {
-            key: "mf-producer",
-            value: Some("meshflow-producer-7d9f8b6c5-x2kq1-3f9a2c71"),
-        })
-        .insert(Header {
-            key: "mf-seq",
-            value: Some(seq.as_str()),
-        })
-        .insert(Header {
-            key: "mf-created-ns",
-            value: Some("1795813603000000000"),
-        })
-        .insert(Header {
-            key: "traceparent",
-            value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        })
-        .insert(Header {
-            key: "tracestate",
-            value: Some(""),
-        })
-}
 
 /// Plain rdkafka: a `FutureProducer` with meshflow's settings.
 pub async fn plain(load: &Load) -> anyhow::Result<Run> {

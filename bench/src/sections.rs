@@ -126,20 +126,35 @@ impl Rounds {
         );
     }
 
-    fn rate_ratios(&self) -> Vec<f64> {
+    /// Per round, meshflow's `measure` over plain's.
+    fn ratios(&self, measure: fn(&Run) -> f64) -> Vec<f64> {
         self.plain
             .iter()
             .zip(&self.meshflow)
-            .map(|(p, m)| m.rate() / p.rate())
+            .map(|(p, m)| measure(m) / measure(p))
             .collect()
     }
 
-    fn cpu_ratios(&self) -> Vec<f64> {
-        self.plain
-            .iter()
-            .zip(&self.meshflow)
-            .map(|(p, m)| m.cpu_us_per_message() / p.cpu_us_per_message())
-            .collect()
+    /// One row of `measure`: both sides' medians, the median ratio and the
+    /// range of the rounds' ratios.
+    fn row(
+        &self,
+        (section, target): (&'static str, &'static str),
+        label: &str,
+        measure: fn(&Run) -> f64,
+    ) -> Row {
+        let ratios = self.ratios(measure);
+        let side = |runs: &[Run]| median(runs.iter().map(measure).collect());
+        let mut row = Row::pair(
+            section,
+            target,
+            label,
+            side(&self.plain),
+            side(&self.meshflow),
+        )
+        .spread(&ratios);
+        row.ratio = Some(median(ratios));
+        row
     }
 
     fn rows(
@@ -149,36 +164,14 @@ impl Rounds {
         what: &str,
         goal: Option<(&str, f64)>,
     ) -> Vec<Row> {
-        let rates = self.rate_ratios();
-        let ratio = median(rates.clone());
-        let plain_rate = median(self.plain.iter().map(Run::rate).collect());
-        let mesh_rate = median(self.meshflow.iter().map(Run::rate).collect());
-        let mut rate = Row::pair(
-            section,
-            target,
-            &format!("{what} msg/s"),
-            plain_rate,
-            mesh_rate,
-        )
-        .spread(&rates);
-        rate.ratio = Some(ratio);
-        if let Some((text, floor)) = goal {
+        let at = (section, target);
+        let mut rate = self.row(at, &format!("{what} msg/s"), Run::rate);
+        if let (Some((text, floor)), Some(ratio)) = (goal, rate.ratio) {
             rate = rate
                 .goal(text, ratio, 0.95, true, margin::THROUGHPUT_RATIO)
                 .ci_floor(floor);
         }
-        let cpus = self.cpu_ratios();
-        let plain_cpu = median(self.plain.iter().map(Run::cpu_us_per_message).collect());
-        let mesh_cpu = median(self.meshflow.iter().map(Run::cpu_us_per_message).collect());
-        let mut cpu = Row::pair(
-            section,
-            target,
-            &format!("{what} CPU µs/msg"),
-            plain_cpu,
-            mesh_cpu,
-        )
-        .spread(&cpus);
-        cpu.ratio = Some(median(cpus));
+        let cpu = self.row(at, &format!("{what} CPU µs/msg"), Run::cpu_us_per_message);
         vec![rate, cpu]
     }
 }

@@ -15,6 +15,7 @@ use std::process::Command;
 use meshflow_common::envelope::{now_ns, Envelope, HeaderView};
 use meshflow_common::propagation::{extract, message_headers};
 use meshflow_common::spans::{self, Consumed};
+use meshflow_common::testing::envelope_sized_headers;
 use meshflow_consumer::receipts;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
@@ -111,7 +112,7 @@ fn envelope_round_trip(bed: &mut Bed, seq: u64) {
 }
 
 fn headers_baseline(seq: u64) {
-    black_box(crate::producer::envelope_sized_headers(seq));
+    black_box(envelope_sized_headers(seq));
 }
 
 fn step(bed: &mut Bed, name: &str, seq: u64) {

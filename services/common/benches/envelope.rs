@@ -10,9 +10,10 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use meshflow_common::envelope::{Envelope, HeaderList, HeaderView};
 use meshflow_common::propagation::{extract, inject, message_headers};
+use meshflow_common::testing::envelope_sized_headers;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use std::hint::black_box;
 
 fn context() -> Context {
@@ -60,33 +61,6 @@ fn consume_side(owned: &OwnedHeaders) -> Envelope {
         .expect("envelope")
 }
 
-fn baseline(seq: u64) -> OwnedHeaders {
-    // The same five headers with fixed values: the cost of building rdkafka
-    // headers at all, without any meshflow logic.
-    let seq = seq.to_string();
-    OwnedHeaders::new_with_capacity(5)
-        .insert(Header {
-            key: "mf-producer",
-            value: Some("producer-7f3a9c21"),
-        })
-        .insert(Header {
-            key: "mf-seq",
-            value: Some(seq.as_str()),
-        })
-        .insert(Header {
-            key: "mf-created-ns",
-            value: Some("1795813603000000000"),
-        })
-        .insert(Header {
-            key: "traceparent",
-            value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        })
-        .insert(Header {
-            key: "tracestate",
-            value: Some(""),
-        })
-}
-
 fn bench(c: &mut Criterion) {
     meshflow_common::propagation::install(false);
     let cx = context();
@@ -116,7 +90,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("baseline: build the same rdkafka headers", |b| {
         b.iter(|| {
             seq += 1;
-            black_box(baseline(black_box(seq)))
+            black_box(envelope_sized_headers(black_box(seq)))
         })
     });
 }

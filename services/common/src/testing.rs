@@ -1,11 +1,13 @@
-//! Test support for the services' own tests (feature `test-support`): a
-//! configuration loaded from given variables only, and the set-up and
-//! checks that tests on librdkafka's mock cluster share.
+//! Test support for the services' own tests and benchmarks (feature
+//! `test-support`): a configuration loaded from given variables only, the
+//! set-up and checks that tests on librdkafka's mock cluster share, and the
+//! fixed headers benchmarks measure meshflow's envelope against.
 
 use std::fmt::{Debug, Display};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -144,4 +146,30 @@ pub async fn assert_fatal_stop<T, E: Display>(
         "not ready after a fatal error: {:?}",
         readiness.failing()
     );
+}
+
+/// The five headers of meshflow's envelope and trace context with fixed
+/// values of their usual size: the cost of building rdkafka headers at all,
+/// without meshflow's logic (the benchmarks' baseline).
+pub fn envelope_sized_headers(seq: u64) -> OwnedHeaders {
+    let seq = seq.to_string();
+    let fixed = [
+        ("mf-producer", "meshflow-producer-7d9f8b6c5-x2kq1-3f9a2c71"),
+        ("mf-seq", seq.as_str()),
+        ("mf-created-ns", "1795813603000000000"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("tracestate", ""),
+    ];
+    fixed.into_iter().fold(
+        OwnedHeaders::new_with_capacity(5),
+        |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        },
+    )
 }

@@ -68,7 +68,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::AccountingConfig;
-use crate::groups::{Groups, PerGroup};
+use crate::groups::{GroupId, Groups, PerGroup};
 use crate::id_hash::IdHashBuilder;
 use crate::observation::{
     count, latency, Evictions, Horizon, LogRecord, Observed, ReceiptEntry, Rejection,
@@ -218,10 +218,24 @@ impl Accounting {
 
     /// Accounts one receipt entry, read from the receipts topic at `now_ns`.
     pub fn observe_receipt(&mut self, entry: &ReceiptEntry<'_>, now_ns: u64) -> Observed {
-        let Some(group_id) = self.groups.id(entry.group) else {
-            self.unwatched += 1;
-            return Observed::IGNORED;
-        };
+        match self.groups.id(entry.group) {
+            Some(group) => self.observe_group_receipt(group, entry, now_ns),
+            None => {
+                self.unwatched += 1;
+                Observed::IGNORED
+            }
+        }
+    }
+
+    /// [`Accounting::observe_receipt`] for an entry of the watched `group`
+    /// (from [`Accounting::groups`]), its name already looked up: a reader
+    /// looks it up once per receipt batch, not once per entry.
+    pub fn observe_group_receipt(
+        &mut self,
+        group_id: GroupId,
+        entry: &ReceiptEntry<'_>,
+        now_ns: u64,
+    ) -> Observed {
         if entry.producer.len() > MAX_PRODUCER_ID_BYTES {
             self.processed[group_id].ignored += 1;
             return Observed::IGNORED;

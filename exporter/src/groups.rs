@@ -27,12 +27,9 @@ pub struct Groups {
 }
 
 impl Groups {
-    /// The most groups one registry holds (the `group` label stays bounded
-    /// far below this by configuration).
-    pub const MAX: usize = u16::MAX as usize;
-
     /// A registry of `names`; a repeated name is registered once, names
-    /// beyond [`Groups::MAX`] are left out.
+    /// beyond the 65,536th are left out (configuration bounds the `group`
+    /// label far below that).
     pub fn new<G: Into<String>>(names: impl IntoIterator<Item = G>) -> Self {
         let mut groups = Groups::default();
         for name in names {
@@ -41,15 +38,15 @@ impl Groups {
         groups
     }
 
-    /// The id of `name`, registering it if it is new and there is room.
-    fn register(&mut self, name: String) -> Option<GroupId> {
-        if let Some(&id) = self.ids.get(&name) {
-            return Some(id);
+    /// Registers `name` if it is new and there is room.
+    fn register(&mut self, name: String) {
+        let Ok(slot) = u16::try_from(self.names.len()) else {
+            return;
+        };
+        if !self.ids.contains_key(&name) {
+            self.names.push(name.clone());
+            self.ids.insert(name, GroupId(slot));
         }
-        let id = GroupId(u16::try_from(self.names.len()).ok()?);
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
-        Some(id)
     }
 
     /// The id of a watched group.
@@ -95,12 +92,6 @@ impl<G: Into<String>, const N: usize> From<[G; N]> for Groups {
 impl From<&[String]> for Groups {
     fn from(names: &[String]) -> Self {
         Groups::new(names.iter().cloned())
-    }
-}
-
-impl From<Vec<String>> for Groups {
-    fn from(names: Vec<String>) -> Self {
-        Groups::new(names)
     }
 }
 
@@ -164,11 +155,6 @@ impl<T> PerGroup<T> {
     /// The values alone.
     pub fn values(&self) -> impl ExactSizeIterator<Item = &T> + '_ {
         self.values.iter()
-    }
-
-    /// The values alone, mutable.
-    pub fn values_mut(&mut self) -> impl ExactSizeIterator<Item = &mut T> + '_ {
-        self.values.iter_mut()
     }
 
     /// A value per group made from this one's.

@@ -317,20 +317,26 @@ impl Reader {
         };
         let group = self.accounting.groups().id(&batch.group);
         for entry in batch.entries.iter().filter(|e| e.topic == self.topic) {
-            let observed = self.accounting.observe_receipt(
-                &ReceiptEntry {
-                    group: &batch.group,
-                    producer: &entry.producer,
-                    seq: entry.seq,
-                    partition: entry.partition,
-                    created_ns: entry.created_ns,
-                    processed_ns: entry.processed_ns,
-                },
-                read_ns,
-            );
-            if let Some(group) = group {
-                self.metrics
-                    .record_receipt(group, observed, &entry.trace_id);
+            let receipt = ReceiptEntry {
+                group: &batch.group,
+                producer: &entry.producer,
+                seq: entry.seq,
+                partition: entry.partition,
+                created_ns: entry.created_ns,
+                processed_ns: entry.processed_ns,
+            };
+            match group {
+                Some(group) => {
+                    let observed = self
+                        .accounting
+                        .observe_group_receipt(group, &receipt, read_ns);
+                    self.metrics
+                        .record_receipt(group, observed, &entry.trace_id);
+                }
+                // Counted as unwatched, nothing else.
+                None => {
+                    self.accounting.observe_receipt(&receipt, read_ns);
+                }
             }
         }
     }

@@ -23,9 +23,15 @@ use crate::status::{Evaluation, GroupStatus, GroupStatusTracker};
 #[derive(Debug)]
 pub struct GroupWatch {
     groups: Groups,
-    trackers: PerGroup<GroupStatusTracker>,
-    last: PerGroup<Option<GroupStatus>>,
+    watched: PerGroup<Watched>,
     cluster_error: Option<String>,
+}
+
+/// One group's status tracker and the status last logged.
+#[derive(Debug)]
+struct Watched {
+    tracker: GroupStatusTracker,
+    last: Option<GroupStatus>,
 }
 
 impl GroupWatch {
@@ -33,8 +39,10 @@ impl GroupWatch {
     pub fn new(groups: &Groups, status: &StatusConfig) -> Self {
         GroupWatch {
             groups: groups.clone(),
-            trackers: PerGroup::from_fn(groups, |_| GroupStatusTracker::new(status.clone())),
-            last: PerGroup::filled(groups, None),
+            watched: PerGroup::from_fn(groups, |_| Watched {
+                tracker: GroupStatusTracker::new(status.clone()),
+                last: None,
+            }),
             cluster_error: None,
         }
     }
@@ -69,22 +77,25 @@ impl GroupWatch {
             groups: self.groups.len(),
             partitions: snapshot.partitions_watched(),
         });
-        let groups = self.groups.clone();
-        PerGroup::from_fn(&groups, |group| {
-            self.judge(group, snapshot, metrics, now_ns)
+        let groups = &self.groups;
+        self.watched.map_mut(|group, watched| {
+            watched.judge(group, groups.name(group), snapshot, metrics, now_ns)
         })
     }
+}
 
+impl Watched {
     /// One group's part of [`GroupWatch::apply`].
     fn judge(
         &mut self,
         group: GroupId,
+        name: &str,
         snapshot: &Snapshot,
         metrics: &ExporterMetrics,
         now_ns: u64,
     ) -> Evaluation {
         let at_ns = snapshot.at_ns;
-        let tracker = &mut self.trackers[group];
+        let tracker = &mut self.tracker;
         match snapshot.groups.get(group) {
             Some(Ok(partitions)) => {
                 for lag in partitions {
@@ -105,14 +116,14 @@ impl GroupWatch {
         }
         let evaluation = tracker.evaluate(now_ns);
         metrics.set_status(group, evaluation.status);
-        if self.last[group] != Some(evaluation.status) {
+        if self.last != Some(evaluation.status) {
             tracing::info!(
-                group = %self.groups.name(group),
+                group = %name,
                 status = evaluation.status.as_str(),
                 reason = %evaluation.reason,
                 "consumer group status"
             );
-            self.last[group] = Some(evaluation.status);
+            self.last = Some(evaluation.status);
         }
         evaluation
     }

@@ -333,6 +333,18 @@ impl LogLedger {
     pub fn duplicates(&self) -> u64 {
         self.counts.values().map(|c| u64::from(c - 1)).sum()
     }
+
+    /// The messages with more than one record, and how many each has.
+    pub fn written_twice(&self) -> Vec<(&(String, u64), u32)> {
+        let mut twice: Vec<_> = self
+            .counts
+            .iter()
+            .filter(|(_, c)| **c > 1)
+            .map(|(m, c)| (m, *c))
+            .collect();
+        twice.sort_unstable();
+        twice
+    }
 }
 
 /// Unix nanoseconds now, by this machine's clock (what the services stamp).

@@ -27,9 +27,15 @@ use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::config::DiscoveryConfig;
 use crate::groups::{Groups, PerGroup};
 use crate::lag::{LagSample, PartitionOffsets};
 use crate::Error;
+
+pub use others::{Discovery, OtherGroup, Others, TopicLag};
+
+/// A record by (topic, partition, offset).
+pub type RecordAt = (String, i32, i64);
 
 /// Upper bound of every single request to Kafka.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,22 +106,33 @@ pub struct Snapshot {
     pub receipt_highs: Vec<(i32, i64)>,
     /// Why the timestamps for lag in seconds could not be read, if so.
     pub timestamp_error: Option<Error>,
+    /// The cluster's other groups (empty when discovery is off), or why
+    /// they could not be listed.
+    pub others: Result<Others, Error>,
 }
 
 /// What can fail in a poll: the `kind` label of
 /// `meshflow_exporter_poll_errors_total`.
-pub const POLL_ERROR_KINDS: [&str; 4] = ["metadata", "watermarks", "group_offsets", "timestamps"];
+pub const POLL_ERROR_KINDS: [&str; 5] = [
+    "metadata",
+    "watermarks",
+    "group_offsets",
+    "timestamps",
+    "list_groups",
+];
 
 impl Snapshot {
     /// What failed in this poll, each kind once, in [`POLL_ERROR_KINDS`]'s
     /// order.
     pub fn error_kinds(&self) -> Vec<&'static str> {
         let lags = || self.groups.values().flatten().flatten();
+        let others = || self.others.iter().flat_map(|o| &o.groups);
         let failed = [
             self.health.is_err(),
             lags().any(|lag| lag.offsets.is_err()),
-            self.groups.values().any(Result::is_err),
+            self.groups.values().any(Result::is_err) || others().any(|g| g.partitions.is_err()),
             self.timestamp_error.is_some(),
+            self.others.is_err(),
         ];
         POLL_ERROR_KINDS
             .into_iter()
@@ -126,7 +143,14 @@ impl Snapshot {
 
     /// Partitions with a lag figure, summed over the groups.
     pub fn partitions_watched(&self) -> usize {
-        self.groups.values().flatten().map(Vec::len).sum()
+        let others: usize = self
+            .others
+            .iter()
+            .flat_map(|o| &o.groups)
+            .filter_map(|g| g.partitions.as_ref().ok())
+            .map(Vec::len)
+            .sum();
+        self.groups.values().flatten().map(Vec::len).sum::<usize>() + others
     }
 
     /// Per watched group, the committed offsets read (partition → the next
@@ -159,7 +183,8 @@ pub struct ClusterPoller {
     probe_group: String,
     cluster: BaseConsumer,
     groups: PerGroup<BaseConsumer>,
-    timestamps: HashMap<(i32, i64), i64>,
+    discovery: Option<Discovery>,
+    timestamps: HashMap<RecordAt, i64>,
 }
 
 impl ClusterPoller {
@@ -171,9 +196,12 @@ impl ClusterPoller {
         receipts_topic: &str,
         groups: &Groups,
         own_group: &str,
+        discovery: &DiscoveryConfig,
     ) -> Result<Self, Error> {
         let probe_group = format!("{own_group}-probe");
         let cluster = passive_client(kafka, &probe_group)?;
+        let judged = groups.names().map(str::to_string);
+        let discovery = Discovery::new(discovery, judged, own_group)?;
         let groups = PerGroup::try_from_fn(groups, |id| passive_client(kafka, groups.name(id)))?;
         Ok(ClusterPoller {
             kafka: kafka.clone(),
@@ -182,12 +210,14 @@ impl ClusterPoller {
             probe_group,
             cluster,
             groups,
+            discovery,
             timestamps: HashMap::new(),
         })
     }
 
     /// Polls everything once. Blocks for up to a few request timeouts.
     pub fn poll(&mut self, at_ns: u64) -> Snapshot {
+        let others = self.other_offsets();
         // One request per topic: a cluster may hold many other topics.
         let metadata = [&self.topic, &self.receipts_topic].map(|topic| {
             self.cluster
@@ -207,13 +237,16 @@ impl ClusterPoller {
         let partitions = match partitions {
             Ok(partitions) => partitions,
             Err(e) => {
+                let wanted = others.iter().flatten().flat_map(|o| o.wanted()).collect();
+                let timestamp_error = self.refresh_timestamps(wanted);
                 return Snapshot {
                     at_ns,
                     health,
                     groups: self.groups.map(|_, _| Err(e.clone())),
                     log_highs: Vec::new(),
                     receipt_highs,
-                    timestamp_error: None,
+                    timestamp_error,
+                    others: self.samples_of(others, at_ns),
                 };
             }
         };
@@ -245,31 +278,17 @@ impl ClusterPoller {
                 })
                 .collect())
         });
-        let wanted: HashSet<(i32, i64)> = offsets
+        let wanted: HashSet<RecordAt> = offsets
             .values()
             .flatten()
             .flatten()
             .filter_map(|(p, offsets)| {
                 let offset = offsets.as_ref().ok()?.lag_record_offset().ok()??;
-                Some((*p, offset))
+                Some((self.topic.clone(), *p, offset))
             })
+            .chain(others.iter().flatten().flat_map(|o| o.wanted()))
             .collect();
-        self.timestamps.retain(|key, _| wanted.contains(key));
-        let missing: Vec<(i32, i64)> = wanted
-            .iter()
-            .filter(|key| !self.timestamps.contains_key(key))
-            .copied()
-            .collect();
-        let mut timestamp_error = None;
-        if !missing.is_empty() {
-            match self.read_timestamps(&missing) {
-                Ok(found) => self.timestamps.extend(found),
-                Err(e) => {
-                    tracing::warn!(error = %e, "record timestamps");
-                    timestamp_error = Some(e);
-                }
-            }
-        }
+        let timestamp_error = self.refresh_timestamps(wanted);
         let groups = offsets.into_map(|_, group| {
             group.map(|partitions| {
                 partitions
@@ -278,8 +297,7 @@ impl ClusterPoller {
                         let sample = offsets.clone().and_then(|o| {
                             let timestamp = o
                                 .lag_record_offset()?
-                                .and_then(|offset| self.timestamps.get(&(partition, offset)))
-                                .copied();
+                                .and_then(|offset| self.timestamp(&self.topic, partition, offset));
                             LagSample::new(at_ns, o, timestamp)
                         });
                         PartitionLag {
@@ -298,7 +316,50 @@ impl ClusterPoller {
             log_highs,
             receipt_highs,
             timestamp_error,
+            others: self.samples_of(others, at_ns),
         }
+    }
+
+    /// Keeps the cached timestamps still `wanted` and reads the missing
+    /// ones; says why they could not be read, if so.
+    fn refresh_timestamps(&mut self, wanted: HashSet<RecordAt>) -> Option<Error> {
+        self.timestamps.retain(|key, _| wanted.contains(key));
+        let missing: Vec<RecordAt> = wanted
+            .into_iter()
+            .filter(|key| !self.timestamps.contains_key(key))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        match self.read_timestamps(&missing) {
+            Ok(found) => {
+                self.timestamps.extend(found);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "record timestamps");
+                Some(e)
+            }
+        }
+    }
+
+    /// The cached timestamp of the record at (topic, partition, offset).
+    fn timestamp(&self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+        self.timestamps
+            .get(&(topic.to_string(), partition, offset))
+            .copied()
+    }
+
+    /// The discovered groups' samples (empty when discovery is off).
+    fn samples_of(
+        &self,
+        others: Option<Result<others::OtherOffsets, Error>>,
+        at_ns: u64,
+    ) -> Result<Others, Error> {
+        let Some(others) = others.transpose()? else {
+            return Ok(Others::default());
+        };
+        Ok(others.into_others(at_ns, |topic, p, offset| self.timestamp(topic, p, offset)))
     }
 
     /// The high watermarks of `topic`'s `partitions` that answered.
@@ -402,4 +463,6 @@ fn health(data: &Metadata, receipts: &Metadata) -> ClusterHealth {
     }
 }
 
+mod admin;
+mod others;
 mod timestamps;

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 mod accounting;
 mod cluster;
+mod discovery;
 
 pub use crate::status::StatusConfig;
 use crate::Error;
@@ -25,6 +26,7 @@ pub use accounting::{
     default_max_record_age, default_sla, default_window_bits, AccountingConfig,
 };
 pub use cluster::ClusterExpectation;
+pub use discovery::{DiscoveryConfig, Filter};
 
 /// librdkafka keys the exporter's typed settings own.
 pub const OWNED_KEYS: &[&str] = &[
@@ -58,8 +60,8 @@ pub struct ExporterSettings {
     /// The receipts topic: what consumer groups processed.
     #[serde(default = "default_receipts_topic")]
     pub receipts_topic: String,
-    /// Consumer groups to watch (lag, status, `processed` stage). Kafka's
-    /// ListGroups is not used: not every broker answers it.
+    /// Consumer groups to judge end to end (lag, status, `processed`
+    /// stage). The cluster's other groups are found by `discovery`.
     #[serde(default = "default_groups")]
     pub groups: Vec<String>,
     /// The exporter's own consumer group, with which it reads both topics
@@ -101,6 +103,9 @@ pub struct ExporterSettings {
     /// What the cluster should look like, for the brokers alerts.
     #[serde(default)]
     pub cluster: ClusterExpectation,
+    /// The cluster's other consumer groups to watch.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
 }
 
 /// The design's data topic.
@@ -147,6 +152,7 @@ impl Default for ExporterSettings {
             memory_budget_mib: default_memory_budget_mib(),
             status: StatusConfig::default(),
             cluster: ClusterExpectation::default(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -222,6 +228,7 @@ impl ExporterSettings {
         }
         self.status.validate().map_err(config_error)?;
         self.cluster.validate().map_err(config_error)?;
+        self.discovery.validate().map_err(config_error)?;
         let needed =
             poll.saturating_mul(u32::try_from(self.status.min_samples).unwrap_or(u32::MAX));
         if self.status.window < needed {

@@ -82,6 +82,8 @@ pub struct ExporterMetrics {
     invalid: Family<InvalidLabels, Counter>,
     lag_messages: Family<LagLabels, Gauge>,
     lag_seconds: Family<LagLabels, SecondsGauge>,
+    lag_seconds_unknown: Counter,
+    left_out: Family<LeftOutLabels, Gauge>,
     group_status: Family<StatusLabels, Gauge>,
     under_replicated: Family<PartitionLabels, Gauge>,
     leaderless: Family<PartitionLabels, Gauge>,
@@ -162,6 +164,8 @@ impl ExporterMetrics {
             invalid: Family::default(),
             lag_messages: Family::default(),
             lag_seconds: Family::default(),
+            lag_seconds_unknown: Counter::default(),
+            left_out: Family::default(),
             group_status: Family::default(),
             under_replicated: Family::default(),
             leaderless: Family::default(),
@@ -172,6 +176,7 @@ impl ExporterMetrics {
             evicted: Family::default(),
             poll: PollSeries::register(registry),
         };
+        metrics.set_left_out(0, 0);
         for reason in ["idle", "capacity", "rebased"] {
             let _ = metrics.evicted.get_or_create(&EvictionLabels { reason });
         }
@@ -190,6 +195,8 @@ impl ExporterMetrics {
             "clock_skew"                 => clock_skew,
             "consumer_lag_messages"      => metrics.lag_messages.clone(),
             "consumer_lag_seconds"       => metrics.lag_seconds.clone(),
+            "exporter_lag_seconds_unknown" => metrics.lag_seconds_unknown.clone(),
+            "exporter_discovery_left_out" => metrics.left_out.clone(),
             "consumer_group_status"      => metrics.group_status.clone(),
             "partition_under_replicated" => metrics.under_replicated.clone(),
             "partition_leaderless"       => metrics.leaderless.clone(),
@@ -273,31 +280,87 @@ impl ExporterMetrics {
             .set(lag.as_secs_f64());
     }
 
-    /// Sets one partition's lag; `seconds` is `None` when it could not be
-    /// computed, which leaves the previous value.
+    /// Sets one partition's lag for a group judged end to end; see
+    /// [`ExporterMetrics::set_group_lag`].
     pub fn set_lag(&self, group: GroupId, partition: i32, messages: u64, seconds: Option<f64>) {
+        let name = self.groups.name(group);
+        self.set_group_lag(name, &self.topic, partition, messages, seconds);
+    }
+
+    /// Sets one partition's lag for any group. `seconds` is `None` when it
+    /// could not be computed this poll: the series is then removed rather
+    /// than left at an old value, and the miss is counted.
+    pub fn set_group_lag(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        messages: u64,
+        seconds: Option<f64>,
+    ) {
         let labels = LagLabels {
-            group: self.groups.name(group).to_string(),
-            topic: self.topic.clone(),
+            group: group.to_string(),
+            topic: topic.to_string(),
             partition,
         };
         self.lag_messages
             .get_or_create(&labels)
             .set(i64::try_from(messages).unwrap_or(i64::MAX));
-        if let Some(seconds) = seconds {
-            self.lag_seconds.get_or_create(&labels).set(seconds);
+        match seconds {
+            Some(seconds) => {
+                self.lag_seconds.get_or_create(&labels).set(seconds);
+            }
+            None => {
+                self.lag_seconds.remove(&labels);
+                self.lag_seconds_unknown.inc();
+            }
         }
+    }
+
+    /// Removes one partition's lag series (the group left it, or its
+    /// offsets could not be read).
+    pub fn remove_group_lag(&self, group: &str, topic: &str, partition: i32) {
+        let labels = LagLabels {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        };
+        self.lag_messages.remove(&labels);
+        self.lag_seconds.remove(&labels);
     }
 
     /// Sets the group's stateset: 1 for `status`, 0 for the other states.
     pub fn set_status(&self, group: GroupId, status: GroupStatus) {
+        self.set_group_status(self.groups.name(group), Some(status));
+    }
+
+    /// Sets any group's stateset, or removes it (`None`: the group is no
+    /// longer watched).
+    pub fn set_group_status(&self, group: &str, status: Option<GroupStatus>) {
         for state in GroupStatus::ALL {
-            self.group_status
-                .get_or_create(&StatusLabels {
-                    group: self.groups.name(group).to_string(),
-                    meshflow_consumer_group_status: state.as_str(),
-                })
-                .set(i64::from(state == status));
+            let labels = StatusLabels {
+                group: group.to_string(),
+                meshflow_consumer_group_status: state.as_str(),
+            };
+            match status {
+                Some(status) => {
+                    self.group_status
+                        .get_or_create(&labels)
+                        .set(i64::from(state == status));
+                }
+                None => {
+                    self.group_status.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// Records what discovery had to leave out in the last poll.
+    pub fn set_left_out(&self, groups: usize, partitions: usize) {
+        for (what, count) in [("groups", groups), ("partitions", partitions)] {
+            self.left_out
+                .get_or_create(&LeftOutLabels { what })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 

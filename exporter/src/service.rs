@@ -58,6 +58,7 @@ pub async fn run(
         &settings.receipts_topic,
         &groups,
         &settings.group_id,
+        &settings.discovery,
     )?;
     tracing::info!(
         topic = %settings.topic,

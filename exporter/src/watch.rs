@@ -19,11 +19,15 @@ use crate::progress::PollMarks;
 use crate::status::StatusConfig;
 use crate::status::{Evaluation, GroupStatus, GroupStatusTracker};
 
+mod others;
+use others::OtherWatch;
+
 /// Status trackers of the watched groups.
 #[derive(Debug)]
 pub struct GroupWatch {
     groups: Groups,
     watched: PerGroup<Watched>,
+    others: OtherWatch,
     cluster_error: Option<String>,
 }
 
@@ -43,6 +47,7 @@ impl GroupWatch {
                 tracker: GroupStatusTracker::new(status.clone()),
                 last: None,
             }),
+            others: OtherWatch::new(status),
             cluster_error: None,
         }
     }
@@ -70,11 +75,13 @@ impl GroupWatch {
                 self.cluster_error = Some(error);
             }
         }
+        self.others
+            .apply(&snapshot.others, snapshot.at_ns, metrics, now_ns);
         metrics.record_poll(&PollReport {
             seconds: now_ns.saturating_sub(snapshot.at_ns) as f64 / 1e9,
             errors: snapshot.error_kinds(),
             ended_unix_s: now_ns as f64 / 1e9,
-            groups: self.groups.len(),
+            groups: self.groups.len() + self.others.len(),
             partitions: snapshot.partitions_watched(),
         });
         let groups = &self.groups;

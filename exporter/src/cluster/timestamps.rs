@@ -8,19 +8,21 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{kafka, passive_config, ClusterPoller, TIMESTAMP_TIMEOUT};
+use super::{kafka, passive_config, ClusterPoller, RecordAt, TIMESTAMP_TIMEOUT};
 use crate::Error;
 
 impl ClusterPoller {
-    /// Reads the timestamp of the first record at or after each (partition,
-    /// offset), in rounds of at most one offset per partition.
+    /// Reads the timestamp of the first record at or after each (topic,
+    /// partition, offset), in rounds of at most one offset per partition,
+    /// for at most [`TIMESTAMP_TIMEOUT`]; what was not read by then is left
+    /// out of the answer.
     pub(super) fn read_timestamps(
         &self,
-        wanted: &[(i32, i64)],
-    ) -> Result<HashMap<(i32, i64), i64>, Error> {
-        let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-        for &(p, offset) in wanted {
-            by_partition.entry(p).or_default().push(offset);
+        wanted: &[RecordAt],
+    ) -> Result<HashMap<RecordAt, i64>, Error> {
+        let mut by_partition: BTreeMap<(&str, i32), Vec<i64>> = BTreeMap::new();
+        for (topic, p, offset) in wanted {
+            by_partition.entry((topic, *p)).or_default().push(*offset);
         }
         let mut client_config = passive_config(&self.kafka, &self.probe_group);
         client_config
@@ -30,19 +32,22 @@ impl ClusterPoller {
         let mut found = HashMap::new();
         let deadline = Instant::now() + TIMESTAMP_TIMEOUT;
         while !by_partition.is_empty() && Instant::now() < deadline {
-            let round: BTreeMap<i32, i64> = by_partition
+            let round: BTreeMap<(&str, i32), i64> = by_partition
                 .iter_mut()
-                .filter_map(|(p, offsets)| offsets.pop().map(|o| (*p, o)))
+                .filter_map(|(tp, offsets)| offsets.pop().map(|o| (*tp, o)))
                 .collect();
             by_partition.retain(|_, offsets| !offsets.is_empty());
             let mut assignment = TopicPartitionList::new();
-            for (&p, &offset) in &round {
+            for (&(topic, p), &offset) in &round {
                 assignment
-                    .add_partition_offset(&self.topic, p, Offset::Offset(offset))
+                    .add_partition_offset(topic, p, Offset::Offset(offset))
                     .map_err(kafka("assign"))?;
             }
             client.assign(&assignment).map_err(kafka("assign"))?;
-            let mut pending = round;
+            let mut pending: BTreeMap<(String, i32), i64> = round
+                .into_iter()
+                .map(|((topic, p), offset)| ((topic.to_string(), p), offset))
+                .collect();
             while !pending.is_empty() && Instant::now() < deadline {
                 let Some(result) = client.poll(Duration::from_millis(100)) else {
                     continue;
@@ -54,14 +59,14 @@ impl ClusterPoller {
                         continue;
                     }
                 };
-                let p = message.partition();
+                let tp = (message.topic().to_string(), message.partition());
                 if pending
-                    .get(&p)
+                    .get(&tp)
                     .is_some_and(|&want| message.offset() >= want)
                 {
-                    let want = pending.remove(&p).unwrap_or_default();
+                    let want = pending.remove(&tp).unwrap_or_default();
                     if let Some(ms) = message.timestamp().to_millis() {
-                        found.insert((p, want), ms);
+                        found.insert((tp.0, tp.1, want), ms);
                     }
                 }
             }

@@ -25,9 +25,11 @@ pub(super) const HELP: &[(&str, &str)] = &[
     ("brokers_min_insync", "The topics' min.insync.replicas as configured (exporter.cluster.min_insync_replicas): with fewer brokers acks=all writes fail"),
     ("exporter_build_info", "1, with the exporter's version as a label"),
     ("exporter_poll_duration_seconds", "How long one poll of the cluster (metadata, watermarks, committed offsets, record timestamps) took"),
-    ("exporter_poll_errors", "Polls in which a kind of request failed: metadata, watermarks, group_offsets, timestamps"),
+    ("exporter_poll_errors", "Polls in which a kind of request failed: metadata, watermarks, group_offsets, timestamps, list_groups"),
     ("exporter_last_successful_poll_timestamp_seconds", "When the last poll with no failure ended, Unix seconds"),
     ("exporter_groups_watched", "Consumer groups the exporter watches"),
+    ("exporter_lag_seconds_unknown", "Lag figures served without lag in seconds because the timestamp of the record at the group's position could not be read in time; the seconds series is removed, not left at an old value"),
+    ("exporter_discovery_left_out", "What discovery selected but left out in the last poll, beyond exporter.discovery.max_groups (groups) or max_partitions (partitions)"),
     ("exporter_partitions_watched", "Partitions with a lag figure in the last poll, summed over the watched groups"),
 ];
 

@@ -56,6 +56,12 @@ pub struct LagLabels {
     pub(crate) partition: i32,
 }
 
+/// Labels: what discovery left out (`groups` or `partitions`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeftOutLabels {
+    pub(crate) what: &'static str,
+}
+
 /// Labels: topic and partition.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::cluster::PartitionHealth;
 use crate::observation::Latency;
-use crate::testing::{of_group, stage, value};
+use crate::testing::{of_group, sample, stage, value};
 use crate::window::Outcome;
 use meshflow_common::exposition::{open_metrics, prometheus_text};
 use std::time::Duration;
@@ -220,8 +220,14 @@ fn lag_gauges_per_group_and_partition() {
         )
     };
     assert_eq!(lag("meshflow_consumer_lag_messages", "g1", 4), 130.0);
-    // Seconds unknown in the latest poll: the previous value stays.
-    assert_eq!(lag("meshflow_consumer_lag_seconds", "g1", 4), 7.5);
+    // Seconds unknown in the latest poll: the old value is not served as
+    // current; the series goes and the miss is counted.
+    let seconds = "meshflow_consumer_lag_seconds{group=\"g1\",topic=\"events\",partition=\"4\"}";
+    assert_eq!(sample(&registry, seconds), None);
+    assert_eq!(
+        value(&registry, "meshflow_exporter_lag_seconds_unknown_total"),
+        1.0
+    );
     assert_eq!(lag("meshflow_consumer_lag_messages", "g2", 0), 0.0);
     assert_eq!(lag("meshflow_consumer_lag_seconds", "g2", 0), 0.0);
 }

@@ -82,6 +82,7 @@ fn snapshot(at_ns: u64, groups: PerGroup<Result<Vec<PartitionLag>, Error>>) -> S
         health: Ok(health()),
         groups,
         timestamp_error: None,
+        others: Ok(crate::cluster::Others::default()),
     }
 }
 

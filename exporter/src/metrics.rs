@@ -85,6 +85,8 @@ pub struct ExporterMetrics {
     lag_seconds_unknown: Counter,
     left_out: Family<LeftOutLabels, Gauge>,
     group_status: Family<StatusLabels, Gauge>,
+    status_code: Family<GroupLabels, Gauge>,
+    partition_status: Family<LagLabels, Gauge>,
     under_replicated: Family<PartitionLabels, Gauge>,
     leaderless: Family<PartitionLabels, Gauge>,
     brokers: Gauge,
@@ -167,6 +169,8 @@ impl ExporterMetrics {
             lag_seconds_unknown: Counter::default(),
             left_out: Family::default(),
             group_status: Family::default(),
+            status_code: Family::default(),
+            partition_status: Family::default(),
             under_replicated: Family::default(),
             leaderless: Family::default(),
             brokers: Gauge::default(),
@@ -198,6 +202,8 @@ impl ExporterMetrics {
             "exporter_lag_seconds_unknown" => metrics.lag_seconds_unknown.clone(),
             "exporter_discovery_left_out" => metrics.left_out.clone(),
             "consumer_group_status"      => metrics.group_status.clone(),
+            "consumer_group_status_code" => metrics.status_code.clone(),
+            "consumer_partition_status_code" => metrics.partition_status.clone(),
             "partition_under_replicated" => metrics.under_replicated.clone(),
             "partition_leaderless"       => metrics.leaderless.clone(),
             "brokers"                    => metrics.brokers.clone(),
@@ -327,16 +333,59 @@ impl ExporterMetrics {
         };
         self.lag_messages.remove(&labels);
         self.lag_seconds.remove(&labels);
+        self.partition_status.remove(&labels);
     }
 
-    /// Sets the group's stateset: 1 for `status`, 0 for the other states.
+    /// Sets one partition's status code (Burrow's numbers, see
+    /// [`GroupStatus::code`]).
+    pub fn set_partition_status(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        status: GroupStatus,
+    ) {
+        let labels = LagLabels {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        };
+        self.partition_status
+            .get_or_create(&labels)
+            .set(status.code());
+    }
+
+    /// Sets the group's stateset (1 for `status`, 0 for the other states)
+    /// and status code, for a group judged end to end.
     pub fn set_status(&self, group: GroupId, status: GroupStatus) {
         self.set_group_status(self.groups.name(group), Some(status));
     }
 
-    /// Sets any group's stateset, or removes it (`None`: the group is no
-    /// longer watched).
+    /// Sets each partition's status code for a group judged end to end.
+    pub fn set_partition_statuses(
+        &self,
+        group: GroupId,
+        statuses: impl Iterator<Item = (i32, GroupStatus)>,
+    ) {
+        for (partition, status) in statuses {
+            self.set_partition_status(self.groups.name(group), &self.topic, partition, status);
+        }
+    }
+
+    /// Sets any group's stateset and status code, or removes them (`None`:
+    /// the group is no longer watched).
     pub fn set_group_status(&self, group: &str, status: Option<GroupStatus>) {
+        let code = GroupLabels {
+            group: group.to_string(),
+        };
+        match status {
+            Some(status) => {
+                self.status_code.get_or_create(&code).set(status.code());
+            }
+            None => {
+                self.status_code.remove(&code);
+            }
+        }
         for state in GroupStatus::ALL {
             let labels = StatusLabels {
                 group: group.to_string(),

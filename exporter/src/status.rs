@@ -8,8 +8,10 @@
 //! committed offsets and watermarks are visible from outside the group, so
 //! "the group committed" means "its committed offset moved".
 //!
-//! Severity, for picking the worst: OK < WARN < ERR < STALL < STOP. A rule
-//! that found a real problem outranks a partition that could not be read.
+//! Severity, for picking the worst: OK < WARN < REWIND < ERR < STALL < STOP.
+//! A rule that found a real problem outranks a partition that could not be
+//! read; a rewind (an offset reset) is worth knowing of but is usually
+//! deliberate.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -27,11 +29,12 @@ pub const MAX_SAMPLES: usize = 512;
 pub const STATUS_RULES: &str = "\
 Each partition is judged on its lag samples of the last `exporter.status.window` \
 (default 5m), first matching rule wins; the group takes its worst partition's \
-status (OK < WARN < ERR < STALL < STOP).
+status (OK < WARN < REWIND < ERR < STALL < STOP).
 
 | status | rule |
 | --- | --- |
 | ERR | the group's offsets could not be read in the latest evaluation, the partition's latest sample failed, or no sample was recorded for a whole window (for the group: ERR outright) |
+| REWIND | the committed offset moved back from one sample to the next within the window (an offset reset) |
 | OK | caught up: the latest sample has lag 0 |
 | STOP | the committed offset has not moved, with lag > 0 in every sample, for at least `exporter.status.stop_after` (default 5m); a group that never committed counts as not moving |
 | OK | some sample in the window has lag 0 (it caught up within the window) |
@@ -50,6 +53,8 @@ pub enum GroupStatus {
     Ok,
     /// Committing, but the lag is growing.
     Warn,
+    /// The committed offset moved back (reset or rewound) within the window.
+    Rewind,
     /// The status could not be evaluated.
     Err,
     /// Committing, but never gaining on the lag.
@@ -60,22 +65,39 @@ pub enum GroupStatus {
 
 impl GroupStatus {
     /// Every state, in the contract's order.
-    pub const ALL: [GroupStatus; 5] = [
+    pub const ALL: [GroupStatus; 6] = [
         GroupStatus::Ok,
         GroupStatus::Warn,
         GroupStatus::Stall,
         GroupStatus::Stop,
         GroupStatus::Err,
+        GroupStatus::Rewind,
     ];
 
-    /// The state's name in the stateset: `OK`, `WARN`, `STALL`, `STOP`, `ERR`.
+    /// The state's name in the stateset: `OK`, `WARN`, `STALL`, `STOP`,
+    /// `ERR`, `REWIND`.
     pub fn as_str(self) -> &'static str {
         match self {
             GroupStatus::Ok => "OK",
             GroupStatus::Warn => "WARN",
+            GroupStatus::Rewind => "REWIND",
             GroupStatus::Stall => "STALL",
             GroupStatus::Stop => "STOP",
             GroupStatus::Err => "ERR",
+        }
+    }
+
+    /// The state as Burrow numbers it (OK 1, WARN 2, ERR 3, STOP 4, STALL
+    /// 5, REWIND 6), for `meshflow_consumer_group_status_code`: scrapers
+    /// that cannot read a stateset, and alerts written for Burrow.
+    pub fn code(self) -> i64 {
+        match self {
+            GroupStatus::Ok => 1,
+            GroupStatus::Warn => 2,
+            GroupStatus::Err => 3,
+            GroupStatus::Stop => 4,
+            GroupStatus::Stall => 5,
+            GroupStatus::Rewind => 6,
         }
     }
 }
@@ -219,6 +241,14 @@ impl GroupStatusTracker {
         worst
     }
 
+    /// Each partition's own status by the rules (without the group-level
+    /// ERR cases), by partition id.
+    pub fn partition_statuses(&self) -> impl Iterator<Item = (i32, GroupStatus)> + '_ {
+        self.partitions
+            .iter()
+            .map(|(&partition, track)| (partition, self.judge(track).0))
+    }
+
     fn note(&mut self, at_ns: u64) {
         self.last_record_ns = Some(self.last_record_ns.unwrap_or(0).max(at_ns));
     }
@@ -231,6 +261,20 @@ impl GroupStatusTracker {
         let (Some(first), Some(last)) = (track.samples.front(), track.samples.back()) else {
             return (GroupStatus::Ok, "no sample".to_owned());
         };
+        let rewound = track
+            .samples
+            .iter()
+            .zip(track.samples.iter().skip(1))
+            .find_map(|(a, b)| {
+                let (from, to) = (a.committed?, b.committed?);
+                (to < from).then_some((from, to))
+            });
+        if let Some((from, to)) = rewound {
+            return (
+                GroupStatus::Rewind,
+                format!("committed offset moved back from {from} to {to}"),
+            );
+        }
         if last.caught_up() {
             return (GroupStatus::Ok, "caught up".to_owned());
         }

@@ -123,6 +123,7 @@ impl Watched {
         }
         let evaluation = tracker.evaluate(now_ns);
         metrics.set_status(group, evaluation.status);
+        metrics.set_partition_statuses(group, tracker.partition_statuses());
         if self.last != Some(evaluation.status) {
             tracing::info!(
                 group = %name,

@@ -174,4 +174,26 @@ async fn groups_not_meshflows_get_exact_lag_and_status_and_denied_ones_are_left_
     );
     assert_eq!(group_status(&caught_up, &audit, "STOP"), 1.0);
     println!("billing: STOP, then OK with lag 0 once it committed to the end; audit still STOP");
+
+    // audit's offsets are reset to an earlier point: REWIND, Burrow's code 6,
+    // and the lag grows by exactly what was rewound.
+    commit(&boot, &audit, &orders, &at(|_| 1)).await;
+    let rewound = metrics_until(
+        exporter.port,
+        "audit REWIND",
+        Duration::from_secs(30),
+        |s| group_status(s, &audit, "REWIND") == 1.0,
+    )
+    .await;
+    let code = format!("meshflow_consumer_group_status_code{{group=\"{audit}\"}}");
+    assert_eq!(rewound.get(&code), Some(&6.0));
+    assert_eq!(
+        scrape::sum(
+            &rewound,
+            "meshflow_consumer_lag_messages",
+            &[("group", &audit)]
+        ),
+        ((PER_PARTITION as i64 - 1) * i64::from(PARTITIONS)) as f64
+    );
+    println!("audit: STOP, then REWIND after its offsets were reset");
 }

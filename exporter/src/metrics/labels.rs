@@ -56,6 +56,12 @@ pub struct LagLabels {
     pub(crate) partition: i32,
 }
 
+/// Labels: group.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub(crate) group: String,
+}
+
 /// Labels: what discovery left out (`groups` or `partitions`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LeftOutLabels {

@@ -371,7 +371,9 @@ fn every_family_exposed_carries_its_help_text() {
     let (registry, metrics) = setup();
     // Families without series are not written: give the labelled ones one.
     metrics.record_invalid("events", "bad");
+    metrics.set_lag(id(&metrics, "g1"), 1, 1, None);
     metrics.set_lag(id(&metrics, "g1"), 0, 1, Some(1.0));
+    metrics.set_partition_status("g1", "events", 0, GroupStatus::Ok);
     metrics.set_read_lag("events", Duration::from_secs(1));
     metrics.set_cluster(&ClusterHealth {
         brokers: 1,

@@ -203,6 +203,43 @@ fn rules() {
             Some(0),
         ),
         (
+            "REWIND: the committed offset moved back (an offset reset)",
+            vec![Samples(
+                0,
+                every_5s(0, 100, |i| {
+                    (Some(if i == 10 { 400 } else { 1000 + i as i64 }), 20)
+                }),
+            )],
+            100,
+            Rewind,
+            Some(0),
+        ),
+        (
+            "REWIND outranks OK and WARN, not ERR or STOP",
+            vec![
+                Samples(
+                    0,
+                    every_5s(0, 300, |i| (Some(if i < 3 { 900 } else { 100 }), 0)),
+                ),
+                Samples(1, every_5s(0, 300, |i| (Some(10), 50 + i))),
+            ],
+            300,
+            Stop,
+            Some(1),
+        ),
+        (
+            "a rewind that left the window is forgotten",
+            vec![Samples(
+                0,
+                every_5s(0, 700, |i| {
+                    (Some(if i == 2 { 5 } else { 1000 + i as i64 }), 0)
+                }),
+            )],
+            700,
+            Ok,
+            None,
+        ),
+        (
             "ERR: no sample for a whole window",
             vec![Samples(0, every_5s(0, 100, |i| (moving(i), 20)))],
             401,
@@ -246,10 +283,13 @@ fn older_samples_are_dropped() {
 #[test]
 fn names_follow_the_contract() {
     let names = GroupStatus::ALL.map(GroupStatus::as_str);
-    assert_eq!(names, ["OK", "WARN", "STALL", "STOP", "ERR"]);
+    assert_eq!(names, ["OK", "WARN", "STALL", "STOP", "ERR", "REWIND"]);
     for status in GroupStatus::ALL {
         assert!(STATUS_RULES.contains(status.as_str()), "{status:?}");
     }
+    // Burrow's numbers, for alerts written against Burrow.
+    let codes = GroupStatus::ALL.map(GroupStatus::code);
+    assert_eq!(codes, [1, 2, 5, 4, 3, 6]);
 }
 
 #[test]

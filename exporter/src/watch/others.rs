@@ -146,6 +146,13 @@ impl OtherWatched {
             .max_by_key(|evaluation| evaluation.status);
         let status = worst.as_ref().map(|e| e.status);
         metrics.set_group_status(name, status);
+        for (topic, tracker) in &self.topics {
+            for (partition, status) in tracker.partition_statuses() {
+                if self.series.contains(&(topic.clone(), partition)) {
+                    metrics.set_partition_status(name, topic, partition, status);
+                }
+            }
+        }
         if self.last != status {
             if let Some(evaluation) = &worst {
                 tracing::info!(
@@ -365,5 +372,16 @@ mod tests {
         }
         assert_eq!(status(&registry, "billing", "STOP"), Some(1.0));
         assert_eq!(status(&registry, "billing", "OK"), Some(0.0));
+        // The same as Burrow's numbers, for the group and each partition.
+        let code = |series: &str| value(&registry, series);
+        assert_eq!(
+            code("meshflow_consumer_group_status_code{group=\"billing\"}"),
+            4.0
+        );
+        let partition = |topic: &str| {
+            format!("meshflow_consumer_partition_status_code{{group=\"billing\",topic=\"{topic}\",partition=\"0\"}}")
+        };
+        assert_eq!(code(&partition("orders")), 4.0);
+        assert_eq!(code(&partition("payments")), 1.0);
     }
 }

@@ -153,7 +153,7 @@ describe('consumer-lag.json', () => {
   it('shows the group status over time for every state', () => {
     const timeline = panelsOf(d).find((p) => p.type === 'state-timeline');
     assert.ok(timeline, 'no state timeline');
-    for (const state of ['OK', 'WARN', 'STALL', 'STOP', 'ERR']) {
+    for (const state of ['OK', 'WARN', 'STALL', 'STOP', 'ERR', 'REWIND']) {
       assert.ok(timeline.targets[0].expr.includes(`meshflow_consumer_group_status="${state}"`), state);
       const texts = timeline.fieldConfig.defaults.mappings.flatMap((m) => Object.values(m.options).map((o) => o.text));
       assert.ok(texts.includes(state), `no value mapping for ${state}`);

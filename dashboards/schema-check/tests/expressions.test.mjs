@@ -108,7 +108,7 @@ describe('dashboard queries compute what their panels say', () => {
     assert.ok(hit, `${file}: no panel "${title}" query ${refId}`);
     return substitute(hit.target.expr, variableValues(dashboard, 'all'));
   }
-  const states = ['OK', 'WARN', 'STALL', 'STOP', 'ERR'];
+  const states = ['OK', 'WARN', 'STALL', 'STOP', 'ERR', 'REWIND'];
   const stateset = (group, active) =>
     states.map((s) => ({
       series: `meshflow_consumer_group_status{job="meshflow-exporter",group="${group}",meshflow_consumer_group_status="${s}"}`,
@@ -118,11 +118,11 @@ describe('dashboard queries compute what their panels say', () => {
   it('group status over time encodes each state as its mapped number', () => {
     const expr = query('consumer-lag.json', 'Group status over time');
     const { ok, output } = promtoolEvaluate(
-      [...stateset('a', 'OK'), ...stateset('b', 'WARN'), ...stateset('c', 'STALL'), ...stateset('d', 'STOP'), ...stateset('e', 'ERR')],
+      ['a', 'b', 'c', 'd', 'e', 'f'].flatMap((group, i) => stateset(group, states[i])),
       [{
         expr,
         eval_time: '5m',
-        exp_samples: ['a', 'b', 'c', 'd', 'e'].map((group, value) => ({ labels: `{group="${group}"}`, value })),
+        exp_samples: ['a', 'b', 'c', 'd', 'e', 'f'].map((group, value) => ({ labels: `{group="${group}"}`, value })),
       }],
     );
     assert.ok(ok, output);

@@ -64,7 +64,8 @@
 //! `max_producers / 16` admissions, so a flood of new ids costs amortised
 //! constant time each.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use crate::config::AccountingConfig;
@@ -127,7 +128,17 @@ pub struct Accounting {
     evictions: Evictions,
     /// Passes over the whole table to find eviction candidates.
     eviction_passes: u64,
+    /// The reading covers every partition's whole history: producers met
+    /// for the first time are judged from seq 0.
+    whole_history: bool,
+    /// Keyed hashes of the producers forgotten (idle or for room): one that
+    /// comes back is met mid-stream, not judged from seq 0. Bounded; when
+    /// full, judging from seq 0 stops for good.
+    forgotten: HashSet<u64, IdHashBuilder>,
 }
+
+/// The most forgotten producers remembered, per producer slot.
+const FORGOTTEN_PER_SLOT: usize = 4;
 
 impl Accounting {
     /// Accounting for the given consumer groups; receipts from any other
@@ -156,7 +167,41 @@ impl Accounting {
             unwatched: 0,
             evictions: Evictions::default(),
             eviction_passes: 0,
+            whole_history: false,
+            forgotten: HashSet::default(),
         }
+    }
+
+    /// Says whether the reading covers the whole history of every partition
+    /// of the data topic (each read from offset 0): producers met from now
+    /// on are judged from seq 0, so loss among their very first messages is
+    /// counted. Ignored once the memory of forgotten producers overflowed.
+    pub fn set_whole_history(&mut self, whole: bool) {
+        self.whole_history = whole && self.forgotten.len() < self.forgotten_cap();
+    }
+
+    fn forgotten_cap(&self) -> usize {
+        self.max_producers.saturating_mul(FORGOTTEN_PER_SLOT)
+    }
+
+    /// Whether `producer` was forgotten before.
+    fn was_forgotten(&self, producer: &str) -> bool {
+        let hash = self.forgotten.hasher().hash_one(producer);
+        self.forgotten.contains(&hash)
+    }
+
+    /// Remembers that `producer` was forgotten.
+    fn forget(&mut self, producer: &str) {
+        if !self.whole_history {
+            return;
+        }
+        if self.forgotten.len() >= self.forgotten_cap() {
+            self.whole_history = false;
+            self.forgotten = HashSet::default();
+            return;
+        }
+        let hash = self.forgotten.hasher().hash_one(producer);
+        self.forgotten.insert(hash);
     }
 
     /// Sets how far loss may be judged by the next sweeps. A horizon never
@@ -193,7 +238,7 @@ impl Accounting {
             }
             // The stream truly moved on: start afresh, judging nothing
             // across the jump.
-            *book = fresh_book(self.window_bits, self.grace, &self.groups, now_ns);
+            *book = fresh_book(self.window_bits, self.grace, &self.groups, now_ns, false);
             self.evictions.rebased += 1;
         }
         book.jumps = 0;
@@ -297,8 +342,17 @@ impl Accounting {
         let before = self.producers.len();
         let idle_ns = self.idle_ns;
         let read_through = self.horizon.log_ns.unwrap_or(0);
-        self.producers
-            .retain(|_, book| read_through.saturating_sub(book.last_activity_ns) < idle_ns);
+        let mut gone = Vec::new();
+        self.producers.retain(|id, book| {
+            let keep = read_through.saturating_sub(book.last_activity_ns) < idle_ns;
+            if !keep {
+                gone.push(id.clone());
+            }
+            keep
+        });
+        for id in gone {
+            self.forget(&id);
+        }
         let evicted_idle = (before - self.producers.len()) as u64;
         self.evictions.idle += evicted_idle;
         self.log.lost = self.log.lost.saturating_add(log_lost);
@@ -360,10 +414,21 @@ impl Accounting {
     }
 }
 
-/// A new producer's book, met at `now_ns`.
-fn fresh_book(bits: u32, grace: Duration, groups: &Groups, now_ns: u64) -> ProducerBook {
+/// A new producer's book, met at `now_ns`; its log window judges from seq
+/// 0 when `from_zero`.
+fn fresh_book(
+    bits: u32,
+    grace: Duration,
+    groups: &Groups,
+    now_ns: u64,
+    from_zero: bool,
+) -> ProducerBook {
+    let mut log = SequenceWindow::new(bits, grace);
+    if from_zero {
+        log.judge_from_zero();
+    }
     ProducerBook {
-        log: SequenceWindow::new(bits, grace),
+        log,
         groups: PerGroup::from_fn(groups, |_| None),
         last_activity_ns: now_ns,
         jumps: 0,

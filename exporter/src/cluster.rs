@@ -7,12 +7,12 @@
 //! `exporter.poll_interval` and hands back a [`Snapshot`]; nothing in it
 //! touches metrics.
 //!
-//! - Committed offsets: one client per watched group whose `group.id` is
-//!   that group but which never subscribes, so it never joins the group; it
-//!   only asks the coordinator (OffsetFetch) and never commits.
+//! - Committed offsets: one client for every group, asking each group's
+//!   coordinator by the group's name (librdkafka's admin OffsetFetch, see
+//!   `admin.rs`); it never joins a group and never commits.
 //! - Lag in seconds needs the timestamp of the record at the group's
-//!   position. It is read, not interpolated: a short-lived client assigns the
-//!   partitions at those offsets and polls one record from each. The first
+//!   position. It is read, not interpolated: a client kept for the purpose
+//!   assigns the partitions at those offsets and polls one record from each. The first
 //!   record at or after the offset counts (the offset itself may hold a
 //!   transaction marker or have been compacted away). A record never
 //!   changes, so timestamps are cached by (partition, offset) for as long
@@ -25,7 +25,7 @@ use meshflow_common::config::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 
 use crate::config::DiscoveryConfig;
 use crate::groups::{Groups, PerGroup};
@@ -177,12 +177,11 @@ type GroupOffsets = Result<Vec<(i32, Result<PartitionOffsets, Error>)>, Error>;
 
 /// The Kafka clients of the polling, and the timestamp cache.
 pub struct ClusterPoller {
-    kafka: KafkaConfig,
     topic: String,
     receipts_topic: String,
-    probe_group: String,
     cluster: BaseConsumer,
-    groups: PerGroup<BaseConsumer>,
+    timestamp_client: BaseConsumer,
+    groups: Groups,
     discovery: Option<Discovery>,
     timestamps: HashMap<RecordAt, i64>,
 }
@@ -202,12 +201,11 @@ impl ClusterPoller {
         let cluster = passive_client(kafka, &probe_group)?;
         let judged = groups.names().map(str::to_string);
         let discovery = Discovery::new(discovery, judged, own_group)?;
-        let groups = PerGroup::try_from_fn(groups, |id| passive_client(kafka, groups.name(id)))?;
+        let groups = groups.clone();
         Ok(ClusterPoller {
-            kafka: kafka.clone(),
             topic: topic.to_string(),
             receipts_topic: receipts_topic.to_string(),
-            probe_group,
+            timestamp_client: timestamps::timestamp_client(kafka, &probe_group)?,
             cluster,
             groups,
             discovery,
@@ -242,7 +240,7 @@ impl ClusterPoller {
                 return Snapshot {
                     at_ns,
                     health,
-                    groups: self.groups.map(|_, _| Err(e.clone())),
+                    groups: PerGroup::from_fn(&self.groups, |_| Err(e.clone())),
                     log_highs: Vec::new(),
                     receipt_highs,
                     timestamp_error,
@@ -264,15 +262,24 @@ impl ClusterPoller {
             .iter()
             .filter_map(|(&p, marks)| Some((p, marks.as_ref().ok()?.1)))
             .collect();
-        let offsets: PerGroup<GroupOffsets> = self.groups.map(|_, client| {
-            let committed = committed(client, &self.topic, &partitions)?;
+        let names: Vec<&str> = self.groups.names().collect();
+        let mut answers =
+            admin::committed_offsets(&self.cluster, &names, REQUEST_TIMEOUT).into_iter();
+        let offsets: PerGroup<GroupOffsets> = PerGroup::from_fn(&self.groups, |_| {
+            let committed: HashMap<i32, i64> = answers
+                .next()
+                .unwrap_or_else(|| Err(admin::no_answer()))?
+                .into_iter()
+                .filter(|c| c.topic == self.topic)
+                .map(|c| (c.partition, c.offset))
+                .collect();
             Ok(watermarks
                 .iter()
                 .map(|(&p, marks)| {
                     let offsets = marks.clone().map(|(low, high)| PartitionOffsets {
                         low,
                         high,
-                        committed: committed.get(&p).copied().flatten(),
+                        committed: committed.get(&p).copied(),
                     });
                     (p, offsets)
                 })
@@ -396,32 +403,6 @@ fn passive_client(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, Erro
 /// Wraps a Kafka error with what was being done.
 fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> Error {
     move |source| Error::Kafka { operation, source }
-}
-
-/// The group's committed offsets on `topic`: `None` where it has none.
-fn committed(
-    client: &BaseConsumer,
-    topic: &str,
-    partitions: &[i32],
-) -> Result<HashMap<i32, Option<i64>>, Error> {
-    let mut tpl = TopicPartitionList::new();
-    for &p in partitions {
-        tpl.add_partition(topic, p);
-    }
-    let answer = client
-        .committed_offsets(tpl, REQUEST_TIMEOUT)
-        .map_err(kafka("committed offsets"))?;
-    Ok(answer
-        .elements()
-        .iter()
-        .map(|e| {
-            let offset = match e.offset() {
-                Offset::Offset(o) if o >= 0 => Some(o),
-                _ => None,
-            };
-            (e.partition(), offset)
-        })
-        .collect())
 }
 
 /// The partition ids of `topic`, sorted.

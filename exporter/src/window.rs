@@ -22,7 +22,11 @@
 //!   partition) of each observation, and the first sequence number seen in
 //!   each lane raises the judging floor to it. Gaps below the floor are never
 //!   loss. The price: real loss among a producer's very first messages, before
-//!   every lane has shown up, goes unreported.
+//!   every lane has shown up, goes unreported — unless the owner knows the
+//!   reading covers everything the producer ever wrote (every partition read
+//!   from offset 0, and the producer never forgotten), and then calls
+//!   [`SequenceWindow::judge_from_zero`]: the base is 0 and lanes raise no
+//!   floor, so a gap among seq 0, 1, 2, … is loss like any other.
 //! - **Slightly older than the base** (within the bitmap's reach, before the
 //!   window ever slid) is accepted as [`Outcome::Late`] and remembered;
 //!   **far older** is [`Outcome::Ignored`]: it can be neither counted nor
@@ -119,6 +123,8 @@ pub struct SequenceWindow {
     /// Every sequence number below this is settled: seen, lost or below floor.
     resolved: u64,
     lanes: [u64; LANE_WORDS],
+    /// The whole history is read: judge from seq 0, lanes raise no floor.
+    from_zero: bool,
     pending_lost: u64,
     last_activity_ns: u64,
 }
@@ -150,8 +156,18 @@ impl SequenceWindow {
             floor: 0,
             resolved: 0,
             lanes: [0; LANE_WORDS],
+            from_zero: false,
             pending_lost: 0,
             last_activity_ns: 0,
+        }
+    }
+
+    /// Judges this producer from seq 0 rather than from the first sequence
+    /// number met: for a producer whose every message the reading covers
+    /// (see the module docs). Only before the first observation.
+    pub fn judge_from_zero(&mut self) {
+        if !self.met {
+            self.from_zero = true;
         }
     }
 
@@ -163,8 +179,20 @@ impl SequenceWindow {
         }
         if !self.met {
             self.met = true;
-            (self.origin, self.start, self.floor, self.resolved) = (seq, seq, seq, seq);
+            // From zero only while the bitmap reaches back to 0.
+            let base = if self.from_zero && seq < self.bits() {
+                0
+            } else {
+                seq
+            };
+            (self.origin, self.start, self.floor, self.resolved) = (base, base, base, base);
             self.next = seq + 1;
+            if self.judges_loss() {
+                // The gap below, if any, is noticed now.
+                for word in base / 64..seq / 64 {
+                    self.touch(word, now_ns);
+                }
+            }
             self.mark(seq, now_ns);
             self.note_lane(seq, lane);
             return Outcome::New;
@@ -344,7 +372,9 @@ impl SequenceWindow {
         let (index, bit) = ((lane / 64) as usize, 1u64 << (lane % 64));
         if self.lanes[index] & bit == 0 {
             self.lanes[index] |= bit;
-            self.floor = self.floor.max(seq);
+            if !self.from_zero {
+                self.floor = self.floor.max(seq);
+            }
         }
     }
 

@@ -22,7 +22,7 @@ use meshflow_tests::netns::Netns;
 use meshflow_tests::scenario::{consumer_wrapped, producer};
 use meshflow_tests::{scrape, unique};
 
-const STATES: [&str; 5] = ["OK", "WARN", "STALL", "STOP", "ERR"];
+const STATES: [&str; 6] = ["OK", "WARN", "STALL", "STOP", "ERR", "REWIND"];
 
 /// How the link is broken.
 #[derive(Debug, Clone, Copy)]

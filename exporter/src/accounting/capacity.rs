@@ -40,7 +40,8 @@ impl Accounting {
             return;
         }
         if self.producers.len() >= self.max_producers {
-            if let Some(mut book) = self.take_idlest() {
+            if let Some((id, mut book)) = self.take_idlest() {
+                self.forget(&id);
                 // Report what is already known before forgetting it.
                 self.unreported_log_lost = self.unreported_log_lost.saturating_add(settle(
                     &mut book,
@@ -50,13 +51,20 @@ impl Accounting {
                 self.evictions.capacity += 1;
             }
         }
-        let book = fresh_book(self.window_bits, self.grace, &self.groups, now_ns);
+        let from_zero = self.whole_history && !self.was_forgotten(producer);
+        let book = fresh_book(
+            self.window_bits,
+            self.grace,
+            &self.groups,
+            now_ns,
+            from_zero,
+        );
         self.producers.insert(producer.to_owned(), book);
     }
 
     /// Removes the idlest producer, from the candidate list; refills the
     /// list with the idlest sixteenth of the table when it runs dry.
-    fn take_idlest(&mut self) -> Option<ProducerBook> {
+    fn take_idlest(&mut self) -> Option<(String, ProducerBook)> {
         for _ in 0..2 {
             while let Some((listed_ns, id)) = self.eviction_candidates.pop() {
                 let still_idle = self
@@ -64,7 +72,7 @@ impl Accounting {
                     .get(&id)
                     .is_some_and(|book| book.last_activity_ns == listed_ns);
                 if still_idle {
-                    return self.producers.remove(&id);
+                    return self.producers.remove_entry(&id);
                 }
             }
             self.eviction_passes += 1;

@@ -134,6 +134,14 @@ pub fn committed_offsets(
     answers
 }
 
+/// A group whose offsets did not come by the deadline.
+pub fn no_answer() -> Error {
+    failure(
+        "group offsets",
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT,
+    )
+}
+
 /// Asks for one group's offsets on every partition (librdkafka takes one
 /// group per request).
 fn request_offsets(

@@ -8,6 +8,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use meshflow_common::config::KafkaConfig;
+
 use super::{kafka, passive_config, ClusterPoller, RecordAt, TIMESTAMP_TIMEOUT};
 use crate::Error;
 
@@ -24,11 +26,7 @@ impl ClusterPoller {
         for (topic, p, offset) in wanted {
             by_partition.entry((topic, *p)).or_default().push(*offset);
         }
-        let mut client_config = passive_config(&self.kafka, &self.probe_group);
-        client_config
-            .set("fetch.wait.max.ms", "100")
-            .set("enable.partition.eof", "false");
-        let client: BaseConsumer = client_config.create().map_err(kafka("timestamp client"))?;
+        let client = &self.timestamp_client;
         let mut found = HashMap::new();
         let deadline = Instant::now() + TIMESTAMP_TIMEOUT;
         while !by_partition.is_empty() && Instant::now() < deadline {
@@ -71,6 +69,18 @@ impl ClusterPoller {
                 }
             }
         }
+        // Nothing is fetched between polls.
+        client.unassign().map_err(kafka("unassign"))?;
         Ok(found)
     }
+}
+
+/// The client that reads record timestamps, created once and reused by
+/// every poll (each round assigns the partitions it reads).
+pub(super) fn timestamp_client(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, Error> {
+    let mut config = passive_config(kafka, group);
+    config
+        .set("fetch.wait.max.ms", "100")
+        .set("enable.partition.eof", "false");
+    config.create().map_err(self::kafka("timestamp client"))
 }

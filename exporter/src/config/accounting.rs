@@ -99,6 +99,8 @@ impl AccountingConfig {
         let bitmap = bits / 8;
         let log = 2 * bitmap;
         let per_group = bitmap + 512;
+        // The table entry, the id, and the memory of forgotten producers
+        // (four 8-byte hashes per slot, with the set's overhead).
         let fixed = 1024 + crate::accounting::MAX_PRODUCER_ID_BYTES as u64;
         let per_producer = log + fixed + per_group * groups as u64;
         per_producer.saturating_mul(self.max_producers as u64)

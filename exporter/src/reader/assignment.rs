@@ -82,9 +82,11 @@ impl Reader {
             let _ = assignment.add_partition_offset(topic, *partition, Offset::Offset(*start));
             added.push(format!("{topic}:{partition}@{start}"));
         }
+        let data_before = self.has(&self.topic);
         match self.consumer.assign(&assignment) {
             Ok(()) => {
                 tracing::info!(partitions = %added.join(","), "partitions assigned");
+                self.note_history(data_before, &resolved);
                 for ((topic, partition), start) in resolved {
                     if topic == self.topic {
                         self.log_progress.assign(partition, start);
@@ -98,6 +100,24 @@ impl Reader {
                     .set(READY_RECEIPTS, self.has(&self.receipts_topic));
             }
             Err(e) => tracing::warn!(error = %e, "assign partitions"),
+        }
+    }
+
+    /// Tells the accounting whether the reading covers the data topic's
+    /// whole history: at the first assignment, every partition starts at
+    /// offset 0 (a later partition starting elsewhere ends that).
+    fn note_history(&mut self, data_before: bool, resolved: &BTreeMap<(String, i32), i64>) {
+        let starts: Vec<i64> = resolved
+            .iter()
+            .filter(|((topic, _), _)| *topic == self.topic)
+            .map(|(_, &start)| start)
+            .collect();
+        let from_zero = starts.iter().all(|&start| start == 0);
+        if !data_before && !starts.is_empty() {
+            self.accounting.set_whole_history(from_zero);
+            tracing::info!(whole_history = from_zero, "data topic reading starts");
+        } else if !from_zero {
+            self.accounting.set_whole_history(false);
         }
     }
 

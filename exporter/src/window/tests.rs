@@ -197,3 +197,46 @@ fn lost_equals_dropped_on_a_shuffled_stream() {
     assert_eq!(lost, dropped);
     assert_eq!(distinct + dropped, 200_000);
 }
+
+#[test]
+fn a_producer_whose_whole_history_is_read_is_judged_from_seq_0() {
+    // Seq 0 and 2 never arrive; 1 in lane 0, 3 in lane 1.
+    let first = |from_zero: bool| {
+        let mut window = SequenceWindow::new(128, GRACE);
+        if from_zero {
+            window.judge_from_zero();
+        }
+        assert_eq!(window.observe(1, L0, 0), New);
+        assert_eq!(window.observe(3, L1, 1_000 * MS), New);
+        assert_eq!(window.sweep(29_999 * MS), 0, "within the grace");
+        window.sweep(100_000 * MS)
+    };
+    // Met mid-stream, the lanes raise the floor to 3: nothing is judged.
+    assert_eq!(first(false), 0);
+    // The whole history is read: 0 and 2 are lost.
+    assert_eq!(first(true), 2);
+
+    // A late first message is still a message, not a loss.
+    let mut window = SequenceWindow::new(128, GRACE);
+    window.judge_from_zero();
+    assert_eq!(window.observe(2, L0, 0), New);
+    assert_eq!(window.observe(0, L1, 10_000 * MS), Late);
+    assert_eq!(window.sweep(100_000 * MS), 1, "only 1 is missing");
+
+    // Beyond the bitmap's reach from 0, judging starts where it is met.
+    let mut window = SequenceWindow::new(128, GRACE);
+    window.judge_from_zero();
+    assert_eq!(window.observe(500, L0, 0), New);
+    assert_eq!(window.sweep(100_000 * MS), 0);
+
+    // Once met, it is too late to judge from zero.
+    let mut window = SequenceWindow::new(128, GRACE);
+    assert_eq!(window.observe(5, L0, 0), New);
+    window.judge_from_zero();
+    assert_eq!(window.observe(7, L1, 0), New);
+    assert_eq!(
+        window.sweep(100_000 * MS),
+        0,
+        "lane 1 raised the floor to 7"
+    );
+}

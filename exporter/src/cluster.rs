@@ -18,7 +18,7 @@
 //!   changes, so timestamps are cached by (partition, offset) for as long
 //!   as some group still sits at that offset.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use meshflow_common::config::KafkaConfig;
@@ -32,7 +32,10 @@ use crate::groups::{Groups, PerGroup};
 use crate::lag::{LagSample, PartitionOffsets};
 use crate::Error;
 
+pub use admin::Broker;
+use admin::Partition;
 pub use others::{Discovery, OtherGroup, Others, TopicLag};
+pub use snapshot::{ClusterHealth, PartitionHealth, PartitionLag, Snapshot, POLL_ERROR_KINDS};
 
 /// A record by (topic, partition, offset).
 pub type RecordAt = (String, i32, i64);
@@ -41,136 +44,6 @@ pub type RecordAt = (String, i32, i64);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one round of record-timestamp reads may take.
 pub const TIMESTAMP_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// One partition as the cluster metadata describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionHealth {
-    /// Topic name.
-    pub topic: String,
-    /// Partition id.
-    pub partition: i32,
-    /// Leader broker id; negative when there is none.
-    pub leader: i32,
-    /// Number of replicas.
-    pub replicas: usize,
-    /// Number of in-sync replicas.
-    pub isr: usize,
-}
-
-impl PartitionHealth {
-    /// Fewer in-sync replicas than replicas.
-    pub fn under_replicated(&self) -> bool {
-        self.isr < self.replicas
-    }
-
-    /// No leader.
-    pub fn leaderless(&self) -> bool {
-        self.leader < 0
-    }
-}
-
-/// The cluster's health as one metadata answer tells it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterHealth {
-    /// Brokers listed.
-    pub brokers: usize,
-    /// Partitions of the data and receipts topics.
-    pub partitions: Vec<PartitionHealth>,
-}
-
-/// One partition's lag for one group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionLag {
-    /// Partition id.
-    pub partition: i32,
-    /// Watermarks and committed offset, or why they are unknown.
-    pub offsets: Result<PartitionOffsets, Error>,
-    /// The lag sample, or why it could not be computed.
-    pub sample: Result<LagSample, Error>,
-}
-
-/// One poll's findings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// When the poll started, unix ns.
-    pub at_ns: u64,
-    /// Cluster health, or why metadata could not be read.
-    pub health: Result<ClusterHealth, Error>,
-    /// Per watched group: its partitions' lag, or why its offsets could not
-    /// be read at all.
-    pub groups: PerGroup<Result<Vec<PartitionLag>, Error>>,
-    /// High watermarks of the data topic's partitions that answered, asked
-    /// for after `at_ns`.
-    pub log_highs: Vec<(i32, i64)>,
-    /// High watermarks of the receipts topic's partitions that answered.
-    pub receipt_highs: Vec<(i32, i64)>,
-    /// Why the timestamps for lag in seconds could not be read, if so.
-    pub timestamp_error: Option<Error>,
-    /// The cluster's other groups (empty when discovery is off), or why
-    /// they could not be listed.
-    pub others: Result<Others, Error>,
-}
-
-/// What can fail in a poll: the `kind` label of
-/// `meshflow_exporter_poll_errors_total`.
-pub const POLL_ERROR_KINDS: [&str; 5] = [
-    "metadata",
-    "watermarks",
-    "group_offsets",
-    "timestamps",
-    "list_groups",
-];
-
-impl Snapshot {
-    /// What failed in this poll, each kind once, in [`POLL_ERROR_KINDS`]'s
-    /// order.
-    pub fn error_kinds(&self) -> Vec<&'static str> {
-        let lags = || self.groups.values().flatten().flatten();
-        let others = || self.others.iter().flat_map(|o| &o.groups);
-        let failed = [
-            self.health.is_err(),
-            lags().any(|lag| lag.offsets.is_err()),
-            self.groups.values().any(Result::is_err) || others().any(|g| g.partitions.is_err()),
-            self.timestamp_error.is_some(),
-            self.others.is_err(),
-        ];
-        POLL_ERROR_KINDS
-            .into_iter()
-            .zip(failed)
-            .filter_map(|(kind, failed)| failed.then_some(kind))
-            .collect()
-    }
-
-    /// Partitions with a lag figure, summed over the groups.
-    pub fn partitions_watched(&self) -> usize {
-        let others: usize = self
-            .others
-            .iter()
-            .flat_map(|o| &o.groups)
-            .filter_map(|g| g.partitions.as_ref().ok())
-            .map(Vec::len)
-            .sum();
-        self.groups.values().flatten().map(Vec::len).sum::<usize>() + others
-    }
-
-    /// Per watched group, the committed offsets read (partition → the next
-    /// offset the group consumes); `None` when the group's offsets could not
-    /// be read.
-    pub fn committed(&self) -> PerGroup<Option<BTreeMap<i32, i64>>> {
-        self.groups.map(|_, group| {
-            let partitions = group.as_ref().ok()?;
-            Some(
-                partitions
-                    .iter()
-                    .filter_map(|lag| {
-                        let offsets = lag.offsets.as_ref().ok()?;
-                        Some((lag.partition, offsets.committed.filter(|&c| c >= 0)?))
-                    })
-                    .collect(),
-            )
-        })
-    }
-}
 
 /// One group's offsets per partition, or why they could not be read.
 type GroupOffsets = Result<Vec<(i32, Result<PartitionOffsets, Error>)>, Error>;
@@ -215,23 +88,66 @@ impl ClusterPoller {
 
     /// Polls everything once. Blocks for up to a few request timeouts.
     pub fn poll(&mut self, at_ns: u64) -> Snapshot {
-        let others = self.other_offsets();
-        // One request per topic: a cluster may hold many other topics.
-        let metadata = [&self.topic, &self.receipts_topic].map(|topic| {
-            self.cluster
-                .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-                .map_err(kafka("metadata"))
+        let committed = self.other_committed();
+        let brokers = admin::brokers(&self.cluster, REQUEST_TIMEOUT);
+        // One metadata request for every topic, and one batch of watermarks
+        // for every partition this poll looks at.
+        let metadata = self
+            .cluster
+            .fetch_metadata(None, REQUEST_TIMEOUT)
+            .map_err(kafka("metadata"));
+        let mut health = metadata.as_ref().map_err(Clone::clone).map(|m| {
+            let always = [self.topic.as_str(), self.receipts_topic.as_str()];
+            match &self.discovery {
+                Some(d) => view::health(m, always, |t| d.reports(t), d.max_partitions()),
+                None => view::health(m, always, |_| false, 0),
+            }
         });
-        let [data, receipts] = metadata;
-        let health = match (&data, &receipts) {
-            (Ok(data), Ok(receipts)) => Ok(health(data, receipts)),
-            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        let mut needed: BTreeSet<Partition> = BTreeSet::new();
+        if let Ok(health) = &health {
+            needed.extend(
+                health
+                    .partitions
+                    .iter()
+                    .map(|p| (p.topic.clone(), p.partition)),
+            );
+        }
+        if let Some(Ok(committed)) = &committed {
+            needed.extend(committed.partitions());
+        }
+        let needed: Vec<Partition> = needed.into_iter().collect();
+        let marks = admin::watermarks(&self.cluster, &needed, REQUEST_TIMEOUT);
+        let mark = |topic: &str, p: i32| -> Result<(i64, i64), Error> {
+            let marks = marks.as_ref().map_err(Clone::clone)?;
+            marks
+                .get(&(topic.to_string(), p))
+                .copied()
+                .ok_or_else(|| Error::NoWatermarks {
+                    topic: topic.to_string(),
+                    partition: p,
+                })
         };
-        let receipt_highs = receipts
-            .and_then(|metadata| partition_ids(&metadata, &self.receipts_topic))
-            .map(|ids| self.highs(&self.receipts_topic, &ids))
-            .unwrap_or_default();
-        let partitions = data.and_then(|metadata| partition_ids(&metadata, &self.topic));
+        if let Ok(health) = &mut health {
+            for p in &mut health.partitions {
+                p.watermarks = mark(&p.topic, p.partition).ok();
+            }
+        }
+        let others = committed.map(|c| c.map(|c| c.with_marks(mark)));
+        let highs = |topic: &str| -> Vec<(i32, i64)> {
+            let ids = metadata
+                .as_ref()
+                .ok()
+                .and_then(|m| partition_ids(m, topic).ok());
+            ids.unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| Some((p, mark(topic, p).ok()?.1)))
+                .collect()
+        };
+        let receipt_highs = highs(&self.receipts_topic);
+        let partitions = metadata
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|metadata| partition_ids(metadata, &self.topic));
         let partitions = match partitions {
             Ok(partitions) => partitions,
             Err(e) => {
@@ -245,18 +161,13 @@ impl ClusterPoller {
                     receipt_highs,
                     timestamp_error,
                     others: self.samples_of(others, at_ns),
+                    brokers,
                 };
             }
         };
         let watermarks: BTreeMap<i32, Result<(i64, i64), Error>> = partitions
             .iter()
-            .map(|&p| {
-                let marks = self
-                    .cluster
-                    .fetch_watermarks(&self.topic, p, REQUEST_TIMEOUT)
-                    .map_err(kafka("watermarks"));
-                (p, marks)
-            })
+            .map(|&p| (p, mark(&self.topic, p)))
             .collect();
         let log_highs = watermarks
             .iter()
@@ -324,6 +235,7 @@ impl ClusterPoller {
             receipt_highs,
             timestamp_error,
             others: self.samples_of(others, at_ns),
+            brokers,
         }
     }
 
@@ -368,20 +280,6 @@ impl ClusterPoller {
         };
         Ok(others.into_others(at_ns, |topic, p, offset| self.timestamp(topic, p, offset)))
     }
-
-    /// The high watermarks of `topic`'s `partitions` that answered.
-    fn highs(&self, topic: &str, partitions: &[i32]) -> Vec<(i32, i64)> {
-        partitions
-            .iter()
-            .filter_map(|&p| {
-                let (_, high) = self
-                    .cluster
-                    .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
-                    .ok()?;
-                Some((p, high))
-            })
-            .collect()
-    }
 }
 
 /// librdkafka settings of a client that never joins a group or commits.
@@ -421,29 +319,8 @@ fn partition_ids(metadata: &Metadata, topic: &str) -> Result<Vec<i32>, Error> {
     Ok(ids)
 }
 
-/// Broker count and the partitions of both topics from their metadata.
-fn health(data: &Metadata, receipts: &Metadata) -> ClusterHealth {
-    let mut partitions: Vec<PartitionHealth> = [data, receipts]
-        .iter()
-        .flat_map(|metadata| metadata.topics())
-        .flat_map(|t| {
-            t.partitions().iter().map(|p| PartitionHealth {
-                topic: t.name().to_string(),
-                partition: p.id(),
-                leader: p.leader(),
-                replicas: p.replicas().len(),
-                isr: p.isr().len(),
-            })
-        })
-        .collect();
-    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    partitions.dedup();
-    ClusterHealth {
-        brokers: data.brokers().len(),
-        partitions,
-    }
-}
-
 mod admin;
 mod others;
+mod snapshot;
 mod timestamps;
+mod view;

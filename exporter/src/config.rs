@@ -25,7 +25,7 @@ pub use accounting::{
     default_grace, default_idle_timeout, default_max_clock_skew, default_max_producers,
     default_max_record_age, default_sla, default_window_bits, AccountingConfig,
 };
-pub use cluster::ClusterExpectation;
+pub use cluster::{ClusterExpectation, Granularity};
 pub use discovery::{DiscoveryConfig, Filter};
 
 /// librdkafka keys the exporter's typed settings own.

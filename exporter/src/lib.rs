@@ -109,6 +109,14 @@ pub enum Error {
         /// The topic asked for.
         topic: String,
     },
+    /// The watermarks of a partition were not in the answer.
+    #[error("no watermarks for {topic}/{partition}")]
+    NoWatermarks {
+        /// Topic name.
+        topic: String,
+        /// Partition id.
+        partition: i32,
+    },
 }
 
 impl Error {
@@ -134,6 +142,7 @@ impl Error {
             Error::MissingTimestamp { .. } => "missing_timestamp",
             Error::Kafka { .. } => "kafka",
             Error::UnknownTopic { .. } => "unknown_topic",
+            Error::NoWatermarks { .. } => "watermarks",
             Error::TaskEnded(_) => "task_ended",
         }
     }

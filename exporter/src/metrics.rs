@@ -19,8 +19,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::cluster::ClusterHealth;
-use crate::config::ClusterExpectation;
+use crate::cluster::{Broker, ClusterHealth};
+use crate::config::{ClusterExpectation, Granularity};
 use crate::groups::{GroupId, Groups, PerGroup};
 use crate::observation::{Evictions, Observed, Rejection, SweepReport};
 use crate::status::GroupStatus;
@@ -32,10 +32,13 @@ macro_rules! register {
         $($registry.register($name, help::help($name), $metric);)*
     };
 }
+mod cluster;
+mod groups;
 mod labels;
 mod poll;
 mod series;
 
+use cluster::ClusterSeries;
 pub use labels::*;
 pub use poll::PollReport;
 use poll::PollSeries;
@@ -87,9 +90,7 @@ pub struct ExporterMetrics {
     group_status: Family<StatusLabels, Gauge>,
     status_code: Family<GroupLabels, Gauge>,
     partition_status: Family<LagLabels, Gauge>,
-    under_replicated: Family<PartitionLabels, Gauge>,
-    leaderless: Family<PartitionLabels, Gauge>,
-    brokers: Gauge,
+    cluster: ClusterSeries,
     brokers_expected: Gauge,
     brokers_min_insync: Gauge,
     read_lag: Family<TopicLabels, SecondsGauge>,
@@ -171,9 +172,7 @@ impl ExporterMetrics {
             group_status: Family::default(),
             status_code: Family::default(),
             partition_status: Family::default(),
-            under_replicated: Family::default(),
-            leaderless: Family::default(),
-            brokers: Gauge::default(),
+            cluster: ClusterSeries::register(registry),
             brokers_expected: Gauge::default(),
             brokers_min_insync: Gauge::default(),
             read_lag: Family::default(),
@@ -204,9 +203,6 @@ impl ExporterMetrics {
             "consumer_group_status"      => metrics.group_status.clone(),
             "consumer_group_status_code" => metrics.status_code.clone(),
             "consumer_partition_status_code" => metrics.partition_status.clone(),
-            "partition_under_replicated" => metrics.under_replicated.clone(),
-            "partition_leaderless"       => metrics.leaderless.clone(),
-            "brokers"                    => metrics.brokers.clone(),
             "brokers_expected"           => metrics.brokers_expected.clone(),
             "brokers_min_insync"         => metrics.brokers_min_insync.clone(),
         );
@@ -286,133 +282,6 @@ impl ExporterMetrics {
             .set(lag.as_secs_f64());
     }
 
-    /// Sets one partition's lag for a group judged end to end; see
-    /// [`ExporterMetrics::set_group_lag`].
-    pub fn set_lag(&self, group: GroupId, partition: i32, messages: u64, seconds: Option<f64>) {
-        let name = self.groups.name(group);
-        self.set_group_lag(name, &self.topic, partition, messages, seconds);
-    }
-
-    /// Sets one partition's lag for any group. `seconds` is `None` when it
-    /// could not be computed this poll: the series is then removed rather
-    /// than left at an old value, and the miss is counted.
-    pub fn set_group_lag(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: i32,
-        messages: u64,
-        seconds: Option<f64>,
-    ) {
-        let labels = LagLabels {
-            group: group.to_string(),
-            topic: topic.to_string(),
-            partition,
-        };
-        self.lag_messages
-            .get_or_create(&labels)
-            .set(i64::try_from(messages).unwrap_or(i64::MAX));
-        match seconds {
-            Some(seconds) => {
-                self.lag_seconds.get_or_create(&labels).set(seconds);
-            }
-            None => {
-                self.lag_seconds.remove(&labels);
-                self.lag_seconds_unknown.inc();
-            }
-        }
-    }
-
-    /// Removes one partition's lag series (the group left it, or its
-    /// offsets could not be read).
-    pub fn remove_group_lag(&self, group: &str, topic: &str, partition: i32) {
-        let labels = LagLabels {
-            group: group.to_string(),
-            topic: topic.to_string(),
-            partition,
-        };
-        self.lag_messages.remove(&labels);
-        self.lag_seconds.remove(&labels);
-        self.partition_status.remove(&labels);
-    }
-
-    /// Sets one partition's status code (Burrow's numbers, see
-    /// [`GroupStatus::code`]).
-    pub fn set_partition_status(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: i32,
-        status: GroupStatus,
-    ) {
-        let labels = LagLabels {
-            group: group.to_string(),
-            topic: topic.to_string(),
-            partition,
-        };
-        self.partition_status
-            .get_or_create(&labels)
-            .set(status.code());
-    }
-
-    /// Sets the group's stateset (1 for `status`, 0 for the other states)
-    /// and status code, for a group judged end to end.
-    pub fn set_status(&self, group: GroupId, status: GroupStatus) {
-        self.set_group_status(self.groups.name(group), Some(status));
-    }
-
-    /// Sets each partition's status code for a group judged end to end.
-    pub fn set_partition_statuses(
-        &self,
-        group: GroupId,
-        statuses: impl Iterator<Item = (i32, GroupStatus)>,
-    ) {
-        for (partition, status) in statuses {
-            self.set_partition_status(self.groups.name(group), &self.topic, partition, status);
-        }
-    }
-
-    /// Sets any group's stateset and status code, or removes them (`None`:
-    /// the group is no longer watched).
-    pub fn set_group_status(&self, group: &str, status: Option<GroupStatus>) {
-        let code = GroupLabels {
-            group: group.to_string(),
-        };
-        match status {
-            Some(status) => {
-                self.status_code.get_or_create(&code).set(status.code());
-            }
-            None => {
-                self.status_code.remove(&code);
-            }
-        }
-        for state in GroupStatus::ALL {
-            let labels = StatusLabels {
-                group: group.to_string(),
-                meshflow_consumer_group_status: state.as_str(),
-            };
-            match status {
-                Some(status) => {
-                    self.group_status
-                        .get_or_create(&labels)
-                        .set(i64::from(state == status));
-                }
-                None => {
-                    self.group_status.remove(&labels);
-                }
-            }
-        }
-    }
-
-    /// Records what discovery had to leave out in the last poll.
-    pub fn set_left_out(&self, groups: usize, partitions: usize) {
-        for (what, count) in [("groups", groups), ("partitions", partitions)] {
-            self.left_out
-                .get_or_create(&LeftOutLabels { what })
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
-        }
-    }
-
     /// Publishes what the cluster should look like, for the brokers alerts.
     pub fn set_expected_cluster(&self, expected: &ClusterExpectation) {
         self.brokers_expected.set(i64::from(expected.brokers));
@@ -425,22 +294,15 @@ impl ExporterMetrics {
         self.poll.record(report);
     }
 
-    /// Sets the cluster health gauges from one metadata answer.
-    pub fn set_cluster(&self, health: &ClusterHealth) {
-        self.brokers
-            .set(i64::try_from(health.brokers).unwrap_or(i64::MAX));
-        for p in &health.partitions {
-            let labels = PartitionLabels {
-                topic: p.topic.clone(),
-                partition: p.partition,
-            };
-            self.under_replicated
-                .get_or_create(&labels)
-                .set(i64::from(p.under_replicated()));
-            self.leaderless
-                .get_or_create(&labels)
-                .set(i64::from(p.leaderless()));
-        }
+    /// Publishes the cluster view from one metadata answer, at
+    /// `granularity`.
+    pub fn set_cluster(&self, health: &ClusterHealth, granularity: Granularity) {
+        self.cluster.record(health, granularity);
+    }
+
+    /// Publishes the brokers with their racks.
+    pub fn set_brokers(&self, brokers: &[Broker]) {
+        self.cluster.record_brokers(brokers);
     }
 
     /// The watched groups.

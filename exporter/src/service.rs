@@ -75,7 +75,8 @@ pub async fn run(
         "watch",
         watch::run(
             poller,
-            GroupWatch::new(&groups, &settings.status),
+            GroupWatch::new(&groups, &settings.status)
+                .with_granularity(settings.cluster.granularity),
             metrics.clone(),
             settings.poll_interval,
             marks,

@@ -13,6 +13,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterPoller, Snapshot};
+use crate::config::Granularity;
 use crate::groups::{GroupId, Groups, PerGroup};
 use crate::metrics::{ExporterMetrics, PollReport};
 use crate::progress::PollMarks;
@@ -28,6 +29,7 @@ pub struct GroupWatch {
     groups: Groups,
     watched: PerGroup<Watched>,
     others: OtherWatch,
+    granularity: Granularity,
     cluster_error: Option<String>,
 }
 
@@ -48,8 +50,15 @@ impl GroupWatch {
                 last: None,
             }),
             others: OtherWatch::new(status),
+            granularity: Granularity::default(),
             cluster_error: None,
         }
+    }
+
+    /// Publishes the cluster view at `granularity`.
+    pub fn with_granularity(mut self, granularity: Granularity) -> Self {
+        self.granularity = granularity;
+        self
     }
 
     /// Records a snapshot, updates the metrics, and returns each group's
@@ -62,7 +71,7 @@ impl GroupWatch {
     ) -> PerGroup<Evaluation> {
         match &snapshot.health {
             Ok(health) => {
-                metrics.set_cluster(health);
+                metrics.set_cluster(health, self.granularity);
                 if self.cluster_error.take().is_some() {
                     tracing::info!(brokers = health.brokers, "cluster metadata readable again");
                 }
@@ -74,6 +83,9 @@ impl GroupWatch {
                 }
                 self.cluster_error = Some(error);
             }
+        }
+        if let Ok(brokers) = &snapshot.brokers {
+            metrics.set_brokers(brokers);
         }
         self.others
             .apply(&snapshot.others, snapshot.at_ns, metrics, now_ns);

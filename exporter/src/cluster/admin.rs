@@ -21,6 +21,9 @@ use rdkafka::types::RDKafkaRespErr;
 
 use crate::Error;
 
+mod topics;
+pub use topics::{brokers, watermarks, Broker, Partition};
+
 /// Requests of [`committed_offsets`] in flight at once: enough to hide
 /// round trips, few enough not to flood a coordinator.
 const IN_FLIGHT: usize = 32;
@@ -216,7 +219,7 @@ fn offsets_of(event: &Event) -> Vec<(String, Result<Vec<Committed>, Error>)> {
 }
 
 /// An admin failure as the exporter's error.
-fn failure(operation: &'static str, code: RDKafkaRespErr) -> Error {
+pub(super) fn failure(operation: &'static str, code: RDKafkaRespErr) -> Error {
     Error::Kafka {
         operation,
         source: KafkaError::AdminOp(RDKafkaErrorCode::from(code)),
@@ -227,7 +230,7 @@ fn failure(operation: &'static str, code: RDKafkaRespErr) -> Error {
 ///
 /// # Safety
 /// `s` is null or a NUL-terminated string valid for the call.
-unsafe fn text(s: *const c_char) -> String {
+pub(super) unsafe fn text(s: *const c_char) -> String {
     if s.is_null() {
         return String::new();
     }
@@ -236,16 +239,16 @@ unsafe fn text(s: *const c_char) -> String {
 }
 
 /// A queue of this client's, destroyed on drop.
-struct Queue(*mut rd::rd_kafka_queue_t);
+pub(super) struct Queue(*mut rd::rd_kafka_queue_t);
 
 impl Queue {
-    fn new(rk: *mut rd::rd_kafka_t) -> Queue {
+    pub(super) fn new(rk: *mut rd::rd_kafka_t) -> Queue {
         // SAFETY: `rk` is a live client handle.
         Queue(unsafe { rd::rd_kafka_queue_new(rk) })
     }
 
     /// The next event, or `None` when `deadline` passed first.
-    fn poll(&self, deadline: Instant) -> Option<Event> {
+    pub(super) fn poll(&self, deadline: Instant) -> Option<Event> {
         let wait = deadline.saturating_duration_since(Instant::now());
         let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: the queue is live until drop.
@@ -262,10 +265,10 @@ impl Drop for Queue {
 }
 
 /// Admin options with a request timeout, destroyed on drop.
-struct Options(*mut rd::rd_kafka_AdminOptions_t);
+pub(super) struct Options(*mut rd::rd_kafka_AdminOptions_t);
 
 impl Options {
-    fn new(
+    pub(super) fn new(
         rk: *mut rd::rd_kafka_t,
         op: rd::rd_kafka_admin_op_t,
         timeout: Duration,
@@ -298,11 +301,11 @@ impl Drop for Options {
 }
 
 /// An event taken from a queue, destroyed on drop.
-struct Event(*mut rd::rd_kafka_event_t);
+pub(super) struct Event(*mut rd::rd_kafka_event_t);
 
 impl Event {
     /// The event's own error, if it carries one.
-    fn check(&self, operation: &'static str) -> Result<(), Error> {
+    pub(super) fn check(&self, operation: &'static str) -> Result<(), Error> {
         // SAFETY: the event is live until drop.
         let err = unsafe { rd::rd_kafka_event_error(self.0) };
         if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {

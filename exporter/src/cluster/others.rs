@@ -3,16 +3,14 @@
 //! partition they committed on, read by name through the poller's one
 //! client (see `admin.rs`), never a client per group.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-
-use rdkafka::consumer::Consumer;
+use std::collections::HashSet;
 
 use crate::config::{DiscoveryConfig, Filter};
 use crate::lag::{LagSample, PartitionOffsets};
 use crate::Error;
 
 use super::admin::{self, Committed};
-use super::{kafka, ClusterPoller, RecordAt, REQUEST_TIMEOUT};
+use super::{ClusterPoller, RecordAt, REQUEST_TIMEOUT};
 
 /// Which groups and topics discovery keeps, and what it never watches.
 #[derive(Debug, Clone)]
@@ -52,6 +50,11 @@ impl Discovery {
                 .strip_prefix(self.own.as_str())
                 .is_some_and(|rest| rest.starts_with('-'));
         !own && !self.judged.contains(group) && self.filter.group(group)
+    }
+
+    /// The most partitions reported.
+    pub fn max_partitions(&self) -> usize {
+        self.max_partitions
     }
 
     /// Whether lag on `topic` is reported.
@@ -95,7 +98,7 @@ pub struct Others {
 }
 
 /// A partition's (low, high) watermarks, or why they could not be read.
-type Marks = Result<(i64, i64), Error>;
+pub(super) type Marks = Result<(i64, i64), Error>;
 
 /// A discovered group's offsets per partition before timestamps are read.
 pub(super) type Offsets = Vec<(
@@ -165,17 +168,66 @@ impl OtherOffsets {
     }
 }
 
-impl ClusterPoller {
-    /// Lists the groups, keeps those discovery watches (at most
-    /// `max_groups`, by name), and reads their committed offsets and the
-    /// watermarks of the partitions they committed on (at most
-    /// `max_partitions` in all). `None` when discovery is off.
-    pub(super) fn other_offsets(&self) -> Option<Result<OtherOffsets, Error>> {
-        let discovery = self.discovery.as_ref()?;
-        Some(self.read_other_offsets(discovery))
+/// What [`ClusterPoller::other_committed`] read: each watched group's
+/// committed offsets on the reported topics, before watermarks.
+pub(super) struct OtherCommitted {
+    groups: Vec<(String, Result<Vec<Committed>, Error>)>,
+    groups_left_out: usize,
+    partitions_left_out: usize,
+}
+
+impl OtherCommitted {
+    /// The partitions the groups committed on.
+    pub(super) fn partitions(&self) -> impl Iterator<Item = (String, i32)> + '_ {
+        self.groups
+            .iter()
+            .filter_map(|(_, answer)| answer.as_ref().ok())
+            .flatten()
+            .map(|c| (c.topic.clone(), c.partition))
     }
 
-    fn read_other_offsets(&self, discovery: &Discovery) -> Result<OtherOffsets, Error> {
+    /// The offsets per partition, with the watermarks `marks` gives.
+    pub(super) fn with_marks(self, marks: impl Fn(&str, i32) -> Marks) -> OtherOffsets {
+        let groups = self
+            .groups
+            .into_iter()
+            .map(|(name, answer)| {
+                let partitions = answer.map(|committed| {
+                    committed
+                        .into_iter()
+                        .map(|c| {
+                            let offsets =
+                                marks(&c.topic, c.partition).map(|(low, high)| PartitionOffsets {
+                                    low,
+                                    high,
+                                    committed: Some(c.offset),
+                                });
+                            (c.topic, c.partition, offsets)
+                        })
+                        .collect()
+                });
+                (name, partitions)
+            })
+            .collect();
+        OtherOffsets {
+            groups,
+            groups_left_out: self.groups_left_out,
+            partitions_left_out: self.partitions_left_out,
+        }
+    }
+}
+
+impl ClusterPoller {
+    /// Lists the groups, keeps those discovery watches (at most
+    /// `max_groups`, by name), and reads their committed offsets on the
+    /// reported topics (at most `max_partitions` in all). `None` when
+    /// discovery is off.
+    pub(super) fn other_committed(&self) -> Option<Result<OtherCommitted, Error>> {
+        let discovery = self.discovery.as_ref()?;
+        Some(self.read_other_committed(discovery))
+    }
+
+    fn read_other_committed(&self, discovery: &Discovery) -> Result<OtherCommitted, Error> {
         let listed = admin::list_groups(&self.cluster, REQUEST_TIMEOUT)?;
         let mut names: Vec<&str> = listed
             .iter()
@@ -187,7 +239,7 @@ impl ClusterPoller {
         let committed = admin::committed_offsets(&self.cluster, &names, REQUEST_TIMEOUT);
         let mut budget = discovery.max_partitions;
         let mut partitions_left_out = 0;
-        let kept: Vec<(String, Result<Vec<Committed>, Error>)> = names
+        let groups = names
             .iter()
             .zip(committed)
             .map(|(name, answer)| {
@@ -204,43 +256,7 @@ impl ClusterPoller {
                 (name.to_string(), answer)
             })
             .collect();
-        let unique: BTreeSet<(&str, i32)> = kept
-            .iter()
-            .filter_map(|(_, answer)| answer.as_ref().ok())
-            .flatten()
-            .map(|c| (c.topic.as_str(), c.partition))
-            .collect();
-        let partitions: BTreeMap<(&str, i32), Marks> = unique
-            .into_iter()
-            .map(|(topic, p)| {
-                let marks = self
-                    .cluster
-                    .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
-                    .map_err(kafka("watermarks"));
-                ((topic, p), marks)
-            })
-            .collect();
-        let groups = kept
-            .iter()
-            .map(|(name, answer)| {
-                let partitions = answer.clone().map(|committed| {
-                    committed
-                        .into_iter()
-                        .map(|c| {
-                            let marks = partitions[&(c.topic.as_str(), c.partition)].clone();
-                            let offsets = marks.map(|(low, high)| PartitionOffsets {
-                                low,
-                                high,
-                                committed: Some(c.offset),
-                            });
-                            (c.topic, c.partition, offsets)
-                        })
-                        .collect()
-                });
-                (name.clone(), partitions)
-            })
-            .collect();
-        Ok(OtherOffsets {
+        Ok(OtherCommitted {
             groups,
             groups_left_out,
             partitions_left_out,

@@ -1,7 +1,8 @@
 //! `exporter.cluster.*`: what the cluster is expected to look like, for the
 //! brokers alerts to compare the metadata with (exported as
 //! `meshflow_brokers_expected` and `meshflow_brokers_min_insync`), so the
-//! same rules serve a 3-broker cluster and the one-broker local stack.
+//! same rules serve a 3-broker cluster and the one-broker local stack; and
+//! how finely the cluster view is published.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,19 @@ pub struct ClusterExpectation {
     /// The topics' `min.insync.replicas`: with fewer brokers, `acks=all`
     /// writes fail. At most `brokers` (0 when unknown).
     pub min_insync_replicas: u32,
+    /// Series per partition or only per topic for the reported topics.
+    pub granularity: Granularity,
+}
+
+/// How finely the cluster view is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// Per-topic and per-partition series.
+    #[default]
+    Partition,
+    /// Per-topic series only (bounded by the number of topics).
+    Topic,
 }
 
 impl Default for ClusterExpectation {
@@ -28,6 +42,7 @@ impl Default for ClusterExpectation {
         ClusterExpectation {
             brokers: 3,
             min_insync_replicas: 2,
+            granularity: Granularity::Partition,
         }
     }
 }
@@ -63,12 +78,14 @@ mod tests {
         let unknown = ClusterExpectation {
             brokers: 0,
             min_insync_replicas: 0,
+            ..ClusterExpectation::default()
         };
         assert_eq!(unknown.validate(), Ok(()));
         let refused = |brokers, min_insync_replicas| {
             let expectation = ClusterExpectation {
                 brokers,
                 min_insync_replicas,
+                ..ClusterExpectation::default()
             };
             match expectation.validate() {
                 Err(Error::Config { key, .. }) => key,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::cluster::PartitionHealth;
+use crate::config::Granularity;
 use crate::observation::Latency;
 use crate::testing::{of_group, sample, stage, value};
 use crate::window::Outcome;
@@ -265,38 +266,6 @@ fn group_status_is_a_stateset_with_exactly_one_state_set() {
 }
 
 #[test]
-fn cluster_health_gauges() {
-    let (registry, metrics) = setup();
-    let partition = |topic: &str, partition, leader, replicas, isr| PartitionHealth {
-        topic: topic.to_string(),
-        partition,
-        leader,
-        replicas,
-        isr,
-    };
-    metrics.set_cluster(&ClusterHealth {
-        brokers: 3,
-        partitions: vec![
-            partition("events", 0, 1, 3, 3),
-            partition("events", 1, 2, 3, 2),
-            partition("events", 2, -1, 3, 0),
-        ],
-    });
-    let gauge = |name: &str, p: i32| {
-        value(
-            &registry,
-            &format!("{name}{{topic=\"events\",partition=\"{p}\"}}"),
-        )
-    };
-    assert_eq!(value(&registry, "meshflow_brokers"), 3.0);
-    assert_eq!(gauge("meshflow_partition_under_replicated", 0), 0.0);
-    assert_eq!(gauge("meshflow_partition_under_replicated", 1), 1.0);
-    assert_eq!(gauge("meshflow_partition_under_replicated", 2), 1.0);
-    assert_eq!(gauge("meshflow_partition_leaderless", 1), 0.0);
-    assert_eq!(gauge("meshflow_partition_leaderless", 2), 1.0);
-}
-
-#[test]
 fn buckets_read_a_p99_from_1ms_to_60s_and_contain_one_second() {
     assert_eq!(LATENCY_BUCKETS[0], 0.001);
     assert_eq!(LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1], 60.0);
@@ -318,16 +287,21 @@ fn every_contract_name_is_registered() {
     // Families without series are not written; give each one.
     metrics.record_invalid("events", "not_a_number");
     metrics.set_lag(id(&metrics, "g1"), 0, 1, Some(1.0));
-    metrics.set_cluster(&ClusterHealth {
-        brokers: 1,
-        partitions: vec![PartitionHealth {
-            topic: "events".into(),
-            partition: 0,
-            leader: 1,
-            replicas: 1,
-            isr: 1,
-        }],
-    });
+    metrics.set_cluster(
+        &ClusterHealth {
+            brokers: 1,
+            partitions: vec![PartitionHealth {
+                topic: "events".into(),
+                partition: 0,
+                leader: 1,
+                replicas: 1,
+                isr: 1,
+                watermarks: Some((0, 1)),
+            }],
+            partitions_left_out: 0,
+        },
+        Granularity::Partition,
+    );
     let text = prometheus_text(&registry);
     for (name, kind) in [
         ("meshflow_e2e_latency_seconds", "histogram"),
@@ -375,10 +349,26 @@ fn every_family_exposed_carries_its_help_text() {
     metrics.set_lag(id(&metrics, "g1"), 0, 1, Some(1.0));
     metrics.set_partition_status("g1", "events", 0, GroupStatus::Ok);
     metrics.set_read_lag("events", Duration::from_secs(1));
-    metrics.set_cluster(&ClusterHealth {
-        brokers: 1,
-        partitions: Vec::new(),
-    });
+    metrics.set_cluster(
+        &ClusterHealth {
+            brokers: 1,
+            partitions: vec![PartitionHealth {
+                topic: "events".into(),
+                partition: 0,
+                leader: 1,
+                replicas: 1,
+                isr: 1,
+                watermarks: Some((0, 1)),
+            }],
+            partitions_left_out: 0,
+        },
+        Granularity::Partition,
+    );
+    metrics.set_brokers(&[crate::cluster::Broker {
+        id: 1,
+        address: "kafka:9092".into(),
+        rack: None,
+    }]);
     let text = prometheus_text(&registry);
     let exposed: Vec<(&str, &str)> = text
         .lines()
@@ -401,8 +391,7 @@ fn every_family_exposed_carries_its_help_text() {
     assert_eq!(value(&registry, &build), 1.0);
     let names: std::collections::BTreeSet<&str> = help::HELP.iter().map(|(n, _)| *n).collect();
     assert_eq!(names.len(), help::HELP.len(), "a family named twice");
-    // All but the per-partition gauges, which need a partition to exist.
-    assert!(exposed.len() >= help::HELP.len() - 2, "{exposed:?}");
+    assert_eq!(exposed.len(), help::HELP.len(), "{exposed:?}");
 }
 
 #[test]
@@ -412,6 +401,7 @@ fn the_expected_cluster_is_published_for_the_brokers_alerts() {
     metrics.set_expected_cluster(&crate::config::ClusterExpectation {
         brokers: 1,
         min_insync_replicas: 1,
+        granularity: Granularity::Partition,
     });
     assert_eq!(value(&registry, "meshflow_brokers_expected"), 1.0);
     assert_eq!(value(&registry, "meshflow_brokers_min_insync"), 1.0);

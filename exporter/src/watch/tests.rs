@@ -48,7 +48,9 @@ fn health() -> ClusterHealth {
             leader: 111,
             replicas: 1,
             isr: 1,
+            watermarks: Some((0, 0)),
         }],
+        partitions_left_out: 0,
     }
 }
 
@@ -83,6 +85,7 @@ fn snapshot(at_ns: u64, groups: PerGroup<Result<Vec<PartitionLag>, Error>>) -> S
         groups,
         timestamp_error: None,
         others: Ok(crate::cluster::Others::default()),
+        brokers: Ok(Vec::new()),
     }
 }
 

@@ -1,0 +1,148 @@
+//! What one poll found: the cluster's health, each group's lag, the
+//! discovered groups, the brokers; and what failed in it.
+
+use std::collections::BTreeMap;
+
+use super::{Broker, Others};
+use crate::groups::PerGroup;
+use crate::lag::{LagSample, PartitionOffsets};
+use crate::Error;
+
+/// One partition as the cluster metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionHealth {
+    /// Topic name.
+    pub topic: String,
+    /// Partition id.
+    pub partition: i32,
+    /// Leader broker id; negative when there is none.
+    pub leader: i32,
+    /// Number of replicas.
+    pub replicas: usize,
+    /// Number of in-sync replicas.
+    pub isr: usize,
+    /// Low and high watermark, when they were read.
+    pub watermarks: Option<(i64, i64)>,
+}
+
+impl PartitionHealth {
+    /// Fewer in-sync replicas than replicas.
+    pub fn under_replicated(&self) -> bool {
+        self.isr < self.replicas
+    }
+
+    /// No leader.
+    pub fn leaderless(&self) -> bool {
+        self.leader < 0
+    }
+}
+
+/// The cluster's health as one metadata answer tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterHealth {
+    /// Brokers listed.
+    pub brokers: usize,
+    /// Partitions of the data and receipts topics and of the reported
+    /// topics (all of them when discovery is off: just the two), sorted.
+    pub partitions: Vec<PartitionHealth>,
+    /// Partitions of reported topics beyond `exporter.discovery.max_partitions`.
+    pub partitions_left_out: usize,
+}
+
+/// One partition's lag for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Partition id.
+    pub partition: i32,
+    /// Watermarks and committed offset, or why they are unknown.
+    pub offsets: Result<PartitionOffsets, Error>,
+    /// The lag sample, or why it could not be computed.
+    pub sample: Result<LagSample, Error>,
+}
+
+/// One poll's findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When the poll started, unix ns.
+    pub at_ns: u64,
+    /// Cluster health, or why metadata could not be read.
+    pub health: Result<ClusterHealth, Error>,
+    /// Per watched group: its partitions' lag, or why its offsets could not
+    /// be read at all.
+    pub groups: PerGroup<Result<Vec<PartitionLag>, Error>>,
+    /// High watermarks of the data topic's partitions that answered, asked
+    /// for after `at_ns`.
+    pub log_highs: Vec<(i32, i64)>,
+    /// High watermarks of the receipts topic's partitions that answered.
+    pub receipt_highs: Vec<(i32, i64)>,
+    /// Why the timestamps for lag in seconds could not be read, if so.
+    pub timestamp_error: Option<Error>,
+    /// The cluster's other groups (empty when discovery is off), or why
+    /// they could not be listed.
+    pub others: Result<Others, Error>,
+    /// The brokers with their racks, or why they could not be described.
+    pub brokers: Result<Vec<Broker>, Error>,
+}
+
+/// What can fail in a poll: the `kind` label of
+/// `meshflow_exporter_poll_errors_total`.
+pub const POLL_ERROR_KINDS: [&str; 6] = [
+    "metadata",
+    "watermarks",
+    "group_offsets",
+    "timestamps",
+    "list_groups",
+    "brokers",
+];
+
+impl Snapshot {
+    /// What failed in this poll, each kind once, in [`POLL_ERROR_KINDS`]'s
+    /// order.
+    pub fn error_kinds(&self) -> Vec<&'static str> {
+        let lags = || self.groups.values().flatten().flatten();
+        let others = || self.others.iter().flat_map(|o| &o.groups);
+        let failed = [
+            self.health.is_err(),
+            lags().any(|lag| lag.offsets.is_err()),
+            self.groups.values().any(Result::is_err) || others().any(|g| g.partitions.is_err()),
+            self.timestamp_error.is_some(),
+            self.others.is_err(),
+            self.brokers.is_err(),
+        ];
+        POLL_ERROR_KINDS
+            .into_iter()
+            .zip(failed)
+            .filter_map(|(kind, failed)| failed.then_some(kind))
+            .collect()
+    }
+
+    /// Partitions with a lag figure, summed over the groups.
+    pub fn partitions_watched(&self) -> usize {
+        let others: usize = self
+            .others
+            .iter()
+            .flat_map(|o| &o.groups)
+            .filter_map(|g| g.partitions.as_ref().ok())
+            .map(Vec::len)
+            .sum();
+        self.groups.values().flatten().map(Vec::len).sum::<usize>() + others
+    }
+
+    /// Per watched group, the committed offsets read (partition → the next
+    /// offset the group consumes); `None` when the group's offsets could not
+    /// be read.
+    pub fn committed(&self) -> PerGroup<Option<BTreeMap<i32, i64>>> {
+        self.groups.map(|_, group| {
+            let partitions = group.as_ref().ok()?;
+            Some(
+                partitions
+                    .iter()
+                    .filter_map(|lag| {
+                        let offsets = lag.offsets.as_ref().ok()?;
+                        Some((lag.partition, offsets.committed.filter(|&c| c >= 0)?))
+                    })
+                    .collect(),
+            )
+        })
+    }
+}

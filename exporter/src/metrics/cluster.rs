@@ -1,0 +1,371 @@
+//! The cluster view's series: brokers (with their racks), and every
+//! reported topic and partition (watermarks, leader, replicas, in-sync
+//! replicas, under-replicated and leaderless). Per-topic series always
+//! exist; per-partition ones only at `exporter.cluster.granularity =
+//! "partition"`, which bounds the label set to topics on large clusters.
+//! Series of a topic, partition or broker no longer present are removed.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::{help, PartitionLabels, TopicLabels};
+use crate::cluster::{Broker, ClusterHealth};
+use crate::config::Granularity;
+
+/// Labels of the broker info: id, advertised address, rack (empty when
+/// none).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct BrokerLabels {
+    broker_id: String,
+    address: String,
+    rack: String,
+}
+
+/// What was published last, to remove what is gone.
+#[derive(Debug, Default)]
+struct Published {
+    topics: BTreeSet<String>,
+    partitions: BTreeSet<(String, i32)>,
+    brokers: BTreeSet<BrokerLabels>,
+}
+
+/// Handles on the cluster view's series.
+#[derive(Clone, Debug)]
+pub(super) struct ClusterSeries {
+    brokers: Gauge,
+    broker_info: Family<BrokerLabels, Gauge>,
+    topic_partitions: Family<TopicLabels, Gauge>,
+    topic_under_replicated: Family<TopicLabels, Gauge>,
+    topic_leaderless: Family<TopicLabels, Gauge>,
+    topic_high: Family<TopicLabels, Gauge>,
+    topic_low: Family<TopicLabels, Gauge>,
+    under_replicated: Family<PartitionLabels, Gauge>,
+    leaderless: Family<PartitionLabels, Gauge>,
+    high: Family<PartitionLabels, Gauge>,
+    low: Family<PartitionLabels, Gauge>,
+    leader: Family<PartitionLabels, Gauge>,
+    replicas: Family<PartitionLabels, Gauge>,
+    in_sync: Family<PartitionLabels, Gauge>,
+    published: Arc<Mutex<Published>>,
+}
+
+impl ClusterSeries {
+    /// Registers the cluster view's families.
+    pub(super) fn register(registry: &mut Registry) -> Self {
+        let series = ClusterSeries {
+            brokers: Gauge::default(),
+            broker_info: Family::default(),
+            topic_partitions: Family::default(),
+            topic_under_replicated: Family::default(),
+            topic_leaderless: Family::default(),
+            topic_high: Family::default(),
+            topic_low: Family::default(),
+            under_replicated: Family::default(),
+            leaderless: Family::default(),
+            high: Family::default(),
+            low: Family::default(),
+            leader: Family::default(),
+            replicas: Family::default(),
+            in_sync: Family::default(),
+            published: Arc::default(),
+        };
+        register!(registry;
+            "brokers"                           => series.brokers.clone(),
+            "broker_info"                       => series.broker_info.clone(),
+            "topic_partitions"                  => series.topic_partitions.clone(),
+            "topic_partitions_under_replicated" => series.topic_under_replicated.clone(),
+            "topic_partitions_leaderless"       => series.topic_leaderless.clone(),
+            "topic_high_watermarks"          => series.topic_high.clone(),
+            "topic_low_watermarks"           => series.topic_low.clone(),
+            "partition_under_replicated"        => series.under_replicated.clone(),
+            "partition_leaderless"              => series.leaderless.clone(),
+            "partition_high_watermark"          => series.high.clone(),
+            "partition_low_watermark"           => series.low.clone(),
+            "partition_leader"                  => series.leader.clone(),
+            "partition_replicas"                => series.replicas.clone(),
+            "partition_in_sync_replicas"        => series.in_sync.clone(),
+        );
+        series
+    }
+
+    /// Publishes one metadata answer at `granularity`.
+    pub(super) fn record(&self, health: &ClusterHealth, granularity: Granularity) {
+        self.brokers.set(count(health.brokers));
+        let mut now = Published::default();
+        let mut topics: std::collections::BTreeMap<&str, TopicSums> = Default::default();
+        for p in &health.partitions {
+            let sums = topics.entry(p.topic.as_str()).or_default();
+            sums.partitions += 1;
+            sums.under_replicated += i64::from(p.under_replicated());
+            sums.leaderless += i64::from(p.leaderless());
+            if let Some((low, high)) = p.watermarks {
+                sums.low += low;
+                sums.high += high;
+            }
+            if granularity != Granularity::Partition {
+                continue;
+            }
+            let labels = PartitionLabels {
+                topic: p.topic.clone(),
+                partition: p.partition,
+            };
+            set(
+                &self.under_replicated,
+                &labels,
+                i64::from(p.under_replicated()),
+            );
+            set(&self.leaderless, &labels, i64::from(p.leaderless()));
+            set(&self.leader, &labels, i64::from(p.leader));
+            set(&self.replicas, &labels, count(p.replicas));
+            set(&self.in_sync, &labels, count(p.isr));
+            match p.watermarks {
+                Some((low, high)) => {
+                    set(&self.low, &labels, low);
+                    set(&self.high, &labels, high);
+                }
+                None => {
+                    self.low.remove(&labels);
+                    self.high.remove(&labels);
+                }
+            }
+            now.partitions.insert((p.topic.clone(), p.partition));
+        }
+        for (topic, sums) in topics {
+            let labels = TopicLabels {
+                topic: topic.to_string(),
+            };
+            set(&self.topic_partitions, &labels, sums.partitions);
+            set(&self.topic_under_replicated, &labels, sums.under_replicated);
+            set(&self.topic_leaderless, &labels, sums.leaderless);
+            set(&self.topic_high, &labels, sums.high);
+            set(&self.topic_low, &labels, sums.low);
+            now.topics.insert(topic.to_string());
+        }
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, partition) in published.partitions.difference(&now.partitions) {
+            let labels = PartitionLabels {
+                topic: topic.clone(),
+                partition: *partition,
+            };
+            for family in self.partition_families() {
+                family.remove(&labels);
+            }
+        }
+        for topic in published.topics.difference(&now.topics) {
+            let labels = TopicLabels {
+                topic: topic.clone(),
+            };
+            for family in self.topic_families() {
+                family.remove(&labels);
+            }
+        }
+        published.topics = now.topics;
+        published.partitions = now.partitions;
+    }
+
+    /// Publishes the brokers DescribeCluster listed.
+    pub(super) fn record_brokers(&self, brokers: &[Broker]) {
+        let now: BTreeSet<BrokerLabels> = brokers
+            .iter()
+            .map(|b| BrokerLabels {
+                broker_id: b.id.to_string(),
+                address: b.address.clone(),
+                rack: b.rack.clone().unwrap_or_default(),
+            })
+            .collect();
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        for gone in published.brokers.difference(&now) {
+            self.broker_info.remove(gone);
+        }
+        for labels in &now {
+            self.broker_info.get_or_create(labels).set(1);
+        }
+        published.brokers = now;
+    }
+
+    fn partition_families(&self) -> [&Family<PartitionLabels, Gauge>; 7] {
+        [
+            &self.under_replicated,
+            &self.leaderless,
+            &self.high,
+            &self.low,
+            &self.leader,
+            &self.replicas,
+            &self.in_sync,
+        ]
+    }
+
+    fn topic_families(&self) -> [&Family<TopicLabels, Gauge>; 5] {
+        [
+            &self.topic_partitions,
+            &self.topic_under_replicated,
+            &self.topic_leaderless,
+            &self.topic_high,
+            &self.topic_low,
+        ]
+    }
+}
+
+/// One topic's figures summed over its partitions.
+#[derive(Debug, Default)]
+struct TopicSums {
+    partitions: i64,
+    under_replicated: i64,
+    leaderless: i64,
+    high: i64,
+    low: i64,
+}
+
+fn set<L: Clone + std::hash::Hash + Eq>(family: &Family<L, Gauge>, labels: &L, value: i64) {
+    family.get_or_create(labels).set(value);
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::registry::Registry;
+
+    use crate::cluster::{ClusterHealth, PartitionHealth};
+    use crate::config::Granularity;
+    use crate::groups::Groups;
+    use crate::metrics::ExporterMetrics;
+    use crate::testing::{sample, value};
+
+    fn setup() -> (Registry, ExporterMetrics) {
+        let mut registry = Registry::with_prefix("meshflow");
+        let metrics = ExporterMetrics::register(&mut registry, "events", &Groups::new(["g1"]));
+        (registry, metrics)
+    }
+
+    #[test]
+    fn the_cluster_view_per_topic_and_partition_and_what_is_gone_goes() {
+        let (registry, metrics) = setup();
+        let partition = |topic: &str, partition, leader, isr, marks| PartitionHealth {
+            topic: topic.to_string(),
+            partition,
+            leader,
+            replicas: 3,
+            isr,
+            watermarks: marks,
+        };
+        let health = |partitions| ClusterHealth {
+            brokers: 3,
+            partitions,
+            partitions_left_out: 0,
+        };
+        metrics.set_cluster(
+            &health(vec![
+                partition("events", 0, 1, 3, Some((0, 10))),
+                partition("events", 1, 2, 2, Some((5, 25))),
+                partition("events", 2, -1, 0, None),
+                partition("orders", 0, 3, 3, Some((0, 7))),
+            ]),
+            Granularity::Partition,
+        );
+        let gauge = |name: &str, topic: &str, p: i32| {
+            sample(
+                &registry,
+                &format!("{name}{{topic=\"{topic}\",partition=\"{p}\"}}"),
+            )
+        };
+        let topic =
+            |name: &str, topic: &str| sample(&registry, &format!("{name}{{topic=\"{topic}\"}}"));
+        assert_eq!(value(&registry, "meshflow_brokers"), 3.0);
+        assert_eq!(
+            gauge("meshflow_partition_under_replicated", "events", 0),
+            Some(0.0)
+        );
+        assert_eq!(
+            gauge("meshflow_partition_under_replicated", "events", 1),
+            Some(1.0)
+        );
+        assert_eq!(
+            gauge("meshflow_partition_leaderless", "events", 2),
+            Some(1.0)
+        );
+        assert_eq!(gauge("meshflow_partition_leader", "events", 2), Some(-1.0));
+        assert_eq!(
+            gauge("meshflow_partition_in_sync_replicas", "events", 1),
+            Some(2.0)
+        );
+        assert_eq!(
+            gauge("meshflow_partition_high_watermark", "events", 1),
+            Some(25.0)
+        );
+        assert_eq!(
+            gauge("meshflow_partition_low_watermark", "events", 1),
+            Some(5.0)
+        );
+        assert_eq!(
+            gauge("meshflow_partition_high_watermark", "events", 2),
+            None,
+            "unread"
+        );
+        assert_eq!(topic("meshflow_topic_partitions", "events"), Some(3.0));
+        assert_eq!(
+            topic("meshflow_topic_partitions_under_replicated", "events"),
+            Some(2.0)
+        );
+        assert_eq!(
+            topic("meshflow_topic_partitions_leaderless", "events"),
+            Some(1.0)
+        );
+        assert_eq!(
+            topic("meshflow_topic_high_watermarks", "events"),
+            Some(35.0)
+        );
+        assert_eq!(topic("meshflow_topic_low_watermarks", "events"), Some(5.0));
+        assert_eq!(topic("meshflow_topic_high_watermarks", "orders"), Some(7.0));
+
+        // orders is deleted and events/2 gone; at topic granularity no
+        // partition series stay.
+        metrics.set_cluster(
+            &health(vec![
+                partition("events", 0, 1, 3, Some((0, 11))),
+                partition("events", 1, 2, 3, Some((5, 26))),
+            ]),
+            Granularity::Topic,
+        );
+        assert_eq!(topic("meshflow_topic_partitions", "orders"), None);
+        assert_eq!(
+            topic("meshflow_topic_partitions_under_replicated", "events"),
+            Some(0.0)
+        );
+        assert_eq!(
+            topic("meshflow_topic_high_watermarks", "events"),
+            Some(37.0)
+        );
+        for name in ["under_replicated", "leaderless", "leader", "high_watermark"] {
+            let name = format!("meshflow_partition_{name}");
+            assert_eq!(gauge(&name, "events", 0), None, "{name}");
+            assert_eq!(gauge(&name, "orders", 0), None, "{name}");
+        }
+
+        // Brokers with their racks; a broker that left is removed.
+        let broker = |id, rack: Option<&str>| crate::cluster::Broker {
+            id,
+            address: format!("kafka-{id}:9092"),
+            rack: rack.map(str::to_string),
+        };
+        metrics.set_brokers(&[broker(1, Some("zone-a")), broker(2, None)]);
+        metrics.set_brokers(&[broker(1, Some("zone-a"))]);
+        let info = |id: i32, rack: &str| {
+            sample(
+                &registry,
+                &format!(
+                    "meshflow_broker_info{{broker_id=\"{id}\",address=\"kafka-{id}:9092\",rack=\"{rack}\"}}"
+                ),
+            )
+        };
+        assert_eq!(info(1, "zone-a"), Some(1.0));
+        assert_eq!(info(2, ""), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! The lag and status series of every watched group: the judged groups
+//! by id, the discovered ones by name; series of what is gone are removed.
+
+use super::{ExporterMetrics, GroupLabels, LagLabels, LeftOutLabels, StatusLabels};
+use crate::groups::GroupId;
+use crate::status::GroupStatus;
+
+impl ExporterMetrics {
+    /// Sets one partition's lag for a group judged end to end; see
+    /// [`ExporterMetrics::set_group_lag`].
+    pub fn set_lag(&self, group: GroupId, partition: i32, messages: u64, seconds: Option<f64>) {
+        let name = self.groups.name(group);
+        self.set_group_lag(name, &self.topic, partition, messages, seconds);
+    }
+
+    /// Sets one partition's lag for any group. `seconds` is `None` when it
+    /// could not be computed this poll: the series is then removed rather
+    /// than left at an old value, and the miss is counted.
+    pub fn set_group_lag(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        messages: u64,
+        seconds: Option<f64>,
+    ) {
+        let labels = LagLabels {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        };
+        self.lag_messages
+            .get_or_create(&labels)
+            .set(i64::try_from(messages).unwrap_or(i64::MAX));
+        match seconds {
+            Some(seconds) => {
+                self.lag_seconds.get_or_create(&labels).set(seconds);
+            }
+            None => {
+                self.lag_seconds.remove(&labels);
+                self.lag_seconds_unknown.inc();
+            }
+        }
+    }
+
+    /// Removes one partition's lag series (the group left it, or its
+    /// offsets could not be read).
+    pub fn remove_group_lag(&self, group: &str, topic: &str, partition: i32) {
+        let labels = LagLabels {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        };
+        self.lag_messages.remove(&labels);
+        self.lag_seconds.remove(&labels);
+        self.partition_status.remove(&labels);
+    }
+
+    /// Sets one partition's status code (Burrow's numbers, see
+    /// [`GroupStatus::code`]).
+    pub fn set_partition_status(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        status: GroupStatus,
+    ) {
+        let labels = LagLabels {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        };
+        self.partition_status
+            .get_or_create(&labels)
+            .set(status.code());
+    }
+
+    /// Sets the group's stateset (1 for `status`, 0 for the other states)
+    /// and status code, for a group judged end to end.
+    pub fn set_status(&self, group: GroupId, status: GroupStatus) {
+        self.set_group_status(self.groups.name(group), Some(status));
+    }
+
+    /// Sets each partition's status code for a group judged end to end.
+    pub fn set_partition_statuses(
+        &self,
+        group: GroupId,
+        statuses: impl Iterator<Item = (i32, GroupStatus)>,
+    ) {
+        for (partition, status) in statuses {
+            self.set_partition_status(self.groups.name(group), &self.topic, partition, status);
+        }
+    }
+
+    /// Sets any group's stateset and status code, or removes them (`None`:
+    /// the group is no longer watched).
+    pub fn set_group_status(&self, group: &str, status: Option<GroupStatus>) {
+        let code = GroupLabels {
+            group: group.to_string(),
+        };
+        match status {
+            Some(status) => {
+                self.status_code.get_or_create(&code).set(status.code());
+            }
+            None => {
+                self.status_code.remove(&code);
+            }
+        }
+        for state in GroupStatus::ALL {
+            let labels = StatusLabels {
+                group: group.to_string(),
+                meshflow_consumer_group_status: state.as_str(),
+            };
+            match status {
+                Some(status) => {
+                    self.group_status
+                        .get_or_create(&labels)
+                        .set(i64::from(state == status));
+                }
+                None => {
+                    self.group_status.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// Records what discovery had to leave out in the last poll.
+    pub fn set_left_out(&self, groups: usize, partitions: usize) {
+        for (what, count) in [("groups", groups), ("partitions", partitions)] {
+            self.left_out
+                .get_or_create(&LeftOutLabels { what })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+}

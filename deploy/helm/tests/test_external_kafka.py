@@ -122,6 +122,15 @@ def test_consumer_without_producer(mtls):
     assert set(service_tomls(mtls)) == {"consumer", "exporter"}
 
 
+def test_in_chart_kafka_admits_only_the_services_that_run():
+    docs = render_with({"producer": {"enabled": False}})
+    (policy,) = [d for d in docs if d["kind"] == "AuthorizationPolicy" and d["metadata"]["name"] == "kafka"]
+    clients = policy["spec"]["rules"][0]["from"][0]["source"]["principals"]
+    assert clients == [f"cluster.local/ns/meshflow/sa/meshflow-{c}" for c in ("consumer", "exporter")]
+    assert "meshflow-producer" not in {d["metadata"]["name"] for d in docs}
+    assert [d for d in docs if d["kind"] == "StatefulSet"]
+
+
 # --- the services' configuration ----------------------------------------------
 
 
@@ -419,6 +428,16 @@ def test_disabled_without_bootstrap_is_refused():
     assert "kafka.external.bootstrapServers" in message
 
 
+def test_bracketed_ipv6_bootstrap_is_accepted():
+    docs = render_with({"kafka": {"enabled": False, "external": {
+        "bootstrapServers": "[fd00::10]:9092,[fd00::11]:9092",
+        "egress": [{"cidrs": ["fd00::/64"], "ports": [9092]}],
+    }}})
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "meshflow-config"]
+    toml = tomllib.loads(cm["data"]["exporter.toml"])
+    assert toml["kafka"]["bootstrap_servers"] == "[fd00::10]:9092,[fd00::11]:9092"
+
+
 @pytest.mark.parametrize(
     "external, key",
     [
@@ -458,6 +477,8 @@ def test_network_policies_need_an_egress_rule():
     "values",
     [
         {"kafka": {"external": {"sasl": {"mechanism": "GSSAPI"}}}},
+        {"kafka": {"external": {"bootstrapServers": "kafka.example.net"}}},
+        {"kafka": {"external": {"bootstrapServers": "a:9092;b:9092"}}},
         {"kafka": {"external": {"librdkafka": {"fetch.wait.max.ms": 100}}}},
         {"kafka": {"external": {"egress": [{"cidrs": ["10.0.0.0/8"]}]}}},
         {"kafka": {"external": {"egress": [{"ports": [9093]}]}}},

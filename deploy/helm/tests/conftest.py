@@ -37,6 +37,21 @@ class Rendered:
     def workloads(self) -> list[dict]:
         return [d for d in self.docs if d["kind"] in WORKLOAD_KINDS]
 
+    @property
+    def kafka_in_chart(self) -> bool:
+        """Whether the scenario installs the chart's Kafka (kafka.enabled)."""
+        return self.values.get("kafka", {}).get("enabled", True)
+
+    @property
+    def components(self) -> dict[str, int]:
+        """The services this scenario runs, with their ports: the exporter
+        always, the producer and consumer unless <name>.enabled is false."""
+        return {
+            c: port
+            for c, port in SERVICE_PORTS.items()
+            if c == "exporter" or self.values.get(c, {}).get("enabled", True)
+        }
+
 
 def pod_spec(workload: dict) -> dict:
     return workload["spec"]["template"]["spec"]
@@ -74,6 +89,12 @@ def selects(selector: dict, labels: dict) -> bool:
 @pytest.fixture(scope="session", params=rendering.scenarios())
 def rendered(request) -> Rendered:
     """Every scenario in values/ in turn."""
+    return Rendered(request.param)
+
+
+@pytest.fixture(scope="session", params=rendering.scenarios_with_kafka())
+def with_kafka(request) -> Rendered:
+    """Every scenario that installs the chart's own Kafka."""
     return Rendered(request.param)
 
 

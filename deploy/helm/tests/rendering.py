@@ -82,6 +82,11 @@ def scenarios() -> list[str]:
     return sorted(p.stem for p in VALUES_DIR.glob("*.yaml"))
 
 
+def scenarios_with_kafka() -> list[str]:
+    """Scenarios that install the chart's own Kafka (kafka.enabled, true by default)."""
+    return [s for s in scenarios() if scenario_values(s).get("kafka", {}).get("enabled", True)]
+
+
 def scenario_values(name: str) -> dict:
     return yaml.safe_load((VALUES_DIR / f"{name}.yaml").read_text()) or {}
 

@@ -53,9 +53,9 @@ def gc_log_bound(gc_opts: str, log_dir: str) -> tuple[str, int]:
     return path, (int(count) + 1) * quantity(size)
 
 
-def test_logs_volume_holds_everything_kafka_writes(rendered):
+def test_logs_volume_holds_everything_kafka_writes(with_kafka):
     """A full emptyDir gets the pod evicted without grace: bound what goes there."""
-    c = kafka_container(rendered)
+    c = kafka_container(with_kafka)
     env = env_of(c)
     log_dir = "/opt/kafka/logs"
     assert env.get("LOG_DIR") == log_dir
@@ -63,34 +63,34 @@ def test_logs_volume_holds_everything_kafka_writes(rendered):
     # into 10 x 100 MB GC files unless KAFKA_GC_LOG_OPTS is set; start.sh
     # sets it for the broker from BROKER_GC_LOG_OPTS.
     assert env.get("BROKER_GC_LOG_OPTS"), "the image's default GC log is 10 x 100 MB"
-    assert 'KAFKA_GC_LOG_OPTS="$BROKER_GC_LOG_OPTS"' in kafka_scripts(rendered)["start.sh"]
+    assert 'KAFKA_GC_LOG_OPTS="$BROKER_GC_LOG_OPTS"' in kafka_scripts(with_kafka)["start.sh"]
     gc_path, gc_bytes = gc_log_bound(env["BROKER_GC_LOG_OPTS"], log_dir)
     assert mount_of(c, gc_path) == "logs"
 
     # log4j2: the broker logs to the console only (kubectl logs, the
     # cluster's log collector); a file appender would grow without bound.
     assert env.get("BROKER_LOG4J_OPTS") == "-Dlog4j2.configurationFile=/opt/meshflow/kafka-config/log4j2.yaml"
-    log4j = yaml.safe_load(kafka_files(rendered)["log4j2.yaml"])
+    log4j = yaml.safe_load(kafka_files(with_kafka)["log4j2.yaml"])
     appenders = log4j["Configuration"]["Appenders"]
     assert set(appenders) == {"Console"}, appenders
     assert appenders["Console"]["target"] in ("SYSTEM_OUT", "SYSTEM_ERR")
 
-    limit = quantity(volume(rendered, "logs")["emptyDir"]["sizeLimit"])
+    limit = quantity(volume(with_kafka, "logs")["emptyDir"]["sizeLimit"])
     # Room for the JVM's hs_err file and a margin over the bound.
     assert gc_bytes * 1.5 <= limit, (gc_bytes, limit)
 
 
-def test_tools_do_not_write_into_the_volumes(rendered):
+def test_tools_do_not_write_into_the_volumes(with_kafka):
     """Kafka's tools (the scripts', and those run with kubectl exec): console only, no GC log."""
-    env = env_of(kafka_container(rendered))
+    env = env_of(kafka_container(with_kafka))
     assert env["KAFKA_LOG4J_OPTS"] == "-Dlog4j2.configurationFile=/opt/meshflow/kafka-config/tools-log4j2.yaml"
     assert "KAFKA_GC_LOG_OPTS" not in env
     assert quantity(jvm_flags(env["KAFKA_HEAP_OPTS"])["Xmx"]) <= 128 * 2**20
-    files = kafka_files(rendered)
+    files = kafka_files(with_kafka)
     tools = yaml.safe_load(files["tools-log4j2.yaml"])
     assert set(tools["Configuration"]["Appenders"]) == {"Console"}
     assert tools["Configuration"]["Appenders"]["Console"]["target"] == "SYSTEM_ERR"
-    lib = kafka_scripts(rendered)["kafka-lib.sh"]
+    lib = kafka_scripts(with_kafka)["kafka-lib.sh"]
     assert "-Dlog4j2.configurationFile=/opt/meshflow/kafka-config/tools-log4j2.yaml" in lib
 
 
@@ -167,14 +167,14 @@ def test_readiness_fails_for_a_fenced_broker(scripts_dir, tmp_path):
     assert "kafka-topics.sh" not in calls
 
 
-def test_kafka_probe_runs_no_jvm(rendered):
+def test_kafka_probe_runs_no_jvm(with_kafka):
     """The kubelet's probe reads the state a single checker loop keeps up to date."""
-    c = kafka_container(rendered)
+    c = kafka_container(with_kafka)
     probe = c["readinessProbe"]
     assert probe["exec"]["command"] == ["/bin/bash", "/opt/meshflow/kafka/broker-ready.sh"]
-    script = kafka_scripts(rendered)["broker-ready.sh"]
+    script = kafka_scripts(with_kafka)["broker-ready.sh"]
     assert "/opt/kafka/bin" not in script and "kafka-run-class" not in script
-    start = kafka_scripts(rendered)["start.sh"]
+    start = kafka_scripts(with_kafka)["start.sh"]
     assert "readiness_loop &" in start
 
 
@@ -201,19 +201,19 @@ def test_probe_accepts_only_fresh_ready_state(scripts_dir, tmp_path):
 # --- 3. a lost volume ---------------------------------------------------------
 
 
-def test_quorum_is_dynamic(rendered):
+def test_quorum_is_dynamic(with_kafka):
     """KIP-853: voters are (id, directory id); a reformatted node is a new directory."""
-    props = server_properties(rendered)
-    replicas = kafka(rendered)["spec"]["replicas"]
+    props = server_properties(with_kafka)
+    replicas = kafka(with_kafka)["spec"]["replicas"]
     assert "controller.quorum.voters" not in props
     assert props["controller.quorum.bootstrap.servers"].split(",") == [
         f"kafka-{i}.kafka-headless.meshflow.svc.cluster.local:9093" for i in range(replicas)
     ]
-    env = env_of(kafka_container(rendered))
+    env = env_of(kafka_container(with_kafka))
     assert "KAFKA_CONTROLLER_QUORUM_VOTERS" not in env
     # The image's own start-up formats with --cluster-id only, which a
     # dynamic quorum refuses: the chart's start script formats instead.
-    assert kafka_container(rendered)["command"] == ["/bin/bash", "/opt/meshflow/kafka/start.sh"]
+    assert kafka_container(with_kafka)["command"] == ["/bin/bash", "/opt/meshflow/kafka/start.sh"]
 
 
 def test_empty_volume_in_a_running_cluster_joins_as_an_observer(scripts_dir, tmp_path):

@@ -86,15 +86,15 @@ def test_the_exporter_expects_the_cluster_it_is_scaled_to():
 # --- also: memory, scheduling, labels, schema -------------------------------
 
 
-def test_kafka_memory_fits_its_limit(rendered):
+def test_kafka_memory_fits_its_limit(with_kafka):
     """Every JVM region the broker and the one readiness-check JVM can reach, inside the limit."""
-    c = kafka_container(rendered)
+    c = kafka_container(with_kafka)
     env = env_of(c)
     broker = jvm_flags(env["BROKER_HEAP_OPTS"] + " " + env["BROKER_JVM_PERFORMANCE_OPTS"])
     for flag in ("Xmx", "MaxDirectMemorySize", "MaxMetaspaceSize", "ReservedCodeCacheSize"):
         assert flag in broker, f"broker JVM without a {flag} bound"
     assert broker["Xms"] == broker["Xmx"]
-    lib = kafka_scripts(rendered)["kafka-lib.sh"]
+    lib = kafka_scripts(with_kafka)["kafka-lib.sh"]
     tool = jvm_flags(" ".join(re.findall(r'^TOOLS_(?:HEAP|JVM)_OPTS="([^"]+)"', lib, re.M)))
     for flag in ("Xmx", "MaxMetaspaceSize", "ReservedCodeCacheSize"):
         assert flag in tool, f"tool JVM without a {flag} bound"

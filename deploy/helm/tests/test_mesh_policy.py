@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from conftest import NAMESPACE, SERVICE_PORTS, pod_labels, pod_spec, selects
+from conftest import NAMESPACE, pod_labels, pod_spec, selects
 
 TRUST = "cluster.local"
 KAFKA = "kafka"
@@ -29,6 +29,16 @@ NEEDS = {
     "meshflow-exporter": {(KAFKA, 9092)},
     KAFKA: {(KAFKA, 9092), (KAFKA, 9093)},
 }
+
+
+def needs(r) -> dict[str, set]:
+    """NEEDS for the workloads a scenario renders. With an external Kafka
+    (kafka.enabled=false) the services reach nothing in the namespace: the
+    brokers are outside it and their own policies decide."""
+    out = {f"meshflow-{c}": NEEDS[f"meshflow-{c}"] if r.kafka_in_chart else set() for c in r.components}
+    if r.kafka_in_chart:
+        out[KAFKA] = NEEDS[KAFKA]
+    return out
 
 # Keys ztunnel evaluates at L4; anything else in a rule needs a waypoint.
 L4_SOURCE_KEYS = {"principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"}
@@ -115,7 +125,7 @@ def test_each_workload_has_its_own_service_account(rendered):
     assert len(used) == len(set(used))
     assert set(used) <= accounts
     assert {w["metadata"]["name"]: pod_spec(w)["serviceAccountName"] for w in rendered.workloads()} == {
-        name: name for name in NEEDS
+        name: name for name in needs(rendered)
     }
 
 
@@ -124,14 +134,14 @@ def test_every_service_account_reaches_exactly_what_it_needs(rendered):
     for w in rendered.workloads():
         sa = pod_spec(w)["serviceAccountName"]
         reachable = {(dest, port) for p, dest, port in matrix if p == principal(sa)}
-        assert reachable == NEEDS[w["metadata"]["name"]], w["metadata"]["name"]
+        assert reachable == needs(rendered)[w["metadata"]["name"]], w["metadata"]["name"]
 
 
 def test_prometheus_reaches_only_the_metrics_ports(rendered):
     matrix = access_matrix(rendered)
     prom = prometheus_principal(rendered)
     reachable = {(dest, port) for p, dest, port in matrix if p == prom}
-    assert reachable == {(f"meshflow-{c}", port) for c, port in SERVICE_PORTS.items()}
+    assert reachable == {(f"meshflow-{c}", port) for c, port in rendered.components.items()}
 
 
 def test_no_other_principal_is_allowed_anything(rendered):

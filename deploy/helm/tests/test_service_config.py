@@ -49,7 +49,7 @@ def find_binary(name: str) -> Path | None:
     return None
 
 
-def run_service(binary: Path, config_text: str, tmp_path: Path) -> tuple[int, str]:
+def run_service(binary: Path, config_text: str, tmp_path: Path, extra_env: dict | None = None) -> tuple[int, str]:
     """Start a service for up to 3 s; its exit code (-9 if still running) and output."""
     config = tmp_path / "config.toml"
     config.write_text(config_text)
@@ -57,6 +57,7 @@ def run_service(binary: Path, config_text: str, tmp_path: Path) -> tuple[int, st
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
         "MESHFLOW__HTTP__LISTEN": "127.0.0.1:0",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [str(binary), "--config", str(config)],

@@ -28,7 +28,7 @@ CONTRACT_KEYS = {
         "receipt_flush_interval", "receipt_batch_max", "session_timeout",
         "heartbeat_interval", "create_topics", "partitions", "replication_factor",
     },
-    "exporter": {"topic", "receipts_topic", "groups", "grace", "sla", "poll_interval", "cluster"},
+    "exporter": {"topic", "receipts_topic", "groups", "grace", "sla", "poll_interval", "cluster", "discovery"},
 }
 BROKERS = [f"kafka-{i}.kafka-headless.meshflow.svc.cluster.local:9092" for i in range(3)]
 
@@ -77,6 +77,9 @@ def test_service_accounts_carry_no_token(rendered):
 
 @pytest.mark.parametrize("component", sorted(SERVICE_PORTS))
 def test_services(rendered, component):
+    if component not in rendered.components:
+        assert not [d for d in rendered.workloads() if d["metadata"]["name"] == f"meshflow-{component}"]
+        return
     d = rendered.get("Deployment", f"meshflow-{component}")
     (c,) = pod_spec(d)["containers"]
     port = SERVICE_PORTS[component]
@@ -90,6 +93,9 @@ def test_services(rendered, component):
 
 
 def test_consumer_runs_at_least_two_replicas_with_a_budget(rendered):
+    if "consumer" not in rendered.components:
+        assert "meshflow-consumer" not in {p["metadata"]["name"] for p in rendered.of_kind("PodDisruptionBudget")}
+        return
     d = rendered.get("Deployment", "meshflow-consumer")
     assert d["spec"]["replicas"] >= 2
     pdb = rendered.get("PodDisruptionBudget", "meshflow-consumer")
@@ -98,13 +104,18 @@ def test_consumer_runs_at_least_two_replicas_with_a_budget(rendered):
 
 def test_service_config_files(rendered):
     config = rendered.get("ConfigMap", "meshflow-config")["data"]
-    assert set(config) == {f"{c}.toml" for c in SERVICE_PORTS}
+    assert set(config) == {f"{c}.toml" for c in rendered.components}
     parsed = {name.removesuffix(".toml"): tomllib.loads(text) for name, text in config.items()}
     for component, toml in parsed.items():
         for section, keys in toml.items():
             assert set(keys) <= CONTRACT_KEYS[section], (component, section)
-        assert toml["kafka"]["bootstrap_servers"].split(",") == BROKERS
+        if rendered.kafka_in_chart:
+            assert toml["kafka"]["bootstrap_servers"].split(",") == BROKERS
+        else:
+            assert toml["kafka"]["bootstrap_servers"] == rendered.values["kafka"]["external"]["bootstrapServers"]
         assert toml["log"]["format"] == "json"
+    if not rendered.kafka_in_chart:
+        return  # the external scenarios: test_external_kafka.py
     assert parsed["producer"]["producer"]["replication_factor"] == 3
     assert parsed["producer"]["producer"]["partitions"] == 6
     assert parsed["producer"]["producer"]["topic"] == "meshflow.events"
@@ -128,6 +139,8 @@ def seconds(duration: str) -> float:
 
 
 def test_producer_flush_on_sigterm_ends_within_the_grace_period(rendered):
+    if "producer" not in rendered.components:
+        return
     config = rendered.get("ConfigMap", "meshflow-config")["data"]
     producer = tomllib.loads(config["producer.toml"])["producer"]
     assert "shutdown_flush_timeout" in producer, "the flush bound must be set explicitly"
@@ -141,7 +154,7 @@ def test_producer_flush_on_sigterm_ends_within_the_grace_period(rendered):
 
 def test_tracing_goes_to_the_otlp_grpc_port(rendered):
     enabled = rendered.values.get("tracing", {}).get("enabled", True)
-    for component in SERVICE_PORTS:
+    for component in rendered.components:
         (c,) = pod_spec(rendered.get("Deployment", f"meshflow-{component}"))["containers"]
         env = env_of(c)
         assert env["OTEL_SERVICE_NAME"] == f"meshflow-{component}"
@@ -152,8 +165,8 @@ def test_tracing_goes_to_the_otlp_grpc_port(rendered):
             assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
 
 
-def test_kafka_is_three_kraft_nodes_with_volumes(rendered):
-    sts = rendered.get("StatefulSet", "kafka")
+def test_kafka_is_three_kraft_nodes_with_volumes(with_kafka):
+    sts = with_kafka.get("StatefulSet", "kafka")
     spec = sts["spec"]
     assert spec["replicas"] == 3
     assert spec["podManagementPolicy"] == "Parallel"
@@ -177,7 +190,7 @@ def test_kafka_is_three_kraft_nodes_with_volumes(rendered):
     assert env["CLUSTER_ID"]
     props = dict(
         line.split("=", 1)
-        for line in rendered.get("ConfigMap", "kafka-config")["data"]["server.properties"].splitlines()
+        for line in with_kafka.get("ConfigMap", "kafka-config")["data"]["server.properties"].splitlines()
         if line and not line.startswith("#")
     )
     assert props["process.roles"] == "broker,controller"
@@ -200,8 +213,8 @@ def test_kafka_readiness_reflects_broker_state(default):
     assert probe["timeoutSeconds"] >= 2
 
 
-def test_kafka_availability(rendered):
-    sts = rendered.get("StatefulSet", "kafka")
+def test_kafka_availability(with_kafka):
+    sts = with_kafka.get("StatefulSet", "kafka")
     spec = pod_spec(sts)
     assert spec["terminationGracePeriodSeconds"] >= 60
     anti = spec["affinity"]["podAntiAffinity"]
@@ -210,9 +223,9 @@ def test_kafka_availability(rendered):
     ]
     assert terms[0]["topologyKey"] == "kubernetes.io/hostname"
     assert terms[0]["labelSelector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
-    pdb = rendered.get("PodDisruptionBudget", "kafka")
+    pdb = with_kafka.get("PodDisruptionBudget", "kafka")
     assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": sts["spec"]["selector"]["matchLabels"]}}
-    headless = rendered.get("Service", "kafka-headless")["spec"]
+    headless = with_kafka.get("Service", "kafka-headless")["spec"]
     assert headless["clusterIP"] == "None"
     assert headless["publishNotReadyAddresses"] is True
     assert {p["port"] for p in headless["ports"]} == {9092, 9093}

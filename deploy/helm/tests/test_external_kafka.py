@@ -225,8 +225,10 @@ def test_secrets_arrive_only_by_reference(external):
             if e["name"] in ("MESHFLOW__KAFKA__SASL_PASSWORD", "MESHFLOW__KAFKA__SASL_USERNAME") or "SECRET" in e["name"]:
                 assert set(e) == {"name", "valueFrom"}, e
                 assert set(e["valueFrom"]) == {"secretKeyRef"}, e
-        if external.values["kafka"]["external"].get("sasl"):
-            assert "MESHFLOW__KAFKA__SASL_PASSWORD" in {e["name"] for e in env}
+        mechanism = external.values["kafka"]["external"].get("sasl", {}).get("mechanism")
+        names = {e["name"] for e in env}
+        # A password for PLAIN and SCRAM; OAUTHBEARER has none.
+        assert ("MESHFLOW__KAFKA__SASL_PASSWORD" in names) == (mechanism not in (None, "OAUTHBEARER")), names
     assert not external.of_kind("Secret")
     for cm in external.of_kind("ConfigMap"):
         for text in (cm.get("data") or {}).values():
@@ -253,8 +255,9 @@ def test_librdkafka_pass_through_table(exporter_only):
     wanted = ext_values(exporter_only)["librdkafka"]
     (toml,) = service_tomls(exporter_only).values()
     assert toml["kafka"]["librdkafka"] == wanted
-    assert toml["kafka"]["librdkafka"]["sasl.mechanism"] == "OAUTHBEARER"
-    assert "sasl_mechanism" not in toml["kafka"]
+    assert toml["kafka"]["sasl_mechanism"] == "OAUTHBEARER"
+    assert toml["kafka"]["security_protocol"] == "sasl_ssl"
+    assert "sasl_username" not in toml["kafka"]
     key_file = wanted["sasl.oauthbearer.assertion.private.key.file"]
     assert mounted_file(exporter_only, "exporter", key_file) == ("meshflow-exporter-oauth", "private-key.pem")
 
@@ -453,8 +456,9 @@ def test_bracketed_ipv6_bootstrap_is_accepted():
          "kafka.external.librdkafka"),
         ({"bootstrapServers": "k:9093", "librdkafka": {"ssl.key.password": "x"}},
          "kafka.external.librdkafka"),
-        ({"bootstrapServers": "k:9093", "sasl": {"mechanism": "PLAIN", "username": "u", "passwordSecret": {"name": "s"}},
-          "librdkafka": {"sasl.mechanism": "OAUTHBEARER"}},
+        ({"bootstrapServers": "k:9093", "librdkafka": {"sasl.mechanism": "OAUTHBEARER"}},
+         "kafka.external.librdkafka"),
+        ({"bootstrapServers": "k:9093", "sasl": {"mechanism": "OAUTHBEARER", "passwordSecret": {"name": "s"}}},
          "kafka.external.sasl.mechanism"),
     ],
 )

@@ -26,8 +26,10 @@ pub const OWNED_KEYS: &[&str] = &[
 
 /// Accepted `kafka.security_protocol` values.
 const SECURITY_PROTOCOLS: &[&str] = &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
-/// Accepted `kafka.sasl_mechanism` values.
-const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+/// Accepted `kafka.sasl_mechanism` values. OAUTHBEARER takes its token
+/// settings (`sasl.oauthbearer.*`) from the pass-through map, not a user
+/// name and password.
+const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 impl KafkaConfig {
     /// Checks the connection settings and refuses pass-through keys owned by
@@ -68,7 +70,8 @@ impl KafkaConfig {
             }
             (None, false) => {}
         }
-        if sasl {
+        let oauth = self.sasl_mechanism.as_deref() == Some("OAUTHBEARER");
+        if sasl && !oauth {
             for (key, value) in [
                 ("kafka.sasl_username", &self.sasl_username),
                 ("kafka.sasl_password", &self.sasl_password),
@@ -192,6 +195,20 @@ mod tests {
         assert_eq!(cfg.get("ssl.ca.location"), Some("/etc/ca.pem"));
         assert_eq!(cfg.get("ssl.key.location"), None);
         assert_eq!(cfg.get("client.rack"), Some("rack-1"));
+    }
+
+    #[test]
+    fn oauthbearer_takes_its_token_settings_from_the_pass_through_map() {
+        let mut k = base();
+        k.security_protocol = "sasl_ssl".into();
+        k.sasl_mechanism = Some("OAUTHBEARER".into());
+        k.librdkafka
+            .insert("sasl.oauthbearer.method".into(), "oidc".into());
+        k.validate(&[]).unwrap();
+        let cfg = k.client_config();
+        assert_eq!(cfg.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(cfg.get("sasl.oauthbearer.method"), Some("oidc"));
+        assert_eq!(cfg.get("sasl.username"), None);
     }
 
     #[test]

@@ -169,10 +169,9 @@ their Secrets under this directory, outside /etc/meshflow (the ConfigMap).
 */}}
 {{- define "meshflow.kafkaTlsDir" -}}/etc/meshflow-kafka/tls{{- end }}
 
-{{/* Whether the services authenticate with SASL: a mechanism here or in the librdkafka map (OAUTHBEARER). */}}
+{{/* Whether the services authenticate with SASL. */}}
 {{- define "meshflow.kafkaSasl" -}}
-{{- $e := .Values.kafka.external -}}
-{{- if or $e.sasl.mechanism (hasKey $e.librdkafka "sasl.mechanism") (hasKey $e.librdkafka "sasl.mechanisms") }}true{{ end -}}
+{{- if .Values.kafka.external.sasl.mechanism }}true{{ end -}}
 {{- end }}
 
 {{/* [kafka] security_protocol: plaintext, ssl, sasl_plaintext or sasl_ssl, from tls.enabled and SASL. */}}
@@ -218,14 +217,15 @@ ssl_key_location = {{ printf "%s/client.key" $dir | toJson }}
 {{- define "meshflow.kafkaEnv" -}}
 {{- if not .Values.kafka.enabled }}
 {{- $sasl := .Values.kafka.external.sasl }}
-{{- if and $sasl.mechanism $sasl.usernameSecret.name }}
+{{- $password := and $sasl.mechanism (ne $sasl.mechanism "OAUTHBEARER") }}
+{{- if and $password $sasl.usernameSecret.name }}
 - name: MESHFLOW__KAFKA__SASL_USERNAME
   valueFrom:
     secretKeyRef:
       name: {{ $sasl.usernameSecret.name }}
       key: {{ $sasl.usernameSecret.key }}
 {{- end }}
-{{- if $sasl.mechanism }}
+{{- if $password }}
 - name: MESHFLOW__KAFKA__SASL_PASSWORD
   valueFrom:
     secretKeyRef:
@@ -343,21 +343,22 @@ the key to change. Renders nothing.
 {{- if and (not $e.tls.enabled) (or $e.tls.ca.secretName $e.tls.clientCert.secretName) -}}
 {{- fail "kafka.external.tls.enabled is false but a CA or client certificate Secret is set: enable TLS or remove the Secret names" -}}
 {{- end -}}
-{{- if $e.sasl.mechanism -}}
+{{- if eq $e.sasl.mechanism "OAUTHBEARER" -}}
+{{- if or $e.sasl.username $e.sasl.usernameSecret.name $e.sasl.passwordSecret.name -}}
+{{- fail "kafka.external.sasl.mechanism is OAUTHBEARER: it takes no user name or password; set the sasl.oauthbearer.* settings in kafka.external.librdkafka" -}}
+{{- end -}}
+{{- else if $e.sasl.mechanism -}}
 {{- if not $e.sasl.passwordSecret.name -}}
 {{- fail (printf "kafka.external.sasl.mechanism is %s: set kafka.external.sasl.passwordSecret.name (and .key) to the Secret holding the password" $e.sasl.mechanism) -}}
 {{- end -}}
 {{- if not (or $e.sasl.username $e.sasl.usernameSecret.name) -}}
 {{- fail (printf "kafka.external.sasl.mechanism is %s: set kafka.external.sasl.username, or kafka.external.sasl.usernameSecret.name to a Secret holding it" $e.sasl.mechanism) -}}
 {{- end -}}
-{{- if or (hasKey $e.librdkafka "sasl.mechanism") (hasKey $e.librdkafka "sasl.mechanisms") -}}
-{{- fail "kafka.external.sasl.mechanism and kafka.external.librdkafka sasl.mechanism are both set: use one" -}}
-{{- end -}}
 {{- else if or $e.sasl.username $e.sasl.usernameSecret.name $e.sasl.passwordSecret.name -}}
 {{- fail "kafka.external.sasl has credentials but no mechanism: set kafka.external.sasl.mechanism" -}}
 {{- end -}}
 {{- /* Keys the services' typed settings own (services/*: OWNED_KEYS); the services refuse them in the map. */ -}}
-{{- $owned := list "bootstrap.servers" "metadata.broker.list" "security.protocol" "sasl.username" "sasl.password" "ssl.ca.location" "ssl.certificate.location" "ssl.key.location" "acks" "request.required.acks" "enable.idempotence" "message.timeout.ms" "delivery.timeout.ms" "linger.ms" "queue.buffering.max.ms" "group.id" "client.id" "enable.auto.offset.store" "enable.auto.commit" "session.timeout.ms" "heartbeat.interval.ms" "auto.offset.reset" -}}
+{{- $owned := list "bootstrap.servers" "metadata.broker.list" "security.protocol" "sasl.mechanism" "sasl.mechanisms" "sasl.username" "sasl.password" "ssl.ca.location" "ssl.certificate.location" "ssl.key.location" "acks" "request.required.acks" "enable.idempotence" "message.timeout.ms" "delivery.timeout.ms" "linger.ms" "queue.buffering.max.ms" "group.id" "client.id" "enable.auto.offset.store" "enable.auto.commit" "session.timeout.ms" "heartbeat.interval.ms" "auto.offset.reset" -}}
 {{- range $key, $_ := $e.librdkafka -}}
 {{- if has $key $owned -}}
 {{- fail (printf "kafka.external.librdkafka.%s: a typed meshflow setting owns this librdkafka key (kafka.external.*, topics.*, producer.*, consumer.*); set it there" $key) -}}

@@ -171,7 +171,7 @@ describe('cluster-mesh.json', () => {
   const all = exprs(d).join('\n');
 
   it('shows brokers and partition health', () => {
-    for (const metric of ['meshflow_brokers', 'meshflow_partition_leaderless', 'meshflow_partition_under_replicated']) {
+    for (const metric of ['meshflow_brokers', 'meshflow_topic_partitions_leaderless', 'meshflow_topic_partitions_under_replicated']) {
       assert.ok(all.includes(metric), metric);
     }
   });

@@ -3,7 +3,8 @@
 //! two topics, and the exporter, told nothing of them but a pattern to
 //! leave out, reports each one's exact lag per partition and topic, lag in
 //! seconds from the record at the committed offset, and a status that
-//! follows what the group does.
+//! follows what the group does; and the same poll's view of every topic
+//! and broker.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -148,6 +149,33 @@ async fn groups_not_meshflows_get_exact_lag_and_status_and_denied_ones_are_left_
     );
     assert_eq!(own_lag, 0.0);
     assert!(lag(&s, "messages", &bed.names.group, &events, 0).is_some());
+
+    // The cluster view of the same poll: every topic, its partitions and
+    // watermarks, and the broker.
+    let topic = |name: &str, t: &str| s.get(&format!("{name}{{topic=\"{t}\"}}")).copied();
+    assert_eq!(
+        topic("meshflow_topic_partitions", &orders),
+        Some(f64::from(PARTITIONS))
+    );
+    assert_eq!(
+        topic("meshflow_topic_high_watermarks", &orders),
+        Some(n as f64)
+    );
+    assert_eq!(topic("meshflow_topic_low_watermarks", &orders), Some(0.0));
+    assert_eq!(
+        topic("meshflow_topic_partitions_leaderless", &events),
+        Some(0.0)
+    );
+    let high = format!("meshflow_partition_high_watermark{{topic=\"{orders}\",partition=\"3\"}}");
+    assert_eq!(s.get(&high), Some(&(PER_PARTITION as f64)));
+    let brokers: Vec<&String> = s
+        .keys()
+        .filter(|k| k.starts_with("meshflow_broker_info{"))
+        .collect();
+    println!(
+        "cluster view: orders has {PARTITIONS} partitions and {n} messages; brokers {brokers:?}"
+    );
+    assert_eq!(brokers.len() as f64, s["meshflow_brokers"]);
 
     // billing does not move while behind: STOP; then it catches up: OK.
     metrics_until(

@@ -39,12 +39,15 @@ pub fn total(samples: &HashMap<String, f64>, name: &str, stage: &str) -> f64 {
     scrape::sum(samples, name, &[("stage", stage)])
 }
 
-/// Lag per partition of the group, as the exporter last polled it.
+/// Lag per partition of the stack's group (`meshflow`) on its topic, as the
+/// exporter last polled it (other groups the exporter watches aside).
 pub fn lags(samples: &HashMap<String, f64>) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = samples
         .iter()
         .filter(|(s, _)| {
-            s.starts_with("meshflow_consumer_lag_messages{") && s.contains("meshflow.events")
+            s.starts_with("meshflow_consumer_lag_messages{")
+                && s.contains("group=\"meshflow\"")
+                && s.contains("meshflow.events")
         })
         .filter_map(|(s, v)| {
             let p = s.split("partition=\"").nth(1)?.split('"').next()?;
@@ -71,6 +74,41 @@ pub fn kafka_client_answered(door: &str, ca: &str, auth: &[(&str, String)]) -> b
         return false;
     };
     client.fetch_metadata(None, Duration::from_secs(4)).is_ok()
+}
+
+/// A consumer group of a user's own through the door with `auth`: commits
+/// `offset` on `partition` of `topic` for `group`, as any Kafka client does,
+/// without joining. True when the broker took the commit.
+pub fn commit_through_door(
+    door: &str,
+    ca: &str,
+    auth: &[(&str, String)],
+    group: &str,
+    (topic, partition, offset): (&str, i32, i64),
+) -> bool {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", door)
+        .set("security.protocol", "ssl")
+        .set("ssl.ca.location", ca)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    for (k, v) in auth {
+        config.set(*k, v);
+    }
+    let Ok(client) = config.create::<BaseConsumer>() else {
+        return false;
+    };
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .is_err()
+    {
+        return false;
+    }
+    client
+        .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .is_ok()
 }
 
 /// Evaluates every panel query of `dashboards/cluster-mesh.json` that reads

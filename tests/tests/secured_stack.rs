@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use meshflow_tests::scrape;
 use meshflow_tests::stack::{door_counts, DoorCounts, LocalStack};
 use meshflow_tests::stack_checks::{
-    exporter, kafka_client_answered, lags, mesh_panels_with_data, total, wait,
+    commit_through_door, exporter, kafka_client_answered, lags, mesh_panels_with_data, total, wait,
 };
 
 /// Messages per second: enough that a stuck partition shows within seconds.
@@ -242,6 +242,32 @@ fn secured_stack_refuses_attackers_and_survives_kills() {
             );
         }
     });
+
+    // A consumer group of the user's own, through the door with an allowed
+    // identity: the exporter reports its lag with nothing configured.
+    let group = "my-own-app";
+    assert!(
+        commit_through_door(
+            &door,
+            &ca,
+            &cert("meshflow-consumer"),
+            group,
+            ("meshflow.events", 0, 0)
+        ),
+        "commit of a group of one's own"
+    );
+    let own = wait(
+        "the exporter to report my-own-app",
+        Duration::from_secs(30),
+        || {
+            let s = exporter(&stack)?;
+            let key = format!(
+            "meshflow_consumer_lag_messages{{group=\"{group}\",topic=\"meshflow.events\",partition=\"0\"}}"
+        );
+            s.get(&key).copied().filter(|lag| *lag > 0.0)
+        },
+    );
+    eprintln!("a group of one's own: {group} lags {own} messages on partition 0, watched without configuration");
 
     // Prometheus scrapes the door and the denial alert fires from it.
     let prometheus = stack.port("MESHFLOW_PROMETHEUS_PORT");

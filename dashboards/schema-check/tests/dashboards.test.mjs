@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { defaultDashboard } from '@grafana/schema';
-import { BUILTINS, variablesUsed } from '../lib/promql.mjs';
+import { parser } from '@prometheus-io/lezer-promql';
+import { BUILTINS, substitute, variablesUsed } from '../lib/promql.mjs';
 import { loadDashboards, panelsOf, queriesOf } from '../lib/sources.mjs';
 
 const dashboards = loadDashboards();
@@ -12,6 +13,33 @@ const byFile = Object.fromEntries(dashboards.map(({ file, dashboard }) => [file,
 const variable = (dashboard, name) => dashboard.templating.list.find((v) => v.name === name);
 const exprs = (dashboard) => queriesOf(dashboard).map(({ target }) => target.expr);
 const GRAFANA_BUILTINS = new Set(Object.keys(BUILTINS));
+
+/**
+ * The vector selectors of an expression as [{ name, matchers }], matchers
+ * as { label, op, value } with the dashboard's own variables left as
+ * written ("$cluster") and Grafana's built-in ones replaced so it parses.
+ */
+function matchersOf(expr, dashboard) {
+  const values = { ...BUILTINS };
+  for (const v of dashboard.templating.list) values[v.name] = `$${v.name}`;
+  const text = substitute(expr, values);
+  const found = [];
+  const cursor = parser.parse(text).cursor();
+  do {
+    if (cursor.name !== 'VectorSelector') continue;
+    const node = cursor.node;
+    const id = node.getChild('Identifier');
+    const matchers = (node.getChild('LabelMatchers')?.getChildren('UnquotedLabelMatcher') ?? []).map((m) => {
+      const slice = (n) => text.slice(n.from, n.to);
+      return { label: slice(m.getChild('LabelName')), op: slice(m.getChild('MatchOp')), value: JSON.parse(slice(m.getChild('StringLiteral'))) };
+    });
+    found.push({ name: id ? text.slice(id.from, id.to) : null, matchers });
+  } while (cursor.next());
+  return found;
+}
+
+/** The selector of a label_values(selector, label) variable query. */
+const variableSelector = (query) => query.match(/^label_values\((.+), \w+\)$/s)?.[1];
 
 it('the three dashboards exist', () => {
   for (const file of ['message-flow.json', 'consumer-lag.json', 'cluster-mesh.json']) {
@@ -61,6 +89,56 @@ for (const { file, dashboard } of dashboards) {
         assert.equal(v.includeAll, true);
         assert.equal(v.allValue, '.*');
       }
+    });
+
+    it('has cluster and namespace variables whose All value also matches series without the label', () => {
+      const names = dashboard.templating.list.map((v) => v.name);
+      const queries = {
+        cluster: 'label_values(meshflow_exporter_build_info, cluster)',
+        namespace: 'label_values(meshflow_exporter_build_info{cluster=~"$cluster"}, namespace)',
+      };
+      for (const [name, query] of Object.entries(queries)) {
+        const v = variable(dashboard, name);
+        assert.ok(v, `no ${name} variable`);
+        assert.equal(v.type, 'query');
+        assert.equal(v.query, query);
+        assert.equal(v.includeAll, true);
+        assert.equal(v.multi, true);
+        // `=~".*"` matches an absent label: a Prometheus without external or
+        // Kubernetes target labels (the local stack) still shows everything.
+        assert.equal(v.allValue, '.*');
+        assert.deepEqual(v.current, { text: ['All'], value: ['$__all'] });
+      }
+      // Grafana refreshes chained variables in order: cluster and namespace
+      // come before every variable whose query depends on them.
+      assert.ok(names.indexOf('cluster') < names.indexOf('namespace'));
+      for (const v of dashboard.templating.list.filter((v) => v.type === 'query' && !(v.name in queries))) {
+        assert.ok(names.indexOf(v.name) > names.indexOf('namespace'), `variable ${v.name} before namespace`);
+      }
+    });
+
+    it('scopes every meshflow_* and up selector to $cluster and $namespace', () => {
+      const scoped = (m) => ['cluster', 'namespace'].every((label) =>
+        m.some((x) => x.label === label && x.op === '=~' && x.value === `$${label}`));
+      const queries = [
+        ...queriesOf(dashboard).map(({ panel, target }) => [`panel ${panel.id} ${target.refId}`, target.expr]),
+        ...dashboard.templating.list
+          .filter((v) => v.type === 'query' && v.name !== 'cluster' && variableSelector(v.query)?.startsWith('meshflow_'))
+          .map((v) => [`variable ${v.name}`, variableSelector(v.query)]),
+      ];
+      let checked = 0;
+      for (const [where, expr] of queries) {
+        for (const { name, matchers } of matchersOf(expr, dashboard)) {
+          if (!(name?.startsWith('meshflow_') || name === 'up')) continue;
+          checked += 1;
+          if (where === 'variable namespace') {
+            assert.ok(matchers.some((x) => x.label === 'cluster' && x.value === '$cluster'), where);
+          } else {
+            assert.ok(scoped(matchers), `${where}: ${name} is not scoped to $cluster and $namespace in ${expr}`);
+          }
+        }
+      }
+      assert.ok(checked > 5, `only ${checked} selectors checked`);
     });
 
     it('uses only variables it defines', () => {
@@ -177,7 +255,7 @@ describe('cluster-mesh.json', () => {
   });
 
   it('shows service up and ready', () => {
-    assert.ok(all.includes('up{job=~"meshflow-.*"}'));
+    assert.match(all, /up\{job=~"meshflow-\.\*"[,}]/);
     assert.ok(all.includes('meshflow_service_ready'));
   });
 

@@ -172,6 +172,26 @@ for (const { file, dashboard } of dashboards) {
       }
     });
 
+    it('tables name the value column of each query and override only columns they have', () => {
+      for (const panel of panelsOf(dashboard).filter((p) => p.type === 'table')) {
+        const organize = panel.transformations?.find((t) => t.id === 'organize');
+        assert.ok(panel.transformations?.[0]?.id === 'merge' && organize, `panel ${panel.id}: merge, then organize`);
+        const renamed = organize.options.renameByName;
+        for (const { refId, expr, instant, format } of panel.targets) {
+          assert.ok(instant === true && format === 'table', `panel ${panel.id} ${refId}: an instant table query`);
+          assert.ok(renamed[`Value #${refId}`], `panel ${panel.id}: no column name for query ${refId}`);
+          assert.ok(!/\bor\s+vector\(0\)\s*$/.test(expr), `panel ${panel.id} ${refId}: a fallback row in a table`);
+        }
+        const columns = new Set(Object.values(renamed));
+        for (const o of panel.fieldConfig.overrides) {
+          assert.ok(o.matcher.id === 'byName' && columns.has(o.matcher.options), `panel ${panel.id}: override of ${o.matcher.options}`);
+        }
+        for (const { displayName } of panel.options.sortBy ?? []) {
+          assert.ok(columns.has(displayName), `panel ${panel.id}: sorted by ${displayName}`);
+        }
+      }
+    });
+
     it('gives every panel a title and a description', () => {
       for (const panel of panelsOf(dashboard).filter((p) => p.type !== 'row')) {
         assert.ok(panel.title && panel.description, `panel ${panel.id}`);
@@ -236,6 +256,58 @@ describe('consumer-lag.json', () => {
       const texts = timeline.fieldConfig.defaults.mappings.flatMap((m) => Object.values(m.options).map((o) => o.text));
       assert.ok(texts.includes(state), `no value mapping for ${state}`);
     }
+  });
+
+  const BURROW = { 1: ['OK', 'green'], 2: ['WARN', 'yellow'], 3: ['ERR', 'purple'], 4: ['STOP', 'red'], 5: ['STALL', 'orange'], 6: ['REWIND', 'blue'] };
+  const tableWith = (pattern) => {
+    const panel = panelsOf(d).find((p) => p.type === 'table' && p.targets.some((t) => pattern.test(t.expr)));
+    assert.ok(panel, `no table with ${pattern}`);
+    return panel;
+  };
+  /** The column a query's value is shown in, and that column's override properties. */
+  const column = (panel, pattern) => {
+    const { refId } = panel.targets.find((t) => pattern.test(t.expr));
+    const name = panel.transformations.find((t) => t.id === 'organize').options.renameByName[`Value #${refId}`];
+    const props = panel.fieldConfig.overrides.filter((o) => o.matcher.options === name).flatMap((o) => o.properties);
+    return Object.fromEntries(props.map((p) => [p.id, p.value]));
+  };
+  const assertStatusColumn = (panel, pattern) => {
+    const props = column(panel, pattern);
+    const options = Object.assign({}, ...(props.mappings ?? []).filter((m) => m.type === 'value').map((m) => m.options));
+    for (const [code, [text, color]] of Object.entries(BURROW)) {
+      assert.equal(options[code]?.text, text, `panel ${panel.id}: code ${code}`);
+      assert.equal(options[code]?.color, color, `panel ${panel.id}: colour of ${text}`);
+    }
+    assert.deepEqual(Object.keys(options).sort(), Object.keys(BURROW), `panel ${panel.id}: only the six codes`);
+    assert.equal(props['custom.cellOptions']?.type, 'color-background', `panel ${panel.id}: status cells coloured`);
+  };
+
+  it('lists every watched group, not only those of the selected topics', () => {
+    const group = variable(d, 'group');
+    assert.match(group.query, /^label_values\(meshflow_consumer_(group_status_code|group_status|lag_messages)\{/);
+    assert.ok(!group.query.includes('$topic'), group.query);
+    const names = d.templating.list.map((v) => v.name);
+    assert.ok(names.indexOf('group') < names.indexOf('topic'), 'topic is chained on group');
+  });
+
+  it("has a table of every group's status code, mapped for all six codes", () => {
+    const panel = tableWith(/^max by \(group\) \(meshflow_consumer_group_status_code\{group=~"\$group"/);
+    assertStatusColumn(panel, /meshflow_consumer_group_status_code/);
+    assert.equal(column(panel, /meshflow_consumer_lag_seconds/).unit, 's');
+    assert.ok(panel.targets.some((t) => /^sum by \(group\) \(meshflow_consumer_lag_messages\{/.test(t.expr)));
+  });
+
+  it('shows lag in seconds and messages per group and topic', () => {
+    const panel = tableWith(/^max by \(group, topic\) \(meshflow_consumer_lag_seconds\{/);
+    assert.ok(panel.targets.some((t) => /^sum by \(group, topic\) \(meshflow_consumer_lag_messages\{/.test(t.expr)));
+    assert.equal(column(panel, /meshflow_consumer_lag_seconds/).unit, 's');
+  });
+
+  it('shows status and lag per partition of the selected groups', () => {
+    const panel = tableWith(/^max by \(group, topic, partition\) \(meshflow_consumer_partition_status_code\{group=~"\$group", topic=~"\$topic"/);
+    assertStatusColumn(panel, /meshflow_consumer_partition_status_code/);
+    assert.equal(column(panel, /meshflow_consumer_lag_seconds/).unit, 's');
+    assert.ok(panel.targets.some((t) => /^sum by \(group, topic, partition\) \(meshflow_consumer_lag_messages\{group=~"\$group"/.test(t.expr)));
   });
 
   it('shows rebalances and per-consumer throughput', () => {

@@ -151,6 +151,39 @@ describe('dashboard queries compute what their panels say', () => {
     assert.ok(ok, output);
   });
 
+  it('the consumer groups table: status code, max lag in seconds, total lag and partitions per group', () => {
+    const exporter = 'job="meshflow-exporter"';
+    const partition = (group, p, messages, seconds) => [
+      { series: `meshflow_consumer_lag_messages{${exporter},group="${group}",topic="t",partition="${p}"}`, values: `${messages}x10` },
+      { series: `meshflow_consumer_lag_seconds{${exporter},group="${group}",topic="t",partition="${p}"}`, values: `${seconds}x10` },
+    ];
+    const series = [
+      { series: `meshflow_consumer_group_status_code{${exporter},group="billing"}`, values: '5x10' },
+      { series: `meshflow_consumer_group_status_code{${exporter},group="meshflow"}`, values: '1x10' },
+      ...partition('billing', 0, 300, 40), ...partition('billing', 1, 200, 90),
+      ...partition('meshflow', 0, 2, 0.5),
+    ];
+    const table = (refId) => query('consumer-lag.json', 'Consumer groups', refId);
+    const perGroup = (billing, meshflow) => [{ labels: '{group="billing"}', value: billing }, { labels: '{group="meshflow"}', value: meshflow }];
+    const { ok, output } = promtoolEvaluate(series, [
+      { expr: table('A'), eval_time: '5m', exp_samples: perGroup(5, 1) },
+      { expr: table('B'), eval_time: '5m', exp_samples: perGroup(90, 0.5) },
+      { expr: table('C'), eval_time: '5m', exp_samples: perGroup(500, 2) },
+      { expr: table('D'), eval_time: '5m', exp_samples: perGroup(2, 1) },
+      {
+        expr: query('consumer-lag.json', 'Lag per group and topic', 'B'),
+        eval_time: '5m',
+        exp_samples: [{ labels: '{group="billing",topic="t"}', value: 500 }, { labels: '{group="meshflow",topic="t"}', value: 2 }],
+      },
+      {
+        expr: query('consumer-lag.json', 'Partitions of the selected groups', 'B', { group: 'billing' }),
+        eval_time: '5m',
+        exp_samples: [{ labels: '{group="billing",topic="t",partition="0"}', value: 40 }, { labels: '{group="billing",topic="t",partition="1"}', value: 90 }],
+      },
+    ]);
+    assert.ok(ok, output);
+  });
+
   it('mTLS shares: 3 of 4 connections, 60% of bytes', () => {
     const ns = 'destination_workload_namespace="meshflow"';
     const series = [

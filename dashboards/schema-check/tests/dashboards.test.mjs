@@ -177,9 +177,12 @@ for (const { file, dashboard } of dashboards) {
         const organize = panel.transformations?.find((t) => t.id === 'organize');
         assert.ok(panel.transformations?.[0]?.id === 'merge' && organize, `panel ${panel.id}: merge, then organize`);
         const renamed = organize.options.renameByName;
+        const excluded = organize.options.excludeByName ?? {};
         for (const { refId, expr, instant, format } of panel.targets) {
           assert.ok(instant === true && format === 'table', `panel ${panel.id} ${refId}: an instant table query`);
-          assert.ok(renamed[`Value #${refId}`], `panel ${panel.id}: no column name for query ${refId}`);
+          // Grafana names the value column "Value" for one query, "Value #<refId>" for several.
+          const value = panel.targets.length === 1 ? 'Value' : `Value #${refId}`;
+          assert.ok(renamed[value] || excluded[value], `panel ${panel.id}: no column name for query ${refId}`);
           assert.ok(!/\bor\s+vector\(0\)\s*$/.test(expr), `panel ${panel.id} ${refId}: a fallback row in a table`);
         }
         const columns = new Set(Object.values(renamed));
@@ -323,6 +326,66 @@ describe('cluster-mesh.json', () => {
   it('shows brokers and partition health', () => {
     for (const metric of ['meshflow_brokers', 'meshflow_topic_partitions_leaderless', 'meshflow_topic_partitions_under_replicated']) {
       assert.ok(all.includes(metric), metric);
+    }
+  });
+
+  const table = (pattern) => {
+    const panel = panelsOf(d).find((p) => p.type === 'table' && p.targets.some((t) => pattern.test(t.expr)));
+    assert.ok(panel, `no table with ${pattern}`);
+    return panel;
+  };
+  const columnOf = (panel, refId) => {
+    const options = panel.transformations.find((t) => t.id === 'organize').options;
+    const name = options.renameByName[panel.targets.length === 1 ? 'Value' : `Value #${refId}`];
+    const props = panel.fieldConfig.overrides.filter((o) => o.matcher.options === name).flatMap((o) => o.properties);
+    return { name, ...Object.fromEntries(props.map((p) => [p.id, p.value])) };
+  };
+
+  it('has a topics table: partitions, under-replicated, leaderless, write rate in mps, retained messages', () => {
+    const panel = table(/^max by \(topic\) \(meshflow_topic_partitions\{topic=~"\$topic"/);
+    const find = (pattern) => {
+      const t = panel.targets.find((t) => pattern.test(t.expr));
+      assert.ok(t, `panel ${panel.id}: no query ${pattern}`);
+      return t;
+    };
+    find(/^max by \(topic\) \(meshflow_topic_partitions_under_replicated\{/);
+    find(/^max by \(topic\) \(meshflow_topic_partitions_leaderless\{/);
+    const rate = find(/^max by \(topic\) \(rate\(meshflow_topic_high_watermarks\{[^}]*\}\[5m\]\)\)$/);
+    assert.equal(columnOf(panel, rate.refId).unit, 'mps');
+    find(/^max by \(topic\) \(meshflow_topic_high_watermarks\{[^}]*\} - meshflow_topic_low_watermarks\{[^}]*\}\)$/);
+  });
+
+  it('has a brokers table with id, address and rack', () => {
+    const panel = table(/^max by \(broker_id, address, rack\) \(meshflow_broker_info\{/);
+    const { renameByName, excludeByName } = panel.transformations.find((t) => t.id === 'organize').options;
+    assert.deepEqual(renameByName, { broker_id: 'Broker', address: 'Address', rack: 'Rack' });
+    assert.equal(excludeByName.Value, true, 'the always-1 value is not a column');
+  });
+
+  it('has an exporter health row: poll duration p99, poll errors by kind, groups and partitions watched, left out', () => {
+    const exporterRow = panelsOf(d).find((p) => p.type === 'row' && p.title === 'Exporter');
+    assert.ok(exporterRow, 'no Exporter row');
+    const below = panelsOf(d).filter((p) => p.type !== 'row' && p.gridPos.y > exporterRow.gridPos.y);
+    const texts = below.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p, expr: t.expr })));
+    const withExpr = (pattern) => {
+      const hit = texts.find(({ expr }) => pattern.test(expr));
+      assert.ok(hit, `no panel in the Exporter row with ${pattern}`);
+      return hit.panel;
+    };
+    for (const panel of [withExpr(/^histogram_quantile\(0\.99, sum by \((instance, )?le\) \(rate\(meshflow_exporter_poll_duration_seconds_bucket\{/)]) {
+      assert.equal(panel.fieldConfig.defaults.unit, 's');
+    }
+    withExpr(/^sum by \(kind\) \(increase\(meshflow_exporter_poll_errors_total\{/);
+    for (const metric of ['meshflow_exporter_groups_watched', 'meshflow_exporter_partitions_watched', 'meshflow_exporter_discovery_left_out']) {
+      withExpr(new RegExp(`\\b${metric}\\{`));
+    }
+  });
+
+  it('puts no `or vector(0)` on the cluster view or the exporter series, which may be absent', () => {
+    for (const { panel, target } of queriesOf(d)) {
+      if (/meshflow_(topic|partition|broker|exporter)_/.test(target.expr)) {
+        assert.ok(!/\bvector\(0\)/.test(target.expr), `panel ${panel.id} "${panel.title}" ${target.refId}`);
+      }
     }
   });
 

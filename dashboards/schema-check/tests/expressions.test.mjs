@@ -184,6 +184,23 @@ describe('dashboard queries compute what their panels say', () => {
     assert.ok(ok, output);
   });
 
+  it('the topics table: write rate from the high watermarks in messages per second, retained messages', () => {
+    const exporter = 'job="meshflow-exporter"';
+    const series = [
+      // 600 messages a minute: 10 per second; the low watermark moves by retention.
+      { series: `meshflow_topic_high_watermarks{${exporter},topic="t"}`, values: '1000+600x90' },
+      { series: `meshflow_topic_low_watermarks{${exporter},topic="t"}`, values: '0+100x90' },
+      { series: `meshflow_topic_partitions{${exporter},topic="t"}`, values: '6x90' },
+    ];
+    const topics = (refId) => query('cluster-mesh.json', 'Topics', refId);
+    const { ok, output } = promtoolEvaluate(series, [
+      { expr: topics('A'), eval_time: '80m', exp_samples: [{ labels: '{topic="t"}', value: 6 }] },
+      { expr: topics('D'), eval_time: '80m', exp_samples: [{ labels: '{topic="t"}', value: 10 }] },
+      { expr: topics('E'), eval_time: '80m', exp_samples: [{ labels: '{topic="t"}', value: 1000 + 80 * 500 }] },
+    ]);
+    assert.ok(ok, output);
+  });
+
   it('mTLS shares: 3 of 4 connections, 60% of bytes', () => {
     const ns = 'destination_workload_namespace="meshflow"';
     const series = [

@@ -38,6 +38,36 @@ function matchersOf(expr, dashboard) {
   return found;
 }
 
+/**
+ * Grafana's built-in unit ids (its value formats) a dashboard may use: a
+ * `suffix:` or other custom unit is not one of them.
+ */
+const GRAFANA_UNITS = new Set([
+  // misc
+  'none', 'string', 'short', 'sishort', 'percent', 'percentunit', 'humidity', 'dB', 'hex0x', 'hex', 'sci', 'locale', 'pixel',
+  // data
+  'bits', 'bytes', 'kbytes', 'mbytes', 'gbytes', 'tbytes', 'pbytes', 'decbits', 'decbytes', 'deckbytes', 'decmbytes', 'decgbytes', 'dectbytes', 'decpbytes',
+  // data rate
+  'pps', 'binBps', 'Bps', 'binbps', 'bps', 'KiBs', 'Kibits', 'KBs', 'Kbits', 'MiBs', 'Mibits', 'MBs', 'Mbits', 'GiBs', 'Gibits', 'GBs', 'Gbits',
+  // throughput
+  'cps', 'ops', 'reqps', 'rps', 'wps', 'iops', 'eps', 'mps', 'recps', 'rowsps', 'cpm', 'opm', 'reqpm', 'rpm', 'wpm', 'epm', 'mpm', 'recpm', 'rowspm',
+  // time
+  'hertz', 'ns', 'µs', 'ms', 's', 'm', 'h', 'd', 'dtdurationms', 'dtdurations', 'dthms', 'dtdhms', 'timeticks', 'clockms', 'clocks',
+  // date and boolean
+  'dateTimeAsIso', 'dateTimeAsUS', 'dateTimeAsLocal', 'dateTimeAsSystem', 'dateTimeFromNow', 'bool', 'bool_yes_no', 'bool_on_off',
+]);
+
+/** Every unit a panel sets: field defaults, overrides and a heatmap's y axis. */
+function unitsOf(panel) {
+  const units = [];
+  if (panel.fieldConfig?.defaults?.unit !== undefined) units.push(panel.fieldConfig.defaults.unit);
+  for (const o of panel.fieldConfig?.overrides ?? []) {
+    for (const p of o.properties.filter((p) => p.id === 'unit')) units.push(p.value);
+  }
+  if (panel.options?.yAxis?.unit !== undefined) units.push(panel.options.yAxis.unit);
+  return units;
+}
+
 /** The selector of a label_values(selector, label) variable query. */
 const variableSelector = (query) => query.match(/^label_values\((.+), \w+\)$/s)?.[1];
 
@@ -191,6 +221,23 @@ for (const { file, dashboard } of dashboards) {
         }
         for (const { displayName } of panel.options.sortBy ?? []) {
           assert.ok(columns.has(displayName), `panel ${panel.id}: sorted by ${displayName}`);
+        }
+      }
+    });
+
+    it('uses Grafana built-in units: s for seconds, mps for message rates', () => {
+      const messageRate = /^sum(?: by \([^)]*\))? ?\(rate\(meshflow_\w*messages_total\{[^}]*\}\[[^\]]+\]\)\)$/;
+      const seconds = /^(histogram_quantile\([\d.]+, sum by \([^)]*\) \(rate\(meshflow_\w+_seconds_bucket\{|(max|min|avg|sum)(?: by \([^)]*\))? ?\(meshflow_\w+_seconds\{[^}]*\}\)$)/;
+      for (const panel of panelsOf(dashboard).filter((p) => p.type !== 'row')) {
+        const units = unitsOf(panel);
+        for (const unit of units) assert.ok(GRAFANA_UNITS.has(unit), `panel ${panel.id} "${panel.title}": unit ${unit}`);
+        if (['timeseries', 'stat', 'heatmap', 'table'].includes(panel.type)) {
+          assert.ok(units.length > 0, `panel ${panel.id} "${panel.title}": no unit`);
+        }
+        if (['timeseries', 'stat'].includes(panel.type)) {
+          const exprs = panel.targets.map((t) => t.expr);
+          if (exprs.every((e) => messageRate.test(e))) assert.equal(panel.fieldConfig.defaults.unit, 'mps', `panel ${panel.id} "${panel.title}"`);
+          if (exprs.every((e) => seconds.test(e))) assert.equal(panel.fieldConfig.defaults.unit, 's', `panel ${panel.id} "${panel.title}"`);
         }
       }
     });

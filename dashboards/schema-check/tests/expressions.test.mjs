@@ -12,6 +12,14 @@ const rules = allRules();
 const recorded = new Set(rules.filter(({ rule }) => rule.record).map(({ rule }) => rule.record));
 const dashboards = loadDashboards();
 
+/**
+ * Labels a Prometheus adds to every series of a target, beyond job and
+ * instance: an external label `cluster` (or one relabelled onto targets) and
+ * the Kubernetes target label `namespace`. The dashboards' cluster and
+ * namespace variables filter on them; the services never write them.
+ */
+const TARGET_LABELS = ['cluster', 'namespace'];
+
 /** The selector inside a label_values(selector, label) variable query. */
 function variableSelector(query) {
   const m = typeof query === 'string' && query.match(/^\s*label_values\((.+),\s*(\w+)\s*\)\s*$/s);
@@ -40,7 +48,7 @@ function dashboardExpressions(mode) {
   });
 }
 
-function problemsIn(expr, where) {
+function problemsIn(expr, where, targetLabels = []) {
   const { selectors: found, errors } = selectors(expr);
   const problems = errors.map((e) => `${where}: ${e}`);
   for (const { name, labels } of found) {
@@ -50,7 +58,7 @@ function problemsIn(expr, where) {
     }
     const series = unknownSeriesReason(name, contract, recorded);
     if (series) problems.push(`${where}: ${series}`);
-    for (const label of labels) {
+    for (const label of labels.filter((l) => !targetLabels.includes(l))) {
       const reason = unknownLabelReason(name, label, contract);
       if (reason) problems.push(`${where}: ${reason}`);
     }
@@ -94,7 +102,7 @@ describe('dashboard expressions', () => {
   }
 
   it('use only contract metrics and labels', () => {
-    const problems = dashboardExpressions('all').flatMap(({ expr, where }) => problemsIn(expr, where));
+    const problems = dashboardExpressions('all').flatMap(({ expr, where }) => problemsIn(expr, where, TARGET_LABELS));
     assert.deepEqual(problems, []);
   });
 });
@@ -102,11 +110,12 @@ describe('dashboard expressions', () => {
 describe('dashboard queries compute what their panels say', () => {
   // The query of the panel titled `title`, variables as "All" and with
   // $__range / $__rate_interval as in variableValues.
-  function query(file, title, refId = 'A') {
+  // `selected` overrides variables, as a selection in Grafana would.
+  function query(file, title, refId = 'A', selected = {}) {
     const { dashboard } = dashboards.find((d) => d.file === file);
     const hit = queriesOf(dashboard).find(({ panel, target }) => panel.title === title && target.refId === refId);
     assert.ok(hit, `${file}: no panel "${title}" query ${refId}`);
-    return substitute(hit.target.expr, variableValues(dashboard, 'all'));
+    return substitute(hit.target.expr, { ...variableValues(dashboard, 'all'), ...selected });
   }
   const states = ['OK', 'WARN', 'STALL', 'STOP', 'ERR', 'REWIND'];
   const stateset = (group, active) =>
@@ -114,6 +123,20 @@ describe('dashboard queries compute what their panels say', () => {
       series: `meshflow_consumer_group_status{job="meshflow-exporter",group="${group}",meshflow_consumer_group_status="${s}"}`,
       values: `${s === active ? 1 : 0}x90`,
     }));
+
+  it('All clusters and namespaces include series without those labels; a selection filters', () => {
+    const lag = (labels, value) => ({
+      series: `meshflow_consumer_lag_messages{job="meshflow-exporter",group="g",topic="t",partition="0"${labels}}`,
+      values: `${value}x90`,
+    });
+    const series = [lag('', 10), lag(',cluster="east",namespace="kafka"', 5), lag(',cluster="west",namespace="kafka"', 2)];
+    const { ok, output } = promtoolEvaluate(series, [
+      { expr: query('consumer-lag.json', 'Total lag'), eval_time: '5m', exp_samples: [{ labels: '{}', value: 17 }] },
+      { expr: query('consumer-lag.json', 'Total lag', 'A', { cluster: 'east' }), eval_time: '5m', exp_samples: [{ labels: '{}', value: 5 }] },
+      { expr: query('consumer-lag.json', 'Total lag', 'A', { namespace: 'kafka' }), eval_time: '5m', exp_samples: [{ labels: '{}', value: 7 }] },
+    ]);
+    assert.ok(ok, output);
+  });
 
   it('group status over time encodes each state as its mapped number', () => {
     const expr = query('consumer-lag.json', 'Group status over time');
@@ -125,6 +148,56 @@ describe('dashboard queries compute what their panels say', () => {
         exp_samples: ['a', 'b', 'c', 'd', 'e', 'f'].map((group, value) => ({ labels: `{group="${group}"}`, value })),
       }],
     );
+    assert.ok(ok, output);
+  });
+
+  it('the consumer groups table: status code, max lag in seconds, total lag and partitions per group', () => {
+    const exporter = 'job="meshflow-exporter"';
+    const partition = (group, p, messages, seconds) => [
+      { series: `meshflow_consumer_lag_messages{${exporter},group="${group}",topic="t",partition="${p}"}`, values: `${messages}x10` },
+      { series: `meshflow_consumer_lag_seconds{${exporter},group="${group}",topic="t",partition="${p}"}`, values: `${seconds}x10` },
+    ];
+    const series = [
+      { series: `meshflow_consumer_group_status_code{${exporter},group="billing"}`, values: '5x10' },
+      { series: `meshflow_consumer_group_status_code{${exporter},group="meshflow"}`, values: '1x10' },
+      ...partition('billing', 0, 300, 40), ...partition('billing', 1, 200, 90),
+      ...partition('meshflow', 0, 2, 0.5),
+    ];
+    const table = (refId) => query('consumer-lag.json', 'Consumer groups', refId);
+    const perGroup = (billing, meshflow) => [{ labels: '{group="billing"}', value: billing }, { labels: '{group="meshflow"}', value: meshflow }];
+    const { ok, output } = promtoolEvaluate(series, [
+      { expr: table('A'), eval_time: '5m', exp_samples: perGroup(5, 1) },
+      { expr: table('B'), eval_time: '5m', exp_samples: perGroup(90, 0.5) },
+      { expr: table('C'), eval_time: '5m', exp_samples: perGroup(500, 2) },
+      { expr: table('D'), eval_time: '5m', exp_samples: perGroup(2, 1) },
+      {
+        expr: query('consumer-lag.json', 'Lag per group and topic', 'B'),
+        eval_time: '5m',
+        exp_samples: [{ labels: '{group="billing",topic="t"}', value: 500 }, { labels: '{group="meshflow",topic="t"}', value: 2 }],
+      },
+      {
+        expr: query('consumer-lag.json', 'Partitions of the selected groups', 'B', { group: 'billing' }),
+        eval_time: '5m',
+        exp_samples: [{ labels: '{group="billing",topic="t",partition="0"}', value: 40 }, { labels: '{group="billing",topic="t",partition="1"}', value: 90 }],
+      },
+    ]);
+    assert.ok(ok, output);
+  });
+
+  it('the topics table: write rate from the high watermarks in messages per second, retained messages', () => {
+    const exporter = 'job="meshflow-exporter"';
+    const series = [
+      // 600 messages a minute: 10 per second; the low watermark moves by retention.
+      { series: `meshflow_topic_high_watermarks{${exporter},topic="t"}`, values: '1000+600x90' },
+      { series: `meshflow_topic_low_watermarks{${exporter},topic="t"}`, values: '0+100x90' },
+      { series: `meshflow_topic_partitions{${exporter},topic="t"}`, values: '6x90' },
+    ];
+    const topics = (refId) => query('cluster-mesh.json', 'Topics', refId);
+    const { ok, output } = promtoolEvaluate(series, [
+      { expr: topics('A'), eval_time: '80m', exp_samples: [{ labels: '{topic="t"}', value: 6 }] },
+      { expr: topics('D'), eval_time: '80m', exp_samples: [{ labels: '{topic="t"}', value: 10 }] },
+      { expr: topics('E'), eval_time: '80m', exp_samples: [{ labels: '{topic="t"}', value: 1000 + 80 * 500 }] },
+    ]);
     assert.ok(ok, output);
   });
 
@@ -212,6 +285,15 @@ describe('the checks themselves', () => {
     const problems = problemsIn('meshflow_messages_total{stgae="log"}', 'typo');
     assert.equal(problems.length, 1);
     assert.match(problems[0], /no label stgae/);
+  });
+
+  it('cluster and namespace are allowed on dashboard selectors as target labels, a misspelt one is not', () => {
+    const expr = 'meshflow_consumer_lag_seconds{group="g", cluster=~".*", namespace=~".*"}';
+    assert.deepEqual(problemsIn(expr, 'ok', TARGET_LABELS), []);
+    assert.equal(problemsIn(expr, 'rule').length, 2);
+    const typo = problemsIn('meshflow_consumer_lag_seconds{clsuter=~".*"}', 'typo', TARGET_LABELS);
+    assert.equal(typo.length, 1);
+    assert.match(typo[0], /no label clsuter/);
   });
 
   it('le is a label of buckets only', () => {

@@ -65,7 +65,11 @@ impl Exposed {
                 continue;
             }
             for label in &selector.labels {
-                if !labels.contains(label) && label != "job" && label != "instance" {
+                let from_prometheus = ["job", "instance"]
+                    .iter()
+                    .chain(&crate::grafana::TARGET_LABELS)
+                    .any(|l| l == label);
+                if !labels.contains(label) && !from_prometheus {
                     wrong.push(format!(
                         "{} has no label {label} (it has {labels:?})",
                         selector.metric

@@ -141,7 +141,7 @@ impl Values<'_> {
         let (own, other) = match name {
             "topic" => (self.names.topic.clone(), self.names.receipts.clone()),
             "group" => (self.names.group.clone(), "other.group".to_string()),
-            "namespace" => return Some(vec!["meshflow".to_string()]),
+            "mesh_namespace" => return Some(vec!["meshflow".to_string()]),
             "jaeger_url" => return Some(vec!["http://localhost:16686".to_string()]),
             "datasource" => return Some(vec!["prometheus".to_string()]),
             _ => return None,
@@ -152,6 +152,10 @@ impl Values<'_> {
         })
     }
 }
+
+/// Dashboard variables over labels that Prometheus, not the services, puts
+/// on series (external labels, Kubernetes target labels).
+pub const TARGET_LABELS: [&str; 2] = ["cluster", "namespace"];
 
 /// Grafana's built-in variables (`$__rate_interval`, `$__range`, ...): the
 /// values of `dashboards/schema-check/grafana-builtins.json`, the table the
@@ -207,6 +211,14 @@ fn render(
     let variable = dashboard.variables.get(name);
     let multi = variable.is_some_and(|v| v.multi);
     let selection = if multi { selection } else { Selection::Single };
+    // The target-label variables: the test's Prometheus adds no cluster or
+    // namespace label, so they take the All value, as they do for a user
+    // whose Prometheus adds none.
+    let selection = if TARGET_LABELS.contains(&name) {
+        Selection::All
+    } else {
+        selection
+    };
     if selection == Selection::All {
         // A custom all value is inserted as written, whatever the format.
         return variable

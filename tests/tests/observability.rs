@@ -116,8 +116,44 @@ const ALLOWED_EMPTY: &[AllowedEmpty] = &[
     (
         "cluster-mesh.json",
         "",
-        "var:namespace",
+        "var:mesh_namespace",
         "Istio ztunnel telemetry: no mesh in the local stack",
+    ),
+    (
+        "message-flow.json",
+        "",
+        "var:cluster",
+        "a label Prometheus adds (external labels): this Prometheus adds none",
+    ),
+    (
+        "message-flow.json",
+        "",
+        "var:namespace",
+        "a label Prometheus adds (Kubernetes targets): this Prometheus scrapes no pods",
+    ),
+    (
+        "consumer-lag.json",
+        "",
+        "var:cluster",
+        "a label Prometheus adds (external labels): this Prometheus adds none",
+    ),
+    (
+        "consumer-lag.json",
+        "",
+        "var:namespace",
+        "a label Prometheus adds (Kubernetes targets): this Prometheus scrapes no pods",
+    ),
+    (
+        "cluster-mesh.json",
+        "",
+        "var:cluster",
+        "a label Prometheus adds (external labels): this Prometheus adds none",
+    ),
+    (
+        "cluster-mesh.json",
+        "",
+        "var:namespace",
+        "a label Prometheus adds (Kubernetes targets): this Prometheus scrapes no pods",
     ),
 ];
 
@@ -391,15 +427,29 @@ fn grafana_variables_are_substituted_as_grafana_does() {
                 },
             ),
             (
-                "namespace".to_string(),
+                "mesh_namespace".to_string(),
                 Variable {
                     multi: false,
                     all_value: None,
                 },
             ),
+            (
+                "cluster".to_string(),
+                Variable {
+                    multi: true,
+                    all_value: Some(".*".to_string()),
+                },
+            ),
         ]),
     };
-    let query = r#"sum(rate(m{topic=~"$topic", group=~"(${group})?", ns=~"$namespace", g=~"${group:pipe}"}[$__rate_interval])) + x[[topic]] + y[5m:$__interval] + z[$__range]"#;
+    // A target-label variable takes its All value whatever the selection.
+    for selection in [Selection::Single, Selection::Multi, Selection::All] {
+        assert_eq!(
+            substitute(r#"m{cluster=~"$cluster"}"#, &dashboard, &values, selection),
+            r#"m{cluster=~".*"}"#
+        );
+    }
+    let query = r#"sum(rate(m{topic=~"$topic", group=~"(${group})?", ns=~"$mesh_namespace", g=~"${group:pipe}"}[$__rate_interval])) + x[[topic]] + y[5m:$__interval] + z[$__range]"#;
     let (t, r, g) = (&names.topic, &names.receipts, &names.group);
     let receipts = r.replace('.', r"\\.");
     assert_eq!(

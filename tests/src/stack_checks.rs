@@ -58,18 +58,25 @@ pub fn lags(samples: &HashMap<String, f64>) -> Vec<(String, f64)> {
     out
 }
 
-/// A real Kafka client through the door with `auth` (librdkafka settings);
-/// true when the broker answered a metadata request.
-pub fn kafka_client_answered(door: &str, ca: &str, auth: &[(&str, String)]) -> bool {
+/// librdkafka settings of a client through the door: TLS with the local
+/// CA, plus `auth` (a client certificate, or nothing).
+fn door_client(door: &str, ca: &str, auth: &[(&str, String)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", door)
         .set("security.protocol", "ssl")
-        .set("ssl.ca.location", ca)
-        .set("log_level", "0");
+        .set("ssl.ca.location", ca);
     for (k, v) in auth {
         config.set(*k, v);
     }
+    config
+}
+
+/// A real Kafka client through the door with `auth` (librdkafka settings);
+/// true when the broker answered a metadata request.
+pub fn kafka_client_answered(door: &str, ca: &str, auth: &[(&str, String)]) -> bool {
+    let mut config = door_client(door, ca, auth);
+    config.set("log_level", "0");
     let Ok(client) = config.create::<BaseConsumer>() else {
         return false;
     };
@@ -86,16 +93,10 @@ pub fn commit_through_door(
     group: &str,
     (topic, partition, offset): (&str, i32, i64),
 ) -> bool {
-    let mut config = ClientConfig::new();
+    let mut config = door_client(door, ca, auth);
     config
-        .set("bootstrap.servers", door)
-        .set("security.protocol", "ssl")
-        .set("ssl.ca.location", ca)
         .set("group.id", group)
         .set("enable.auto.commit", "false");
-    for (k, v) in auth {
-        config.set(*k, v);
-    }
     let Ok(client) = config.create::<BaseConsumer>() else {
         return false;
     };

@@ -54,10 +54,7 @@ pub fn list_groups(client: &BaseConsumer, timeout: Duration) -> Result<Vec<Strin
     // SAFETY: the handle, options and queue are valid; librdkafka copies
     // what it needs from the options before returning.
     unsafe { rd::rd_kafka_ListConsumerGroups(rk, options.0, queue.0) };
-    let event = queue
-        .poll(Instant::now() + timeout + Duration::from_secs(1))
-        .ok_or_else(|| failure("list groups", RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT))?;
-    event.check("list groups")?;
+    let event = answer(&queue, timeout, "list groups")?;
     // SAFETY: the event is a ListConsumerGroups result (the only request on
     // this queue); the arrays and strings live as long as the event.
     unsafe {
@@ -216,6 +213,19 @@ fn offsets_of(event: &Event) -> Vec<(String, Result<Vec<Committed>, Error>)> {
             })
             .collect()
     }
+}
+
+/// The one answer on `queue`, checked, within `timeout` and a second.
+pub(super) fn answer(
+    queue: &Queue,
+    timeout: Duration,
+    operation: &'static str,
+) -> Result<Event, Error> {
+    let event = queue
+        .poll(Instant::now() + timeout + Duration::from_secs(1))
+        .ok_or_else(|| failure(operation, RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT))?;
+    event.check(operation)?;
+    Ok(event)
 }
 
 /// An admin failure as the exporter's error.

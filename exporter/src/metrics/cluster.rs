@@ -80,8 +80,8 @@ impl ClusterSeries {
             "topic_partitions"                  => series.topic_partitions.clone(),
             "topic_partitions_under_replicated" => series.topic_under_replicated.clone(),
             "topic_partitions_leaderless"       => series.topic_leaderless.clone(),
-            "topic_high_watermarks"          => series.topic_high.clone(),
-            "topic_low_watermarks"           => series.topic_low.clone(),
+            "topic_high_watermarks"             => series.topic_high.clone(),
+            "topic_low_watermarks"              => series.topic_low.clone(),
             "partition_under_replicated"        => series.under_replicated.clone(),
             "partition_leaderless"              => series.leaderless.clone(),
             "partition_high_watermark"          => series.high.clone(),
@@ -279,51 +279,33 @@ mod tests {
         let topic =
             |name: &str, topic: &str| sample(&registry, &format!("{name}{{topic=\"{topic}\"}}"));
         assert_eq!(value(&registry, "meshflow_brokers"), 3.0);
-        assert_eq!(
-            gauge("meshflow_partition_under_replicated", "events", 0),
-            Some(0.0)
-        );
-        assert_eq!(
-            gauge("meshflow_partition_under_replicated", "events", 1),
-            Some(1.0)
-        );
-        assert_eq!(
-            gauge("meshflow_partition_leaderless", "events", 2),
-            Some(1.0)
-        );
-        assert_eq!(gauge("meshflow_partition_leader", "events", 2), Some(-1.0));
-        assert_eq!(
-            gauge("meshflow_partition_in_sync_replicas", "events", 1),
-            Some(2.0)
-        );
-        assert_eq!(
-            gauge("meshflow_partition_high_watermark", "events", 1),
-            Some(25.0)
-        );
-        assert_eq!(
-            gauge("meshflow_partition_low_watermark", "events", 1),
-            Some(5.0)
-        );
-        assert_eq!(
-            gauge("meshflow_partition_high_watermark", "events", 2),
-            None,
-            "unread"
-        );
-        assert_eq!(topic("meshflow_topic_partitions", "events"), Some(3.0));
-        assert_eq!(
-            topic("meshflow_topic_partitions_under_replicated", "events"),
-            Some(2.0)
-        );
-        assert_eq!(
-            topic("meshflow_topic_partitions_leaderless", "events"),
-            Some(1.0)
-        );
-        assert_eq!(
-            topic("meshflow_topic_high_watermarks", "events"),
-            Some(35.0)
-        );
-        assert_eq!(topic("meshflow_topic_low_watermarks", "events"), Some(5.0));
-        assert_eq!(topic("meshflow_topic_high_watermarks", "orders"), Some(7.0));
+        let partitions = [
+            ("under_replicated", 0, Some(0.0)),
+            ("under_replicated", 1, Some(1.0)),
+            ("leaderless", 2, Some(1.0)),
+            ("leader", 2, Some(-1.0)),
+            ("in_sync_replicas", 1, Some(2.0)),
+            ("high_watermark", 1, Some(25.0)),
+            ("low_watermark", 1, Some(5.0)),
+            // Watermarks not read: no series rather than a made-up value.
+            ("high_watermark", 2, None),
+        ];
+        for (name, p, want) in partitions {
+            let name = format!("meshflow_partition_{name}");
+            assert_eq!(gauge(&name, "events", p), want, "{name} {p}");
+        }
+        let topics = [
+            ("partitions", "events", 3.0),
+            ("partitions_under_replicated", "events", 2.0),
+            ("partitions_leaderless", "events", 1.0),
+            ("high_watermarks", "events", 35.0),
+            ("low_watermarks", "events", 5.0),
+            ("high_watermarks", "orders", 7.0),
+        ];
+        for (name, t, want) in topics {
+            let name = format!("meshflow_topic_{name}");
+            assert_eq!(topic(&name, t), Some(want), "{name} {t}");
+        }
 
         // orders is deleted and events/2 gone; at topic granularity no
         // partition series stay.

@@ -265,6 +265,22 @@ fn group_status_is_a_stateset_with_exactly_one_state_set() {
     assert!(om.contains("# TYPE meshflow_consumer_group_status stateset\n"));
 }
 
+/// A one-broker cluster with one partition of `events`.
+fn one_partition() -> ClusterHealth {
+    ClusterHealth {
+        brokers: 1,
+        partitions: vec![PartitionHealth {
+            topic: "events".into(),
+            partition: 0,
+            leader: 1,
+            replicas: 1,
+            isr: 1,
+            watermarks: Some((0, 1)),
+        }],
+        partitions_left_out: 0,
+    }
+}
+
 #[test]
 fn buckets_read_a_p99_from_1ms_to_60s_and_contain_one_second() {
     assert_eq!(LATENCY_BUCKETS[0], 0.001);
@@ -287,21 +303,7 @@ fn every_contract_name_is_registered() {
     // Families without series are not written; give each one.
     metrics.record_invalid("events", "not_a_number");
     metrics.set_lag(id(&metrics, "g1"), 0, 1, Some(1.0));
-    metrics.set_cluster(
-        &ClusterHealth {
-            brokers: 1,
-            partitions: vec![PartitionHealth {
-                topic: "events".into(),
-                partition: 0,
-                leader: 1,
-                replicas: 1,
-                isr: 1,
-                watermarks: Some((0, 1)),
-            }],
-            partitions_left_out: 0,
-        },
-        Granularity::Partition,
-    );
+    metrics.set_cluster(&one_partition(), Granularity::Partition);
     let text = prometheus_text(&registry);
     for (name, kind) in [
         ("meshflow_e2e_latency_seconds", "histogram"),
@@ -349,21 +351,7 @@ fn every_family_exposed_carries_its_help_text() {
     metrics.set_lag(id(&metrics, "g1"), 0, 1, Some(1.0));
     metrics.set_partition_status("g1", "events", 0, GroupStatus::Ok);
     metrics.set_read_lag("events", Duration::from_secs(1));
-    metrics.set_cluster(
-        &ClusterHealth {
-            brokers: 1,
-            partitions: vec![PartitionHealth {
-                topic: "events".into(),
-                partition: 0,
-                leader: 1,
-                replicas: 1,
-                isr: 1,
-                watermarks: Some((0, 1)),
-            }],
-            partitions_left_out: 0,
-        },
-        Granularity::Partition,
-    );
+    metrics.set_cluster(&one_partition(), Granularity::Partition);
     metrics.set_brokers(&[crate::cluster::Broker {
         id: 1,
         address: "kafka:9092".into(),

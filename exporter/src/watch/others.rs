@@ -253,26 +253,17 @@ mod tests {
             group("audit", vec![lag("orders", 1, T0, 5, Some(2))]),
         ]);
         watch.apply(&found, T0, &metrics, T0);
-        assert_eq!(
-            value(&registry, &lag_series("messages", "billing", "orders", 0)),
-            40.0
-        );
-        assert_eq!(
-            value(&registry, &lag_series("seconds", "billing", "orders", 0)),
-            7.0
-        );
-        assert_eq!(
-            value(&registry, &lag_series("messages", "billing", "payments", 3)),
-            0.0
-        );
-        assert_eq!(
-            value(&registry, &lag_series("seconds", "billing", "payments", 3)),
-            0.0
-        );
-        assert_eq!(
-            value(&registry, &lag_series("messages", "audit", "orders", 1)),
-            5.0
-        );
+        let expected = [
+            ("messages", "billing", "orders", 0, 40.0),
+            ("seconds", "billing", "orders", 0, 7.0),
+            ("messages", "billing", "payments", 3, 0.0),
+            ("seconds", "billing", "payments", 3, 0.0),
+            ("messages", "audit", "orders", 1, 5.0),
+        ];
+        for (name, group, topic, partition, want) in expected {
+            let series = lag_series(name, group, topic, partition);
+            assert_eq!(value(&registry, &series), want, "{series}");
+        }
         assert_eq!(status(&registry, "billing", "OK"), Some(1.0));
         assert_eq!(status(&registry, "audit", "OK"), Some(1.0));
         assert_eq!(

@@ -6,14 +6,14 @@
 //! metadata librdkafka exposes, tells each broker's rack.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::bindings as rd;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{failure, text, Event, Options, Queue};
+use super::{answer, failure, text, Options, Queue};
 use crate::Error;
 
 /// A partition by topic and id.
@@ -148,13 +148,4 @@ pub fn brokers(client: &BaseConsumer, timeout: Duration) -> Result<Vec<Broker>, 
         brokers.sort_by_key(|b| b.id);
         Ok(brokers)
     }
-}
-
-/// The one answer on `queue`, checked, within `timeout` and a second.
-fn answer(queue: &Queue, timeout: Duration, operation: &'static str) -> Result<Event, Error> {
-    let event = queue
-        .poll(Instant::now() + timeout + Duration::from_secs(1))
-        .ok_or_else(|| failure(operation, RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT))?;
-    event.check(operation)?;
-    Ok(event)
 }

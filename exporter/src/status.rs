@@ -34,9 +34,9 @@ status (OK < WARN < REWIND < ERR < STALL < STOP).
 | status | rule |
 | --- | --- |
 | ERR | the group's offsets could not be read in the latest evaluation, the partition's latest sample failed, or no sample was recorded for a whole window (for the group: ERR outright) |
-| REWIND | the committed offset moved back from one sample to the next within the window (an offset reset) |
 | OK | caught up: the latest sample has lag 0 |
 | STOP | the committed offset has not moved, with lag > 0 in every sample, for at least `exporter.status.stop_after` (default 5m); a group that never committed counts as not moving |
+| REWIND | the committed offset moved back from one sample to the next within the window (an offset reset), and the group has not caught up since |
 | OK | some sample in the window has lag 0 (it caught up within the window) |
 | OK | fewer than `exporter.status.min_samples` (default 10) samples in the window |
 | OK | the committed offset did not move within the window (not long enough for STOP yet) |
@@ -261,20 +261,6 @@ impl GroupStatusTracker {
         let (Some(first), Some(last)) = (track.samples.front(), track.samples.back()) else {
             return (GroupStatus::Ok, "no sample".to_owned());
         };
-        let rewound = track
-            .samples
-            .iter()
-            .zip(track.samples.iter().skip(1))
-            .find_map(|(a, b)| {
-                let (from, to) = (a.committed?, b.committed?);
-                (to < from).then_some((from, to))
-            });
-        if let Some((from, to)) = rewound {
-            return (
-                GroupStatus::Rewind,
-                format!("committed offset moved back from {from} to {to}"),
-            );
-        }
         if last.caught_up() {
             return (GroupStatus::Ok, "caught up".to_owned());
         }
@@ -292,6 +278,19 @@ impl GroupStatusTracker {
                 );
             }
         }
+        // After STOP, which outranks it; a rewind worked off is OK.
+        let samples: Vec<&LagSample> = track.samples.iter().collect();
+        let rewound = samples.windows(2).enumerate().rev().find_map(|(i, w)| {
+            let (from, to) = (w[0].committed?, w[1].committed?);
+            (to < from).then_some((i + 1, from, to))
+        });
+        let worked_off = |at: usize| samples[at..].iter().any(|s| s.caught_up());
+        if let Some((_, from, to)) = rewound.filter(|(at, ..)| !worked_off(*at)) {
+            return (
+                GroupStatus::Rewind,
+                format!("committed offset moved back from {from} to {to}"),
+            );
+        }
         if track.samples.iter().any(LagSample::caught_up) {
             return (GroupStatus::Ok, "caught up within the window".to_owned());
         }
@@ -304,7 +303,6 @@ impl GroupStatusTracker {
                 "not committing, not yet long enough for STOP".to_owned(),
             );
         }
-        let samples = track.samples.iter().collect::<Vec<_>>();
         let never_decreasing = samples.windows(2).all(|w| w[1].messages >= w[0].messages);
         let lowest = samples.iter().map(|s| s.messages).min().unwrap_or(0);
         if never_decreasing && lowest >= config.stall_min_lag {

@@ -225,3 +225,64 @@ async fn groups_not_meshflows_get_exact_lag_and_status_and_denied_ones_are_left_
     );
     println!("audit: STOP, then REWIND after its offsets were reset");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_commits_but_never_gains_is_stall() {
+    let bed = Bed::new("discovery-stall").await;
+    let boot = bed.broker.bootstrap.clone();
+    let topic = unique("orders");
+    create_topics(&boot, &[&topic], PARTITIONS).await;
+    // A short window, so that a sample caught between a step's write and
+    // its commit leaves it within seconds.
+    let settings = [
+        ("MESHFLOW__EXPORTER__POLL_INTERVAL", "500ms"),
+        ("MESHFLOW__EXPORTER__STATUS__WINDOW", "3s"),
+        ("MESHFLOW__EXPORTER__STATUS__MIN_SAMPLES", "2"),
+        ("MESHFLOW__EXPORTER__STATUS__STALL_MIN_LAG", "5"),
+    ];
+    let exporter = bed
+        .start_exporter("exporter", &unique("exporter"), &settings)
+        .await;
+    let producer = TestProducer::new(&boot, &topic, "p-orders");
+    let slow = unique("slowpoke");
+    let mut seq = 0;
+    let mut position = 0;
+    let started = std::time::Instant::now();
+    let stalled = loop {
+        // Every step: two more records per partition, one more consumed.
+        producer
+            .send_spread(seq..seq + 2 * PARTITIONS as u64, PARTITIONS)
+            .await;
+        seq += 2 * PARTITIONS as u64;
+        position += 1;
+        commit(
+            &boot,
+            &slow,
+            &topic,
+            &(0..PARTITIONS).map(|p| (p, position)).collect(),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let s = meshflow_tests::scrape::samples(exporter.port).unwrap_or_default();
+        if group_status(&s, &slow, "STALL") == 1.0 {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "no STALL while committing slower than the writes"
+        );
+    };
+    let code = format!("meshflow_consumer_group_status_code{{group=\"{slow}\"}}");
+    let lag = scrape::sum(
+        &stalled,
+        "meshflow_consumer_lag_messages",
+        &[("group", &slow)],
+    );
+    println!(
+        "slowpoke: STALL (code {:?}) after {:.1} s, {position} commits, lag {lag} messages",
+        stalled.get(&code),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(stalled.get(&code), Some(&5.0));
+    assert!(lag >= f64::from(PARTITIONS) * 5.0);
+}

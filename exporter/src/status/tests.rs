@@ -219,13 +219,28 @@ fn rules() {
             vec![
                 Samples(
                     0,
-                    every_5s(0, 300, |i| (Some(if i < 3 { 900 } else { 100 }), 0)),
+                    every_5s(0, 300, |i| (Some(if i < 3 { 900 } else { 100 }), 10)),
                 ),
                 Samples(1, every_5s(0, 300, |i| (Some(10), 50 + i))),
             ],
             300,
             Stop,
             Some(1),
+        ),
+        (
+            "a rewind worked off (caught up since) is OK, even behind again",
+            vec![Samples(
+                0,
+                every_5s(0, 100, |i| match i {
+                    0..=4 => (Some(1000 + i as i64), 20),
+                    5 => (Some(400), 600),
+                    6..=9 => (Some(900 + 100 * i as i64), 0),
+                    _ => (Some(2000 + i as i64), 20),
+                }),
+            )],
+            100,
+            Ok,
+            None,
         ),
         (
             "a rewind that left the window is forgotten",

@@ -169,10 +169,7 @@ impl ClusterPoller {
             .iter()
             .map(|&p| (p, mark(&self.topic, p)))
             .collect();
-        let log_highs = watermarks
-            .iter()
-            .filter_map(|(&p, marks)| Some((p, marks.as_ref().ok()?.1)))
-            .collect();
+        let log_highs = highs(&self.topic);
         let names: Vec<&str> = self.groups.names().collect();
         let mut answers =
             admin::committed_offsets(&self.cluster, &names, REQUEST_TIMEOUT).into_iter();

@@ -136,17 +136,27 @@ impl Watched {
         let evaluation = tracker.evaluate(now_ns);
         metrics.set_status(group, evaluation.status);
         metrics.set_partition_statuses(group, tracker.partition_statuses());
-        if self.last != Some(evaluation.status) {
-            tracing::info!(
-                group = %name,
-                status = evaluation.status.as_str(),
-                reason = %evaluation.reason,
-                "consumer group status"
-            );
-            self.last = Some(evaluation.status);
-        }
+        log_change(&mut self.last, name, Some(&evaluation));
         evaluation
     }
+}
+
+/// Logs a group's status when it differs from `last`, the status last
+/// logged, and remembers it (`None`: the group has no status).
+fn log_change(last: &mut Option<GroupStatus>, group: &str, evaluation: Option<&Evaluation>) {
+    let status = evaluation.map(|e| e.status);
+    if *last == status {
+        return;
+    }
+    if let Some(evaluation) = evaluation {
+        tracing::info!(
+            group = %group,
+            status = evaluation.status.as_str(),
+            reason = %evaluation.reason,
+            "consumer group status"
+        );
+    }
+    *last = status;
 }
 
 /// The receiving end of the marks each poll hands to the reader.

@@ -44,27 +44,19 @@ pub struct Committed {
 /// broker's groups is an error: a partial list would make groups vanish and
 /// come back.
 pub fn list_groups(client: &BaseConsumer, timeout: Duration) -> Result<Vec<String>, Error> {
-    let rk = client.client().native_ptr();
-    let queue = Queue::new(rk);
-    let options = Options::new(
-        rk,
-        rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS,
-        timeout,
-    )?;
-    // SAFETY: the handle, options and queue are valid; librdkafka copies
-    // what it needs from the options before returning.
-    unsafe { rd::rd_kafka_ListConsumerGroups(rk, options.0, queue.0) };
-    let event = answer(&queue, timeout, "list groups")?;
+    let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS;
+    let event = request(client, op, timeout, "list groups", |rk, options, queue| {
+        // SAFETY: the handle, options and queue are live; librdkafka copies
+        // what it needs from the options before returning.
+        unsafe { rd::rd_kafka_ListConsumerGroups(rk, options, queue) }
+    })?;
     // SAFETY: the event is a ListConsumerGroups result (the only request on
     // this queue); the arrays and strings live as long as the event.
     unsafe {
-        let result = rd::rd_kafka_event_ListConsumerGroups_result(event.0);
-        if result.is_null() {
-            return Err(failure(
-                "list groups",
-                RDKafkaRespErr::RD_KAFKA_RESP_ERR__BAD_MSG,
-            ));
-        }
+        let result = present(
+            rd::rd_kafka_event_ListConsumerGroups_result(event.0),
+            "list groups",
+        )?;
         let mut errors = 0;
         let errs = rd::rd_kafka_ListConsumerGroups_result_errors(result, &mut errors);
         if errors > 0 {
@@ -100,14 +92,8 @@ pub fn committed_offsets(
         Ok(options) => options,
         Err(e) => return groups.iter().map(|_| Err(e.clone())).collect(),
     };
-    let timed_out = || {
-        failure(
-            "group offsets",
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT,
-        )
-    };
     let mut answers: Vec<Result<Vec<Committed>, Error>> =
-        groups.iter().map(|_| Err(timed_out())).collect();
+        groups.iter().map(|_| Err(no_answer())).collect();
     let index: HashMap<&str, usize> = groups.iter().enumerate().map(|(i, g)| (*g, i)).collect();
     let deadline = Instant::now() + timeout + Duration::from_secs(1);
     let mut next = 0;
@@ -215,17 +201,41 @@ fn offsets_of(event: &Event) -> Vec<(String, Result<Vec<Committed>, Error>)> {
     }
 }
 
-/// The one answer on `queue`, checked, within `timeout` and a second.
-pub(super) fn answer(
-    queue: &Queue,
+/// Sends one admin request of kind `op` (`send` puts it on the queue it is
+/// given, with options carrying `timeout`) and returns its answer, checked,
+/// within `timeout` and a second.
+pub(super) fn request(
+    client: &BaseConsumer,
+    op: rd::rd_kafka_admin_op_t,
     timeout: Duration,
     operation: &'static str,
+    send: impl FnOnce(
+        *mut rd::rd_kafka_t,
+        *const rd::rd_kafka_AdminOptions_t,
+        *mut rd::rd_kafka_queue_t,
+    ),
 ) -> Result<Event, Error> {
+    let rk = client.client().native_ptr();
+    let queue = Queue::new(rk);
+    let options = Options::new(rk, op, timeout)?;
+    send(rk, options.0, queue.0);
     let event = queue
         .poll(Instant::now() + timeout + Duration::from_secs(1))
         .ok_or_else(|| failure(operation, RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT))?;
     event.check(operation)?;
     Ok(event)
+}
+
+/// A result pointer taken from an answer, or the error of a malformed one.
+pub(super) fn present<T>(result: *const T, operation: &'static str) -> Result<*const T, Error> {
+    if result.is_null() {
+        Err(failure(
+            operation,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__BAD_MSG,
+        ))
+    } else {
+        Ok(result)
+    }
 }
 
 /// An admin failure as the exporter's error.

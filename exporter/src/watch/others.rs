@@ -153,17 +153,7 @@ impl OtherWatched {
                 }
             }
         }
-        if self.last != status {
-            if let Some(evaluation) = &worst {
-                tracing::info!(
-                    group = %name,
-                    status = evaluation.status.as_str(),
-                    reason = %evaluation.reason,
-                    "consumer group status"
-                );
-            }
-            self.last = status;
-        }
+        super::log_change(&mut self.last, name, worst.as_ref());
     }
 
     /// The group is gone: its series go too.

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{answer, failure, text, Options, Queue};
+use super::{failure, present, request, text};
 use crate::Error;
 
 /// A partition by topic and id.
@@ -59,7 +59,6 @@ fn list_offsets(
     spec: Offset,
     timeout: Duration,
 ) -> Result<BTreeMap<Partition, i64>, Error> {
-    let rk = client.client().native_ptr();
     let mut list = TopicPartitionList::with_capacity(partitions.len());
     for (topic, p) in partitions {
         list.add_partition_offset(topic, *p, spec).map_err(|_| {
@@ -69,26 +68,19 @@ fn list_offsets(
             )
         })?;
     }
-    let queue = Queue::new(rk);
-    let options = Options::new(
-        rk,
-        rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTOFFSETS,
-        timeout,
-    )?;
-    // SAFETY: the list, options and queue are live; librdkafka copies the
-    // list before returning.
-    unsafe { rd::rd_kafka_ListOffsets(rk, list.ptr(), options.0, queue.0) };
-    let event = answer(&queue, timeout, "list offsets")?;
+    let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTOFFSETS;
+    let event = request(client, op, timeout, "list offsets", |rk, options, queue| {
+        // SAFETY: the list, options and queue are live; librdkafka copies
+        // the list before returning.
+        unsafe { rd::rd_kafka_ListOffsets(rk, list.ptr(), options, queue) }
+    })?;
     // SAFETY: the event is a ListOffsets result (the only request on this
     // queue); the infos and their partitions live as long as the event.
     unsafe {
-        let result = rd::rd_kafka_event_ListOffsets_result(event.0);
-        if result.is_null() {
-            return Err(failure(
-                "list offsets",
-                RDKafkaRespErr::RD_KAFKA_RESP_ERR__BAD_MSG,
-            ));
-        }
+        let result = present(
+            rd::rd_kafka_event_ListOffsets_result(event.0),
+            "list offsets",
+        )?;
         let mut n = 0;
         let infos = rd::rd_kafka_ListOffsets_result_infos(result, &mut n);
         let mut found = BTreeMap::new();
@@ -108,26 +100,24 @@ fn list_offsets(
 
 /// Every broker of the cluster, by id.
 pub fn brokers(client: &BaseConsumer, timeout: Duration) -> Result<Vec<Broker>, Error> {
-    let rk = client.client().native_ptr();
-    let queue = Queue::new(rk);
-    let options = Options::new(
-        rk,
-        rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER,
+    let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER;
+    let event = request(
+        client,
+        op,
         timeout,
+        "describe cluster",
+        |rk, options, queue| {
+            // SAFETY: the handle, options and queue are live.
+            unsafe { rd::rd_kafka_DescribeCluster(rk, options, queue) }
+        },
     )?;
-    // SAFETY: the handle, options and queue are live.
-    unsafe { rd::rd_kafka_DescribeCluster(rk, options.0, queue.0) };
-    let event = answer(&queue, timeout, "describe cluster")?;
     // SAFETY: the event is a DescribeCluster result; the nodes and their
     // strings live as long as the event.
     unsafe {
-        let result = rd::rd_kafka_event_DescribeCluster_result(event.0);
-        if result.is_null() {
-            return Err(failure(
-                "describe cluster",
-                RDKafkaRespErr::RD_KAFKA_RESP_ERR__BAD_MSG,
-            ));
-        }
+        let result = present(
+            rd::rd_kafka_event_DescribeCluster_result(event.0),
+            "describe cluster",
+        )?;
         let mut n = 0;
         let nodes = rd::rd_kafka_DescribeCluster_result_nodes(result, &mut n);
         let mut brokers: Vec<Broker> = (0..n)

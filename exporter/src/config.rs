@@ -18,6 +18,7 @@ use serde::Deserialize;
 mod accounting;
 mod cluster;
 mod discovery;
+mod probe;
 
 pub use crate::status::StatusConfig;
 use crate::Error;
@@ -27,6 +28,7 @@ pub use accounting::{
 };
 pub use cluster::{ClusterExpectation, Granularity};
 pub use discovery::{DiscoveryConfig, Filter};
+pub use probe::{ProbeConfig, DEFAULT_PROBE_TOPIC, MAX_PROBE_PARTITIONS};
 
 /// librdkafka keys the exporter's typed settings own.
 pub const OWNED_KEYS: &[&str] = &[
@@ -106,6 +108,9 @@ pub struct ExporterSettings {
     /// The cluster's other consumer groups to watch.
     #[serde(default)]
     pub discovery: DiscoveryConfig,
+    /// The built-in probe, for clusters without meshflow traffic.
+    #[serde(default)]
+    pub probe: ProbeConfig,
 }
 
 /// The design's data topic.
@@ -153,6 +158,7 @@ impl Default for ExporterSettings {
             status: StatusConfig::default(),
             cluster: ClusterExpectation::default(),
             discovery: DiscoveryConfig::default(),
+            probe: ProbeConfig::default(),
         }
     }
 }
@@ -229,6 +235,7 @@ impl ExporterSettings {
         self.status.validate().map_err(config_error)?;
         self.cluster.validate().map_err(config_error)?;
         self.discovery.validate().map_err(config_error)?;
+        self.probe.validate(&[&self.topic], &self.receipts_topic)?;
         let needed =
             poll.saturating_mul(u32::try_from(self.status.min_samples).unwrap_or(u32::MAX));
         if self.status.window < needed {

@@ -41,6 +41,7 @@ pub mod id_hash;
 pub mod lag;
 pub mod metrics;
 pub mod observation;
+pub mod probe;
 pub mod progress;
 pub mod reader;
 pub mod service;

@@ -36,12 +36,14 @@ mod cluster;
 mod groups;
 mod labels;
 mod poll;
+mod probe;
 mod series;
 
 use cluster::ClusterSeries;
 pub use labels::*;
 pub use poll::PollReport;
 use poll::PollSeries;
+pub use probe::ProbeSeries;
 use series::{record, valid_trace_id, GroupSeries, StageSeries};
 
 /// Full name of the group status family, which the HTTP endpoint declares
@@ -96,6 +98,7 @@ pub struct ExporterMetrics {
     read_lag: Family<TopicLabels, SecondsGauge>,
     evicted: Family<EvictionLabels, Counter>,
     poll: PollSeries,
+    probe: ProbeSeries,
 }
 
 impl ExporterMetrics {
@@ -178,6 +181,7 @@ impl ExporterMetrics {
             read_lag: Family::default(),
             evicted: Family::default(),
             poll: PollSeries::register(registry),
+            probe: ProbeSeries::register(registry),
         };
         metrics.set_left_out(0, 0);
         for reason in ["idle", "capacity", "rebased"] {
@@ -308,6 +312,11 @@ impl ExporterMetrics {
     /// The watched groups.
     pub fn groups(&self) -> &Groups {
         &self.groups
+    }
+
+    /// The probe's series.
+    pub fn probe(&self) -> &ProbeSeries {
+        &self.probe
     }
 }
 

@@ -1,14 +1,16 @@
 //! The exporter's run loop: wires the reader, the polling and the
 //! reachability probe together and stops them all on shutdown.
 //!
-//! Three tasks run until the shutdown token fires:
+//! These tasks run until the shutdown token fires:
 //!
 //! - the [`Reader`] reads both topics into the accounting, sweeps it every
 //!   second, and commits what it read when it stops;
 //! - the [`watch`] loop polls offsets, watermarks and metadata every
 //!   `exporter.poll_interval` for lag, group status and cluster health;
 //! - a probe keeps the `kafka` readiness condition in step with whether
-//!   Kafka answers.
+//!   Kafka answers;
+//! - with `exporter.probe.enabled`, the end-to-end [`Probe`] writes its
+//!   own messages to the probe topic and reads them back.
 //!
 //! `/readyz` is 200 when Kafka answers and the partitions of both topics
 //! are assigned to the reader.
@@ -21,6 +23,7 @@
 use std::sync::Arc;
 
 use meshflow_common::cluster::supervise_kafka_probe;
+use meshflow_common::config::instance_id;
 use meshflow_common::http::Readiness;
 use meshflow_common::shutdown::Supervisor;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +32,7 @@ use crate::accounting::Accounting;
 use crate::cluster::ClusterPoller;
 use crate::config::Config;
 use crate::metrics::ExporterMetrics;
+use crate::probe::Probe;
 use crate::reader::{self, Reader};
 use crate::watch::{self, GroupWatch};
 use crate::Error;
@@ -83,11 +87,23 @@ pub async fn run(
             shutdown.clone(),
         ),
     );
+    let metrics_probe = metrics.probe().clone();
     let reader =
         Reader::new(consumer, accounting, metrics, readiness, &config).with_marks(marks_rx);
     let reading = supervisor.spawn("reader", reader.run(shutdown.clone()));
+    let mut tasks = vec![reading, watching, probe];
+    if settings.probe.enabled {
+        let end_to_end = Probe::new(
+            &config.kafka,
+            &settings.probe,
+            &settings.group_id,
+            &instance_id("exporter-probe"),
+            metrics_probe,
+        )?;
+        tasks.push(supervisor.spawn("probe", end_to_end.run(shutdown.clone())));
+    }
 
-    for task in [reading, watching, probe] {
+    for task in tasks {
         let _ = task.await;
     }
     supervisor.result().map_err(Error::TaskEnded)

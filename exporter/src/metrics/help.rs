@@ -44,6 +44,16 @@ pub(super) const HELP: &[(&str, &str)] = &[
     ("exporter_lag_seconds_unknown", "Lag figures served without lag in seconds because the timestamp of the record at the group's position could not be read in time; the seconds series is removed, not left at an old value"),
     ("exporter_discovery_left_out", "What discovery selected but left out in the last poll, beyond exporter.discovery.max_groups (groups) or max_partitions (partitions)"),
     ("exporter_partitions_watched", "Partitions with a lag figure in the last poll, summed over the watched groups"),
+    ("probe_messages_sent", "Probe messages sent, by partition, the broker leading it, and result: acked by the broker, or failed (timed out or refused; never counted lost)"),
+    ("probe_messages_received", "Probe messages read back from the probe topic, by partition and the broker that led it when sent"),
+    ("probe_messages_lost", "Probe messages the broker acknowledged that the reading passed without finding (the partition is read in order)"),
+    ("probe_messages_duplicated", "Probe messages read back more than once"),
+    ("probe_messages_unjudged", "Probe messages dropped from the probe's bounded books before they could be judged"),
+    ("probe_records_foreign", "Records of the probe topic this probe did not write (another producer id, or a sequence number or partition it never used); they move no other figure"),
+    ("probe_round_trip_seconds", "Probe round trip: read back by the exporter minus created by the exporter (one clock)"),
+    ("probe_ack_latency_seconds", "Probe acknowledgement latency: acked by the broker (acks=all) minus created"),
+    ("probe_partitions", "Partitions of the probe topic the probe writes to"),
+    ("probe_brokers_uncovered", "Brokers of the cluster that lead no partition of the probe topic, so the probe does not measure them"),
 ];
 
 /// The help text of the family `name`.

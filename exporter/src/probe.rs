@@ -1,0 +1,416 @@
+//! The built-in probe (`exporter.probe.enabled`): for a cluster that
+//! carries no meshflow traffic, the exporter writes its own and reads it
+//! back, as kminion's end-to-end module does, but judged by sequence
+//! numbers (see [`book`]).
+//!
+//! - The probe topic is created when missing, with
+//!   `partitions_per_broker` partitions per broker and at most as many
+//!   replicas as there are brokers; partitions are added when brokers
+//!   join. Kafka spreads the leaders of a new topic's partitions over the
+//!   brokers; `meshflow_probe_brokers_uncovered` counts brokers that lead
+//!   none, which the probe then does not measure.
+//! - Every `interval`, one message goes to every partition, with the
+//!   envelope (`mf-producer` new for each exporter process, `mf-seq`,
+//!   `mf-created-ns`), through an idempotent `acks=all` producer.
+//! - The probe's own consumer (no group membership, no commits) reads every
+//!   partition from the end it found before the first send, so everything
+//!   sent is read.
+//! - Figures are per partition and per broker that led the partition when
+//!   the message was sent: sent (acked or failed), acknowledgement latency,
+//!   received, round trip, lost, duplicated.
+//!
+//! The layout (partitions and their leaders) is read again every
+//! [`LAYOUT_INTERVAL`]; a broker that is down shows as failed sends and a
+//! growing round trip on the partitions it led, until leadership moves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshflow_common::config::KafkaConfig;
+use meshflow_common::envelope::{now_ns, Envelope};
+use meshflow_common::headers::MessageHeaders;
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ProbeConfig, MAX_PROBE_PARTITIONS};
+use crate::metrics::ProbeSeries;
+use crate::Error;
+use book::{ProbeBook, Read};
+
+pub mod book;
+
+/// How often the probe topic's partitions and leaders are read again.
+pub const LAYOUT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Upper bound of one metadata or admin request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most messages the probe's books remember.
+const MAX_FLIGHTS: usize = 65_536;
+
+/// Payload of every probe message.
+const PAYLOAD: &[u8] = b"meshflow probe";
+
+/// One partition of the probe topic and its leader (-1: none).
+type Leader = (i32, i32);
+
+/// How one send ended: its sequence number, partition, leader, creation
+/// time, and the offset it was written at (`None`: failed).
+type Delivery = (u64, Leader, u64, Option<i64>);
+
+/// The probe's clients and books.
+pub struct Probe {
+    config: ProbeConfig,
+    admin: AdminClient<DefaultClientContext>,
+    producer: FutureProducer,
+    consumer: Arc<StreamConsumer>,
+    book: ProbeBook,
+    metrics: ProbeSeries,
+    /// Partitions written, with their leaders.
+    leaders: Vec<Leader>,
+    /// Partitions the consumer reads.
+    assigned: BTreeSet<i32>,
+    unjudged_published: u64,
+}
+
+impl Probe {
+    /// Creates the clients; `own_group` is the exporter's group id, from
+    /// which the probe's reader derives its own (it never joins or commits).
+    pub fn new(
+        kafka_config: &KafkaConfig,
+        config: &ProbeConfig,
+        own_group: &str,
+        producer_id: &str,
+        metrics: ProbeSeries,
+    ) -> Result<Self, Error> {
+        let admin = kafka_config
+            .client_config()
+            .create()
+            .map_err(kafka("probe admin"))?;
+        let producer = kafka_config
+            .client_config_with(|c| {
+                c.set("client.id", "meshflow-exporter-probe")
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("linger.ms", "0")
+                    .set(
+                        "message.timeout.ms",
+                        config.send_timeout.as_millis().to_string(),
+                    );
+            })
+            .create()
+            .map_err(kafka("probe producer"))?;
+        let consumer = kafka_config
+            .client_config_with(|c| {
+                c.set("group.id", format!("{own_group}-probe-reader"))
+                    .set("client.id", "meshflow-exporter-probe")
+                    .set("enable.auto.commit", "false")
+                    .set("enable.auto.offset.store", "false")
+                    .set("auto.offset.reset", "earliest")
+                    .set("fetch.wait.max.ms", "100");
+            })
+            .create()
+            .map(Arc::new)
+            .map_err(kafka("probe consumer"))?;
+        Ok(Probe {
+            config: config.clone(),
+            admin,
+            producer,
+            consumer,
+            book: ProbeBook::new(producer_id, MAX_FLIGHTS),
+            metrics,
+            leaders: Vec::new(),
+            assigned: BTreeSet::new(),
+            unjudged_published: 0,
+        })
+    }
+
+    /// Probes until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        tracing::info!(topic = %self.config.topic, producer = %self.book.producer(), "probe starts");
+        let mut layout = tokio::time::interval(LAYOUT_INTERVAL);
+        let mut round = tokio::time::interval(self.config.interval);
+        round.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut deliveries: JoinSet<Delivery> = JoinSet::new();
+        let mut failing: Option<String> = None;
+        let consumer = self.consumer.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = layout.tick() => {
+                    if let Err(e) = self.refresh_layout().await {
+                        let error = e.to_string();
+                        if failing.as_ref() != Some(&error) {
+                            tracing::warn!(%error, "probe topic layout");
+                            failing = Some(error);
+                        }
+                    } else if failing.take().is_some() {
+                        tracing::info!("probe topic layout readable again");
+                    }
+                }
+                _ = round.tick(), if !self.assigned.is_empty() => self.send_round(&mut deliveries),
+                Some(done) = deliveries.join_next(), if !deliveries.is_empty() => {
+                    if let Ok(delivery) = done {
+                        self.delivered(delivery);
+                    }
+                }
+                message = consumer.recv(), if !self.assigned.is_empty() => match message {
+                    Ok(message) => self.read(&message),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "probe read");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        deliveries.abort_all();
+        tracing::info!("probe stopped");
+    }
+
+    /// Sends one message to every partition.
+    fn send_round(&mut self, deliveries: &mut JoinSet<Delivery>) {
+        let now = now_ns();
+        self.book.expire(now);
+        self.publish_unjudged();
+        for &(partition, leader) in &self.leaders {
+            let seq = self.book.send(partition, leader, now);
+            let mut headers = MessageHeaders::with_capacity(3);
+            Envelope {
+                producer: self.book.producer().to_string(),
+                seq,
+                created_ns: now,
+            }
+            .add_to(&mut headers);
+            let record = FutureRecord::<(), _>::to(&self.config.topic)
+                .partition(partition)
+                .payload(PAYLOAD)
+                .headers(headers.into_owned());
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.spawn(async move {
+                        let offset = match delivery.await {
+                            Ok(Ok(delivered)) => Some(delivered.offset),
+                            _ => None,
+                        };
+                        (seq, (partition, leader), now, offset)
+                    });
+                }
+                Err((e, _)) => {
+                    tracing::debug!(partition, error = %e, "probe send refused");
+                    self.book.failed(seq);
+                    self.metrics.sent(partition, leader, None);
+                }
+            }
+        }
+    }
+
+    /// Books how a send ended.
+    fn delivered(&mut self, (seq, (partition, leader), created_ns, offset): Delivery) {
+        match offset {
+            Some(offset) => {
+                self.book.acked(seq, offset);
+                let seconds = now_ns().saturating_sub(created_ns) as f64 / 1e9;
+                self.metrics.sent(partition, leader, Some(seconds));
+            }
+            None => {
+                self.book.failed(seq);
+                self.metrics.sent(partition, leader, None);
+            }
+        }
+    }
+
+    /// Judges one record read back.
+    fn read(&mut self, message: &BorrowedMessage<'_>) {
+        let read_ns = now_ns();
+        let partition = message.partition();
+        let (producer, seq) = match Envelope::from_headers(message.headers()) {
+            Ok(Some(envelope)) => (envelope.producer, envelope.seq),
+            _ => (String::new(), 0),
+        };
+        let (read, lost) = self
+            .book
+            .read(partition, message.offset(), &producer, seq, read_ns);
+        match read {
+            Read::Received { flight, latency_ns } => {
+                self.metrics
+                    .received(partition, flight.broker, latency_ns as f64 / 1e9);
+            }
+            Read::Duplicate => self
+                .metrics
+                .duplicated(partition, self.leader_of(partition)),
+            Read::Unjudged => {}
+            Read::NotOurs => self.metrics.foreign(),
+        }
+        for flight in lost {
+            tracing::warn!(
+                partition = flight.partition,
+                broker = flight.broker,
+                offset = flight.offset,
+                "probe message acknowledged but not in the log"
+            );
+            self.metrics.lost(flight.partition, flight.broker);
+        }
+    }
+
+    fn leader_of(&self, partition: i32) -> i32 {
+        self.leaders
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map_or(-1, |&(_, leader)| leader)
+    }
+
+    fn publish_unjudged(&mut self) {
+        let unjudged = self.book.unjudged();
+        self.metrics
+            .unjudged(unjudged.saturating_sub(self.unjudged_published));
+        self.unjudged_published = unjudged;
+    }
+
+    /// Reads the probe topic's partitions and leaders, creates the topic or
+    /// adds partitions as the brokers require, and starts reading new
+    /// partitions at their end.
+    async fn refresh_layout(&mut self) -> Result<(), Error> {
+        let layout = self.layout().await?;
+        let brokers = layout.brokers.len();
+        let wanted =
+            (brokers * self.config.partitions_per_broker as usize).clamp(1, MAX_PROBE_PARTITIONS);
+        let layout = match layout.leaders.len() {
+            0 => {
+                let replicas = (self.config.replication_factor as usize).clamp(1, brokers.max(1));
+                self.create_topic(wanted, replicas).await?;
+                self.layout().await?
+            }
+            have if have < wanted => {
+                self.add_partitions(wanted).await?;
+                self.layout().await?
+            }
+            _ => layout,
+        };
+        let mut leaders: Vec<Leader> = layout.leaders.into_iter().collect();
+        leaders.truncate(MAX_PROBE_PARTITIONS);
+        let leading: BTreeSet<i32> = leaders.iter().map(|&(_, leader)| leader).collect();
+        let uncovered = layout.brokers.difference(&leading).count();
+        self.metrics.set_layout(&leaders, uncovered);
+        let new: Vec<i32> = leaders
+            .iter()
+            .map(|&(p, _)| p)
+            .filter(|p| !self.assigned.contains(p))
+            .collect();
+        self.leaders = leaders;
+        if !new.is_empty() {
+            self.assign(new).await?;
+        }
+        Ok(())
+    }
+
+    /// The cluster's brokers and the probe topic's partitions with their
+    /// leaders (none when the topic does not exist).
+    async fn layout(&self) -> Result<Layout, Error> {
+        let metadata = tokio::task::block_in_place(|| {
+            self.consumer
+                .fetch_metadata(Some(&self.config.topic), REQUEST_TIMEOUT)
+        })
+        .map_err(kafka("probe metadata"))?;
+        let brokers = metadata.brokers().iter().map(|b| b.id()).collect();
+        let leaders = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == self.config.topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
+            .collect();
+        Ok(Layout { brokers, leaders })
+    }
+
+    async fn create_topic(&self, partitions: usize, replicas: usize) -> Result<(), Error> {
+        let topic = NewTopic::new(
+            &self.config.topic,
+            i32::try_from(partitions).unwrap_or(i32::MAX),
+            TopicReplication::Fixed(i32::try_from(replicas).unwrap_or(1)),
+        );
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let asked = self.admin.create_topics([&topic], &options);
+        let results = admin_answer("probe create topic", asked).await?;
+        for result in results {
+            match result {
+                Ok(_) => tracing::info!(
+                    topic = %self.config.topic, partitions, replicas, "probe topic created"
+                ),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(admin_error("probe create topic", code)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_partitions(&self, total: usize) -> Result<(), Error> {
+        let more = NewPartitions::new(&self.config.topic, total);
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let asked = self.admin.create_partitions([&more], &options);
+        for result in admin_answer("probe add partitions", asked).await? {
+            if let Err((_, code)) = result {
+                return Err(admin_error("probe add partitions", code));
+            }
+        }
+        tracing::info!(topic = %self.config.topic, partitions = total, "probe partitions added");
+        Ok(())
+    }
+
+    /// Starts reading `new` partitions at their current end, before the
+    /// first message is sent to them; the partitions already read go on
+    /// where they are.
+    async fn assign(&mut self, new: Vec<i32>) -> Result<(), Error> {
+        let mut assignment = TopicPartitionList::new();
+        for &partition in &new {
+            let (_, high) = tokio::task::block_in_place(|| {
+                self.consumer
+                    .fetch_watermarks(&self.config.topic, partition, REQUEST_TIMEOUT)
+            })
+            .map_err(kafka("probe watermarks"))?;
+            assignment
+                .add_partition_offset(&self.config.topic, partition, Offset::Offset(high))
+                .map_err(kafka("probe assign"))?;
+        }
+        self.consumer
+            .incremental_assign(&assignment)
+            .map_err(kafka("probe assign"))?;
+        tracing::info!(partitions = ?new, "probe partitions read");
+        self.assigned.extend(new);
+        Ok(())
+    }
+}
+
+/// The brokers and the probe topic's leaders, from one metadata answer.
+struct Layout {
+    brokers: BTreeSet<i32>,
+    leaders: BTreeMap<i32, i32>,
+}
+
+/// Wraps a Kafka error with what was being done.
+fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> Error {
+    move |source| Error::Kafka { operation, source }
+}
+
+/// An admin request's per-topic failure.
+fn admin_error(operation: &'static str, code: RDKafkaErrorCode) -> Error {
+    kafka(operation)(KafkaError::AdminOp(code))
+}
+
+/// Waits for an admin request's answer, bounded.
+async fn admin_answer<T>(
+    operation: &'static str,
+    asked: impl std::future::Future<Output = Result<T, KafkaError>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(REQUEST_TIMEOUT * 2, asked)
+        .await
+        .map_err(|_| admin_error(operation, RDKafkaErrorCode::OperationTimedOut))?
+        .map_err(kafka(operation))
+}

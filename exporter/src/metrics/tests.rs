@@ -357,6 +357,10 @@ fn every_family_exposed_carries_its_help_text() {
         address: "kafka:9092".into(),
         rack: None,
     }]);
+    let probe = metrics.probe();
+    probe.set_layout(&[(0, 1)], 0);
+    probe.sent(0, 1, Some(0.01));
+    probe.received(0, 1, 0.02);
     let text = prometheus_text(&registry);
     let exposed: Vec<(&str, &str)> = text
         .lines()
@@ -393,4 +397,45 @@ fn the_expected_cluster_is_published_for_the_brokers_alerts() {
     });
     assert_eq!(value(&registry, "meshflow_brokers_expected"), 1.0);
     assert_eq!(value(&registry, "meshflow_brokers_min_insync"), 1.0);
+}
+
+#[test]
+fn the_probe_series_of_a_partition_exist_at_zero_and_count_per_broker() {
+    let (registry, metrics) = setup();
+    let probe = metrics.probe();
+    probe.set_layout(&[(0, 1), (1, 2), (2, 2)], 1);
+    assert_eq!(value(&registry, "meshflow_probe_partitions"), 3.0);
+    assert_eq!(value(&registry, "meshflow_probe_brokers_uncovered"), 1.0);
+    for (partition, broker) in [(0, 1), (1, 2), (2, 2)] {
+        let labels = format!("{{partition=\"{partition}\",broker=\"{broker}\"}}");
+        for name in ["received", "lost", "duplicated"] {
+            let series = format!("meshflow_probe_messages_{name}_total{labels}");
+            assert_eq!(value(&registry, &series), 0.0, "{series}");
+        }
+    }
+    probe.sent(1, 2, Some(0.004));
+    probe.sent(1, 2, None);
+    probe.received(1, 2, 0.3);
+    probe.lost(2, 2);
+    let sent = |result: &str| {
+        value(
+            &registry,
+            &format!("meshflow_probe_messages_sent_total{{partition=\"1\",broker=\"2\",result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!((sent("acked"), sent("failed")), (1.0, 1.0));
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_probe_round_trip_seconds_count{partition=\"1\",broker=\"2\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_probe_messages_lost_total{partition=\"2\",broker=\"2\"}"
+        ),
+        1.0
+    );
 }

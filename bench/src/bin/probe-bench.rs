@@ -1,0 +1,197 @@
+//! What the exporter's built-in probe costs: CPU time per probe message and
+//! resident memory of the process running it, with the round trips it
+//! measured, against a real broker (one Tansu on SQLite, in its own
+//! process, so the CPU time is the probe's alone). Two runs in the same
+//! process: the default (one message per partition per second, one
+//! partition per broker) as the baseline, then a heavy one.
+//!
+//! ```sh
+//! cargo run --release -p meshflow-bench --bin probe-bench -- --seconds 20
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use clap::Parser;
+use meshflow_common::config::KafkaConfig;
+use meshflow_exporter::config::ProbeConfig;
+use meshflow_exporter::groups::Groups;
+use meshflow_exporter::metrics::ExporterMetrics;
+use meshflow_exporter::probe::Probe;
+use meshflow_tests::broker::Tansu;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Args {
+    /// Seconds each run probes.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// The heavy run's time between rounds, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    heavy_interval_ms: u64,
+    /// The heavy run's partitions per broker.
+    #[arg(long, default_value_t = 16)]
+    heavy_partitions: u32,
+}
+
+/// CPU time (user + system) of this process so far, in seconds.
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// Resident memory of this process, in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The sum over every label set of the samples of `name` in `text`, by the
+/// value of `le` (empty when the series has none).
+fn samples(text: &str, name: &str) -> BTreeMap<String, f64> {
+    let mut sums = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with(name)) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if !series[name.len()..].starts_with('{') && series != name {
+            continue;
+        }
+        let le = series
+            .split_once("le=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or(String::new(), |(le, _)| le.to_string());
+        *sums.entry(le).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    sums
+}
+
+/// The bucket bound under which `q` of the round trips fell.
+fn quantile(buckets: &BTreeMap<String, f64>, q: f64) -> f64 {
+    let mut bounds: Vec<(f64, f64)> = buckets
+        .iter()
+        .filter_map(|(le, n)| Some((le.parse::<f64>().ok()?, *n)))
+        .collect();
+    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = bounds.last().map_or(0.0, |b| b.1);
+    bounds
+        .into_iter()
+        .find(|(_, n)| *n >= q * total)
+        .map_or(f64::INFINITY, |(le, _)| le)
+}
+
+/// One run's figures.
+struct Run {
+    received: f64,
+    cpu_s: f64,
+}
+
+async fn run(
+    bootstrap: &str,
+    label: &str,
+    probe: ProbeConfig,
+    seconds: u64,
+) -> anyhow::Result<Run> {
+    let kafka = KafkaConfig {
+        bootstrap_servers: bootstrap.to_string(),
+        ..KafkaConfig::default()
+    };
+    let mut registry = Registry::with_prefix("meshflow");
+    let metrics = ExporterMetrics::register(&mut registry, "bench.events", &Groups::new(["bench"]));
+    let rss = rss_mib();
+    let prober = Probe::new(
+        &kafka,
+        &probe,
+        "bench-exporter",
+        &format!("bench-{label}"),
+        metrics.probe().clone(),
+    )?;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(prober.run(stop.clone()));
+    // The topic is created and read from its end before the first round.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = cpu_s();
+    let started = Instant::now();
+    let text = || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        text
+    };
+    let before = samples(&text(), "meshflow_probe_messages_received_total");
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let used = cpu_s() - cpu;
+    let elapsed = started.elapsed().as_secs_f64();
+    let text = text();
+    stop.cancel();
+    task.await?;
+    let count = |name: &str| samples(&text, name).values().sum::<f64>();
+    let received = count("meshflow_probe_messages_received_total") - before.values().sum::<f64>();
+    let round_trips = samples(&text, "meshflow_probe_round_trip_seconds_bucket");
+    println!(
+        "{label}: {} partitions, a round every {} ms: {:.0} messages read back in {:.1} s ({:.1}/s), \
+         lost {}, duplicated {}, failed sends {}; round trip p50 ≤ {} s, p99 ≤ {} s; \
+         CPU {:.3} s ({:.0} µs per message); rss {:.1} MiB (+{:.1})",
+        count("meshflow_probe_partitions"),
+        probe.interval.as_millis(),
+        received,
+        elapsed,
+        received / elapsed,
+        count("meshflow_probe_messages_lost_total"),
+        count("meshflow_probe_messages_duplicated_total"),
+        samples(&text, "meshflow_probe_messages_sent_total")
+            .values()
+            .sum::<f64>()
+            - count("meshflow_probe_ack_latency_seconds_count"),
+        quantile(&round_trips, 0.5),
+        quantile(&round_trips, 0.99),
+        used,
+        1e6 * used / received.max(1.0),
+        rss_mib(),
+        rss_mib() - rss,
+    );
+    Ok(Run {
+        received,
+        cpu_s: used,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ensure!(args.seconds > 0, "seconds must be positive");
+    let runtime = tokio::runtime::Runtime::new()?;
+    let dir = tempfile::tempdir()?;
+    let broker = runtime.block_on(Tansu::start(dir.path()));
+    println!("broker: Tansu (SQLite), one broker");
+    let baseline = ProbeConfig {
+        enabled: true,
+        topic: "bench.probe.default".into(),
+        ..ProbeConfig::default()
+    };
+    let heavy = ProbeConfig {
+        enabled: true,
+        topic: "bench.probe.heavy".into(),
+        interval: Duration::from_millis(args.heavy_interval_ms),
+        partitions_per_broker: args.heavy_partitions,
+        ..ProbeConfig::default()
+    };
+    let base = runtime.block_on(run(&broker.bootstrap, "default", baseline, args.seconds))?;
+    let load = runtime.block_on(run(&broker.bootstrap, "heavy", heavy, args.seconds))?;
+    let per_message = |r: &Run| r.cpu_s / r.received.max(1.0);
+    println!(
+        "heavy against default: {:.0}× the messages, {:.1}× the CPU, {:.2}× the CPU per message",
+        load.received / base.received.max(1.0),
+        load.cpu_s / base.cpu_s.max(1e-9),
+        per_message(&load) / per_message(&base).max(1e-12),
+    );
+    drop(broker);
+    Ok(())
+}

@@ -167,10 +167,14 @@ async fn dashboards_and_alerts_work_against_live_metrics() {
     let grace = format!("{GRACE_SECS}s");
     // One broker here, as in the local stack: the brokers alerts compare
     // with what the exporter is told to expect, so they stay silent.
+    // The built-in probe too, so its panels and alerts read live series.
+    let probe_topic = format!("{}.probe", names.topic);
     let settings = [
         ("MESHFLOW__EXPORTER__GRACE", grace.as_str()),
         ("MESHFLOW__EXPORTER__CLUSTER__BROKERS", "1"),
         ("MESHFLOW__EXPORTER__CLUSTER__MIN_INSYNC_REPLICAS", "1"),
+        ("MESHFLOW__EXPORTER__PROBE__ENABLED", "true"),
+        ("MESHFLOW__EXPORTER__PROBE__TOPIC", probe_topic.as_str()),
     ];
     let exporter = bed
         .exporter("exporter", &unique("exporter"), &settings)

@@ -18,6 +18,7 @@ use serde::Deserialize;
 mod accounting;
 mod cluster;
 mod discovery;
+mod topics;
 
 pub use crate::status::StatusConfig;
 use crate::Error;
@@ -27,6 +28,10 @@ pub use accounting::{
 };
 pub use cluster::{ClusterExpectation, Granularity};
 pub use discovery::{DiscoveryConfig, Filter};
+pub use topics::{
+    default_max_topics, default_topics, judged_bound, JudgedTopics, TopicMatcher,
+    MAX_JUDGED_TOPICS, TOPICS_KEY,
+};
 
 /// librdkafka keys the exporter's typed settings own.
 pub const OWNED_KEYS: &[&str] = &[
@@ -40,7 +45,7 @@ pub const OWNED_KEYS: &[&str] = &[
 pub const MAX_GROUPS: usize = 100;
 
 /// Dotted keys whose environment value is a comma-separated list.
-pub const LIST_KEYS: &[&str] = &["exporter.groups"];
+pub const LIST_KEYS: &[&str] = &["exporter.groups", "exporter.topics"];
 
 meshflow_common::service_config! {
     /// Everything `meshflow-exporter` reads at start.
@@ -54,9 +59,15 @@ meshflow_common::service_config! {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExporterSettings {
-    /// The data topic: what reached the log.
-    #[serde(default = "default_topic")]
-    pub topic: String,
+    /// The data topics judged end to end: literal names, or regular
+    /// expressions (an entry starting with `^`) matched against the whole
+    /// topic name. See `config/topics.rs`.
+    #[serde(default = "default_topics")]
+    pub topics: Vec<String>,
+    /// The most data topics judged at once; matching topics beyond it (by
+    /// name order) are left out and counted.
+    #[serde(default = "default_max_topics")]
+    pub max_topics: usize,
     /// The receipts topic: what consumer groups processed.
     #[serde(default = "default_receipts_topic")]
     pub receipts_topic: String,
@@ -108,11 +119,6 @@ pub struct ExporterSettings {
     pub discovery: DiscoveryConfig,
 }
 
-/// The design's data topic.
-fn default_topic() -> String {
-    meshflow_common::contract::topic::EVENTS.to_string()
-}
-
 /// The design's receipts topic.
 fn default_receipts_topic() -> String {
     meshflow_common::contract::topic::RECEIPTS.to_string()
@@ -137,7 +143,8 @@ pub fn default_poll_interval() -> Duration {
 impl Default for ExporterSettings {
     fn default() -> Self {
         ExporterSettings {
-            topic: default_topic(),
+            topics: default_topics(),
+            max_topics: default_max_topics(),
             receipts_topic: default_receipts_topic(),
             groups: default_groups(),
             group_id: default_group_id(),
@@ -171,17 +178,22 @@ impl ExporterSettings {
         }
     }
 
+    /// The most topics judged at once: the number of literal names when no
+    /// entry of `exporter.topics` is a pattern, else `exporter.max_topics`.
+    pub fn judged_bound(&self) -> usize {
+        judged_bound(&self.topics, self.max_topics)
+    }
+
+    /// The matcher of the judged topics, shared by the reader and the
+    /// cluster poller.
+    pub fn topic_matcher(&self) -> Result<TopicMatcher, Error> {
+        TopicMatcher::new(&self.topics, self.max_topics, &self.receipts_topic)
+    }
+
     /// Checks every `exporter.*` value, naming the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        topic_name("exporter.topic", &self.topic)?;
         topic_name("exporter.receipts_topic", &self.receipts_topic)?;
-        if self.receipts_topic == self.topic {
-            return Err(ConfigError::invalid(
-                "exporter.receipts_topic",
-                &self.receipts_topic,
-                "a topic other than exporter.topic",
-            ));
-        }
+        topics::validate(&self.topics, self.max_topics, &self.receipts_topic)?;
         if self.groups.is_empty() || self.groups.len() > MAX_GROUPS {
             return Err(ConfigError::invalid(
                 "exporter.groups",
@@ -210,7 +222,11 @@ impl ExporterSettings {
         let poll = self.poll_interval;
         millis_in("exporter.poll_interval", poll, 100, 600_000)?;
         self.accounting().validate().map_err(config_error)?;
-        let worst = self.accounting().worst_case_bytes(self.groups.len());
+        let judged = self.judged_bound();
+        let worst = self
+            .accounting()
+            .worst_case_bytes(self.groups.len())
+            .saturating_mul(judged as u64);
         let budget = self.memory_budget_mib.saturating_mul(1 << 20);
         if worst > budget {
             return Err(ConfigError::invalid(
@@ -218,11 +234,14 @@ impl ExporterSettings {
                 self.memory_budget_mib.to_string(),
                 format!(
                     "at least {} MiB, the worst case of exporter.max_producers={} × \
-                     exporter.window_bits={} × ({} watched groups + the log); or lower those",
+                     exporter.window_bits={} × ({} watched groups + the log) × {} judged \
+                     topics (the literal exporter.topics, or exporter.max_topics with a ^pattern); \
+                     or lower those",
                     worst.div_ceil(1 << 20),
                     self.max_producers,
                     self.window_bits,
-                    self.groups.len()
+                    self.groups.len(),
+                    judged
                 ),
             ));
         }

@@ -104,7 +104,8 @@ pub struct ExporterSettings {
     #[serde(default = "default_max_record_age", with = "humantime_serde")]
     pub max_record_age: Duration,
     /// Memory the accounting may need at worst, in MiB: every producer slot
-    /// full, with a window per watched group. A configuration whose worst
+    /// full, with a window per watched group, on every judged topic (their
+    /// number when `topics` holds names only, else `max_topics`). A configuration whose worst
     /// case exceeds it is refused at start, with the figure.
     #[serde(default = "default_memory_budget_mib")]
     pub memory_budget_mib: u64,

@@ -1,8 +1,10 @@
 //! Per-stage book-keeping: what reached the log, what each group processed.
 //!
-//! The exporter feeds [`Accounting`] with every message it reads from the
-//! data topic ([`LogRecord`]) and every receipt entry it reads from the
-//! receipts topic ([`ReceiptEntry`]), and calls [`Accounting::sweep`]
+//! One [`Accounting`] covers one judged data topic; the exporter keeps one
+//! per judged topic (see [`crate::reader`]), so a producer's `mf-seq` is
+//! counted per topic. The exporter feeds it with every message it reads
+//! from that topic ([`LogRecord`]) and every receipt entry about it it
+//! reads from the receipts topic ([`ReceiptEntry`]), and calls [`Accounting::sweep`]
 //! regularly (every second or every poll). Out come, per stage:
 //!
 //! - stage `log`: distinct messages, duplicates, loss (a sequence gap not

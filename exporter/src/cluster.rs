@@ -2,6 +2,10 @@
 //! metadata, watermarks, the watched groups' committed offsets, and the
 //! timestamps of the records those offsets point at.
 //!
+//! The judged topics are resolved from each poll's own metadata answer
+//! with the reader's [`TopicMatcher`], so both judge the same set (up to
+//! a topic that appears between their checks).
+//!
 //! Every call here blocks (librdkafka's admin-style requests do), so a
 //! [`ClusterPoller`] runs on a blocking thread once per
 //! `exporter.poll_interval` and hands back a [`Snapshot`]; nothing in it
@@ -27,7 +31,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 use rdkafka::ClientConfig;
 
-use crate::config::DiscoveryConfig;
+use crate::config::{DiscoveryConfig, JudgedTopics, TopicMatcher};
 use crate::groups::{Groups, PerGroup};
 use crate::lag::{LagSample, PartitionOffsets};
 use crate::Error;
@@ -46,11 +50,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TIMESTAMP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One group's offsets per partition, or why they could not be read.
-type GroupOffsets = Result<Vec<(i32, Result<PartitionOffsets, Error>)>, Error>;
+type GroupOffsets = Result<Vec<(Partition, Result<PartitionOffsets, Error>)>, Error>;
 
 /// The Kafka clients of the polling, and the timestamp cache.
 pub struct ClusterPoller {
-    topic: String,
+    matcher: TopicMatcher,
     receipts_topic: String,
     cluster: BaseConsumer,
     timestamp_client: BaseConsumer,
@@ -64,7 +68,7 @@ impl ClusterPoller {
     /// clients derive theirs from it and never join or commit.
     pub fn new(
         kafka: &KafkaConfig,
-        topic: &str,
+        matcher: TopicMatcher,
         receipts_topic: &str,
         groups: &Groups,
         own_group: &str,
@@ -76,7 +80,7 @@ impl ClusterPoller {
         let discovery = Discovery::new(discovery, judged, own_group)?;
         let groups = groups.clone();
         Ok(ClusterPoller {
-            topic: topic.to_string(),
+            matcher,
             receipts_topic: receipts_topic.to_string(),
             timestamp_client: timestamps::timestamp_client(kafka, &probe_group)?,
             cluster,
@@ -96,11 +100,20 @@ impl ClusterPoller {
             .cluster
             .fetch_metadata(None, REQUEST_TIMEOUT)
             .map_err(kafka("metadata"));
+        let judged: Option<JudgedTopics> = metadata.as_ref().ok().map(|m| {
+            let listed = m.topics().iter();
+            let listed = listed.filter(|t| t.error().is_none() && !t.partitions().is_empty());
+            self.matcher.select(listed.map(|t| t.name()))
+        });
         let mut health = metadata.as_ref().map_err(Clone::clone).map(|m| {
-            let always = [self.topic.as_str(), self.receipts_topic.as_str()];
+            let judged = judged.iter().flat_map(|j| &j.topics);
+            let always: Vec<&str> = judged
+                .map(String::as_str)
+                .chain([self.receipts_topic.as_str()])
+                .collect();
             match &self.discovery {
-                Some(d) => view::health(m, always, |t| d.reports(t), d.max_partitions()),
-                None => view::health(m, always, |_| false, 0),
+                Some(d) => view::health(m, &always, |t| d.reports(t), d.max_partitions()),
+                None => view::health(m, &always, |_| false, 0),
             }
         });
         let mut needed: BTreeSet<Partition> = BTreeSet::new();
@@ -133,31 +146,38 @@ impl ClusterPoller {
             }
         }
         let others = committed.map(|c| c.map(|c| c.with_marks(mark)));
-        let highs = |topic: &str| -> Vec<(i32, i64)> {
-            let ids = metadata
+        let ids = |topic: &str| {
+            metadata
                 .as_ref()
-                .ok()
-                .and_then(|m| partition_ids(m, topic).ok());
-            ids.unwrap_or_default()
+                .map_err(Clone::clone)
+                .and_then(|metadata| partition_ids(metadata, topic))
+        };
+        let highs = |topic: &str| -> Vec<(i32, i64)> {
+            ids(topic)
+                .unwrap_or_default()
                 .into_iter()
                 .filter_map(|p| Some((p, mark(topic, p).ok()?.1)))
                 .collect()
         };
         let receipt_highs = highs(&self.receipts_topic);
-        let partitions = metadata
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|metadata| partition_ids(metadata, &self.topic));
-        let partitions = match partitions {
-            Ok(partitions) => partitions,
+        let topics = match (&metadata, &judged) {
+            (Err(e), _) => Err(e.clone()),
+            (Ok(_), Some(judged)) if !judged.topics.is_empty() => Ok(judged.topics.clone()),
+            (Ok(_), _) => Err(Error::UnknownTopic {
+                topic: self.matcher.entries().to_string(),
+            }),
+        };
+        let topics = match topics {
+            Ok(topics) => topics,
             Err(e) => {
                 let wanted = others.iter().flatten().flat_map(|o| o.wanted()).collect();
                 let timestamp_error = self.refresh_timestamps(wanted);
                 return Snapshot {
                     at_ns,
                     health,
+                    judged,
                     groups: PerGroup::from_fn(&self.groups, |_| Err(e.clone())),
-                    log_highs: Vec::new(),
+                    log_highs: BTreeMap::new(),
                     receipt_highs,
                     timestamp_error,
                     others: self.samples_of(others, at_ns),
@@ -165,31 +185,39 @@ impl ClusterPoller {
                 };
             }
         };
-        let watermarks: BTreeMap<i32, Result<(i64, i64), Error>> = partitions
+        let watermarks: BTreeMap<Partition, Result<(i64, i64), Error>> = topics
             .iter()
-            .map(|&p| (p, mark(&self.topic, p)))
+            .flat_map(|t| {
+                let ids = ids(t).unwrap_or_default();
+                ids.into_iter().map(move |p| (t.clone(), p))
+            })
+            .map(|(t, p)| {
+                let marks = mark(&t, p);
+                ((t, p), marks)
+            })
             .collect();
-        let log_highs = highs(&self.topic);
+        let log_highs: BTreeMap<String, Vec<(i32, i64)>> =
+            topics.iter().map(|t| (t.clone(), highs(t))).collect();
         let names: Vec<&str> = self.groups.names().collect();
         let mut answers =
             admin::committed_offsets(&self.cluster, &names, REQUEST_TIMEOUT).into_iter();
         let offsets: PerGroup<GroupOffsets> = PerGroup::from_fn(&self.groups, |_| {
-            let committed: HashMap<i32, i64> = answers
+            let committed: HashMap<Partition, i64> = answers
                 .next()
                 .unwrap_or_else(|| Err(admin::no_answer()))?
                 .into_iter()
-                .filter(|c| c.topic == self.topic)
-                .map(|c| (c.partition, c.offset))
+                .filter(|c| topics.contains(&c.topic))
+                .map(|c| ((c.topic, c.partition), c.offset))
                 .collect();
             Ok(watermarks
                 .iter()
-                .map(|(&p, marks)| {
+                .map(|(key, marks)| {
                     let offsets = marks.clone().map(|(low, high)| PartitionOffsets {
                         low,
                         high,
-                        committed: committed.get(&p).copied(),
+                        committed: committed.get(key).copied(),
                     });
-                    (p, offsets)
+                    (key.clone(), offsets)
                 })
                 .collect())
         });
@@ -197,9 +225,9 @@ impl ClusterPoller {
             .values()
             .flatten()
             .flatten()
-            .filter_map(|(p, offsets)| {
+            .filter_map(|((topic, p), offsets)| {
                 let offset = offsets.as_ref().ok()?.lag_record_offset().ok()??;
-                Some((self.topic.clone(), *p, offset))
+                Some((topic.clone(), *p, offset))
             })
             .chain(others.iter().flatten().flat_map(|o| o.wanted()))
             .collect();
@@ -208,14 +236,15 @@ impl ClusterPoller {
             group.map(|partitions| {
                 partitions
                     .into_iter()
-                    .map(|(partition, offsets)| {
+                    .map(|((topic, partition), offsets)| {
                         let sample = offsets.clone().and_then(|o| {
                             let timestamp = o
                                 .lag_record_offset()?
-                                .and_then(|offset| self.timestamp(&self.topic, partition, offset));
+                                .and_then(|offset| self.timestamp(&topic, partition, offset));
                             LagSample::new(at_ns, o, timestamp)
                         });
                         PartitionLag {
+                            topic,
                             partition,
                             offsets,
                             sample,
@@ -227,6 +256,7 @@ impl ClusterPoller {
         Snapshot {
             at_ns,
             health,
+            judged,
             groups,
             log_highs,
             receipt_highs,

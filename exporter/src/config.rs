@@ -19,6 +19,7 @@ mod accounting;
 mod cluster;
 mod discovery;
 mod probe;
+mod topics;
 
 pub use crate::status::StatusConfig;
 use crate::Error;
@@ -29,6 +30,10 @@ pub use accounting::{
 pub use cluster::{ClusterExpectation, Granularity};
 pub use discovery::{DiscoveryConfig, Filter};
 pub use probe::{ProbeConfig, DEFAULT_PROBE_TOPIC, MAX_PROBE_PARTITIONS};
+pub use topics::{
+    default_max_topics, default_topics, judged_bound, JudgedTopics, TopicMatcher,
+    MAX_JUDGED_TOPICS, TOPICS_KEY,
+};
 
 /// librdkafka keys the exporter's typed settings own.
 pub const OWNED_KEYS: &[&str] = &[
@@ -42,7 +47,7 @@ pub const OWNED_KEYS: &[&str] = &[
 pub const MAX_GROUPS: usize = 100;
 
 /// Dotted keys whose environment value is a comma-separated list.
-pub const LIST_KEYS: &[&str] = &["exporter.groups"];
+pub const LIST_KEYS: &[&str] = &["exporter.groups", "exporter.topics"];
 
 meshflow_common::service_config! {
     /// Everything `meshflow-exporter` reads at start.
@@ -56,9 +61,15 @@ meshflow_common::service_config! {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExporterSettings {
-    /// The data topic: what reached the log.
-    #[serde(default = "default_topic")]
-    pub topic: String,
+    /// The data topics judged end to end: literal names, or regular
+    /// expressions (an entry starting with `^`) matched against the whole
+    /// topic name. See `config/topics.rs`.
+    #[serde(default = "default_topics")]
+    pub topics: Vec<String>,
+    /// The most data topics judged at once; matching topics beyond it (by
+    /// name order) are left out and counted.
+    #[serde(default = "default_max_topics")]
+    pub max_topics: usize,
     /// The receipts topic: what consumer groups processed.
     #[serde(default = "default_receipts_topic")]
     pub receipts_topic: String,
@@ -95,7 +106,8 @@ pub struct ExporterSettings {
     #[serde(default = "default_max_record_age", with = "humantime_serde")]
     pub max_record_age: Duration,
     /// Memory the accounting may need at worst, in MiB: every producer slot
-    /// full, with a window per watched group. A configuration whose worst
+    /// full, with a window per watched group, on every judged topic (their
+    /// number when `topics` holds names only, else `max_topics`). A configuration whose worst
     /// case exceeds it is refused at start, with the figure.
     #[serde(default = "default_memory_budget_mib")]
     pub memory_budget_mib: u64,
@@ -111,11 +123,6 @@ pub struct ExporterSettings {
     /// The built-in probe, for clusters without meshflow traffic.
     #[serde(default)]
     pub probe: ProbeConfig,
-}
-
-/// The design's data topic.
-fn default_topic() -> String {
-    meshflow_common::contract::topic::EVENTS.to_string()
 }
 
 /// The design's receipts topic.
@@ -142,7 +149,8 @@ pub fn default_poll_interval() -> Duration {
 impl Default for ExporterSettings {
     fn default() -> Self {
         ExporterSettings {
-            topic: default_topic(),
+            topics: default_topics(),
+            max_topics: default_max_topics(),
             receipts_topic: default_receipts_topic(),
             groups: default_groups(),
             group_id: default_group_id(),
@@ -177,17 +185,23 @@ impl ExporterSettings {
         }
     }
 
+    /// The most topics judged at once: the number of literal names when no
+    /// entry of `exporter.topics` is a pattern, else `exporter.max_topics`.
+    pub fn judged_bound(&self) -> usize {
+        judged_bound(&self.topics, self.max_topics)
+    }
+
+    /// The matcher of the judged topics, shared by the reader and the
+    /// cluster poller.
+    pub fn topic_matcher(&self) -> Result<TopicMatcher, Error> {
+        let matcher = TopicMatcher::new(&self.topics, self.max_topics, &self.receipts_topic)?;
+        Ok(matcher.excluding(&self.probe.topic))
+    }
+
     /// Checks every `exporter.*` value, naming the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        topic_name("exporter.topic", &self.topic)?;
         topic_name("exporter.receipts_topic", &self.receipts_topic)?;
-        if self.receipts_topic == self.topic {
-            return Err(ConfigError::invalid(
-                "exporter.receipts_topic",
-                &self.receipts_topic,
-                "a topic other than exporter.topic",
-            ));
-        }
+        topics::validate(&self.topics, self.max_topics, &self.receipts_topic)?;
         if self.groups.is_empty() || self.groups.len() > MAX_GROUPS {
             return Err(ConfigError::invalid(
                 "exporter.groups",
@@ -216,7 +230,11 @@ impl ExporterSettings {
         let poll = self.poll_interval;
         millis_in("exporter.poll_interval", poll, 100, 600_000)?;
         self.accounting().validate().map_err(config_error)?;
-        let worst = self.accounting().worst_case_bytes(self.groups.len());
+        let judged = self.judged_bound();
+        let worst = self
+            .accounting()
+            .worst_case_bytes(self.groups.len())
+            .saturating_mul(judged as u64);
         let budget = self.memory_budget_mib.saturating_mul(1 << 20);
         if worst > budget {
             return Err(ConfigError::invalid(
@@ -224,18 +242,27 @@ impl ExporterSettings {
                 self.memory_budget_mib.to_string(),
                 format!(
                     "at least {} MiB, the worst case of exporter.max_producers={} × \
-                     exporter.window_bits={} × ({} watched groups + the log); or lower those",
+                     exporter.window_bits={} × ({} watched groups + the log) × {} judged \
+                     topics (the literal exporter.topics, or exporter.max_topics with a ^pattern); \
+                     or lower those",
                     worst.div_ceil(1 << 20),
                     self.max_producers,
                     self.window_bits,
-                    self.groups.len()
+                    self.groups.len(),
+                    judged
                 ),
             ));
         }
         self.status.validate().map_err(config_error)?;
         self.cluster.validate().map_err(config_error)?;
         self.discovery.validate().map_err(config_error)?;
-        self.probe.validate(&[&self.topic], &self.receipts_topic)?;
+        let literals: Vec<&str> = self
+            .topics
+            .iter()
+            .filter(|t| !t.starts_with('^'))
+            .map(String::as_str)
+            .collect();
+        self.probe.validate(&literals, &self.receipts_topic)?;
         let needed =
             poll.saturating_mul(u32::try_from(self.status.min_samples).unwrap_or(u32::MAX));
         if self.status.window < needed {

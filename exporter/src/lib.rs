@@ -1,8 +1,10 @@
 //! meshflow exporter: measures loss, duplicates, latency and consumer lag
 //! on real traffic.
 //!
-//! The exporter reads the data topic (what reached the log) and the receipts
-//! topic (what consumer groups processed), and asks Kafka for offsets. The
+//! The exporter reads the judged data topics (what reached each log) and the
+//! receipts topic (what consumer groups processed), and asks Kafka for
+//! offsets. Each judged topic (`exporter.topics`, names and `^` patterns)
+//! has its own accounting: a producer's `mf-seq` is counted per topic. The
 //! pure core computes everything that needs no Kafka:
 //!
 //! - [`window`]: a fixed-size sliding bitmap of one producer instance's
@@ -27,7 +29,8 @@
 //! Around the core, the service parts:
 //!
 //! - [`metrics`]: the `meshflow_*` series the core's results map to;
-//! - [`reader`]: the consumer of both topics that feeds the accounting;
+//! - [`reader`]: the consumer of the judged and receipts topics that feeds
+//!   each judged topic's accounting;
 //! - [`cluster`]: metadata, watermarks, committed offsets and record
 //!   timestamps, polled from Kafka;
 //! - [`watch`]: each poll turned into lag gauges and group statuses;

@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     .run(
         |c: &Config, registry| {
             let groups = c.exporter.groups.as_slice().into();
-            let metrics = ExporterMetrics::register(registry, &c.exporter.topic, &groups);
+            let metrics = ExporterMetrics::register(registry, &groups);
             metrics.set_expected_cluster(&c.exporter.cluster);
             metrics
         },

@@ -5,10 +5,11 @@
 //! ones), stage, partition, reason; never a producer id or a trace id (the
 //! trace id rides as an exemplar of the end-to-end latency histogram only).
 //!
-//! The series of each stage (`log`, and `processed` per watched group) are
-//! created at start and kept as handles, so an observation costs a few
-//! atomic operations and every counter exists at 0 before anything happens,
-//! which `increase()` in alert rules needs.
+//! The series of each judged topic's stages (`log`, and `processed` per
+//! watched group) are created when the topic is first judged and kept as
+//! handles ([`TopicSeries`]), so an observation costs a few atomic
+//! operations and every counter exists at 0 before anything happens, which
+//! `increase()` in alert rules needs.
 
 use std::sync::atomic::AtomicU64;
 
@@ -21,8 +22,8 @@ use prometheus_client::registry::Registry;
 
 use crate::cluster::{Broker, ClusterHealth};
 use crate::config::{ClusterExpectation, Granularity};
-use crate::groups::{GroupId, Groups, PerGroup};
-use crate::observation::{Evictions, Observed, Rejection, SweepReport};
+use crate::groups::Groups;
+use crate::observation::{Evictions, SweepReport};
 use crate::status::GroupStatus;
 
 mod help;
@@ -38,13 +39,14 @@ mod labels;
 mod poll;
 mod probe;
 mod series;
+mod topic;
 
 use cluster::ClusterSeries;
 pub use labels::*;
 pub use poll::PollReport;
 use poll::PollSeries;
 pub use probe::ProbeSeries;
-use series::{record, valid_trace_id, GroupSeries, StageSeries};
+pub use topic::TopicSeries;
 
 /// Full name of the group status family, which the HTTP endpoint declares
 /// as an OpenMetrics stateset.
@@ -79,11 +81,8 @@ fn delivery_histogram() -> Histogram {
 /// Everything the exporter publishes.
 #[derive(Clone, Debug)]
 pub struct ExporterMetrics {
-    topic: String,
     groups: Groups,
-    log: StageSeries,
-    per_group: PerGroup<GroupSeries>,
-    delivery_latency: Histogram,
+    families: TopicFamilies,
     invalid: Family<InvalidLabels, Counter>,
     lag_messages: Family<LagLabels, Gauge>,
     lag_seconds: Family<LagLabels, SecondsGauge>,
@@ -101,72 +100,40 @@ pub struct ExporterMetrics {
     probe: ProbeSeries,
 }
 
+/// The families of the per-topic series, registered once; a topic's
+/// handles come from [`ExporterMetrics::for_topic`].
+#[derive(Clone, Debug)]
+struct TopicFamilies {
+    e2e: LatencyFamily,
+    delivery: DeliveryFamily,
+    messages: Family<StageLabels, Counter>,
+    lost: Family<StageLabels, Counter>,
+    duplicated: Family<StageLabels, Counter>,
+    clock_skew: Family<TopicGroupLabels, Counter>,
+    unjudged: Family<StageLabels, Counter>,
+    rejected: Family<RejectedLabels, Counter>,
+    unmatched: Family<TopicGroupLabels, Counter>,
+}
+
 impl ExporterMetrics {
-    /// Registers every exporter metric for `topic` and the watched `groups`
-    /// into `registry`.
-    pub fn register(registry: &mut Registry, topic: &str, groups: &Groups) -> Self {
-        let e2e: LatencyFamily = Family::new_with_constructor(latency_histogram);
-        let delivery: DeliveryFamily = Family::new_with_constructor(delivery_histogram);
-        let messages = Family::<StageLabels, Counter>::default();
-        let lost = Family::<StageLabels, Counter>::default();
-        let duplicated = Family::<StageLabels, Counter>::default();
-        let clock_skew = Family::<TopicGroupLabels, Counter>::default();
-        let unjudged = Family::<StageLabels, Counter>::default();
-        let rejected = Family::<RejectedLabels, Counter>::default();
-        let unmatched = Family::<TopicGroupLabels, Counter>::default();
-        let stage = |stage: &'static str, group: &str| {
-            let labels = StageLabels {
-                topic: topic.to_string(),
-                stage,
-                group: group.to_string(),
-            };
-            let skew = TopicGroupLabels {
-                topic: topic.to_string(),
-                group: group.to_string(),
-            };
-            StageSeries {
-                messages: messages.get_or_create(&labels).clone(),
-                lost: lost.get_or_create(&labels).clone(),
-                duplicated: duplicated.get_or_create(&labels).clone(),
-                clock_skew: clock_skew.get_or_create(&skew).clone(),
-                unjudged: unjudged.get_or_create(&labels).clone(),
-                rejected: Rejection::ALL
-                    .iter()
-                    .map(|why| {
-                        rejected
-                            .get_or_create(&RejectedLabels {
-                                topic: topic.to_string(),
-                                stage,
-                                reason: why.as_str(),
-                            })
-                            .clone()
-                    })
-                    .collect(),
-            }
+    /// Registers every exporter metric for the watched `groups` into
+    /// `registry`; each judged topic's series come with
+    /// [`ExporterMetrics::for_topic`].
+    pub fn register(registry: &mut Registry, groups: &Groups) -> Self {
+        let families = TopicFamilies {
+            e2e: Family::new_with_constructor(latency_histogram),
+            delivery: Family::new_with_constructor(delivery_histogram),
+            messages: Family::default(),
+            lost: Family::default(),
+            duplicated: Family::default(),
+            clock_skew: Family::default(),
+            unjudged: Family::default(),
+            rejected: Family::default(),
+            unmatched: Family::default(),
         };
-        let log = stage("log", "");
-        let per_group = PerGroup::from_fn(groups, |id| {
-            let labels = TopicGroupLabels {
-                topic: topic.to_string(),
-                group: groups.name(id).to_string(),
-            };
-            GroupSeries {
-                processed: stage("processed", groups.name(id)),
-                e2e_latency: e2e.get_or_create(&labels).clone(),
-                unmatched: unmatched.get_or_create(&labels).clone(),
-            }
-        });
-        let delivery_latency = delivery
-            .get_or_create(&TopicLabels {
-                topic: topic.to_string(),
-            })
-            .clone();
         let metrics = ExporterMetrics {
-            topic: topic.to_string(),
             groups: groups.clone(),
-            log,
-            per_group,
-            delivery_latency,
+            families,
             invalid: Family::default(),
             lag_messages: Family::default(),
             lag_seconds: Family::default(),
@@ -184,22 +151,24 @@ impl ExporterMetrics {
             probe: ProbeSeries::register(registry),
         };
         metrics.set_left_out(0, 0);
+        metrics.set_topics_left_out(0);
         for reason in ["idle", "capacity", "rebased"] {
             let _ = metrics.evicted.get_or_create(&EvictionLabels { reason });
         }
+        let f = &metrics.families;
         register!(registry;
-            "e2e_latency_seconds"        => e2e,
-            "delivery_latency_seconds"   => delivery,
-            "messages"                   => messages,
-            "messages_lost"              => lost,
-            "messages_duplicated"        => duplicated,
+            "e2e_latency_seconds"        => f.e2e.clone(),
+            "delivery_latency_seconds"   => f.delivery.clone(),
+            "messages"                   => f.messages.clone(),
+            "messages_lost"              => f.lost.clone(),
+            "messages_duplicated"        => f.duplicated.clone(),
             "messages_invalid"           => metrics.invalid.clone(),
-            "envelope_rejected"          => rejected,
-            "messages_unjudged"          => unjudged,
-            "receipts_unmatched"         => unmatched,
+            "envelope_rejected"          => f.rejected.clone(),
+            "messages_unjudged"          => f.unjudged.clone(),
+            "receipts_unmatched"         => f.unmatched.clone(),
             "exporter_read_lag_seconds"  => metrics.read_lag.clone(),
             "exporter_producers_evicted" => metrics.evicted.clone(),
-            "clock_skew"                 => clock_skew,
+            "clock_skew"                 => f.clock_skew.clone(),
             "consumer_lag_messages"      => metrics.lag_messages.clone(),
             "consumer_lag_seconds"       => metrics.lag_seconds.clone(),
             "exporter_lag_seconds_unknown" => metrics.lag_seconds_unknown.clone(),
@@ -216,27 +185,6 @@ impl ExporterMetrics {
         metrics
     }
 
-    /// Accounts a message read from the data topic.
-    pub fn record_log(&self, observed: Observed) {
-        record(&self.log, observed, |seconds| {
-            self.delivery_latency.observe(seconds)
-        });
-    }
-
-    /// Accounts a receipt entry of `group`; `trace_id` becomes the
-    /// latency's exemplar when it is a valid W3C trace id.
-    pub fn record_receipt(&self, group: GroupId, observed: Observed, trace_id: &str) {
-        let Some(series) = self.per_group.get(group) else {
-            return;
-        };
-        record(&series.processed, observed, |seconds| {
-            let exemplar = valid_trace_id(trace_id).then(|| TraceLabels {
-                trace_id: trace_id.to_string(),
-            });
-            series.e2e_latency.observe(seconds, exemplar, None);
-        });
-    }
-
     /// A record of `topic` could not be read, for a fixed `reason`.
     pub fn record_invalid(&self, topic: &str, reason: &'static str) {
         self.invalid
@@ -247,18 +195,9 @@ impl ExporterMetrics {
             .inc();
     }
 
-    /// Adds what a sweep found.
+    /// Counts the producers a sweep evicted as idle (the rest of a sweep's
+    /// findings go to the topic's series, see [`TopicSeries::record_sweep`]).
     pub fn record_sweep(&self, report: &SweepReport) {
-        self.log.lost.inc_by(report.log_lost);
-        for (group, series) in self.per_group.iter() {
-            let found = |per_group: &PerGroup<u64>| per_group.get(group).copied().unwrap_or(0);
-            series.processed.lost.inc_by(found(&report.processed_lost));
-            series
-                .processed
-                .unjudged
-                .inc_by(found(&report.processed_unjudged));
-            series.unmatched.inc_by(found(&report.receipts_unmatched));
-        }
         self.evicted(report.evicted_idle, "idle");
     }
 

@@ -240,13 +240,18 @@ pub struct PollMarks {
     pub at_ns: u64,
     /// When the poll ended: the committed offsets were read before it.
     pub done_ns: u64,
-    /// High watermarks of the data topic's partitions.
-    pub log_highs: Vec<(i32, i64)>,
+    /// High watermarks of each judged topic's partitions.
+    pub log_highs: BTreeMap<String, Vec<(i32, i64)>>,
     /// High watermarks of the receipts topic's partitions.
     pub receipt_highs: Vec<(i32, i64)>,
-    /// Per watched group, its committed offsets, when they could be read.
-    pub committed: PerGroup<Option<BTreeMap<i32, i64>>>,
+    /// Per watched group, its committed offsets on the judged topics, when
+    /// they could be read.
+    pub committed: Committed,
 }
+
+/// Per watched group, its committed offsets by (topic, partition) (the
+/// next offset the group consumes), or `None` when they could not be read.
+pub type Committed = PerGroup<Option<BTreeMap<(String, i32), i64>>>;
 
 #[cfg(test)]
 mod tests;

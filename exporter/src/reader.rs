@@ -1,8 +1,16 @@
-//! Reading the data topic and the receipts topic into the accounting.
+//! Reading the judged data topics and the receipts topic into the
+//! accounting.
 //!
-//! One consumer reads every partition of both topics: the data topic tells
-//! what reached the log, the receipts topic what each watched group
-//! processed. It assigns the partitions itself instead of joining a group,
+//! One consumer reads every partition of the judged topics and of the
+//! receipts topic: a data topic tells what reached its log, the receipts
+//! topic what each watched group processed. Each judged topic has its own
+//! books ([`TopicBook`]: accounting, progress, commit checkpoints, group
+//! horizons, series); records go to their topic's books and receipt
+//! entries to the books of the topic they name (entries about a topic not
+//! judged are ignored). The judged topics (`exporter.topics`: names and
+//! `^` patterns, at most `exporter.max_topics`) are resolved from metadata
+//! on every partition check; a topic no longer judged stops being read and
+//! its books go, its counters stay. It assigns the partitions itself instead of joining a group,
 //! because one exporter must see every partition (a producer's sequence
 //! numbers are spread over all of them) and because a restart then resumes
 //! at once, without waiting for a dead member's session to expire. Its
@@ -10,8 +18,8 @@
 //! (`exporter.group_id`): each record is accounted, then its offset stored;
 //! stored offsets are committed every second and at shutdown. With no
 //! committed offset (the first start) a partition starts at its end: the
-//! past is not judged. A partition that appears later is read from its
-//! beginning, since all of it is new. The same task sweeps the accounting
+//! past is not judged. A partition or a judged topic that appears later is
+//! read from its beginning, since all of it is new. The same task sweeps the accounting
 //! every second, so the accounting has one owner and no lock.
 //!
 //! A restart re-reads at most the last second before the crash with fresh
@@ -20,17 +28,17 @@
 //!
 //! Loss is judged against progress (see [`crate::progress`]): the reader
 //! resolves where each partition's reading starts, tracks the offsets it
-//! reads, and takes from the polling loop the high watermarks of both topics
-//! and the watched groups' committed offsets. From those it sets the
+//! reads, and takes from the polling loop the high watermarks of every topic
+//! it reads and the watched groups' committed offsets. From those it sets the
 //! accounting's [`Horizon`] before every sweep, and publishes how far behind
 //! its reading is (`meshflow_exporter_read_lag_seconds`): while it is behind,
 //! or the broker does not answer, nothing new is judged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshflow_common::envelope::{now_ns, Envelope};
+use meshflow_common::envelope::now_ns;
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::millis;
 use meshflow_common::receipt::ReceiptBatch;
@@ -38,17 +46,18 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::Accounting;
-use crate::config::Config;
-use crate::groups::PerGroup;
+use crate::config::{AccountingConfig, Config, TopicMatcher};
 use crate::metrics::ExporterMetrics;
-use crate::observation::{Evictions, Horizon, LogRecord, ReceiptEntry};
-use crate::progress::{CommitHorizon, GroupHorizon, PollMarks, TopicProgress};
+use crate::observation::ReceiptEntry;
+use crate::progress::{PollMarks, TopicProgress};
 use crate::watch::MarksReceiver;
 use crate::window::duration_ns;
 use crate::Error;
 
-/// Readiness condition: the data topic's partitions are assigned.
+use book::SweepClock;
+pub use book::TopicBook;
+
+/// Readiness condition: some judged topic's partitions are assigned.
 pub const READY_LOG: &str = meshflow_common::contract::ready::LOG_ASSIGNED;
 /// Readiness condition: the receipts topic's partitions are assigned.
 pub const READY_RECEIPTS: &str = meshflow_common::contract::ready::RECEIPTS_ASSIGNED;
@@ -99,57 +108,68 @@ pub fn consumer(config: &Config) -> Result<ReaderConsumer, Error> {
 /// Feeds the accounting from the consumer and sweeps it.
 pub struct Reader {
     consumer: Arc<ReaderConsumer>,
-    accounting: Accounting,
     metrics: ExporterMetrics,
     readiness: Arc<Readiness>,
-    topic: String,
+    /// Which topics are judged.
+    matcher: TopicMatcher,
+    /// The accounting settings each topic's books start with.
+    accounting: AccountingConfig,
     receipts_topic: String,
     /// (topic, partition) currently assigned.
     assigned: BTreeSet<(String, i32)>,
-    /// How far the data topic has been read.
-    log_progress: TopicProgress,
+    /// The books of each judged topic.
+    books: BTreeMap<String, TopicBook>,
     /// How far the receipts topic has been read.
     receipts_progress: TopicProgress,
-    /// Checkpoints of the data topic's reading position.
-    commits: CommitHorizon,
-    /// Per watched group: its released horizon.
-    group_horizons: PerGroup<GroupHorizon>,
+    /// The judged topics have been resolved once: a topic judged from now
+    /// on is new, and read from its beginning.
+    resolved_once: bool,
     /// Watermarks and committed offsets from the polling loop.
     marks: Option<MarksReceiver>,
-    /// Grace for receipts after a group's commit was seen.
-    sla_ns: u64,
-    /// When the reader started, unix ns.
-    started_ns: u64,
-    /// Evictions already published.
-    published_evictions: Evictions,
+    clock: SweepClock,
 }
 
 impl Reader {
-    /// A reader over a subscribed consumer.
+    /// A reader over a consumer, judging the topics `matcher` selects with
+    /// the `accounting` settings. The literal topics' books (and series)
+    /// exist from the start.
     pub fn new(
         consumer: Arc<ReaderConsumer>,
-        accounting: Accounting,
+        accounting: &AccountingConfig,
+        matcher: TopicMatcher,
         metrics: ExporterMetrics,
         readiness: Arc<Readiness>,
         config: &Config,
     ) -> Self {
-        Reader {
+        let mut reader = Reader {
             consumer,
             metrics,
             readiness,
-            topic: config.exporter.topic.clone(),
+            accounting: accounting.clone(),
             receipts_topic: config.exporter.receipts_topic.clone(),
             assigned: BTreeSet::new(),
-            log_progress: TopicProgress::default(),
+            books: BTreeMap::new(),
             receipts_progress: TopicProgress::default(),
-            commits: CommitHorizon::default(),
-            group_horizons: PerGroup::filled(accounting.groups(), GroupHorizon::default()),
+            resolved_once: false,
             marks: None,
-            sla_ns: duration_ns(config.exporter.sla),
-            started_ns: now_ns(),
-            published_evictions: Evictions::default(),
-            accounting,
+            clock: SweepClock {
+                sla_ns: duration_ns(config.exporter.sla),
+                started_ns: now_ns(),
+            },
+            matcher,
+        };
+        for topic in reader.matcher.literals().to_vec() {
+            reader.book(&topic);
         }
+        reader
+    }
+
+    /// The books of `topic`, made when it is first judged.
+    fn book(&mut self, topic: &str) -> &mut TopicBook {
+        let (accounting, metrics) = (&self.accounting, &self.metrics);
+        self.books
+            .entry(topic.to_string())
+            .or_insert_with(|| TopicBook::new(topic, accounting, metrics.groups(), metrics))
     }
 
     /// Takes progress (watermarks, committed offsets) from the polling loop.
@@ -238,73 +258,34 @@ impl Reader {
         }
     }
 
-    /// Accounts one record of either topic.
+    /// Accounts one record of a judged topic or of the receipts topic.
     fn handle(&mut self, message: &BorrowedMessage<'_>) {
         let read_ns = now_ns();
-        if message.topic() == self.topic {
-            self.handle_log(message, read_ns);
-            self.log_progress
-                .record(message.partition(), message.offset());
-        } else if message.topic() == self.receipts_topic {
+        if message.topic() == self.receipts_topic {
             self.handle_receipts(message.payload().unwrap_or_default(), read_ns);
             self.receipts_progress
                 .record(message.partition(), message.offset());
+        } else if let Some(book) = self.books.get_mut(message.topic()) {
+            if let Some(reason) = book.handle_log(message, read_ns) {
+                self.metrics.record_invalid(message.topic(), reason);
+            }
         }
     }
 
     /// Takes one poll's watermarks and committed offsets.
     pub fn apply_marks(&mut self, marks: &PollMarks) {
-        for &(partition, high) in &marks.log_highs {
-            self.log_progress.watermark(partition, high, marks.at_ns);
-        }
         for &(partition, high) in &marks.receipt_highs {
             self.receipts_progress
                 .watermark(partition, high, marks.at_ns);
         }
-        let mut oldest_needed = u64::MAX;
-        for (group, horizon) in self.group_horizons.iter_mut() {
-            let Some(committed) = marks.committed.get(group) else {
-                continue;
-            };
-            let through = committed
-                .as_ref()
-                .and_then(|committed| self.commits.committed_through(committed));
-            if let Some(through) = through {
-                // Seen once the poll ended: the commit may be that recent.
-                horizon.commit_seen(marks.done_ns, through);
-            }
-            oldest_needed = oldest_needed.min(through.unwrap_or(0));
-        }
-        self.commits.forget_before(oldest_needed);
-    }
-
-    fn handle_log(&mut self, message: &BorrowedMessage<'_>, read_ns: u64) {
-        match Envelope::from_headers(message.headers()) {
-            Ok(Some(envelope)) => {
-                let observed = self.accounting.observe_log(&LogRecord {
-                    producer: &envelope.producer,
-                    seq: envelope.seq,
-                    partition: message.partition(),
-                    created_ns: envelope.created_ns,
-                    read_ns,
-                });
-                self.metrics.record_log(observed);
-            }
-            // Unenveloped: a third-party message, nothing to judge.
-            Ok(None) => {}
-            Err(e) => {
-                tracing::debug!(
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    error = %e,
-                    "invalid envelope"
-                );
-                self.metrics.record_invalid(&self.topic, e.reason());
-            }
+        for (topic, book) in &mut self.books {
+            let highs = marks.log_highs.get(topic).map_or(&[][..], Vec::as_slice);
+            book.apply_marks(highs, &marks.committed, marks.at_ns, marks.done_ns);
         }
     }
 
-    /// Accounts the entries of one receipt batch about the data topic.
+    /// Accounts the entries of one receipt batch, each in the books of
+    /// the topic it names (entries about other topics are ignored).
     pub fn handle_receipts(&mut self, payload: &[u8], read_ns: u64) {
         let batch: ReceiptBatch = match serde_json::from_slice(payload) {
             Ok(batch) => batch,
@@ -315,8 +296,11 @@ impl Reader {
                 return;
             }
         };
-        let group = self.accounting.groups().id(&batch.group);
-        for entry in batch.entries.iter().filter(|e| e.topic == self.topic) {
+        let group = self.metrics.groups().id(&batch.group);
+        for entry in &batch.entries {
+            let Some(book) = self.books.get_mut(&entry.topic) else {
+                continue;
+            };
             let receipt = ReceiptEntry {
                 group: &batch.group,
                 producer: &entry.producer,
@@ -325,88 +309,33 @@ impl Reader {
                 created_ns: entry.created_ns,
                 processed_ns: entry.processed_ns,
             };
-            match group {
-                Some(group) => {
-                    let observed = self
-                        .accounting
-                        .observe_group_receipt(group, &receipt, read_ns);
-                    self.metrics
-                        .record_receipt(group, observed, &entry.trace_id);
-                }
-                // Counted as unwatched, nothing else.
-                None => {
-                    self.accounting.observe_receipt(&receipt, read_ns);
-                }
-            }
+            book.handle_receipt(group, &receipt, &entry.trace_id, read_ns);
         }
     }
 
-    /// Judges what the reading's progress allows and counts the loss found.
+    /// Judges what each topic's reading progress allows and counts the
+    /// loss found.
     pub fn sweep(&mut self) {
         let now = now_ns();
-        self.commits.checkpoint(now, self.log_progress.positions());
         let receipts_through = self.receipts_progress.through_ns();
-        let horizon = Horizon {
-            log_ns: self.log_progress.through_ns(),
-            processed_ns: self
-                .group_horizons
-                .map_mut(|_, group| group.release(now, receipts_through, self.sla_ns)),
-        };
-        self.accounting.set_horizon(&horizon);
-        let read_lag = |through: Option<u64>| {
-            let since = through.unwrap_or(self.started_ns).max(self.started_ns);
-            Duration::from_nanos(now.saturating_sub(since))
-        };
-        self.metrics
-            .set_read_lag(&self.topic, read_lag(self.log_progress.through_ns()));
-        self.metrics
-            .set_read_lag(&self.receipts_topic, read_lag(receipts_through));
-        let report = self.accounting.sweep();
-        self.metrics.record_sweep(&report);
-        let evictions = self.accounting.evictions();
-        self.metrics
-            .record_evictions(evictions, self.published_evictions);
-        self.published_evictions = evictions;
-        if report.log_lost > 0 {
-            tracing::warn!(
-                topic = %self.topic,
-                lost = report.log_lost,
-                "messages lost at stage log: sequence gaps past the grace period"
-            );
+        for book in self.books.values_mut() {
+            book.sweep(now, receipts_through, &self.clock, &self.metrics);
         }
-        for (group, lost) in report.processed_lost.iter() {
-            if *lost > 0 {
-                tracing::warn!(
-                    topic = %self.topic,
-                    group = self.accounting.groups().name(group),
-                    lost,
-                    "messages lost at stage processed: no receipt within the SLA"
-                );
-            }
-        }
+        self.metrics.set_read_lag(
+            &self.receipts_topic,
+            self.clock.read_lag(now, receipts_through),
+        );
     }
 
     fn log_state(&self) {
-        let log = self.accounting.log_counters();
-        let evictions = self.accounting.evictions();
-        tracing::info!(
-            producers = self.accounting.producers(),
-            memory_bytes = self.accounting.memory_bytes(),
-            log_messages = log.messages,
-            log_lost = log.lost,
-            log_duplicated = log.duplicated,
-            ignored = log.ignored,
-            unwatched_receipts = self.accounting.unwatched_receipts(),
-            evicted_idle = evictions.idle,
-            evicted_capacity = evictions.capacity,
-            rebased = evictions.rebased,
-            log_rejected = log.rejected,
-            "accounting"
-        );
+        for book in self.books.values() {
+            book.log_state();
+        }
     }
 }
 
 mod assignment;
+mod book;
 
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,9 @@
 //!
 //! These tasks run until the shutdown token fires:
 //!
-//! - the [`Reader`] reads both topics into the accounting, sweeps it every
-//!   second, and commits what it read when it stops;
+//! - the [`Reader`] reads the judged topics and the receipts topic into
+//!   each judged topic's accounting, sweeps them every second, and commits
+//!   what it read when it stops;
 //! - the [`watch`] loop polls offsets, watermarks and metadata every
 //!   `exporter.poll_interval` for lag, group status and cluster health;
 //! - a probe keeps the `kafka` readiness condition in step with whether
@@ -12,8 +13,8 @@
 //! - with `exporter.probe.enabled`, the end-to-end [`Probe`] writes its
 //!   own messages to the probe topic and reads them back.
 //!
-//! `/readyz` is 200 when Kafka answers and the partitions of both topics
-//! are assigned to the reader.
+//! `/readyz` is 200 when Kafka answers and the partitions of the receipts
+//! topic and of at least one judged topic are assigned to the reader.
 //!
 //! The tasks are supervised: if one ends before shutdown (returns or
 //! panics), the others are stopped and [`run`] returns
@@ -28,7 +29,6 @@ use meshflow_common::http::Readiness;
 use meshflow_common::shutdown::Supervisor;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::Accounting;
 use crate::cluster::ClusterPoller;
 use crate::config::Config;
 use crate::metrics::ExporterMetrics;
@@ -54,18 +54,18 @@ pub async fn run(
     // The one registry of watched groups: the one the metrics were
     // registered with.
     let groups = metrics.groups().clone();
-    let accounting = Accounting::new(&settings.accounting(), groups.clone());
+    let matcher = settings.topic_matcher()?;
     let consumer = Arc::new(reader::consumer(&config)?);
     let poller = ClusterPoller::new(
         &config.kafka,
-        &settings.topic,
+        matcher.clone(),
         &settings.receipts_topic,
         &groups,
         &settings.group_id,
         &settings.discovery,
     )?;
     tracing::info!(
-        topic = %settings.topic,
+        topics = %settings.topics.join(","),
         receipts_topic = %settings.receipts_topic,
         groups = %settings.groups.join(","),
         group_id = %settings.group_id,
@@ -73,7 +73,10 @@ pub async fn run(
     );
 
     let supervisor = Supervisor::new(shutdown.clone());
-    let (probe, _) = supervise_kafka_probe(&supervisor, &consumer, &settings.topic, &readiness);
+    // Kafka answers when it lists the receipts topic: every judged topic
+    // may be a pattern.
+    let (probe, _) =
+        supervise_kafka_probe(&supervisor, &consumer, &settings.receipts_topic, &readiness);
     let (marks, marks_rx) = watch::marks_channel();
     let watching = supervisor.spawn(
         "watch",
@@ -88,8 +91,15 @@ pub async fn run(
         ),
     );
     let metrics_probe = metrics.probe().clone();
-    let reader =
-        Reader::new(consumer, accounting, metrics, readiness, &config).with_marks(marks_rx);
+    let reader = Reader::new(
+        consumer,
+        &settings.accounting(),
+        matcher,
+        metrics,
+        readiness,
+        &config,
+    )
+    .with_marks(marks_rx);
     let reading = supervisor.spawn("reader", reader.run(shutdown.clone()));
     let mut tasks = vec![reading, watching, probe];
     if settings.probe.enabled {

@@ -1,8 +1,9 @@
 //! The polling loop: every `exporter.poll_interval` a [`ClusterPoller`]
 //! snapshot becomes lag gauges, group statuses and cluster health.
 //!
-//! [`GroupWatch`] holds one [`GroupStatusTracker`] per watched group and
-//! maps a [`Snapshot`] onto the metrics; it does no I/O, so it is tested
+//! [`GroupWatch`] holds, per watched group, one [`GroupStatusTracker`](crate::status::GroupStatusTracker) per
+//! judged topic (the group's status is its worst topic's, as for the
+//! discovered groups) and maps a [`Snapshot`] onto the metrics; it does no I/O, so it is tested
 //! with hand-made snapshots. [`run`] drives it, polling on a blocking
 //! thread so a slow or absent broker never stalls the runtime.
 
@@ -14,30 +15,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterPoller, Snapshot};
 use crate::config::Granularity;
-use crate::groups::{GroupId, Groups, PerGroup};
+use crate::groups::{Groups, PerGroup};
 use crate::metrics::{ExporterMetrics, PollReport};
 use crate::progress::PollMarks;
 use crate::status::StatusConfig;
-use crate::status::{Evaluation, GroupStatus, GroupStatusTracker};
+use crate::status::{Evaluation, GroupStatus};
 
 mod others;
+mod tracked;
 use others::OtherWatch;
+use tracked::{LagPoint, TrackedGroup};
 
 /// Status trackers of the watched groups.
 #[derive(Debug)]
 pub struct GroupWatch {
     groups: Groups,
-    watched: PerGroup<Watched>,
+    status: StatusConfig,
+    watched: PerGroup<TrackedGroup>,
     others: OtherWatch,
     granularity: Granularity,
     cluster_error: Option<String>,
-}
-
-/// One group's status tracker and the status last logged.
-#[derive(Debug)]
-struct Watched {
-    tracker: GroupStatusTracker,
-    last: Option<GroupStatus>,
 }
 
 impl GroupWatch {
@@ -45,10 +42,8 @@ impl GroupWatch {
     pub fn new(groups: &Groups, status: &StatusConfig) -> Self {
         GroupWatch {
             groups: groups.clone(),
-            watched: PerGroup::from_fn(groups, |_| Watched {
-                tracker: GroupStatusTracker::new(status.clone()),
-                last: None,
-            }),
+            status: status.clone(),
+            watched: PerGroup::from_fn(groups, |_| TrackedGroup::default()),
             others: OtherWatch::new(status),
             granularity: Granularity::default(),
             cluster_error: None,
@@ -87,6 +82,9 @@ impl GroupWatch {
         if let Ok(brokers) = &snapshot.brokers {
             metrics.set_brokers(brokers);
         }
+        if let Some(judged) = &snapshot.judged {
+            metrics.set_topics_left_out(judged.left_out);
+        }
         self.others
             .apply(&snapshot.others, snapshot.at_ns, metrics, now_ns);
         metrics.record_poll(&PollReport {
@@ -96,48 +94,36 @@ impl GroupWatch {
             groups: self.groups.len() + self.others.len(),
             partitions: snapshot.partitions_watched(),
         });
-        let groups = &self.groups;
+        let (groups, status) = (&self.groups, &self.status);
         self.watched.map_mut(|group, watched| {
-            watched.judge(group, groups.name(group), snapshot, metrics, now_ns)
-        })
-    }
-}
-
-impl Watched {
-    /// One group's part of [`GroupWatch::apply`].
-    fn judge(
-        &mut self,
-        group: GroupId,
-        name: &str,
-        snapshot: &Snapshot,
-        metrics: &ExporterMetrics,
-        now_ns: u64,
-    ) -> Evaluation {
-        let at_ns = snapshot.at_ns;
-        let tracker = &mut self.tracker;
-        match snapshot.groups.get(group) {
-            Some(Ok(partitions)) => {
-                for lag in partitions {
-                    let messages = match (&lag.sample, &lag.offsets) {
-                        (Ok(sample), _) => Some(sample.messages),
-                        (Err(_), Ok(offsets)) => offsets.lag_messages().ok(),
-                        (Err(_), Err(_)) => None,
-                    };
-                    let seconds = lag.sample.as_ref().ok().map(|s| s.seconds.as_secs_f64());
-                    if let Some(messages) = messages {
-                        metrics.set_lag(group, lag.partition, messages, seconds);
-                    }
-                    tracker.record(lag.partition, at_ns, lag.sample.clone());
+            let name = groups.name(group);
+            let at_ns = snapshot.at_ns;
+            match snapshot.groups.get(group) {
+                Some(Ok(partitions)) if !partitions.is_empty() => {
+                    let lags = partitions.iter().map(|lag| LagPoint {
+                        topic: &lag.topic,
+                        partition: lag.partition,
+                        messages: match (&lag.sample, &lag.offsets) {
+                            (Ok(sample), _) => Some(sample.messages),
+                            (Err(_), Ok(offsets)) => offsets.lag_messages().ok(),
+                            (Err(_), Err(_)) => None,
+                        },
+                        sample: &lag.sample,
+                    });
+                    watched.record(name, at_ns, lags, status, metrics);
                 }
+                Some(Ok(_)) => watched.failed(name, at_ns, "no partition", status, metrics),
+                Some(Err(e)) => watched.failed(name, at_ns, &e.to_string(), status, metrics),
+                None => watched.failed(name, at_ns, "not polled", status, metrics),
             }
-            Some(Err(e)) => tracker.record_failure(at_ns, e.to_string()),
-            None => tracker.record_failure(at_ns, "not polled"),
-        }
-        let evaluation = tracker.evaluate(now_ns);
-        metrics.set_status(group, evaluation.status);
-        metrics.set_partition_statuses(group, tracker.partition_statuses());
-        log_change(&mut self.last, name, Some(&evaluation));
-        evaluation
+            watched
+                .publish(name, metrics, now_ns)
+                .unwrap_or_else(|| Evaluation {
+                    status: GroupStatus::Err,
+                    partition: None,
+                    reason: "no topic".to_string(),
+                })
+        })
     }
 }
 

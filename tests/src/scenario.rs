@@ -38,14 +38,19 @@ impl Names {
     }
 
     /// The environment of a service reading the test's topics at
-    /// `bootstrap`: `MESHFLOW__<SECTION>__TOPIC` and `__RECEIPTS_TOPIC`,
-    /// and the group as `__<GROUP_KEY>` (`GROUP`, or the exporter's
-    /// `GROUPS`), after the broker address.
+    /// `bootstrap`: `MESHFLOW__<SECTION>__TOPIC` (the exporter's list
+    /// `TOPICS`) and `__RECEIPTS_TOPIC`, and the group as `__<GROUP_KEY>`
+    /// (`GROUP`, or the exporter's `GROUPS`), after the broker address.
     pub fn env(&self, bootstrap: &str, section: &str, group_key: &str) -> Vec<(String, String)> {
         let mut env = kafka_env(bootstrap);
         let prefix = format!("MESHFLOW__{section}__");
+        let topic_key = if section == "EXPORTER" {
+            "TOPICS"
+        } else {
+            "TOPIC"
+        };
         for (key, value) in [
-            ("TOPIC", &self.topic),
+            (topic_key, &self.topic),
             ("RECEIPTS_TOPIC", &self.receipts),
             (group_key, &self.group),
         ] {

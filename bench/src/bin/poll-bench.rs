@@ -21,7 +21,7 @@ use anyhow::{ensure, Context};
 use clap::Parser;
 use meshflow_common::config::KafkaConfig;
 use meshflow_exporter::cluster::ClusterPoller;
-use meshflow_exporter::config::DiscoveryConfig;
+use meshflow_exporter::config::{DiscoveryConfig, TopicMatcher};
 use meshflow_exporter::groups::Groups;
 use meshflow_tests::broker::{create_topics, Tansu};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -98,7 +98,7 @@ fn measure(bootstrap: &str, pattern: &str, label: &str, args: &Args) -> anyhow::
     let before = rss_mib();
     let mut poller = ClusterPoller::new(
         &kafka,
-        "bench.events",
+        TopicMatcher::new(&["bench.events".to_string()], 1, "bench.receipts")?,
         "bench.receipts",
         &Groups::new(["bench-judged"]),
         "bench-exporter",

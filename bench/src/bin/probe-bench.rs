@@ -106,7 +106,7 @@ async fn run(
         ..KafkaConfig::default()
     };
     let mut registry = Registry::with_prefix("meshflow");
-    let metrics = ExporterMetrics::register(&mut registry, "bench.events", &Groups::new(["bench"]));
+    let metrics = ExporterMetrics::register(&mut registry, &Groups::new(["bench"]));
     let rss = rss_mib();
     let prober = Probe::new(
         &kafka,

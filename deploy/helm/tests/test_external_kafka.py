@@ -316,6 +316,22 @@ def test_discovery_off():
     assert discovery["enabled"] is False
 
 
+def test_exporter_topics_render_as_a_list_with_their_bound_and_budget():
+    docs = render_with(
+        {"exporter": {"topics": ["orders", "^payments\\..*"], "maxTopics": 4, "memoryBudgetMib": 1200}}
+    )
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "meshflow-config"]
+    exporter = tomllib.loads(cm["data"]["exporter.toml"])["exporter"]
+    assert exporter["topics"] == ["orders", "^payments\\..*"]
+    assert (exporter["max_topics"], exporter["memory_budget_mib"]) == (4, 1200)
+
+
+def test_default_exporter_config_judges_the_events_topic_alone(default):
+    exporter = tomllib.loads(default.get("ConfigMap", "meshflow-config")["data"]["exporter.toml"])["exporter"]
+    assert exporter["topics"] == ["meshflow.events"]
+    assert "max_topics" not in exporter and "memory_budget_mib" not in exporter
+
+
 def test_default_exporter_config_has_no_discovery_table(default):
     """The exporter's own defaults apply unless discovery is configured."""
     text = default.get("ConfigMap", "meshflow-config")["data"]["exporter.toml"]

@@ -28,7 +28,10 @@ CONTRACT_KEYS = {
         "receipt_flush_interval", "receipt_batch_max", "session_timeout",
         "heartbeat_interval", "create_topics", "partitions", "replication_factor",
     },
-    "exporter": {"topic", "receipts_topic", "groups", "grace", "sla", "poll_interval", "cluster", "discovery"},
+    "exporter": {
+        "topics", "max_topics", "memory_budget_mib", "receipts_topic", "groups", "grace", "sla",
+        "poll_interval", "cluster", "discovery",
+    },
 }
 BROKERS = [f"kafka-{i}.kafka-headless.meshflow.svc.cluster.local:9092" for i in range(3)]
 
@@ -123,6 +126,7 @@ def test_service_config_files(rendered):
     assert parsed["consumer"]["consumer"]["receipts_topic"] == "meshflow.receipts"
     assert parsed["consumer"]["consumer"]["dlq_topic"] == "meshflow.events.dlq"
     assert parsed["exporter"]["exporter"]["groups"] == [parsed["consumer"]["consumer"]["group"]]
+    assert parsed["exporter"]["exporter"]["topics"] == ["meshflow.events"]
     # The brokers alerts expect this chart's cluster, not a number in the rules.
     assert parsed["exporter"]["exporter"]["cluster"] == {"brokers": 3, "min_insync_replicas": 2}
 

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use super::{Broker, Others};
+use crate::config::JudgedTopics;
 use crate::groups::PerGroup;
 use crate::lag::{LagSample, PartitionOffsets};
+use crate::progress::Committed;
 use crate::Error;
 
 /// One partition as the cluster metadata describes it.
@@ -42,8 +44,9 @@ impl PartitionHealth {
 pub struct ClusterHealth {
     /// Brokers listed.
     pub brokers: usize,
-    /// Partitions of the data and receipts topics and of the reported
-    /// topics (all of them when discovery is off: just the two), sorted.
+    /// Partitions of the judged and receipts topics and of the reported
+    /// topics (all of them when discovery is off: just the judged and the
+    /// receipts topics), sorted.
     pub partitions: Vec<PartitionHealth>,
     /// Partitions of reported topics beyond `exporter.discovery.max_partitions`.
     pub partitions_left_out: usize,
@@ -52,6 +55,8 @@ pub struct ClusterHealth {
 /// One partition's lag for one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {
+    /// The judged topic.
+    pub topic: String,
     /// Partition id.
     pub partition: i32,
     /// Watermarks and committed offset, or why they are unknown.
@@ -67,12 +72,15 @@ pub struct Snapshot {
     pub at_ns: u64,
     /// Cluster health, or why metadata could not be read.
     pub health: Result<ClusterHealth, Error>,
-    /// Per watched group: its partitions' lag, or why its offsets could not
-    /// be read at all.
+    /// The judged topics this poll resolved from its metadata answer, or
+    /// `None` when the metadata could not be read.
+    pub judged: Option<JudgedTopics>,
+    /// Per watched group: its lag on every partition of the judged topics,
+    /// or why its offsets could not be read at all.
     pub groups: PerGroup<Result<Vec<PartitionLag>, Error>>,
-    /// High watermarks of the data topic's partitions that answered, asked
-    /// for after `at_ns`.
-    pub log_highs: Vec<(i32, i64)>,
+    /// High watermarks of each judged topic's partitions that answered,
+    /// asked for after `at_ns`.
+    pub log_highs: BTreeMap<String, Vec<(i32, i64)>>,
     /// High watermarks of the receipts topic's partitions that answered.
     pub receipt_highs: Vec<(i32, i64)>,
     /// Why the timestamps for lag in seconds could not be read, if so.
@@ -128,10 +136,10 @@ impl Snapshot {
         self.groups.values().flatten().map(Vec::len).sum::<usize>() + others
     }
 
-    /// Per watched group, the committed offsets read (partition → the next
-    /// offset the group consumes); `None` when the group's offsets could not
-    /// be read.
-    pub fn committed(&self) -> PerGroup<Option<BTreeMap<i32, i64>>> {
+    /// Per watched group, the committed offsets read ((topic, partition) →
+    /// the next offset the group consumes); `None` when the group's offsets
+    /// could not be read.
+    pub fn committed(&self) -> Committed {
         self.groups.map(|_, group| {
             let partitions = group.as_ref().ok()?;
             Some(
@@ -139,7 +147,8 @@ impl Snapshot {
                     .iter()
                     .filter_map(|lag| {
                         let offsets = lag.offsets.as_ref().ok()?;
-                        Some((lag.partition, offsets.committed.filter(|&c| c >= 0)?))
+                        let committed = offsets.committed.filter(|&c| c >= 0)?;
+                        Some(((lag.topic.clone(), lag.partition), committed))
                     })
                     .collect(),
             )

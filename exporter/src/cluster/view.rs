@@ -9,12 +9,12 @@ use rdkafka::metadata::Metadata;
 use super::{ClusterHealth, PartitionHealth};
 
 /// The partitions of the topics `reported` selects, and always of
-/// `always` (the data and receipts topics), sorted; at most `max`
+/// `always` (the judged and receipts topics), sorted; at most `max`
 /// partitions of the reported topics (whole topics, by name), with how many
 /// were left out.
 pub(super) fn health(
     metadata: &Metadata,
-    always: [&str; 2],
+    always: &[&str],
     reported: impl Fn(&str) -> bool,
     max: usize,
 ) -> ClusterHealth {

@@ -112,7 +112,8 @@ fn selects(allow: &Regex, deny: Option<&Regex>, name: &str) -> bool {
 }
 
 /// `pattern` anchored at both ends, compiled; a bad pattern names `key`.
-fn whole(key: &'static str, pattern: &str) -> Result<Regex, Error> {
+/// Shared by every operator-given pattern (discovery, judged topics).
+pub(super) fn whole(key: &'static str, pattern: &str) -> Result<Regex, Error> {
     // Patterns come from the operator, but a huge one must not take the
     // exporter's memory: the compiled size is bounded.
     regex::RegexBuilder::new(&format!("^(?:{pattern})$"))

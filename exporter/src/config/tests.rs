@@ -114,7 +114,9 @@ mod service {
     fn defaults_are_the_documented_ones() {
         let c = from_env(&[]).unwrap();
         let e = &c.exporter;
-        assert_eq!(e.topic, "meshflow.events");
+        assert_eq!(e.topics, ["meshflow.events"]);
+        assert_eq!(e.max_topics, 10);
+        assert_eq!(e.judged_bound(), 1);
         assert_eq!(e.receipts_topic, "meshflow.receipts");
         assert_eq!(e.groups, ["meshflow"]);
         assert_eq!(e.group_id, "meshflow-exporter");
@@ -198,12 +200,103 @@ mod service {
     }
 
     #[test]
+    fn judged_topics_are_a_list_of_names_and_patterns() {
+        let c = from_env(&[
+            ("MESHFLOW__EXPORTER__TOPICS", "orders,^pay.*"),
+            ("MESHFLOW__EXPORTER__MEMORY_BUDGET_MIB", "4096"),
+        ])
+        .unwrap();
+        assert_eq!(c.exporter.topics, ["orders", "^pay.*"]);
+        assert_eq!(c.exporter.judged_bound(), 10, "a pattern: max_topics");
+        let matcher = c.exporter.topic_matcher().unwrap();
+        assert!(matcher.matches("payments") && matcher.matches("orders"));
+        assert!(!matcher.matches("orders-2"));
+        let c = from_env(&[
+            ("MESHFLOW__EXPORTER__TOPICS", "a,b"),
+            ("MESHFLOW__EXPORTER__MEMORY_BUDGET_MIB", "1024"),
+        ])
+        .unwrap();
+        assert_eq!(c.exporter.judged_bound(), 2, "literals only: their number");
+        let c = from_file(
+            "topics.toml",
+            "[exporter]\ntopics = [\"a\", \"^b.*\"]\nmax_topics = 3\nmemory_budget_mib = 1024\n",
+        )
+        .unwrap();
+        assert_eq!(c.exporter.topics, ["a", "^b.*"]);
+        assert_eq!(c.exporter.judged_bound(), 3);
+    }
+
+    #[test]
+    fn the_probe_topic_is_never_judged_nor_a_judged_topic() {
+        let c = from_env(&[
+            ("MESHFLOW__EXPORTER__TOPICS", "^meshflow\\..*"),
+            ("MESHFLOW__EXPORTER__MEMORY_BUDGET_MIB", "4096"),
+        ])
+        .unwrap();
+        let matcher = c.exporter.topic_matcher().unwrap();
+        assert!(matcher.matches("meshflow.events"));
+        assert!(!matcher.matches("meshflow.probe"), "the probe's own topic");
+        assert!(!matcher.matches("meshflow.receipts"));
+        let refused = from_env(&[
+            ("MESHFLOW__EXPORTER__TOPICS", "orders"),
+            ("MESHFLOW__EXPORTER__PROBE__TOPIC", "orders"),
+        ])
+        .expect_err("the probe writes a topic of its own");
+        assert!(refused.to_string().contains("exporter.probe.topic"), "{refused}");
+    }
+
+    #[test]
+    fn a_bad_pattern_or_the_receipts_topic_names_exporter_topics() {
+        for topics in ["^(", "^a{1000}{1000}", "meshflow.receipts", "bad name"] {
+            let text = from_env(&[("MESHFLOW__EXPORTER__TOPICS", topics)])
+                .expect_err(topics)
+                .to_string();
+            assert!(text.contains("`exporter.topics`"), "{topics}: {text}");
+        }
+        let text = from_env(&[
+            ("MESHFLOW__EXPORTER__TOPICS", "a,b,c"),
+            ("MESHFLOW__EXPORTER__MAX_TOPICS", "2"),
+        ])
+        .expect_err("three literals over a bound of two")
+        .to_string();
+        assert!(text.contains("`exporter.topics`"), "{text}");
+    }
+
+    #[test]
+    fn the_memory_budget_multiplies_by_the_judged_topics() {
+        // One topic fits the default budget; a pattern may judge ten.
+        assert!(from_env(&[("MESHFLOW__EXPORTER__TOPICS", "a")]).is_ok());
+        let text = from_env(&[("MESHFLOW__EXPORTER__TOPICS", "a,^b.*")])
+            .expect_err("ten topics of 10,000 producers do not fit 384 MiB")
+            .to_string();
+        assert!(text.contains("`exporter.memory_budget_mib`"), "{text}");
+        assert!(text.contains("× 10 judged topics"), "{text}");
+        let two = from_env(&[
+            ("MESHFLOW__EXPORTER__TOPICS", "a,^b.*"),
+            ("MESHFLOW__EXPORTER__MAX_TOPICS", "2"),
+            ("MESHFLOW__EXPORTER__MEMORY_BUDGET_MIB", "1024"),
+        ]);
+        assert!(two.is_ok(), "{two:?}");
+        let three = from_env(&[
+            ("MESHFLOW__EXPORTER__TOPICS", "a,b,c"),
+            ("MESHFLOW__EXPORTER__MEMORY_BUDGET_MIB", "512"),
+        ])
+        .expect_err("three literal topics")
+        .to_string();
+        assert!(three.contains("× 3 judged topics"), "{three}");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         // Each refused by validation, naming the key it was set at.
         #[rustfmt::skip]
         let invalid: &[(&str, &str)] = &[
-            ("exporter.topic", "no spaces"),
-            ("exporter.receipts_topic", "meshflow.events"),
+            ("exporter.topics", "no spaces"),
+            ("exporter.topics", "events,^(unclosed"),
+            ("exporter.topics", "meshflow.receipts"),
+            ("exporter.topics", "a,a"),
+            ("exporter.max_topics", "0"),
+            ("exporter.max_topics", "101"),
             ("exporter.groups", "a,a"),
             ("exporter.groups", "a,"),
             ("exporter.group_id", "meshflow"),
@@ -228,6 +321,11 @@ mod service {
                 "EXPORTER__MAX_PRODUCERS",
                 "1000000",
                 "`exporter.memory_budget_mib`",
+            ),
+            (
+                "EXPORTER__RECEIPTS_TOPIC",
+                "meshflow.events",
+                "`exporter.topics`",
             ),
             ("EXPORTER__GRACE", "soon", "grace"),
             ("EXPORTER__COLOUR", "blue", "colour"),

@@ -241,7 +241,7 @@ mod tests {
 
     fn setup() -> (Registry, ExporterMetrics) {
         let mut registry = Registry::with_prefix("meshflow");
-        let metrics = ExporterMetrics::register(&mut registry, "events", &Groups::new(["g1"]));
+        let metrics = ExporterMetrics::register(&mut registry, &Groups::new(["g1"]));
         (registry, metrics)
     }
 

@@ -6,11 +6,18 @@ use crate::groups::GroupId;
 use crate::status::GroupStatus;
 
 impl ExporterMetrics {
-    /// Sets one partition's lag for a group judged end to end; see
-    /// [`ExporterMetrics::set_group_lag`].
-    pub fn set_lag(&self, group: GroupId, partition: i32, messages: u64, seconds: Option<f64>) {
+    /// Sets one partition's lag on a judged topic for a group judged end
+    /// to end; see [`ExporterMetrics::set_group_lag`].
+    pub fn set_lag(
+        &self,
+        group: GroupId,
+        topic: &str,
+        partition: i32,
+        messages: u64,
+        seconds: Option<f64>,
+    ) {
         let name = self.groups.name(group);
-        self.set_group_lag(name, &self.topic, partition, messages, seconds);
+        self.set_group_lag(name, topic, partition, messages, seconds);
     }
 
     /// Sets one partition's lag for any group. `seconds` is `None` when it
@@ -81,17 +88,6 @@ impl ExporterMetrics {
         self.set_group_status(self.groups.name(group), Some(status));
     }
 
-    /// Sets each partition's status code for a group judged end to end.
-    pub fn set_partition_statuses(
-        &self,
-        group: GroupId,
-        statuses: impl Iterator<Item = (i32, GroupStatus)>,
-    ) {
-        for (partition, status) in statuses {
-            self.set_partition_status(self.groups.name(group), &self.topic, partition, status);
-        }
-    }
-
     /// Sets any group's stateset and status code, or removes them (`None`:
     /// the group is no longer watched).
     pub fn set_group_status(&self, group: &str, status: Option<GroupStatus>) {
@@ -122,6 +118,16 @@ impl ExporterMetrics {
                 }
             }
         }
+    }
+
+    /// Records how many matching topics were beyond `exporter.max_topics`
+    /// in the last poll (`what="judged_topics"`).
+    pub fn set_topics_left_out(&self, topics: usize) {
+        self.left_out
+            .get_or_create(&LeftOutLabels {
+                what: "judged_topics",
+            })
+            .set(i64::try_from(topics).unwrap_or(i64::MAX));
     }
 
     /// Records what discovery had to leave out in the last poll.

@@ -42,7 +42,7 @@ pub(super) const HELP: &[(&str, &str)] = &[
     ("exporter_last_successful_poll_timestamp_seconds", "When the last poll with no failure ended, Unix seconds"),
     ("exporter_groups_watched", "Consumer groups the exporter watches"),
     ("exporter_lag_seconds_unknown", "Lag figures served without lag in seconds because the timestamp of the record at the group's position could not be read in time; the seconds series is removed, not left at an old value"),
-    ("exporter_discovery_left_out", "What discovery selected but left out in the last poll, beyond exporter.discovery.max_groups (groups) or max_partitions (partitions)"),
+    ("exporter_discovery_left_out", "What was selected but left out in the last poll: beyond exporter.discovery.max_groups (groups) or max_partitions (partitions), or topics matching exporter.topics beyond exporter.max_topics (judged_topics)"),
     ("exporter_partitions_watched", "Partitions with a lag figure in the last poll, summed over the watched groups"),
     ("probe_messages_sent", "Probe messages sent, by partition, the broker leading it, and result: acked by the broker, or failed (timed out or refused; never counted lost)"),
     ("probe_messages_received", "Probe messages read back from the probe topic, by partition and the broker that led it when sent"),

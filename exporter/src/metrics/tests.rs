@@ -1,7 +1,10 @@
+use super::series::valid_trace_id;
 use super::*;
 use crate::cluster::PartitionHealth;
 use crate::config::Granularity;
+use crate::groups::{GroupId, PerGroup};
 use crate::observation::Latency;
+use crate::observation::Observed;
 use crate::testing::{of_group, sample, stage, value};
 use crate::window::Outcome;
 use meshflow_common::exposition::{open_metrics, prometheus_text};
@@ -12,7 +15,8 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 fn setup() -> (Registry, ExporterMetrics) {
     let mut registry = Registry::with_prefix("meshflow");
     let groups = Groups::new(["g1", "g2"]);
-    let metrics = ExporterMetrics::register(&mut registry, "events", &groups);
+    let metrics = ExporterMetrics::register(&mut registry, &groups);
+    let _ = metrics.for_topic("events");
     (registry, metrics)
 }
 
@@ -70,15 +74,71 @@ fn every_stage_series_exists_at_zero_from_the_start() {
 }
 
 #[test]
+fn each_judged_topic_has_its_own_series_at_zero() {
+    let (registry, metrics) = setup();
+    let orders = metrics.for_topic("orders");
+    for topic in ["events", "orders"] {
+        for (stage, group) in [("log", ""), ("processed", "g1"), ("processed", "g2")] {
+            for name in [
+                "meshflow_messages_total",
+                "meshflow_messages_lost_total",
+                "meshflow_messages_duplicated_total",
+            ] {
+                let series =
+                    format!("{name}{{topic=\"{topic}\",stage=\"{stage}\",group=\"{group}\"}}");
+                assert_eq!(value(&registry, &series), 0.0, "{series}");
+            }
+        }
+        let delivery = format!("meshflow_delivery_latency_seconds_count{{topic=\"{topic}\"}}");
+        assert_eq!(value(&registry, &delivery), 0.0);
+    }
+    orders.record_sweep(&SweepReport {
+        log_lost: 2,
+        ..SweepReport::default()
+    });
+    let lost = |topic: &str| {
+        let series =
+            format!("meshflow_messages_lost_total{{topic=\"{topic}\",stage=\"log\",group=\"\"}}");
+        value(&registry, &series)
+    };
+    assert_eq!((lost("orders"), lost("events")), (2.0, 0.0));
+    // Asking again gives the same series, not new ones at 0.
+    metrics.for_topic("orders").record_sweep(&SweepReport {
+        log_lost: 1,
+        ..SweepReport::default()
+    });
+    assert_eq!(lost("orders"), 3.0);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_exporter_discovery_left_out{what=\"judged_topics\"}"
+        ),
+        0.0
+    );
+}
+
+#[test]
 fn log_observations_map_to_stage_log() {
     let (registry, metrics) = setup();
     let ms = Duration::from_millis;
-    metrics.record_log(observed(Outcome::New, Latency::Measured(ms(4))));
-    metrics.record_log(observed(Outcome::Late, Latency::Measured(ms(40))));
-    metrics.record_log(observed(Outcome::Overdue, Latency::Measured(ms(2_000))));
-    metrics.record_log(observed(Outcome::Duplicate, Latency::NotMeasured));
-    metrics.record_log(observed(Outcome::New, Latency::ClockSkew(ms(3))));
-    metrics.record_log(observed(Outcome::Ignored, Latency::NotMeasured));
+    metrics
+        .for_topic("events")
+        .record_log(observed(Outcome::New, Latency::Measured(ms(4))));
+    metrics
+        .for_topic("events")
+        .record_log(observed(Outcome::Late, Latency::Measured(ms(40))));
+    metrics
+        .for_topic("events")
+        .record_log(observed(Outcome::Overdue, Latency::Measured(ms(2_000))));
+    metrics
+        .for_topic("events")
+        .record_log(observed(Outcome::Duplicate, Latency::NotMeasured));
+    metrics
+        .for_topic("events")
+        .record_log(observed(Outcome::New, Latency::ClockSkew(ms(3))));
+    metrics
+        .for_topic("events")
+        .record_log(observed(Outcome::Ignored, Latency::NotMeasured));
     let log = |name: &str| {
         value(
             &registry,
@@ -111,29 +171,29 @@ fn log_observations_map_to_stage_log() {
 fn receipts_map_to_their_group_with_the_trace_id_as_exemplar() {
     let (registry, metrics) = setup();
     let ms = Duration::from_millis;
-    metrics.record_receipt(
+    metrics.for_topic("events").record_receipt(
         id(&metrics, "g2"),
         observed(Outcome::New, Latency::Measured(ms(250))),
         TRACE,
     );
-    metrics.record_receipt(
+    metrics.for_topic("events").record_receipt(
         id(&metrics, "g2"),
         observed(Outcome::Duplicate, Latency::NotMeasured),
         TRACE,
     );
-    metrics.record_receipt(
+    metrics.for_topic("events").record_receipt(
         id(&metrics, "g1"),
         observed(Outcome::New, Latency::Measured(ms(20))),
         "not-a-trace-id",
     );
-    metrics.record_receipt(
+    metrics.for_topic("events").record_receipt(
         id(&metrics, "g1"),
         observed(Outcome::New, Latency::ClockSkew(ms(1))),
         TRACE,
     );
     // An id of another, larger registry: ignored, not a panic.
     let foreign = Groups::new(["a", "b", "c"]).id("c").unwrap();
-    metrics.record_receipt(
+    metrics.for_topic("events").record_receipt(
         foreign,
         observed(Outcome::New, Latency::Measured(ms(1))),
         TRACE,
@@ -168,13 +228,13 @@ fn receipts_map_to_their_group_with_the_trace_id_as_exemplar() {
 #[test]
 fn sweeps_add_loss_per_stage_and_group() {
     let (registry, metrics) = setup();
-    metrics.record_sweep(&SweepReport {
+    metrics.for_topic("events").record_sweep(&SweepReport {
         log_lost: 3,
         processed_lost: by_name(&metrics, &[("g2", 2)]),
         evicted_idle: 0,
         ..SweepReport::default()
     });
-    metrics.record_sweep(&SweepReport {
+    metrics.for_topic("events").record_sweep(&SweepReport {
         log_lost: 1,
         processed_lost: by_name(&metrics, &[("g1", 5)]),
         evicted_idle: 1,
@@ -211,9 +271,9 @@ fn invalid_records_count_by_topic_and_reason() {
 #[test]
 fn lag_gauges_per_group_and_partition() {
     let (registry, metrics) = setup();
-    metrics.set_lag(id(&metrics, "g1"), 4, 120, Some(7.5));
-    metrics.set_lag(id(&metrics, "g1"), 4, 130, None);
-    metrics.set_lag(id(&metrics, "g2"), 0, 0, Some(0.0));
+    metrics.set_lag(id(&metrics, "g1"), "events", 4, 120, Some(7.5));
+    metrics.set_lag(id(&metrics, "g1"), "events", 4, 130, None);
+    metrics.set_lag(id(&metrics, "g2"), "events", 0, 0, Some(0.0));
     let lag = |name: &str, group: &str, partition: i32| {
         value(
             &registry,
@@ -302,7 +362,7 @@ fn every_contract_name_is_registered() {
     let (registry, metrics) = setup();
     // Families without series are not written; give each one.
     metrics.record_invalid("events", "not_a_number");
-    metrics.set_lag(id(&metrics, "g1"), 0, 1, Some(1.0));
+    metrics.set_lag(id(&metrics, "g1"), "events", 0, 1, Some(1.0));
     metrics.set_cluster(&one_partition(), Granularity::Partition);
     let text = prometheus_text(&registry);
     for (name, kind) in [
@@ -347,8 +407,8 @@ fn every_family_exposed_carries_its_help_text() {
     let (registry, metrics) = setup();
     // Families without series are not written: give the labelled ones one.
     metrics.record_invalid("events", "bad");
-    metrics.set_lag(id(&metrics, "g1"), 1, 1, None);
-    metrics.set_lag(id(&metrics, "g1"), 0, 1, Some(1.0));
+    metrics.set_lag(id(&metrics, "g1"), "events", 1, 1, None);
+    metrics.set_lag(id(&metrics, "g1"), "events", 0, 1, Some(1.0));
     metrics.set_partition_status("g1", "events", 0, GroupStatus::Ok);
     metrics.set_read_lag("events", Duration::from_secs(1));
     metrics.set_cluster(&one_partition(), Granularity::Partition);

@@ -1,5 +1,6 @@
-//! Which partitions the reader reads, and from where: both topics'
-//! partitions are found by metadata and assigned by the reader itself.
+//! Which partitions the reader reads, and from where: the judged topics
+//! and their partitions, and the receipts topic's, are found by metadata
+//! and assigned by the reader itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,70 +8,138 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Reader, ReaderConsumer, METADATA_TIMEOUT, READY_LOG, READY_RECEIPTS};
+use crate::config::{JudgedTopics, TopicMatcher};
+
+/// What one partition check found.
+#[derive(Debug, Default)]
+pub(super) struct Discovered {
+    /// The judged topics, when the metadata could be read.
+    judged: Option<JudgedTopics>,
+    /// The start offset of each partition not assigned yet.
+    starts: BTreeMap<(String, i32), i64>,
+}
+
+#[cfg(test)]
+impl Discovered {
+    /// A check that found `topics` judged and no new partition.
+    pub(super) fn judging(topics: &[&str]) -> Self {
+        Discovered {
+            judged: Some(JudgedTopics {
+                topics: topics.iter().map(|t| t.to_string()).collect(),
+                left_out: 0,
+            }),
+            starts: BTreeMap::new(),
+        }
+    }
+}
 
 impl Reader {
+    /// The receipts topic and at least one judged topic have partitions
+    /// assigned.
     pub(super) fn both_assigned(&self) -> bool {
-        self.has(&self.topic) && self.has(&self.receipts_topic)
+        self.has(&self.receipts_topic) && self.judging()
     }
 
-    /// Assigns every partition of both topics not assigned yet: at the
-    /// committed offset (or the end) at first, from the beginning when a
-    /// partition appears later. Partitions already assigned continue where
-    /// they are. Start offsets are resolved here, not left to librdkafka, so
-    /// the reading progress knows where each partition's reading began.
+    /// Some judged topic has partitions assigned.
+    fn judging(&self) -> bool {
+        self.assigned
+            .iter()
+            .any(|(t, _)| self.books.contains_key(t))
+    }
+
+    /// Assigns every partition of the judged topics and of the receipts
+    /// topic not assigned yet: at the committed offset (or the end) at
+    /// first, from the beginning when a partition or a judged topic appears
+    /// later. Partitions already assigned continue where they are. Start
+    /// offsets are resolved here, not left to librdkafka, so the reading
+    /// progress knows where each partition's reading began.
     pub(super) async fn assign_partitions(&mut self) {
-        let resolved = self.discover().await.unwrap_or_default();
-        self.assign(resolved);
+        let discovered = self.discover().await.unwrap_or_default();
+        self.assign(discovered);
     }
 
-    /// Finds the partitions of both topics not assigned yet and resolves
-    /// where each starts, on a blocking thread: a broker that does not
+    /// Resolves the judged topics, finds the partitions not assigned yet
+    /// and where each starts, on a blocking thread: a broker that does not
     /// answer holds this for a few request timeouts, so the reading loop
     /// runs it beside its other work instead of waiting for it.
-    pub(super) fn discover(&self) -> tokio::task::JoinHandle<BTreeMap<(String, i32), i64>> {
+    pub(super) fn discover(&self) -> tokio::task::JoinHandle<Discovered> {
         let consumer = self.consumer.clone();
-        let topics = [self.topic.clone(), self.receipts_topic.clone()];
+        let matcher = self.matcher.clone();
+        let receipts = self.receipts_topic.clone();
         let assigned = self.assigned.clone();
+        let later = self.resolved_once;
         tokio::task::spawn_blocking(move || {
-            let mut found = BTreeSet::new();
-            for topic in &topics {
-                match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
-                    Ok(metadata) => {
-                        for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
-                            for p in t.partitions() {
-                                found.insert((t.name().to_string(), p.id()));
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(topic = %topic, error = %e, "partition metadata"),
-                }
+            let Some(listed) = list_partitions(&consumer, &matcher, &receipts) else {
+                return Discovered::default();
+            };
+            let judged = matcher.select(listed.keys().map(String::as_str));
+            let read: BTreeSet<&str> = judged
+                .topics
+                .iter()
+                .map(String::as_str)
+                .chain([receipts.as_str()])
+                .collect();
+            let new: Vec<(String, i32)> = listed
+                .iter()
+                .filter(|(topic, _)| read.contains(topic.as_str()))
+                .flat_map(|(topic, ids)| ids.iter().map(|&p| (topic.clone(), p)))
+                .filter(|key| !assigned.contains(key))
+                .collect();
+            let from_start = |topic: &str| later && topic != receipts;
+            let starts = resolve_starts(&consumer, &assigned, new, from_start);
+            Discovered {
+                judged: Some(judged),
+                starts,
             }
-            let new: Vec<(String, i32)> = found.difference(&assigned).cloned().collect();
-            resolve_starts(&consumer, &assigned, new)
         })
     }
 
-    /// Adds the `resolved` partitions to the assignment at their start
-    /// offsets.
-    pub(super) fn assign(&mut self, resolved: BTreeMap<(String, i32), i64>) {
-        // Partitions assigned since the discovery began are left alone.
-        let resolved: BTreeMap<(String, i32), i64> = resolved
+    /// Follows the judged topics found and adds the new partitions to the
+    /// assignment at their start offsets.
+    pub(super) fn assign(&mut self, discovered: Discovered) {
+        let mut dropped = false;
+        if let Some(judged) = &discovered.judged {
+            self.resolved_once = true;
+            let gone: Vec<String> = self
+                .books
+                .keys()
+                .filter(|t| !judged.topics.contains(t))
+                .cloned()
+                .collect();
+            for topic in gone {
+                // Its counters stay; its books and partitions go.
+                self.books.remove(&topic);
+                let before = self.assigned.len();
+                self.assigned.retain(|(t, _)| *t != topic);
+                if self.assigned.len() != before {
+                    dropped = true;
+                    tracing::info!(%topic, "topic no longer judged");
+                }
+            }
+            for topic in &judged.topics {
+                self.book(topic);
+            }
+        }
+        // Partitions assigned since the discovery began are left alone, and
+        // those of a topic no longer judged are not taken.
+        let resolved: BTreeMap<(String, i32), i64> = discovered
+            .starts
             .into_iter()
+            .filter(|((topic, _), _)| {
+                *topic == self.receipts_topic || self.books.contains_key(topic)
+            })
             .filter(|(key, _)| !self.assigned.contains(key))
             .collect();
-        if resolved.is_empty() {
+        if resolved.is_empty() && !dropped {
             return;
         }
         // Re-assigning replaces the whole assignment: the partitions already
         // read continue at the next offset the progress knows.
-        let log = self.log_progress.positions();
-        let receipts = self.receipts_progress.positions();
         let mut assignment = TopicPartitionList::new();
         for (topic, partition) in &self.assigned {
-            let positions = if *topic == self.topic {
-                &log
-            } else {
-                &receipts
+            let positions = match self.books.get(topic) {
+                Some(book) => book.progress.positions(),
+                None => self.receipts_progress.positions(),
             };
             let at = positions
                 .get(partition)
@@ -82,42 +151,30 @@ impl Reader {
             let _ = assignment.add_partition_offset(topic, *partition, Offset::Offset(*start));
             added.push(format!("{topic}:{partition}@{start}"));
         }
-        let data_before = self.has(&self.topic);
         match self.consumer.assign(&assignment) {
             Ok(()) => {
                 tracing::info!(partitions = %added.join(","), "partitions assigned");
-                self.note_history(data_before, &resolved);
+                let mut starts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
                 for ((topic, partition), start) in resolved {
-                    if topic == self.topic {
-                        self.log_progress.assign(partition, start);
-                    } else {
-                        self.receipts_progress.assign(partition, start);
+                    match self.books.get_mut(&topic) {
+                        Some(book) => {
+                            book.progress.assign(partition, start);
+                            starts.entry(topic.clone()).or_default().push(start);
+                        }
+                        None => self.receipts_progress.assign(partition, start),
                     }
                     self.assigned.insert((topic, partition));
                 }
-                self.readiness.set(READY_LOG, self.has(&self.topic));
+                for (topic, starts) in starts {
+                    if let Some(book) = self.books.get_mut(&topic) {
+                        book.note_history(&starts);
+                    }
+                }
+                self.readiness.set(READY_LOG, self.judging());
                 self.readiness
                     .set(READY_RECEIPTS, self.has(&self.receipts_topic));
             }
             Err(e) => tracing::warn!(error = %e, "assign partitions"),
-        }
-    }
-
-    /// Tells the accounting whether the reading covers the data topic's
-    /// whole history: at the first assignment, every partition starts at
-    /// offset 0 (a later partition starting elsewhere ends that).
-    fn note_history(&mut self, data_before: bool, resolved: &BTreeMap<(String, i32), i64>) {
-        let starts: Vec<i64> = resolved
-            .iter()
-            .filter(|((topic, _), _)| *topic == self.topic)
-            .map(|(_, &start)| start)
-            .collect();
-        let from_zero = starts.iter().all(|&start| start == 0);
-        if !data_before && !starts.is_empty() {
-            self.accounting.set_whole_history(from_zero);
-            tracing::info!(whole_history = from_zero, "data topic reading starts");
-        } else if !from_zero {
-            self.accounting.set_whole_history(false);
         }
     }
 
@@ -126,15 +183,55 @@ impl Reader {
     }
 }
 
+/// The partitions of every topic that may be read, by topic: all the
+/// cluster's topics when a judged entry is a pattern, else the literal
+/// ones and the receipts topic. `None` when the metadata could not be read.
+fn list_partitions(
+    consumer: &ReaderConsumer,
+    matcher: &TopicMatcher,
+    receipts: &str,
+) -> Option<BTreeMap<String, Vec<i32>>> {
+    let asked: Vec<Option<&str>> = if matcher.has_patterns() {
+        vec![None]
+    } else {
+        matcher
+            .literals()
+            .iter()
+            .map(|t| Some(t.as_str()))
+            .chain([Some(receipts)])
+            .collect()
+    };
+    let mut listed = BTreeMap::new();
+    for topic in asked {
+        match consumer.fetch_metadata(topic, METADATA_TIMEOUT) {
+            Ok(metadata) => {
+                for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
+                    let ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+                    if !ids.is_empty() {
+                        listed.insert(t.name().to_string(), ids);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(topic = topic.unwrap_or("*"), error = %e, "partition metadata");
+                return None;
+            }
+        }
+    }
+    Some(listed)
+}
+
 /// The start offset of each new partition: a topic seen for the first time
-/// starts where the exporter's group left off, or at the end; a partition
-/// added to a known topic holds only messages not read yet, so it starts at
-/// its beginning. Partitions whose offsets cannot be resolved are left for
-/// the next check.
+/// starts where the exporter's group left off, or else at the end, or at
+/// its beginning when `from_start` says the topic appeared after the
+/// reading began; a partition added to a known topic holds only messages
+/// not read yet, so it starts at its beginning. Partitions whose offsets
+/// cannot be resolved are left for the next check.
 fn resolve_starts(
     consumer: &ReaderConsumer,
     assigned: &BTreeSet<(String, i32)>,
     new: Vec<(String, i32)>,
+    from_start: impl Fn(&str) -> bool,
 ) -> BTreeMap<(String, i32), i64> {
     let known = |topic: &str| assigned.iter().any(|(t, _)| t == topic);
     let mut wanted = TopicPartitionList::new();
@@ -169,6 +266,7 @@ fn resolve_starts(
                 .map(|e| e.offset())
             {
                 Some(Offset::Offset(offset)) if offset >= 0 => offset.clamp(low, high),
+                _ if from_start(&topic) => low,
                 _ => high,
             }
         };

@@ -1,30 +1,22 @@
 //! The discovered groups' lag and status: what one poll's [`Others`] does
-//! to the metrics. A group keeps one status tracker per topic and takes its
-//! worst topic's status. Series of a group or partition that is gone, or
-//! whose offsets could not be read, are removed rather than left at old
-//! values.
+//! to the metrics. Each group is a [`TrackedGroup`]: one status tracker
+//! per topic, the worst topic's status. Series of a group or partition
+//! that is gone, or whose offsets could not be read, are removed rather
+//! than left at old values.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
+use super::tracked::{LagPoint, TrackedGroup};
 use crate::cluster::Others;
 use crate::metrics::ExporterMetrics;
-use crate::status::{GroupStatus, GroupStatusTracker, StatusConfig};
+use crate::status::StatusConfig;
 use crate::Error;
 
 /// Trackers and published series of the discovered groups.
 #[derive(Debug)]
 pub struct OtherWatch {
     status: StatusConfig,
-    groups: HashMap<String, OtherWatched>,
-}
-
-/// One discovered group.
-#[derive(Debug, Default)]
-struct OtherWatched {
-    topics: BTreeMap<String, GroupStatusTracker>,
-    /// The (topic, partition) lag series published.
-    series: BTreeSet<(String, i32)>,
-    last: Option<GroupStatus>,
+    groups: HashMap<String, TrackedGroup>,
 }
 
 impl OtherWatch {
@@ -53,8 +45,9 @@ impl OtherWatch {
             Ok(others) => others,
             Err(e) => {
                 // The groups could not be listed: nothing known is current.
+                let error = e.to_string();
                 for (name, watched) in &mut self.groups {
-                    watched.failed(name, at_ns, e, &self.status, metrics);
+                    watched.failed(name, at_ns, &error, &self.status, metrics);
                     watched.publish(name, metrics, now_ns);
                 }
                 return;
@@ -66,6 +59,7 @@ impl OtherWatch {
             let keep = seen.contains(name.as_str());
             if !keep {
                 watched.forget(name, metrics);
+                tracing::info!(group = %name, "consumer group no longer listed");
             }
             keep
         });
@@ -73,96 +67,19 @@ impl OtherWatch {
             let status = &self.status;
             let watched = self.groups.entry(group.name.clone()).or_default();
             match &group.partitions {
-                Err(e) => watched.failed(&group.name, at_ns, e, status, metrics),
+                Err(e) => watched.failed(&group.name, at_ns, &e.to_string(), status, metrics),
                 Ok(partitions) => {
-                    let mut now: BTreeSet<(String, i32)> = BTreeSet::new();
-                    for lag in partitions {
-                        let tracker = watched
-                            .topics
-                            .entry(lag.topic.clone())
-                            .or_insert_with(|| GroupStatusTracker::new(status.clone()));
-                        tracker.record(lag.partition, at_ns, lag.sample.clone());
-                        match lag.messages {
-                            Some(messages) => {
-                                let seconds =
-                                    lag.sample.as_ref().ok().map(|s| s.seconds.as_secs_f64());
-                                metrics.set_group_lag(
-                                    &group.name,
-                                    &lag.topic,
-                                    lag.partition,
-                                    messages,
-                                    seconds,
-                                );
-                                now.insert((lag.topic.clone(), lag.partition));
-                            }
-                            None => {
-                                metrics.remove_group_lag(&group.name, &lag.topic, lag.partition)
-                            }
-                        }
-                    }
-                    for (topic, partition) in watched.series.difference(&now) {
-                        metrics.remove_group_lag(&group.name, topic, *partition);
-                    }
-                    watched
-                        .topics
-                        .retain(|topic, _| now.iter().any(|(t, _)| t == topic));
-                    watched.series = now;
+                    let lags = partitions.iter().map(|lag| LagPoint {
+                        topic: &lag.topic,
+                        partition: lag.partition,
+                        messages: lag.messages,
+                        sample: &lag.sample,
+                    });
+                    watched.record(&group.name, at_ns, lags, status, metrics);
                 }
             }
             watched.publish(&group.name, metrics, now_ns);
         }
-    }
-}
-
-impl OtherWatched {
-    /// The group's offsets could not be read: its lag is unknown.
-    fn failed(
-        &mut self,
-        name: &str,
-        at_ns: u64,
-        error: &Error,
-        status: &StatusConfig,
-        metrics: &ExporterMetrics,
-    ) {
-        for (topic, partition) in std::mem::take(&mut self.series) {
-            metrics.remove_group_lag(name, &topic, partition);
-        }
-        if self.topics.is_empty() {
-            self.topics
-                .insert(String::new(), GroupStatusTracker::new(status.clone()));
-        }
-        for tracker in self.topics.values_mut() {
-            tracker.record_failure(at_ns, error.to_string());
-        }
-    }
-
-    /// Publishes the worst topic's status (none while the group has
-    /// committed on no reported topic), and logs a change.
-    fn publish(&mut self, name: &str, metrics: &ExporterMetrics, now_ns: u64) {
-        let worst = self
-            .topics
-            .values()
-            .map(|tracker| tracker.evaluate(now_ns))
-            .max_by_key(|evaluation| evaluation.status);
-        let status = worst.as_ref().map(|e| e.status);
-        metrics.set_group_status(name, status);
-        for (topic, tracker) in &self.topics {
-            for (partition, status) in tracker.partition_statuses() {
-                if self.series.contains(&(topic.clone(), partition)) {
-                    metrics.set_partition_status(name, topic, partition, status);
-                }
-            }
-        }
-        super::log_change(&mut self.last, name, worst.as_ref());
-    }
-
-    /// The group is gone: its series go too.
-    fn forget(&mut self, name: &str, metrics: &ExporterMetrics) {
-        for (topic, partition) in &self.series {
-            metrics.remove_group_lag(name, topic, *partition);
-        }
-        metrics.set_group_status(name, None);
-        tracing::info!(group = %name, "consumer group no longer listed");
     }
 }
 
@@ -213,8 +130,7 @@ mod tests {
 
     fn watching() -> (Registry, ExporterMetrics, OtherWatch) {
         let mut registry = Registry::with_prefix("meshflow");
-        let metrics =
-            ExporterMetrics::register(&mut registry, "events", &Groups::new(["meshflow"]));
+        let metrics = ExporterMetrics::register(&mut registry, &Groups::new(["meshflow"]));
         (registry, metrics, OtherWatch::new(&StatusConfig::default()))
     }
 
@@ -336,8 +252,7 @@ mod tests {
             ..StatusConfig::default()
         };
         let mut registry = Registry::with_prefix("meshflow");
-        let metrics =
-            ExporterMetrics::register(&mut registry, "events", &Groups::new(["meshflow"]));
+        let metrics = ExporterMetrics::register(&mut registry, &Groups::new(["meshflow"]));
         let mut watch = OtherWatch::new(&config);
         // Caught up on payments, stuck 40 behind on orders for 15 s: STOP.
         for step in 0..4 {

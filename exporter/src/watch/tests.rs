@@ -24,7 +24,18 @@ fn lag(
     offsets: PartitionOffsets,
     timestamp_ms: Option<i64>,
 ) -> PartitionLag {
+    lag_on("events", partition, at_ns, offsets, timestamp_ms)
+}
+
+fn lag_on(
+    topic: &str,
+    partition: i32,
+    at_ns: u64,
+    offsets: PartitionOffsets,
+    timestamp_ms: Option<i64>,
+) -> PartitionLag {
     PartitionLag {
+        topic: topic.to_string(),
         partition,
         offsets: Ok(offsets),
         sample: LagSample::new(at_ns, offsets, timestamp_ms),
@@ -71,7 +82,7 @@ fn status_of(registry: &Registry, group: &str) -> Vec<&'static str> {
 /// Metrics and a watch over `groups`.
 fn watching(groups: &Groups) -> (Registry, ExporterMetrics, GroupWatch) {
     let mut registry = Registry::with_prefix("meshflow");
-    let metrics = ExporterMetrics::register(&mut registry, "events", groups);
+    let metrics = ExporterMetrics::register(&mut registry, groups);
     (registry, metrics, GroupWatch::new(groups, &status_config()))
 }
 
@@ -79,9 +90,13 @@ fn watching(groups: &Groups) -> (Registry, ExporterMetrics, GroupWatch) {
 fn snapshot(at_ns: u64, groups: PerGroup<Result<Vec<PartitionLag>, Error>>) -> Snapshot {
     Snapshot {
         at_ns,
-        log_highs: Vec::new(),
+        log_highs: Default::default(),
         receipt_highs: Vec::new(),
         health: Ok(health()),
+        judged: Some(crate::config::JudgedTopics {
+            topics: vec!["events".into()],
+            left_out: 0,
+        }),
         groups,
         timestamp_error: None,
         others: Ok(crate::cluster::Others::default()),
@@ -243,4 +258,57 @@ fn a_group_missing_from_the_snapshot_is_an_error() {
     let evaluations = watch.apply(&snapshot, &metrics, T0);
     assert_eq!(evaluations[g1].status, GroupStatus::Err);
     assert!(evaluations[g1].reason.contains("not polled"));
+}
+
+#[test]
+fn a_judged_group_takes_its_worst_topics_status_and_forgets_a_topic_gone() {
+    let groups = Groups::new(["g1"]);
+    let g1 = groups.id("g1").unwrap();
+    let (registry, metrics, mut watch) = watching(&groups);
+    // Caught up on events, stuck 40 behind on orders for 15 s: STOP.
+    let mut evaluations = PerGroup::default();
+    for step in 0..4 {
+        let at = T0 + step * 5 * SEC;
+        let lags = vec![
+            lag_on("events", 0, at, offsets(100, Some(100)), None),
+            lag_on(
+                "orders",
+                0,
+                at,
+                offsets(100, Some(60)),
+                Some(T0_MS - 60_000),
+            ),
+        ];
+        let mut polled = snapshot(at, per_group(&groups, vec![("g1", Ok(lags))]));
+        polled.judged = Some(crate::config::JudgedTopics {
+            topics: vec!["events".into(), "orders".into()],
+            left_out: 3,
+        });
+        evaluations = watch.apply(&polled, &metrics, at);
+    }
+    assert_eq!(evaluations[g1].status, GroupStatus::Stop, "{evaluations:?}");
+    assert_eq!(status_of(&registry, "g1"), ["STOP"]);
+    let series = |topic: &str| {
+        format!("meshflow_consumer_lag_messages{{group=\"g1\",topic=\"{topic}\",partition=\"0\"}}")
+    };
+    assert_eq!(sample(&registry, &series("orders")), Some(40.0));
+    assert_eq!(sample(&registry, &series("events")), Some(0.0));
+    assert_eq!(
+        sample(
+            &registry,
+            "meshflow_exporter_discovery_left_out{what=\"judged_topics\"}"
+        ),
+        Some(3.0)
+    );
+    // orders is no longer judged: its lag series go, the group is OK.
+    let at = T0 + 20 * SEC;
+    let lags = vec![lag_on("events", 0, at, offsets(100, Some(100)), None)];
+    let evaluations = watch.apply(
+        &snapshot(at, per_group(&groups, vec![("g1", Ok(lags))])),
+        &metrics,
+        at,
+    );
+    assert_eq!(evaluations[g1].status, GroupStatus::Ok, "{evaluations:?}");
+    assert_eq!(sample(&registry, &series("orders")), None);
+    assert_eq!(sample(&registry, &series("events")), Some(0.0));
 }

@@ -332,6 +332,30 @@ def test_default_exporter_config_judges_the_events_topic_alone(default):
     assert "max_topics" not in exporter and "memory_budget_mib" not in exporter
 
 
+def exporter_toml(values: dict) -> dict:
+    docs = render_with(values)
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "meshflow-config"]
+    return tomllib.loads(cm["data"]["exporter.toml"])["exporter"]
+
+
+def test_the_probe_renders_only_when_enabled_with_every_key():
+    probe = {"enabled": True, "topic": "ops.probe", "interval": "500ms", "partitionsPerBroker": 2, "replicationFactor": 3}
+    assert exporter_toml({"exporter": {"probe": probe}})["probe"] == {
+        "enabled": True,
+        "topic": "ops.probe",
+        "interval": "500ms",
+        "partitions_per_broker": 2,
+        "replication_factor": 3,
+    }
+    assert "probe" not in exporter_toml({})
+
+
+def test_the_cluster_granularity_renders_in_the_cluster_table():
+    assert exporter_toml({"exporter": {"clusterGranularity": "topic"}})["cluster"]["granularity"] == "topic"
+    assert "granularity" not in exporter_toml({})["cluster"]
+    assert "clusterGranularity" in refusal({"exporter": {"clusterGranularity": "broker"}})
+
+
 def test_default_exporter_config_has_no_discovery_table(default):
     """The exporter's own defaults apply unless discovery is configured."""
     text = default.get("ConfigMap", "meshflow-config")["data"]["exporter.toml"]

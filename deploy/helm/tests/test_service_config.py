@@ -92,3 +92,19 @@ def test_a_bad_key_is_what_exit_code_2_means(component, tmp_path):
     binary = built(component)
     code, output = run_service(binary, f"[{component}]\nno_such_key = 1\n", tmp_path)
     assert code == 2, output
+
+
+def test_the_exporter_accepts_the_rendered_probe_and_granularity(tmp_path):
+    from test_external_kafka import render_with
+
+    binary = built("exporter")
+    docs = render_with(
+        {"exporter": {"clusterGranularity": "topic", "probe": {
+            "enabled": True, "topic": "ops.probe", "interval": "2s",
+            "partitionsPerBroker": 1, "replicationFactor": 3,
+        }}}
+    )
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "meshflow-config"]
+    code, output = run_service(binary, cm["data"]["exporter.toml"], tmp_path)
+    assert code != 2, f"{binary} refused the chart's probe config:\n{output}"
+    assert "probe starts" in output, output

@@ -1,4 +1,4 @@
-//! Process CPU time, for CPU cost per message.
+//! Process CPU time, for CPU cost per message, and resident memory.
 //!
 //! The whole process is counted: the application thread, librdkafka's
 //! threads and, on the mock cluster, the in-process brokers. Plain and
@@ -18,6 +18,16 @@ pub fn process_ns() -> u64 {
         return 0;
     }
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Resident memory of this process, in MiB (0 when unknown).
+pub fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Wall and CPU time of one measured stretch.

@@ -326,7 +326,7 @@ fn passive_client(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, Erro
 }
 
 /// Wraps a Kafka error with what was being done.
-fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> Error {
+pub(crate) fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> Error {
     move |source| Error::Kafka { operation, source }
 }
 

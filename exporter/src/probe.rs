@@ -41,6 +41,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::kafka;
 use crate::config::{ProbeConfig, MAX_PROBE_PARTITIONS};
 use crate::metrics::ProbeSeries;
 use crate::Error;
@@ -392,11 +393,6 @@ impl Probe {
 struct Layout {
     brokers: BTreeSet<i32>,
     leaders: BTreeMap<i32, i32>,
-}
-
-/// Wraps a Kafka error with what was being done.
-fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> Error {
-    move |source| Error::Kafka { operation, source }
 }
 
 /// An admin request's per-topic failure.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use clap::Parser;
+use meshflow_bench::cpu::rss_mib;
 use meshflow_common::config::KafkaConfig;
 use meshflow_exporter::cluster::ClusterPoller;
 use meshflow_exporter::config::{DiscoveryConfig, TopicMatcher};
@@ -42,16 +43,6 @@ struct Args {
     /// Polls measured per run.
     #[arg(long, default_value_t = 6)]
     polls: usize,
-}
-
-/// Resident memory of this process, in MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Commits offsets for `groups` groups named `prefix-N` on every partition;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use clap::Parser;
+use meshflow_bench::cpu::{process_ns, rss_mib};
 use meshflow_common::config::KafkaConfig;
 use meshflow_exporter::config::ProbeConfig;
 use meshflow_exporter::groups::Groups;
@@ -34,25 +35,6 @@ struct Args {
     /// The heavy run's partitions per broker.
     #[arg(long, default_value_t = 16)]
     heavy_partitions: u32,
-}
-
-/// CPU time (user + system) of this process so far, in seconds.
-fn cpu_s() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-/// Resident memory of this process, in MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The sum over every label set of the samples of `name` in `text`, by the
@@ -93,6 +75,11 @@ fn quantile(buckets: &BTreeMap<String, f64>, q: f64) -> f64 {
 struct Run {
     received: f64,
     cpu_s: f64,
+}
+
+/// CPU time of this process so far, in seconds.
+fn cpu_s() -> f64 {
+    process_ns() as f64 / 1e9
 }
 
 async fn run(

@@ -242,7 +242,10 @@ mod service {
             ("MESHFLOW__EXPORTER__PROBE__TOPIC", "orders"),
         ])
         .expect_err("the probe writes a topic of its own");
-        assert!(refused.to_string().contains("exporter.probe.topic"), "{refused}");
+        assert!(
+            refused.to_string().contains("exporter.probe.topic"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!   none, which the probe then does not measure.
 //! - Every `interval`, one message goes to every partition, with the
 //!   envelope (`mf-producer` new for each exporter process, `mf-seq`,
-//!   `mf-created-ns`), through an idempotent `acks=all` producer.
+//!   `mf-created-ns`) and the message's tag as its payload (16 hex digits,
+//!   see [`book`]), through an idempotent `acks=all` producer.
 //! - The probe's own consumer (no group membership, no commits) reads every
 //!   partition from the end it found before the first send, so everything
 //!   sent is read.
@@ -57,9 +58,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most messages the probe's books remember.
 const MAX_FLIGHTS: usize = 65_536;
-
-/// Payload of every probe message.
-const PAYLOAD: &[u8] = b"meshflow probe";
 
 /// One partition of the probe topic and its leader (-1: none).
 type Leader = (i32, i32);
@@ -116,7 +114,10 @@ impl Probe {
                     .set("client.id", "meshflow-exporter-probe")
                     .set("enable.auto.commit", "false")
                     .set("enable.auto.offset.store", "false")
-                    .set("auto.offset.reset", "earliest")
+                    // Partitions are assigned at explicit offsets; should a
+                    // position fall off the log (a truncation), go on from
+                    // the end rather than read the past again as duplicates.
+                    .set("auto.offset.reset", "latest")
                     .set("fetch.wait.max.ms", "100");
             })
             .create()
@@ -191,9 +192,10 @@ impl Probe {
                 created_ns: now,
             }
             .add_to(&mut headers);
+            let tag = format!("{:016x}", self.book.tag(seq, partition));
             let record = FutureRecord::<(), _>::to(&self.config.topic)
                 .partition(partition)
-                .payload(PAYLOAD)
+                .payload(tag.as_bytes())
                 .headers(headers.into_owned());
             match self.producer.send_result(record) {
                 Ok(delivery) => {
@@ -237,9 +239,14 @@ impl Probe {
             Ok(Some(envelope)) => (envelope.producer, envelope.seq),
             _ => (String::new(), 0),
         };
-        let (read, lost) = self
-            .book
-            .read(partition, message.offset(), &producer, seq, read_ns);
+        let tag = message
+            .payload()
+            .filter(|p| p.len() == 16)
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| u64::from_str_radix(p, 16).ok());
+        let (read, lost) =
+            self.book
+                .read(partition, message.offset(), &producer, seq, tag, read_ns);
         match read {
             Read::Received { flight, latency_ns } => {
                 self.metrics

@@ -6,17 +6,22 @@
 //! - On librdkafka's mock cluster (three brokers, one leading each
 //!   partition): every broker is measured; a broker down for seconds shows
 //!   as round trips of seconds on its partition only, and costs no message;
-//!   records forged into the probe topic move no figure.
+//!   records forged into the probe topic, even under the probe's own
+//!   producer id, move no figure.
 //! - On the local broker (Tansu): the probe creates its topic itself.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use meshflow_common::envelope::now_ns;
+use meshflow_common::envelope::{now_ns, Envelope};
 use meshflow_tests::bed::{metrics_until, Bed};
 use meshflow_tests::exporter::{envelope, publish_raw, start};
 use meshflow_tests::mock::MockBed;
 use meshflow_tests::scrape::sum;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const BROKERS: i32 = 3;
 
@@ -43,6 +48,54 @@ fn slower_than(s: &HashMap<String, f64>, broker: &str, seconds: &str) -> f64 {
             "round_trip_seconds_bucket",
             &[("broker", broker), ("le", seconds)],
         )
+}
+
+/// The producer id and sequence number of the first record of partition 0
+/// of `topic` (20 s at most).
+async fn first_envelope(bootstrap: &str, topic: &str) -> (String, u64) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "probe-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut partitions = TopicPartitionList::new();
+    partitions
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&partitions).expect("assign");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        if let Ok(Some(envelope)) = Envelope::from_headers(message.headers()) {
+            return (envelope.producer, envelope.seq);
+        }
+    }
+    panic!("no enveloped record in {topic}");
+}
+
+/// Publishes one record with `headers` and `payload`.
+async fn publish_with(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    headers: OwnedHeaders,
+    payload: &str,
+) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    let record = FutureRecord::<(), _>::to(topic)
+        .payload(payload)
+        .partition(partition)
+        .headers(headers);
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("publish: {e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,10 +148,26 @@ async fn every_broker_is_probed_an_outage_is_latency_on_its_partition_and_nothin
     tokio::time::sleep(Duration::from_secs(4)).await;
     bed.mock.broker_up(2).expect("broker 2 up");
 
-    // Records forged into the probe topic: another producer, and numbers
-    // this probe never handed out under a made-up id.
+    // Records forged into the probe topic: another producer id; and the
+    // probe's own id, read from the topic, with a number it never handed
+    // out, and with a real number but not its tag.
     for seq in [0, 5, u64::MAX] {
         publish_raw(&bed.bootstrap, &topic, 0, envelope("forger", seq, now_ns())).await;
+    }
+    let (producer, seq) = first_envelope(&bed.bootstrap, &topic).await;
+    let forged = [
+        (seq + 1_000_000, "0123456789abcdef"),
+        (seq, "0123456789abcdef"),
+    ];
+    for (seq, payload) in forged {
+        publish_with(
+            &bed.bootstrap,
+            &topic,
+            0,
+            envelope(&producer, seq, now_ns()),
+            payload,
+        )
+        .await;
     }
 
     let settled = metrics_until(
@@ -107,7 +176,7 @@ async fn every_broker_is_probed_an_outage_is_latency_on_its_partition_and_nothin
         Duration::from_secs(60),
         |s| {
             slower_than(s, "2", "2.0") >= 1.0
-                && probe(s, "records_foreign_total", &[]) >= 3.0
+                && probe(s, "records_foreign_total", &[]) >= 5.0
                 && probe(s, "messages_received_total", &[("broker", "2")])
                     > probe(&before, "messages_received_total", &[("broker", "2")]) + 10.0
         },
@@ -123,7 +192,7 @@ async fn every_broker_is_probed_an_outage_is_latency_on_its_partition_and_nothin
     assert_eq!(probe(&settled, "messages_lost_total", &[]), 0.0);
     assert_eq!(probe(&settled, "messages_duplicated_total", &[]), 0.0);
     assert_eq!(probe(&settled, "messages_unjudged_total", &[]), 0.0);
-    assert_eq!(probe(&settled, "records_foreign_total", &[]), 3.0);
+    assert_eq!(probe(&settled, "records_foreign_total", &[]), 5.0);
     let acked = probe(&settled, "messages_sent_total", &[("result", "acked")]);
     let received = probe(&settled, "messages_received_total", &[]);
     assert!(received <= acked + probe(&settled, "messages_sent_total", &[("result", "failed")]));

@@ -14,7 +14,12 @@
 //! What the books refuse: a record of another producer id (an earlier
 //! exporter, or anybody else writing the topic), a sequence number the
 //! probe never handed out or a partition it did not send that number to
-//! (forged or misrouted). Refused records count only as [`Read::NotOurs`];
+//! (forged or misrouted), and a record without the message's tag: a keyed
+//! hash (SipHash with a random key of this process) of its sequence number
+//! and partition, which the probe writes as the payload. The producer id
+//! is readable by anyone who reads the topic; the tag of a message cannot
+//! be made without the key, so a message that never reached the log cannot
+//! be stood in for. Refused records count only as [`Read::NotOurs`];
 //! their offsets, which the broker assigns, still show how far the reading
 //! has got.
 //!
@@ -23,7 +28,9 @@
 //! written, so it stays until it is read or is the oldest failed one past
 //! [`FAILED_KEPT_NS`].
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 /// How long a failed send is waited for before it is forgotten.
 pub const FAILED_KEPT_NS: u64 = 60_000_000_000;
@@ -74,6 +81,8 @@ pub struct ProbeBook {
     dropped_below: u64,
     max_flights: usize,
     unjudged: u64,
+    /// The key of the messages' tags.
+    key: RandomState,
 }
 
 impl ProbeBook {
@@ -87,12 +96,18 @@ impl ProbeBook {
             dropped_below: 0,
             max_flights: max_flights.max(1),
             unjudged: 0,
+            key: RandomState::new(),
         }
     }
 
     /// The producer id the probe's messages carry.
     pub fn producer(&self) -> &str {
         &self.producer
+    }
+
+    /// The tag of message `seq` sent to `partition`.
+    pub fn tag(&self, seq: u64, partition: i32) -> u64 {
+        self.key.hash_one((seq, partition))
     }
 
     /// Books a message about to be sent to `partition`, led by `broker`;
@@ -135,7 +150,7 @@ impl ProbeBook {
     }
 
     /// Reads one record of the probe topic at (`partition`, `offset`)
-    /// carrying `producer` and `seq`, at `read_ns`; returns what it is and
+    /// carrying `producer`, `seq` and `tag`, at `read_ns`; returns what it is and
     /// the flights it proves lost. Any record proves the reading's progress
     /// (offsets come from the broker), whoever wrote it.
     pub fn read(
@@ -144,9 +159,12 @@ impl ProbeBook {
         offset: i64,
         producer: &str,
         seq: u64,
+        tag: Option<u64>,
         read_ns: u64,
     ) -> (Read, Vec<Flight>) {
-        let ours = producer == self.producer && seq < self.next_seq;
+        let ours = producer == self.producer
+            && seq < self.next_seq
+            && tag == Some(self.tag(seq, partition));
         let read = match self.flights.get(&seq) {
             _ if !ours => Read::NotOurs,
             Some(flight) if flight.partition != partition => Read::NotOurs,

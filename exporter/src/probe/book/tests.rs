@@ -20,7 +20,7 @@ fn a_message_read_back_is_received_once_with_its_round_trip() {
     let mut book = book();
     let seq = book.send(2, 7, T0);
     book.acked(seq, 40);
-    let (read, lost) = book.read(2, 40, ME, seq, T0 + 30_000_000);
+    let (read, lost) = book.read(2, 40, ME, seq, Some(book.tag(seq, 2)), T0 + 30_000_000);
     let (flight, latency) = received(read);
     assert_eq!(
         (flight.partition, flight.broker, latency),
@@ -28,7 +28,7 @@ fn a_message_read_back_is_received_once_with_its_round_trip() {
     );
     assert!(lost.is_empty());
     assert_eq!(book.in_flight(), 0);
-    let (again, lost) = book.read(2, 41, ME, seq, T0 + SEC);
+    let (again, lost) = book.read(2, 41, ME, seq, Some(book.tag(seq, 2)), T0 + SEC);
     assert_eq!(again, Read::Duplicate);
     assert!(lost.is_empty());
 }
@@ -37,10 +37,13 @@ fn a_message_read_back_is_received_once_with_its_round_trip() {
 fn a_message_read_before_its_acknowledgement_is_received_and_the_late_ack_changes_nothing() {
     let mut book = book();
     let seq = book.send(0, 1, T0);
-    received(book.read(0, 5, ME, seq, T0 + 1).0);
+    received(book.read(0, 5, ME, seq, Some(book.tag(seq, 0)), T0 + 1).0);
     book.acked(seq, 5);
     assert_eq!(book.in_flight(), 0);
-    assert!(book.read(0, 9, ME, 99, T0 + 2).1.is_empty());
+    assert!(book
+        .read(0, 9, ME, 99, Some(book.tag(99, 0)), T0 + 2)
+        .1
+        .is_empty());
 }
 
 #[test]
@@ -56,7 +59,7 @@ fn an_acknowledged_message_is_lost_only_once_the_reading_has_passed_its_offset()
     book.expire(T0 + 3_600 * SEC);
     assert_eq!(book.in_flight(), 3);
     // Offset 10 of partition 1 holds something else: `first` is gone.
-    let (read, lost) = book.read(1, 10, "someone-else", 0, T0 + 4_000 * SEC);
+    let (read, lost) = book.read(1, 10, "someone-else", 0, None, T0 + 4_000 * SEC);
     assert_eq!(read, Read::NotOurs);
     assert_eq!(lost.len(), 1);
     assert_eq!(
@@ -64,8 +67,21 @@ fn an_acknowledged_message_is_lost_only_once_the_reading_has_passed_its_offset()
         (1, 3, Some(10))
     );
     // The other partition's message at the same offset is untouched.
-    received(book.read(0, 10, ME, other, T0 + 4_000 * SEC).0);
-    received(book.read(1, 11, ME, second, T0 + 4_000 * SEC).0);
+    received(
+        book.read(0, 10, ME, other, Some(book.tag(other, 0)), T0 + 4_000 * SEC)
+            .0,
+    );
+    received(
+        book.read(
+            1,
+            11,
+            ME,
+            second,
+            Some(book.tag(second, 1)),
+            T0 + 4_000 * SEC,
+        )
+        .0,
+    );
     assert_eq!(book.in_flight(), 0);
 }
 
@@ -76,7 +92,7 @@ fn a_failed_send_is_never_lost_is_received_if_written_and_is_forgotten_after_a_m
     let gone = book.send(0, 1, T0 + 1);
     book.failed(written);
     book.failed(gone);
-    let (read, lost) = book.read(0, 100, ME, written, T0 + SEC);
+    let (read, lost) = book.read(0, 100, ME, written, Some(book.tag(written, 0)), T0 + SEC);
     received(read);
     assert!(lost.is_empty());
     book.expire(T0 + FAILED_KEPT_NS - 1);
@@ -86,7 +102,15 @@ fn a_failed_send_is_never_lost_is_received_if_written_and_is_forgotten_after_a_m
     assert_eq!(book.unjudged(), 1);
     // Written after all, later still: too old to judge, not a duplicate.
     assert_eq!(
-        book.read(0, 101, ME, gone, T0 + 2 * FAILED_KEPT_NS).0,
+        book.read(
+            0,
+            101,
+            ME,
+            gone,
+            Some(book.tag(gone, 0)),
+            T0 + 2 * FAILED_KEPT_NS
+        )
+        .0,
         Read::Unjudged
     );
 }
@@ -97,14 +121,29 @@ fn forged_or_misrouted_records_move_no_figure() {
     let seq = book.send(4, 1, T0);
     book.acked(seq, 7);
     // Another producer id, a sequence number never handed out, the right
-    // number on the wrong partition.
-    for (partition, producer, forged) in [(4, "other", seq), (4, ME, u64::MAX), (5, ME, seq)] {
-        let (read, lost) = book.read(partition, 3, producer, forged, T0 + SEC);
-        assert_eq!(read, Read::NotOurs, "{partition} {producer} {forged}");
+    // number on the wrong partition (with that partition's tag), the right
+    // number and partition without the tag or with another one.
+    let tag = Some(book.tag(seq, 4));
+    let forgeries = [
+        (4, "other", seq, tag),
+        (4, ME, u64::MAX, Some(book.tag(u64::MAX, 4))),
+        (5, ME, seq, Some(book.tag(seq, 5))),
+        (4, ME, seq, None),
+        (4, ME, seq, tag.map(|t| t ^ 1)),
+    ];
+    for (partition, producer, forged, tag) in forgeries {
+        let (read, lost) = book.read(partition, 3, producer, forged, tag, T0 + SEC);
+        assert_eq!(
+            read,
+            Read::NotOurs,
+            "{partition} {producer} {forged} {tag:?}"
+        );
         assert!(lost.is_empty());
     }
+    // A tag is the key's: another process's books make other tags.
+    assert_ne!(ProbeBook::new(ME, 1).tag(seq, 4), book.tag(seq, 4));
     assert_eq!(book.in_flight(), 1);
-    received(book.read(4, 7, ME, seq, T0 + SEC).0);
+    received(book.read(4, 7, ME, seq, Some(book.tag(seq, 4)), T0 + SEC).0);
 }
 
 #[test]
@@ -116,8 +155,12 @@ fn the_books_are_bounded_and_what_falls_out_is_unjudged() {
     }
     assert_eq!(book.in_flight(), 3);
     assert_eq!(book.unjudged(), 2);
-    assert_eq!(book.read(0, 0, ME, seqs[0], T0 + SEC).0, Read::Unjudged);
-    let (read, lost) = book.read(0, 4, ME, seqs[4], T0 + SEC);
+    assert_eq!(
+        book.read(0, 0, ME, seqs[0], Some(book.tag(seqs[0], 0)), T0 + SEC)
+            .0,
+        Read::Unjudged
+    );
+    let (read, lost) = book.read(0, 4, ME, seqs[4], Some(book.tag(seqs[4], 0)), T0 + SEC);
     received(read);
     // Offsets 2 and 3 were passed without their messages.
     assert_eq!(
@@ -232,12 +275,15 @@ mod properties {
             partitions.sort_by_key(|(p, _)| *p);
             for (partition, log) in partitions {
                 for (offset, entry) in log.into_iter().enumerate() {
-                    let (producer, seq) = match entry {
-                        Entry::Ours(seq) => (ME, seq),
-                        Entry::Forged(seq) => (ME, seq),
-                        Entry::Foreign => ("someone-else", 0),
+                    // Forged: our id, and either a number never used or a
+                    // real one without its tag.
+                    let (producer, seq, tag) = match entry {
+                        Entry::Ours(seq) => (ME, seq, Some(book.tag(seq, partition))),
+                        Entry::Forged(seq) if seq % 2 == 0 => (ME, seq, Some(book.tag(seq, partition))),
+                        Entry::Forged(seq) => (ME, seq % 7, Some(seq)),
+                        Entry::Foreign => ("someone-else", 0, None),
                     };
-                    let (read, gone) = book.read(partition, offset as i64, producer, seq, T0 + SEC);
+                    let (read, gone) = book.read(partition, offset as i64, producer, seq, tag, T0 + SEC);
                     lost += gone.len() as u64;
                     assert!(gone.iter().all(|f| f.partition == partition && f.broker == partition + 10));
                     match read {

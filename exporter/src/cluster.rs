@@ -209,8 +209,13 @@ impl ClusterPoller {
                 .filter(|c| topics.contains(&c.topic))
                 .map(|c| ((c.topic, c.partition), c.offset))
                 .collect();
+            // The judged topics the group consumes: those it has committed
+            // on; all of them while it has committed on none (a group that
+            // never ran is behind on everything).
+            let consumed: HashSet<&String> = committed.keys().map(|(t, _)| t).collect();
             Ok(watermarks
                 .iter()
+                .filter(|((topic, _), _)| consumed.is_empty() || consumed.contains(topic))
                 .map(|(key, marks)| {
                     let offsets = marks.clone().map(|(low, high)| PartitionOffsets {
                         low,

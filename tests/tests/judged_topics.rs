@@ -93,4 +93,27 @@ async fn two_topics_are_judged_apart_by_name_and_by_pattern() {
     assert_eq!(figures(&other), [second_seen, lost, 0.0]);
     let left_out = "meshflow_exporter_discovery_left_out";
     assert_eq!(sum(&s, left_out, &[("what", "judged_topics")]), 0.0);
+
+    // The judged group consumes the first topic only: its lag and status
+    // are about that topic, not the other one it never committed on.
+    bed.commit_group_to_end().await;
+    let lag = "meshflow_consumer_lag_messages";
+    let group = names.group.as_str();
+    let s = metrics_until(
+        exporter.port,
+        "the group caught up on its topic",
+        Duration::from_secs(30),
+        |s| {
+            s.keys()
+                .any(|k| k.starts_with(lag) && k.contains(&format!("topic=\"{}\"", names.topic)))
+                && sum(s, lag, &[("group", group), ("topic", &names.topic)]) == 0.0
+        },
+    )
+    .await;
+    assert!(
+        !s.keys().any(
+            |k| k.starts_with("meshflow_consumer") && k.contains(&format!("topic=\"{other}\""))
+        ),
+        "no lag or status of the judged group on a topic it does not consume"
+    );
 }

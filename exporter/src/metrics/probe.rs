@@ -154,3 +154,50 @@ impl ProbeSeries {
 fn clamp(count: usize) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::value;
+
+    #[test]
+    fn the_probe_series_of_a_partition_exist_at_zero_and_count_per_broker() {
+        let mut registry = Registry::with_prefix("meshflow");
+        let probe = ProbeSeries::register(&mut registry);
+        probe.set_layout(&[(0, 1), (1, 2), (2, 2)], 1);
+        assert_eq!(value(&registry, "meshflow_probe_partitions"), 3.0);
+        assert_eq!(value(&registry, "meshflow_probe_brokers_uncovered"), 1.0);
+        for (partition, broker) in [(0, 1), (1, 2), (2, 2)] {
+            let labels = format!("{{partition=\"{partition}\",broker=\"{broker}\"}}");
+            for name in ["received", "lost", "duplicated"] {
+                let series = format!("meshflow_probe_messages_{name}_total{labels}");
+                assert_eq!(value(&registry, &series), 0.0, "{series}");
+            }
+        }
+        probe.sent(1, 2, Some(0.004));
+        probe.sent(1, 2, None);
+        probe.received(1, 2, 0.3);
+        probe.lost(2, 2);
+        let sent = |result: &str| {
+            value(
+                &registry,
+                &format!("meshflow_probe_messages_sent_total{{partition=\"1\",broker=\"2\",result=\"{result}\"}}"),
+            )
+        };
+        assert_eq!((sent("acked"), sent("failed")), (1.0, 1.0));
+        assert_eq!(
+            value(
+                &registry,
+                "meshflow_probe_round_trip_seconds_count{partition=\"1\",broker=\"2\"}"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &registry,
+                "meshflow_probe_messages_lost_total{partition=\"2\",broker=\"2\"}"
+            ),
+            1.0
+        );
+    }
+}

@@ -137,6 +137,7 @@ impl Probe {
     /// Probes until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(topic = %self.config.topic, producer = %self.book.producer(), "probe starts");
+        self.metrics.set_enabled();
         let mut layout = tokio::time::interval(LAYOUT_INTERVAL);
         let mut round = tokio::time::interval(self.config.interval);
         round.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -215,6 +215,7 @@ async fn on_the_local_broker_the_probe_creates_its_topic_and_reads_everything_ba
         |s| probe(s, "messages_received_total", &[]) >= 20.0,
     )
     .await;
+    assert_eq!(probe(&s, "enabled", &[]), 1.0);
     assert_eq!(probe(&s, "partitions", &[]), 1.0);
     assert_eq!(probe(&s, "brokers_uncovered", &[]), 0.0);
     assert_eq!(probe(&s, "messages_lost_total", &[]), 0.0);

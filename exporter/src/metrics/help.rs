@@ -53,6 +53,7 @@ pub(super) const HELP: &[(&str, &str)] = &[
     ("probe_round_trip_seconds", "Probe round trip: read back by the exporter minus created by the exporter (one clock)"),
     ("probe_ack_latency_seconds", "Probe acknowledgement latency: acked by the broker (acks=all) minus created"),
     ("probe_partitions", "Partitions of the probe topic the probe writes to"),
+    ("probe_enabled", "1 when the exporter runs its built-in probe (exporter.probe.enabled), else 0"),
     ("probe_brokers_uncovered", "Brokers of the cluster that lead no partition of the probe topic, so the probe does not measure them"),
 ];
 

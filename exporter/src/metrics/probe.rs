@@ -48,6 +48,7 @@ pub struct ProbeSeries {
     foreign: Counter,
     partitions: Gauge,
     uncovered: Gauge,
+    enabled: Gauge,
 }
 
 impl ProbeSeries {
@@ -64,6 +65,7 @@ impl ProbeSeries {
             foreign: Counter::default(),
             partitions: Gauge::default(),
             uncovered: Gauge::default(),
+            enabled: Gauge::default(),
         };
         register!(registry;
             "probe_messages_sent"         => series.sent.clone(),
@@ -76,8 +78,14 @@ impl ProbeSeries {
             "probe_ack_latency_seconds"   => series.ack.clone(),
             "probe_partitions"            => series.partitions.clone(),
             "probe_brokers_uncovered"     => series.uncovered.clone(),
+            "probe_enabled"               => series.enabled.clone(),
         );
         series
+    }
+
+    /// The probe runs (`exporter.probe.enabled`).
+    pub fn set_enabled(&self) {
+        self.enabled.set(1);
     }
 
     /// The probe writes `partitions` partitions; `uncovered` brokers lead
@@ -165,6 +173,9 @@ mod tests {
         let mut registry = Registry::with_prefix("meshflow");
         let probe = ProbeSeries::register(&mut registry);
         probe.set_layout(&[(0, 1), (1, 2), (2, 2)], 1);
+        assert_eq!(value(&registry, "meshflow_probe_enabled"), 0.0);
+        probe.set_enabled();
+        assert_eq!(value(&registry, "meshflow_probe_enabled"), 1.0);
         assert_eq!(value(&registry, "meshflow_probe_partitions"), 3.0);
         assert_eq!(value(&registry, "meshflow_probe_brokers_uncovered"), 1.0);
         for (partition, broker) in [(0, 1), (1, 2), (2, 2)] {

@@ -1,10 +1,11 @@
 //! The polling loop: every `exporter.poll_interval` a [`ClusterPoller`]
 //! snapshot becomes lag gauges, group statuses and cluster health.
 //!
-//! [`GroupWatch`] holds, per watched group, one [`GroupStatusTracker`](crate::status::GroupStatusTracker) per
-//! judged topic (the group's status is its worst topic's, as for the
-//! discovered groups) and maps a [`Snapshot`] onto the metrics; it does no I/O, so it is tested
-//! with hand-made snapshots. [`run`] drives it, polling on a blocking
+//! [`GroupWatch`] holds, per watched group, one
+//! [`GroupStatusTracker`](crate::status::GroupStatusTracker) per judged
+//! topic (the group's status is its worst topic's, as for the discovered
+//! groups) and maps a [`Snapshot`] onto the metrics; it does no I/O, so it
+//! is tested with hand-made snapshots. [`run`] drives it, polling on a blocking
 //! thread so a slow or absent broker never stalls the runtime.
 
 use std::time::Duration;

@@ -31,12 +31,11 @@ use std::time::Duration;
 use meshflow_common::config::KafkaConfig;
 use meshflow_common::envelope::{now_ns, Envelope};
 use meshflow_common::headers::MessageHeaders;
-use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::task::JoinSet;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::kafka;
@@ -44,6 +43,7 @@ use crate::config::ProbeConfig;
 use crate::metrics::ProbeSeries;
 use crate::Error;
 use book::{ProbeBook, Read};
+use layout::{Found, LayoutClients};
 
 pub mod book;
 mod layout;
@@ -66,8 +66,8 @@ type Delivery = (u64, Leader, u64, Option<i64>);
 
 /// The probe's clients and books.
 pub struct Probe {
-    config: ProbeConfig,
-    admin: AdminClient<DefaultClientContext>,
+    /// The settings and what the layout checks use, beside the probe's loop.
+    layout: LayoutClients,
     producer: FutureProducer,
     consumer: Arc<StreamConsumer>,
     book: ProbeBook,
@@ -92,6 +92,7 @@ impl Probe {
         let admin = kafka_config
             .client_config()
             .create()
+            .map(Arc::new)
             .map_err(kafka("probe admin"))?;
         let producer = kafka_config
             .client_config_with(|c| {
@@ -106,7 +107,7 @@ impl Probe {
             })
             .create()
             .map_err(kafka("probe producer"))?;
-        let consumer = kafka_config
+        let consumer: Arc<StreamConsumer> = kafka_config
             .client_config_with(|c| {
                 c.set("group.id", format!("{own_group}-probe-reader"))
                     .set("client.id", "meshflow-exporter-probe")
@@ -122,8 +123,11 @@ impl Probe {
             .map(Arc::new)
             .map_err(kafka("probe consumer"))?;
         Ok(Probe {
-            config: config.clone(),
-            admin,
+            layout: LayoutClients {
+                config: config.clone(),
+                admin,
+                consumer: consumer.clone(),
+            },
             producer,
             consumer,
             book: ProbeBook::new(producer_id, MAX_FLIGHTS),
@@ -136,10 +140,11 @@ impl Probe {
 
     /// Probes until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        tracing::info!(topic = %self.config.topic, producer = %self.book.producer(), "probe starts");
+        tracing::info!(topic = %self.layout.config.topic, producer = %self.book.producer(), "probe starts");
         self.metrics.set_enabled();
         let mut layout = tokio::time::interval(LAYOUT_INTERVAL);
-        let mut round = tokio::time::interval(self.config.interval);
+        let mut checking: Option<JoinHandle<Result<Found, Error>>> = None;
+        let mut round = tokio::time::interval(self.layout.config.interval);
         round.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut deliveries: JoinSet<Delivery> = JoinSet::new();
         let mut failing: Option<String> = None;
@@ -147,15 +152,28 @@ impl Probe {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = layout.tick() => {
-                    if let Err(e) = self.refresh_layout().await {
-                        let error = e.to_string();
-                        if failing.as_ref() != Some(&error) {
-                            tracing::warn!(%error, "probe topic layout");
-                            failing = Some(error);
+                _ = layout.tick(), if checking.is_none() => {
+                    let check = self.layout.clone().check(self.assigned.clone());
+                    checking = Some(tokio::spawn(check));
+                }
+                found = async { checking.as_mut()?.await.ok() }, if checking.is_some() => {
+                    checking = None;
+                    match found {
+                        Some(Ok(found)) => {
+                            if failing.take().is_some() {
+                                tracing::info!("probe topic layout readable again");
+                            }
+                            self.apply_layout(found);
                         }
-                    } else if failing.take().is_some() {
-                        tracing::info!("probe topic layout readable again");
+                        Some(Err(e)) => {
+                            let error = e.to_string();
+                            if failing.as_ref() != Some(&error) {
+                                tracing::warn!(%error, "probe topic layout");
+                                failing = Some(error);
+                            }
+                        }
+                        // The check's task ended without an answer.
+                        None => {}
                     }
                 }
                 _ = round.tick(), if !self.assigned.is_empty() => self.send_round(&mut deliveries),
@@ -174,6 +192,9 @@ impl Probe {
             }
         }
         deliveries.abort_all();
+        if let Some(check) = checking {
+            check.abort();
+        }
         tracing::info!("probe stopped");
     }
 
@@ -192,7 +213,7 @@ impl Probe {
             }
             .add_to(&mut headers);
             let tag = format!("{:016x}", self.book.tag(seq, partition));
-            let record = FutureRecord::<(), _>::to(&self.config.topic)
+            let record = FutureRecord::<(), _>::to(&self.layout.config.topic)
                 .partition(partition)
                 .payload(tag.as_bytes())
                 .headers(headers.into_owned());
@@ -265,6 +286,34 @@ impl Probe {
                 "probe message acknowledged but not in the log"
             );
             self.metrics.lost(flight.partition, flight.broker);
+        }
+    }
+
+    /// Takes a layout check's findings: the partitions to write and their
+    /// leaders, and new partitions read from their end on.
+    fn apply_layout(&mut self, found: Found) {
+        self.metrics.set_layout(&found.leaders, found.uncovered);
+        self.leaders = found.leaders;
+        // One check at a time, from the partitions assigned when it began:
+        // these are not read yet.
+        if found.new_ends.is_empty() {
+            return;
+        }
+        let new: Vec<i32> = found.new_ends.iter().map(|&(p, _)| p).collect();
+        let mut assignment = TopicPartitionList::new();
+        for &(partition, high) in &found.new_ends {
+            let _ = assignment.add_partition_offset(
+                &self.layout.config.topic,
+                partition,
+                Offset::Offset(high),
+            );
+        }
+        match self.consumer.incremental_assign(&assignment) {
+            Ok(()) => {
+                tracing::info!(partitions = ?new, "probe partitions read");
+                self.assigned.extend(new);
+            }
+            Err(e) => tracing::warn!(error = %e, "probe assign"),
         }
     }
 

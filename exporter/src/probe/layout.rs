@@ -1,25 +1,54 @@
 //! The probe topic's layout: its partitions and their leaders, the topic
-//! created or given partitions as the brokers require, and new partitions
-//! read from their end.
+//! created or given partitions as the brokers require, and the ends of the
+//! partitions not read yet. A check runs as a task of its own, beside the
+//! probe's sending and reading: a slow metadata or admin answer must not
+//! hold back the reading and so lengthen the round trips it measures.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use rdkafka::admin::{AdminOptions, NewPartitions, NewTopic, TopicReplication};
-use rdkafka::consumer::Consumer;
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Leader, Probe, REQUEST_TIMEOUT};
+use super::{Leader, REQUEST_TIMEOUT};
 use crate::cluster::kafka;
-use crate::config::MAX_PROBE_PARTITIONS;
+use crate::config::{ProbeConfig, MAX_PROBE_PARTITIONS};
 use crate::Error;
 
-impl Probe {
+/// What a layout check needs: the settings and two of the probe's clients.
+#[derive(Clone)]
+pub(super) struct LayoutClients {
+    pub(super) config: ProbeConfig,
+    pub(super) admin: Arc<AdminClient<DefaultClientContext>>,
+    pub(super) consumer: Arc<StreamConsumer>,
+}
+
+/// What one layout check found.
+#[derive(Debug)]
+pub(super) struct Found {
+    /// The partitions to write, with their leaders.
+    pub(super) leaders: Vec<Leader>,
+    /// Brokers leading none of them.
+    pub(super) uncovered: usize,
+    /// The end offset of each partition not read yet: where its reading
+    /// starts, before the first message is sent to it.
+    pub(super) new_ends: Vec<(i32, i64)>,
+}
+
+/// The brokers and the probe topic's leaders, from one metadata answer.
+struct Layout {
+    brokers: BTreeSet<i32>,
+    leaders: BTreeMap<i32, i32>,
+}
+
+impl LayoutClients {
     /// Reads the probe topic's partitions and leaders, creates the topic or
-    /// adds partitions as the brokers require, and starts reading new
-    /// partitions at their end.
-    pub(super) async fn refresh_layout(&mut self) -> Result<(), Error> {
+    /// adds partitions as the brokers require, and finds the ends of the
+    /// partitions not in `assigned`.
+    pub(super) async fn check(self, assigned: BTreeSet<i32>) -> Result<Found, Error> {
         let layout = self.layout().await?;
         let brokers = layout.brokers.len();
         let wanted =
@@ -40,35 +69,58 @@ impl Probe {
         leaders.truncate(MAX_PROBE_PARTITIONS);
         let leading: BTreeSet<i32> = leaders.iter().map(|&(_, leader)| leader).collect();
         let uncovered = layout.brokers.difference(&leading).count();
-        self.metrics.set_layout(&leaders, uncovered);
         let new: Vec<i32> = leaders
             .iter()
             .map(|&(p, _)| p)
-            .filter(|p| !self.assigned.contains(p))
+            .filter(|p| !assigned.contains(p))
             .collect();
-        self.leaders = leaders;
-        if !new.is_empty() {
-            self.assign(new).await?;
-        }
-        Ok(())
+        let new_ends = self.ends(new).await?;
+        Ok(Found {
+            leaders,
+            uncovered,
+            new_ends,
+        })
     }
 
     /// The cluster's brokers and the probe topic's partitions with their
     /// leaders (none when the topic does not exist).
     async fn layout(&self) -> Result<Layout, Error> {
-        let metadata = tokio::task::block_in_place(|| {
-            self.consumer
-                .fetch_metadata(Some(&self.config.topic), REQUEST_TIMEOUT)
-        })
-        .map_err(kafka("probe metadata"))?;
-        let brokers = metadata.brokers().iter().map(|b| b.id()).collect();
-        let leaders = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == self.config.topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
-            .collect();
-        Ok(Layout { brokers, leaders })
+        let (consumer, topic) = (self.consumer.clone(), self.config.topic.clone());
+        let metadata = tokio::task::spawn_blocking(move || {
+            let metadata = consumer.fetch_metadata(Some(&topic), REQUEST_TIMEOUT)?;
+            let brokers = metadata.brokers().iter().map(|b| b.id()).collect();
+            let leaders = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
+                .collect();
+            Ok(Layout { brokers, leaders })
+        });
+        metadata
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
+            .map_err(kafka("probe metadata"))
+    }
+
+    /// The high watermark of each of `partitions`.
+    async fn ends(&self, partitions: Vec<i32>) -> Result<Vec<(i32, i64)>, Error> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (consumer, topic) = (self.consumer.clone(), self.config.topic.clone());
+        let ends = tokio::task::spawn_blocking(move || {
+            partitions
+                .into_iter()
+                .map(|p| {
+                    let (_, high) = consumer.fetch_watermarks(&topic, p, REQUEST_TIMEOUT)?;
+                    Ok((p, high))
+                })
+                .collect()
+        });
+        ends.await
+            .unwrap_or(Err(KafkaError::Canceled))
+            .map_err(kafka("probe watermarks"))
     }
 
     async fn create_topic(&self, partitions: usize, replicas: usize) -> Result<(), Error> {
@@ -104,35 +156,6 @@ impl Probe {
         tracing::info!(topic = %self.config.topic, partitions = total, "probe partitions added");
         Ok(())
     }
-
-    /// Starts reading `new` partitions at their current end, before the
-    /// first message is sent to them; the partitions already read go on
-    /// where they are.
-    async fn assign(&mut self, new: Vec<i32>) -> Result<(), Error> {
-        let mut assignment = TopicPartitionList::new();
-        for &partition in &new {
-            let (_, high) = tokio::task::block_in_place(|| {
-                self.consumer
-                    .fetch_watermarks(&self.config.topic, partition, REQUEST_TIMEOUT)
-            })
-            .map_err(kafka("probe watermarks"))?;
-            assignment
-                .add_partition_offset(&self.config.topic, partition, Offset::Offset(high))
-                .map_err(kafka("probe assign"))?;
-        }
-        self.consumer
-            .incremental_assign(&assignment)
-            .map_err(kafka("probe assign"))?;
-        tracing::info!(partitions = ?new, "probe partitions read");
-        self.assigned.extend(new);
-        Ok(())
-    }
-}
-
-/// The brokers and the probe topic's leaders, from one metadata answer.
-struct Layout {
-    brokers: BTreeSet<i32>,
-    leaders: BTreeMap<i32, i32>,
 }
 
 /// An admin request's per-topic failure.

@@ -6,20 +6,6 @@ use crate::groups::GroupId;
 use crate::status::GroupStatus;
 
 impl ExporterMetrics {
-    /// Sets one partition's lag on a judged topic for a group judged end
-    /// to end; see [`ExporterMetrics::set_group_lag`].
-    pub fn set_lag(
-        &self,
-        group: GroupId,
-        topic: &str,
-        partition: i32,
-        messages: u64,
-        seconds: Option<f64>,
-    ) {
-        let name = self.groups.name(group);
-        self.set_group_lag(name, topic, partition, messages, seconds);
-    }
-
     /// Sets one partition's lag for any group. `seconds` is `None` when it
     /// could not be computed this poll: the series is then removed rather
     /// than left at an old value, and the miss is counted.

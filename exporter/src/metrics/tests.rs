@@ -271,9 +271,9 @@ fn invalid_records_count_by_topic_and_reason() {
 #[test]
 fn lag_gauges_per_group_and_partition() {
     let (registry, metrics) = setup();
-    metrics.set_lag(id(&metrics, "g1"), "events", 4, 120, Some(7.5));
-    metrics.set_lag(id(&metrics, "g1"), "events", 4, 130, None);
-    metrics.set_lag(id(&metrics, "g2"), "events", 0, 0, Some(0.0));
+    metrics.set_group_lag("g1", "events", 4, 120, Some(7.5));
+    metrics.set_group_lag("g1", "events", 4, 130, None);
+    metrics.set_group_lag("g2", "events", 0, 0, Some(0.0));
     let lag = |name: &str, group: &str, partition: i32| {
         value(
             &registry,
@@ -362,7 +362,7 @@ fn every_contract_name_is_registered() {
     let (registry, metrics) = setup();
     // Families without series are not written; give each one.
     metrics.record_invalid("events", "not_a_number");
-    metrics.set_lag(id(&metrics, "g1"), "events", 0, 1, Some(1.0));
+    metrics.set_group_lag("g1", "events", 0, 1, Some(1.0));
     metrics.set_cluster(&one_partition(), Granularity::Partition);
     let text = prometheus_text(&registry);
     for (name, kind) in [
@@ -407,8 +407,8 @@ fn every_family_exposed_carries_its_help_text() {
     let (registry, metrics) = setup();
     // Families without series are not written: give the labelled ones one.
     metrics.record_invalid("events", "bad");
-    metrics.set_lag(id(&metrics, "g1"), "events", 1, 1, None);
-    metrics.set_lag(id(&metrics, "g1"), "events", 0, 1, Some(1.0));
+    metrics.set_group_lag("g1", "events", 1, 1, None);
+    metrics.set_group_lag("g1", "events", 0, 1, Some(1.0));
     metrics.set_partition_status("g1", "events", 0, GroupStatus::Ok);
     metrics.set_read_lag("events", Duration::from_secs(1));
     metrics.set_cluster(&one_partition(), Granularity::Partition);

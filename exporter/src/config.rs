@@ -259,7 +259,7 @@ impl ExporterSettings {
         let literals: Vec<&str> = self
             .topics
             .iter()
-            .filter(|t| !t.starts_with('^'))
+            .filter(|t| !topics::is_pattern(t))
             .map(String::as_str)
             .collect();
         self.probe.validate(&literals, &self.receipts_topic)?;

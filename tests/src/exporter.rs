@@ -53,9 +53,21 @@ pub struct Sent {
 
 /// Publishes one record with `headers` to `partition` of `topic`.
 pub async fn publish_raw(bootstrap: &str, topic: &str, partition: i32, headers: OwnedHeaders) {
+    publish_with(bootstrap, topic, partition, headers, "hostile").await;
+}
+
+/// Publishes one record with `headers` and `payload` to `partition` of
+/// `topic`.
+pub async fn publish_with(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    headers: OwnedHeaders,
+    payload: &str,
+) {
     let producer: FutureProducer = client(bootstrap);
     let record = FutureRecord::<(), _>::to(topic)
-        .payload("hostile")
+        .payload(payload)
         .partition(partition)
         .headers(headers);
     producer

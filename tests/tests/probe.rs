@@ -13,15 +13,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use meshflow_common::envelope::{now_ns, Envelope};
+use meshflow_common::envelope::{now_ns, PRODUCER, SEQ};
 use meshflow_tests::bed::{metrics_until, Bed};
-use meshflow_tests::exporter::{envelope, publish_raw, start};
+use meshflow_tests::exporter::{envelope, publish_raw, publish_with, start};
+use meshflow_tests::ledger::TopicReader;
 use meshflow_tests::mock::MockBed;
 use meshflow_tests::scrape::sum;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use meshflow_tests::wait_for;
 
 const BROKERS: i32 = 3;
 
@@ -50,52 +48,18 @@ fn slower_than(s: &HashMap<String, f64>, broker: &str, seconds: &str) -> f64 {
         )
 }
 
-/// The producer id and sequence number of the first record of partition 0
-/// of `topic` (20 s at most).
+/// The producer id and sequence number of an enveloped record of
+/// partition 0 of `topic` (20 s at most).
 async fn first_envelope(bootstrap: &str, topic: &str) -> (String, u64) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "probe-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    partitions
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&partitions).expect("assign");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        if let Ok(Some(envelope)) = Envelope::from_headers(message.headers()) {
-            return (envelope.producer, envelope.seq);
-        }
-    }
-    panic!("no enveloped record in {topic}");
-}
-
-/// Publishes one record with `headers` and `payload`.
-async fn publish_with(
-    bootstrap: &str,
-    topic: &str,
-    partition: i32,
-    headers: OwnedHeaders,
-    payload: &str,
-) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("producer");
-    let record = FutureRecord::<(), _>::to(topic)
-        .payload(payload)
-        .partition(partition)
-        .headers(headers);
-    producer
-        .send(record, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|(e, _)| panic!("publish: {e}"));
+    let reader = TopicReader::start(bootstrap, topic, 1);
+    wait_for("an enveloped probe record", Duration::from_secs(20), || {
+        let found = reader.records().iter().find_map(|r| {
+            let text = |name| std::str::from_utf8(r.header(name).first().copied()??).ok();
+            Some((text(PRODUCER)?.to_string(), text(SEQ)?.parse().ok()?))
+        });
+        async move { found }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,7 @@ pub fn default_max_topics() -> usize {
 }
 
 /// The entry is a regular expression rather than a literal name.
-fn is_pattern(entry: &str) -> bool {
+pub(super) fn is_pattern(entry: &str) -> bool {
     entry.starts_with('^')
 }
 

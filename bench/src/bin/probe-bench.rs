@@ -9,7 +9,7 @@
 //! cargo run --release -p meshflow-bench --bin probe-bench -- --seconds 20
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
@@ -21,6 +21,7 @@ use meshflow_exporter::groups::Groups;
 use meshflow_exporter::metrics::ExporterMetrics;
 use meshflow_exporter::probe::Probe;
 use meshflow_tests::broker::Tansu;
+use meshflow_tests::scrape::{parse, sum};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -37,38 +38,36 @@ struct Args {
     heavy_partitions: u32,
 }
 
-/// The sum over every label set of the samples of `name` in `text`, by the
-/// value of `le` (empty when the series has none).
-fn samples(text: &str, name: &str) -> BTreeMap<String, f64> {
-    let mut sums = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with(name)) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
+/// The round-trip histogram's cumulative counts by bucket bound, summed
+/// over partitions and brokers, in bound order.
+fn buckets(samples: &HashMap<String, f64>) -> Vec<(f64, f64)> {
+    let mut by_bound: BTreeMap<String, f64> = BTreeMap::new();
+    for (series, value) in samples {
+        let Some(labels) = series.strip_prefix("meshflow_probe_round_trip_seconds_bucket{") else {
             continue;
         };
-        if !series[name.len()..].starts_with('{') && series != name {
-            continue;
-        }
-        let le = series
+        if let Some((le, _)) = labels
             .split_once("le=\"")
             .and_then(|(_, rest)| rest.split_once('"'))
-            .map_or(String::new(), |(le, _)| le.to_string());
-        *sums.entry(le).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+        {
+            *by_bound.entry(le.to_string()).or_insert(0.0) += value;
+        }
     }
-    sums
+    let mut bounds: Vec<(f64, f64)> = by_bound
+        .into_iter()
+        .filter_map(|(le, n)| Some((le.parse::<f64>().ok()?, n)))
+        .collect();
+    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    bounds
 }
 
 /// The bucket bound under which `q` of the round trips fell.
-fn quantile(buckets: &BTreeMap<String, f64>, q: f64) -> f64 {
-    let mut bounds: Vec<(f64, f64)> = buckets
-        .iter()
-        .filter_map(|(le, n)| Some((le.parse::<f64>().ok()?, *n)))
-        .collect();
-    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+fn quantile(bounds: &[(f64, f64)], q: f64) -> f64 {
     let total = bounds.last().map_or(0.0, |b| b.1);
     bounds
-        .into_iter()
+        .iter()
         .find(|(_, n)| *n >= q * total)
-        .map_or(f64::INFINITY, |(le, _)| le)
+        .map_or(f64::INFINITY, |&(le, _)| le)
 }
 
 /// One run's figures.
@@ -108,21 +107,21 @@ async fn run(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu = cpu_s();
     let started = Instant::now();
-    let text = || {
+    let scrape = || {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-        text
+        parse(&text)
     };
-    let before = samples(&text(), "meshflow_probe_messages_received_total");
+    let before = sum(&scrape(), "meshflow_probe_messages_received_total", &[]);
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let used = cpu_s() - cpu;
     let elapsed = started.elapsed().as_secs_f64();
-    let text = text();
+    let after = scrape();
     stop.cancel();
     task.await?;
-    let count = |name: &str| samples(&text, name).values().sum::<f64>();
-    let received = count("meshflow_probe_messages_received_total") - before.values().sum::<f64>();
-    let round_trips = samples(&text, "meshflow_probe_round_trip_seconds_bucket");
+    let count = |name: &str| sum(&after, name, &[]);
+    let received = count("meshflow_probe_messages_received_total") - before;
+    let round_trips = buckets(&after);
     println!(
         "{label}: {} partitions, a round every {} ms: {:.0} messages read back in {:.1} s ({:.1}/s), \
          lost {}, duplicated {}, failed sends {}; round trip p50 ≤ {} s, p99 ≤ {} s; \
@@ -134,10 +133,7 @@ async fn run(
         received / elapsed,
         count("meshflow_probe_messages_lost_total"),
         count("meshflow_probe_messages_duplicated_total"),
-        samples(&text, "meshflow_probe_messages_sent_total")
-            .values()
-            .sum::<f64>()
-            - count("meshflow_probe_ack_latency_seconds_count"),
+        sum(&after, "meshflow_probe_messages_sent_total", &[("result", "failed")]),
         quantile(&round_trips, 0.5),
         quantile(&round_trips, 0.99),
         used,

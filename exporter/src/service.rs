@@ -64,6 +64,20 @@ pub async fn run(
         &settings.group_id,
         &settings.discovery,
     )?;
+    // Every client is created before any task starts.
+    let end_to_end = settings
+        .probe
+        .enabled
+        .then(|| {
+            Probe::new(
+                &config.kafka,
+                &settings.probe,
+                &settings.group_id,
+                &instance_id("exporter-probe"),
+                metrics.probe().clone(),
+            )
+        })
+        .transpose()?;
     tracing::info!(
         topics = %settings.topics.join(","),
         receipts_topic = %settings.receipts_topic,
@@ -90,7 +104,6 @@ pub async fn run(
             shutdown.clone(),
         ),
     );
-    let metrics_probe = metrics.probe().clone();
     let reader = Reader::new(
         consumer,
         &settings.accounting(),
@@ -102,14 +115,7 @@ pub async fn run(
     .with_marks(marks_rx);
     let reading = supervisor.spawn("reader", reader.run(shutdown.clone()));
     let mut tasks = vec![reading, watching, probe];
-    if settings.probe.enabled {
-        let end_to_end = Probe::new(
-            &config.kafka,
-            &settings.probe,
-            &settings.group_id,
-            &instance_id("exporter-probe"),
-            metrics_probe,
-        )?;
+    if let Some(end_to_end) = end_to_end {
         tasks.push(supervisor.spawn("probe", end_to_end.run(shutdown.clone())));
     }
 

@@ -131,11 +131,10 @@ pub struct Reader {
 
 impl Reader {
     /// A reader over a consumer, judging the topics `matcher` selects with
-    /// the `accounting` settings. The literal topics' books (and series)
-    /// exist from the start.
+    /// the accounting settings of `config`. The literal topics' books (and
+    /// series) exist from the start.
     pub fn new(
         consumer: Arc<ReaderConsumer>,
-        accounting: &AccountingConfig,
         matcher: TopicMatcher,
         metrics: ExporterMetrics,
         readiness: Arc<Readiness>,
@@ -145,7 +144,7 @@ impl Reader {
             consumer,
             metrics,
             readiness,
-            accounting: accounting.clone(),
+            accounting: config.exporter.accounting(),
             receipts_topic: config.exporter.receipts_topic.clone(),
             assigned: BTreeSet::new(),
             books: BTreeMap::new(),

@@ -104,15 +104,7 @@ pub async fn run(
             shutdown.clone(),
         ),
     );
-    let reader = Reader::new(
-        consumer,
-        &settings.accounting(),
-        matcher,
-        metrics,
-        readiness,
-        &config,
-    )
-    .with_marks(marks_rx);
+    let reader = Reader::new(consumer, matcher, metrics, readiness, &config).with_marks(marks_rx);
     let reading = supervisor.spawn("reader", reader.run(shutdown.clone()));
     let mut tasks = vec![reading, watching, probe];
     if let Some(end_to_end) = end_to_end {

@@ -1,5 +1,4 @@
 use super::*;
-use crate::config::AccountingConfig;
 use crate::groups::{Groups, PerGroup};
 use crate::observation::LogRecord;
 use crate::progress::{Committed, PollMarks};
@@ -19,6 +18,7 @@ fn reader() -> (Registry, Reader) {
         ("MESHFLOW__EXPORTER__MEMORY_BUDGET_MIB", "1024"),
         ("MESHFLOW__EXPORTER__RECEIPTS_TOPIC", "receipts"),
         ("MESHFLOW__EXPORTER__GROUPS", "g1,g2"),
+        ("MESHFLOW__EXPORTER__SLA", "5s"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -33,13 +33,9 @@ fn reader() -> (Registry, Reader) {
     let groups = Groups::from(config.exporter.groups.as_slice());
     let metrics = ExporterMetrics::register(&mut registry, &groups);
     let readiness = Readiness::new(&[READY_LOG, READY_RECEIPTS], &mut registry);
-    let accounting = AccountingConfig {
-        sla: Duration::from_secs(5),
-        ..AccountingConfig::default()
-    };
     let matcher = config.exporter.topic_matcher().expect("matcher");
     let consumer = Arc::new(super::consumer(&config).expect("consumer"));
-    let reader = Reader::new(consumer, &accounting, matcher, metrics, readiness, &config);
+    let reader = Reader::new(consumer, matcher, metrics, readiness, &config);
     (registry, reader)
 }
 

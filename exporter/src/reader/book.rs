@@ -135,9 +135,10 @@ impl TopicBook {
                 continue;
             };
             let through = committed.as_ref().and_then(|committed| {
+                // The map is sorted by topic: this topic's partitions are
+                // one range of it.
                 let on_topic: BTreeMap<i32, i64> = committed
-                    .iter()
-                    .filter(|((t, _), _)| *t == topic)
+                    .range((topic.clone(), i32::MIN)..=(topic.clone(), i32::MAX))
                     .map(|((_, partition), &offset)| (*partition, offset))
                     .collect();
                 self.commits.committed_through(&on_topic)

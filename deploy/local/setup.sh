@@ -3,14 +3,14 @@
 # Debian packages (build tools for librdkafka, supervisor, Prometheus, the
 # sqlite3 shell that adds indexes to the broker's file, HAProxy and iproute2
 # for the broker's mTLS door and network namespace), the Tansu broker
-# (pinned), cargo-nextest and cargo-fuzz. Safe to run again; quiet when
+# (pinned, with meshflow's patches: deploy/local/tansu/), cargo-nextest and
+# cargo-fuzz. Safe to run again; quiet when
 # nothing is missing.
 #
 #   deploy/local/setup.sh            # everything
 #   MESHFLOW_SKIP_TANSU=1 ...        # everything but Tansu
 set -euo pipefail
 
-TANSU_VERSION="0.6.0"
 APT_PACKAGES=(build-essential cmake pkg-config libssl-dev zlib1g-dev curl supervisor prometheus sqlite3 haproxy iproute2 openssl)
 
 as_root() {
@@ -52,10 +52,8 @@ if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "setup: no nightly toolchain could be installed; scripts/fuzz will fail" >&2
 fi
 
+# The local broker: Tansu 0.6.0 from crates.io with the fixes carried in
+# deploy/local/tansu/ (a no-op when the installed one reports them).
 if [ -z "${MESHFLOW_SKIP_TANSU:-}" ]; then
-  have="$(tansu --version 2>/dev/null | awk '{print $2}' || true)"
-  if [ "$have" != "$TANSU_VERSION" ]; then
-    echo "setup: installing tansu $TANSU_VERSION (a Kafka-protocol broker; about 12 minutes on 2 cores)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
-  fi
+  "$(dirname "${BASH_SOURCE[0]}")/tansu/build.sh"
 fi

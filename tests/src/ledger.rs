@@ -272,6 +272,29 @@ impl Ledger {
             .collect()
     }
 
+    /// For each partition, how long after `t` the first receipt written by
+    /// one of `consumers` arrived (partitions with none are absent).
+    pub fn partitions_taken_after(
+        &self,
+        t: Instant,
+        consumers: &[&str],
+    ) -> std::collections::BTreeMap<i32, Duration> {
+        let mut taken = std::collections::BTreeMap::new();
+        let mut entries = self.processed_at.iter();
+        for (at, n) in self.arrivals.iter().zip(&self.batch_entries) {
+            for (by, _, partition, _) in entries.by_ref().take(*n) {
+                if *at > t && consumers.contains(&by.as_str()) {
+                    let after = *at - t;
+                    taken
+                        .entry(*partition)
+                        .and_modify(|d: &mut Duration| *d = (*d).min(after))
+                        .or_insert(after);
+                }
+            }
+        }
+        taken
+    }
+
     /// The first receipt arrival after `t`, as a delay from `t`.
     pub fn first_after(&self, t: Instant) -> Option<Duration> {
         self.arrivals

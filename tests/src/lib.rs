@@ -9,6 +9,7 @@ pub mod dashboard_check;
 pub mod emitted;
 pub mod exporter;
 pub mod grafana;
+pub mod groups;
 pub mod ledger;
 pub mod mock;
 pub mod netns;

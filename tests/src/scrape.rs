@@ -51,8 +51,28 @@ pub fn parse(body: &str) -> HashMap<String, f64> {
         .collect()
 }
 
+/// The sum of the series of `name` whose labels include `labels`, or
+/// `None` when no such series is published: an assertion on a figure must
+/// not read a missing (renamed, never published) series as zero.
+pub fn value(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for (series, v) in samples {
+        let (n, rest) = series.split_once('{').unwrap_or((series.as_str(), ""));
+        if n == name
+            && labels
+                .iter()
+                .all(|(k, l)| rest.contains(&format!("{k}=\"{l}\"")))
+        {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
 /// Sum of every sample of `name` whose labels contain all of `labels`
 /// (`key="value"` pairs).
+/// 0 when there is none: for progress checks, not for asserting a figure
+/// (use [`value`]).
 pub fn sum(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()

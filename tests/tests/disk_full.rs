@@ -2,30 +2,25 @@
 //!
 //! Tansu's SQLite file lives on a small tmpfs of its own; while traffic
 //! flows, a filler file takes every free byte for 10 s and is then deleted.
-//! Producers see errors and retry; nothing acknowledged is lost; the
-//! services recover without a restart. Tansu 0.6 panics when SQLite cannot
-//! write, and its launcher then kills it (a dead storage task would answer
-//! every later request with an error), so the test restarts it after space
-//! is freed, as supervisord or the kubelet would.
-//!
-//! It does not pass on Tansu 0.6, and is left out of the default run: the
-//! restarted broker panics again on the first Produce from the running
-//! idempotent producers (tansu-storage's `idempotent_message_check` finds no
-//! row for the producer id, epoch and partition a client sends: "more or
-//! less than one row") and is killed again, so nothing flows after the disk
-//! was full. Measured: 812 of 6,000 acknowledged before the disk filled;
-//! the rest failed after 32,000 re-sends. Run it with
-//! `cargo nextest run -p meshflow-tests -E 'binary(disk_full)' --run-ignored all`.
+//! The broker answers what it cannot store with Kafka's retriable
+//! `KAFKA_STORAGE_ERROR` (patch 0002 in `deploy/local/tansu/`; stock Tansu
+//! 0.6 panics, and panics again after a restart on the first Produce from
+//! the running idempotent producers). The producer's client retries the
+//! same batches with the same idempotent sequence numbers, so once space
+//! returns everything is written once: nothing acknowledged is lost,
+//! nothing is in the log twice, no process restarts, and the exporter's
+//! figures equal the ledger read from the topics.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use meshflow_tests::bed::PARTITIONS;
+use meshflow_tests::bed::{counts, metrics_until, show, PARTITIONS};
 use meshflow_tests::broker::{create_topics, Tansu};
+use meshflow_tests::exporter;
 use meshflow_tests::ledger::{LogLedger, TopicReader};
 use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
-use meshflow_tests::{scrape, WorkDir};
+use meshflow_tests::{scrape, unique, WorkDir};
 
 /// A tmpfs of `mib` MiB mounted on `path`, unmounted when dropped.
 struct SmallDisk {
@@ -92,7 +87,6 @@ impl Drop for SmallDisk {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Tansu 0.6 does not recover from a full disk: see the module documentation"]
 async fn a_full_disk_under_the_broker_loses_nothing_acknowledged() {
     let dir = WorkDir::new("disk-full");
     let disk = SmallDisk::mount(&dir.path().join("disk"), 64);
@@ -102,31 +96,25 @@ async fn a_full_disk_under_the_broker_loses_nothing_acknowledged() {
     let bootstrap = broker.bootstrap.clone();
     let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
     let log = TopicReader::start(&bootstrap, &names.topic, PARTITIONS);
+    let exporter_group = unique("exporter");
+    let mut exporter = exporter::start(dir.path(), &bootstrap, &names, "exporter", &exporter_group, &[]);
+    wait_ready(&[&exporter], Duration::from_secs(60)).await;
+    exporter::warm_up(&bootstrap, &names, &exporter_group, PARTITIONS).await;
     let mut a = consumer(dir.path(), &bootstrap, &names, "consumer-a");
     let mut b = consumer(dir.path(), &bootstrap, &names, "consumer-b");
     wait_ready(&[&a, &b], Duration::from_secs(60)).await;
     let (n, rate) = (6_000u64, 200u32);
     let mut p = producer(dir.path(), &bootstrap, &names, n, rate);
-    let (pids_a, pids_b) = (a.pid(), b.pid());
     receipts.receipts_for(600, Duration::from_secs(60)).await;
 
     let filled = disk.fill();
     let full_at = Instant::now();
     let left = disk.available();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let errors_while_full = scrape::samples(p.port)
-        .map(|s| scrape::sum(&s, "meshflow_producer_errors_total", &[]))
-        .unwrap_or(f64::NAN);
     let broker_alive_while_full = broker.running();
     let during = receipts.ledger().distinct();
     disk.free();
     let freed = Instant::now();
-    // The supervisor's part (supervisord in the stack, the kubelet on
-    // Kubernetes): a broker that exited is started again, on the same file.
-    let restarted = !broker.running();
-    if restarted {
-        broker.restart().await;
-    }
 
     let truth = receipts.receipts_for(n, Duration::from_secs(120)).await;
     let status = p.wait_exit(Duration::from_secs(60)).await;
@@ -134,25 +122,62 @@ async fn a_full_disk_under_the_broker_loses_nothing_acknowledged() {
     let back = truth
         .first_after(freed)
         .expect("receipts after space was freed");
+    let refused = std::fs::read_to_string(dir.path().join("tansu.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("database or disk is full"))
+        .count();
+    let after = metrics_until(
+        exporter.port,
+        "the exporter to count every message at both stages",
+        Duration::from_secs(60),
+        |s| {
+            let c = counts(s, &names.group);
+            c[0] >= n as f64 && c[3] >= n as f64
+        },
+    )
+    .await;
     println!(
         "disk full for {:.1}s (filler {} MiB, {left} bytes left) at {rate} msg/s: sent={n} \
-         log_distinct={} log_duplicates={} distinct={} duplicates={} missing={}\n  \
-         producer errors while full: {errors_while_full}; broker running while full: {broker_alive_while_full}, \
-         restarted after freeing: {restarted}; \
-         receipted before freeing: {during}; first receipt {:.2}s after freeing",
+         log_distinct={} log_duplicates={} {}\n  \
+         storage errors in the broker's log: {refused}; broker running while full: {broker_alive_while_full}; \
+         receipted before freeing: {during}; first receipt {:.2}s after freeing\n  exporter: {}",
         (freed - full_at).as_secs_f64(),
         filled >> 20,
         in_log.distinct(),
         in_log.duplicates(),
-        truth.distinct(),
-        truth.duplicates(),
-        truth.missing(&names.producer, n).len(),
+        truth.summary(&names.producer, n),
         back.as_secs_f64(),
+        show(counts(&after, &names.group)),
     );
+    // The fault reached the broker: SQLite refused writes.
+    assert!(refused > 0, "no write was refused: the disk never filled");
     assert!(status.success(), "producer exit: {status}");
     assert_eq!(truth.missing(&names.producer, n), Vec::<u64>::new());
     assert_eq!(in_log.duplicates(), 0, "a message twice in the log");
-    assert!(broker.running(), "the broker survived");
-    assert!(a.running() && b.running(), "consumers still running");
-    assert_eq!((a.pid(), b.pid()), (pids_a, pids_b), "no restart");
+    assert!(
+        broker_alive_while_full && broker.running(),
+        "the broker process survived the full disk (never restarted)"
+    );
+    assert!(
+        a.running() && b.running() && exporter.running(),
+        "consumers and exporter still running"
+    );
+    // The exporter's figures equal the ledger, every series present.
+    let figure = |name: &str, stage: &str, group: &str| {
+        scrape::value(&after, name, &[("stage", stage), ("group", group)])
+            .unwrap_or_else(|| panic!("{name}{{stage={stage},group={group}}} not published"))
+    };
+    assert_eq!(figure("meshflow_messages_total", "log", ""), n as f64);
+    assert_eq!(figure("meshflow_messages_lost_total", "log", ""), 0.0);
+    assert_eq!(
+        figure("meshflow_messages_duplicated_total", "log", ""),
+        in_log.duplicates() as f64
+    );
+    assert_eq!(figure("meshflow_messages_total", "processed", &names.group), n as f64);
+    assert_eq!(figure("meshflow_messages_lost_total", "processed", &names.group), 0.0);
+    assert_eq!(
+        figure("meshflow_messages_duplicated_total", "processed", &names.group),
+        truth.duplicates() as f64
+    );
 }

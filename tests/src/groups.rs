@@ -162,7 +162,8 @@ mod tests {
     fn a_cut_or_hostile_assignment_yields_what_was_read() {
         let bytes = encode(&[("events", &[0, 3, 5])]);
         for cut in 0..bytes.len() {
-            assert!(assignment_partitions(&bytes[..cut], "events").is_subset(&BTreeSet::from([0, 3, 5])));
+            assert!(assignment_partitions(&bytes[..cut], "events")
+                .is_subset(&BTreeSet::from([0, 3, 5])));
         }
         let mut huge = 1i16.to_be_bytes().to_vec();
         huge.extend(i32::MAX.to_be_bytes());

@@ -97,7 +97,14 @@ async fn a_full_disk_under_the_broker_loses_nothing_acknowledged() {
     let receipts = TopicReader::start(&bootstrap, &names.receipts, PARTITIONS);
     let log = TopicReader::start(&bootstrap, &names.topic, PARTITIONS);
     let exporter_group = unique("exporter");
-    let mut exporter = exporter::start(dir.path(), &bootstrap, &names, "exporter", &exporter_group, &[]);
+    let mut exporter = exporter::start(
+        dir.path(),
+        &bootstrap,
+        &names,
+        "exporter",
+        &exporter_group,
+        &[],
+    );
     wait_ready(&[&exporter], Duration::from_secs(60)).await;
     exporter::warm_up(&bootstrap, &names, &exporter_group, PARTITIONS).await;
     let mut a = consumer(dir.path(), &bootstrap, &names, "consumer-a");
@@ -174,10 +181,20 @@ async fn a_full_disk_under_the_broker_loses_nothing_acknowledged() {
         figure("meshflow_messages_duplicated_total", "log", ""),
         in_log.duplicates() as f64
     );
-    assert_eq!(figure("meshflow_messages_total", "processed", &names.group), n as f64);
-    assert_eq!(figure("meshflow_messages_lost_total", "processed", &names.group), 0.0);
     assert_eq!(
-        figure("meshflow_messages_duplicated_total", "processed", &names.group),
+        figure("meshflow_messages_total", "processed", &names.group),
+        n as f64
+    );
+    assert_eq!(
+        figure("meshflow_messages_lost_total", "processed", &names.group),
+        0.0
+    );
+    assert_eq!(
+        figure(
+            "meshflow_messages_duplicated_total",
+            "processed",
+            &names.group
+        ),
         truth.duplicates() as f64
     );
 }

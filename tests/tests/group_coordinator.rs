@@ -199,7 +199,10 @@ async fn describe_groups_tells_state_protocol_and_assignments() {
     }
     let first = &group.members[0].partitions;
     let second = &group.members[1].partitions;
-    assert!(first.is_disjoint(second), "a partition assigned twice: {group:?}");
+    assert!(
+        first.is_disjoint(second),
+        "a partition assigned twice: {group:?}"
+    );
 
     // After both leave (SIGTERM: they close and leave the group), it is
     // empty.

@@ -185,7 +185,11 @@ async fn a_randomized_mix_of_faults_loses_nothing_and_the_exporter_equals_the_le
         show(counts(&after, &group)),
     );
     assert!(status.success(), "producer exit: {status}");
-    assert_eq!(invalid, f64::from(forged), "malformed records counted as invalid");
+    assert_eq!(
+        invalid,
+        f64::from(forged),
+        "malformed records counted as invalid"
+    );
     assert_eq!(gaps, 0, "messages missing from the log");
     assert_eq!(unprocessed, 0, "messages in the log never processed");
     let figure = |name: &str, stage: &str, group: &str| {
@@ -198,8 +202,14 @@ async fn a_randomized_mix_of_faults_loses_nothing_and_the_exporter_equals_the_le
         figure("meshflow_messages_duplicated_total", "log", ""),
         log_duplicates as f64
     );
-    assert_eq!(figure("meshflow_messages_total", "processed", &group), n as f64);
-    assert_eq!(figure("meshflow_messages_lost_total", "processed", &group), 0.0);
+    assert_eq!(
+        figure("meshflow_messages_total", "processed", &group),
+        n as f64
+    );
+    assert_eq!(
+        figure("meshflow_messages_lost_total", "processed", &group),
+        0.0
+    );
     assert_eq!(
         figure("meshflow_messages_duplicated_total", "processed", &group),
         receipt_duplicates

@@ -209,6 +209,41 @@ pub fn assert_all_counted(
     );
 }
 
+/// Asserts that the exporter's six stage figures `after` equal a ledger read
+/// from the topics: `n` messages at both stages, none lost, `log_duplicates`
+/// records in the log twice and `receipt_duplicates` repeated receipts.
+/// Every series must be published: a missing one fails, it is not read as 0.
+pub fn assert_figures_equal_ledger(
+    after: &HashMap<String, f64>,
+    group: &str,
+    n: u64,
+    log_duplicates: u64,
+    receipt_duplicates: u64,
+) {
+    let figure = |name: &str, stage: &str, group: &str| {
+        scrape::value(after, name, &[("stage", stage), ("group", group)])
+            .unwrap_or_else(|| panic!("{name}{{stage={stage},group={group}}} not published"))
+    };
+    assert_eq!(figure("meshflow_messages_total", "log", ""), n as f64);
+    assert_eq!(figure("meshflow_messages_lost_total", "log", ""), 0.0);
+    assert_eq!(
+        figure("meshflow_messages_duplicated_total", "log", ""),
+        log_duplicates as f64
+    );
+    assert_eq!(
+        figure("meshflow_messages_total", "processed", group),
+        n as f64
+    );
+    assert_eq!(
+        figure("meshflow_messages_lost_total", "processed", group),
+        0.0
+    );
+    assert_eq!(
+        figure("meshflow_messages_duplicated_total", "processed", group),
+        receipt_duplicates as f64
+    );
+}
+
 /// The six counters as one line.
 pub fn show(c: [f64; 6]) -> String {
     format!(

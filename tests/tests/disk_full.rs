@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use meshflow_tests::bed::{counts, metrics_until, show, PARTITIONS};
+use meshflow_tests::bed::{assert_figures_equal_ledger, counts, metrics_until, show, PARTITIONS};
 use meshflow_tests::broker::{create_topics, Tansu};
 use meshflow_tests::exporter;
 use meshflow_tests::ledger::{LogLedger, TopicReader};
 use meshflow_tests::scenario::{consumer, producer, wait_ready, Names};
-use meshflow_tests::{scrape, unique, WorkDir};
+use meshflow_tests::{unique, WorkDir};
 
 /// A tmpfs of `mib` MiB mounted on `path`, unmounted when dropped.
 struct SmallDisk {
@@ -171,30 +171,11 @@ async fn a_full_disk_under_the_broker_loses_nothing_acknowledged() {
         "consumers and exporter still running"
     );
     // The exporter's figures equal the ledger, every series present.
-    let figure = |name: &str, stage: &str, group: &str| {
-        scrape::value(&after, name, &[("stage", stage), ("group", group)])
-            .unwrap_or_else(|| panic!("{name}{{stage={stage},group={group}}} not published"))
-    };
-    assert_eq!(figure("meshflow_messages_total", "log", ""), n as f64);
-    assert_eq!(figure("meshflow_messages_lost_total", "log", ""), 0.0);
-    assert_eq!(
-        figure("meshflow_messages_duplicated_total", "log", ""),
-        in_log.duplicates() as f64
-    );
-    assert_eq!(
-        figure("meshflow_messages_total", "processed", &names.group),
-        n as f64
-    );
-    assert_eq!(
-        figure("meshflow_messages_lost_total", "processed", &names.group),
-        0.0
-    );
-    assert_eq!(
-        figure(
-            "meshflow_messages_duplicated_total",
-            "processed",
-            &names.group
-        ),
-        truth.duplicates() as f64
+    assert_figures_equal_ledger(
+        &after,
+        &names.group,
+        n,
+        in_log.duplicates(),
+        truth.duplicates(),
     );
 }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use meshflow_common::envelope::{now_ns, CREATED_NS, PRODUCER, SEQ};
 use meshflow_common::headers::HeaderList;
-use meshflow_tests::bed::{counts, metrics_until, show, Bed, PARTITIONS};
+use meshflow_tests::bed::{
+    assert_figures_equal_ledger, counts, metrics_until, show, Bed, PARTITIONS,
+};
 use meshflow_tests::exporter::client;
 use meshflow_tests::ledger::LogLedger;
 use meshflow_tests::process::Service;
@@ -192,28 +194,7 @@ async fn a_randomized_mix_of_faults_loses_nothing_and_the_exporter_equals_the_le
     );
     assert_eq!(gaps, 0, "messages missing from the log");
     assert_eq!(unprocessed, 0, "messages in the log never processed");
-    let figure = |name: &str, stage: &str, group: &str| {
-        scrape::value(&after, name, &[("stage", stage), ("group", group)])
-            .unwrap_or_else(|| panic!("{name}{{stage={stage},group={group}}} not published"))
-    };
-    assert_eq!(figure("meshflow_messages_total", "log", ""), n as f64);
-    assert_eq!(figure("meshflow_messages_lost_total", "log", ""), 0.0);
-    assert_eq!(
-        figure("meshflow_messages_duplicated_total", "log", ""),
-        log_duplicates as f64
-    );
-    assert_eq!(
-        figure("meshflow_messages_total", "processed", &group),
-        n as f64
-    );
-    assert_eq!(
-        figure("meshflow_messages_lost_total", "processed", &group),
-        0.0
-    );
-    assert_eq!(
-        figure("meshflow_messages_duplicated_total", "processed", &group),
-        receipt_duplicates
-    );
+    assert_figures_equal_ledger(&after, &group, n, log_duplicates, truth.duplicates());
     // Nothing gave up: the processes the test did not kill are the ones it
     // started.
     assert!(

@@ -74,15 +74,5 @@ pub fn value(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]
 /// 0 when there is none: for progress checks, not for asserting a figure
 /// (use [`value`]).
 pub fn sum(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(series, _)| {
-            let (n, rest) = series.split_once('{').unwrap_or((series.as_str(), ""));
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|(_, v)| v)
-        .sum()
+    value(samples, name, labels).unwrap_or(0.0)
 }

@@ -350,7 +350,8 @@ pub fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> HashMap
         .collect()
 }
 
-/// A sample of the exporter's stage counters, e.g.
+/// A sample of the exporter's stage counters (NaN when not published, see
+/// [`crate::scrape::sum`]), e.g.
 /// `stage(&s, "meshflow_messages_lost_total", "log", "")`.
 pub fn stage(samples: &HashMap<String, f64>, name: &str, stage: &str, group: &str) -> f64 {
     crate::scrape::sum(samples, name, &[("stage", stage), ("group", group)])

@@ -140,9 +140,14 @@ impl Prometheus {
         .expect("start prometheus")
     }
 
-    /// The sum of an instant vector (0 when empty).
+    /// The sum of an instant vector, or NaN when it is empty: as with
+    /// [`crate::scrape::sum`], a series that is not there is no zero.
     pub fn sum(&self, promql: &str) -> f64 {
-        self.vector(promql).iter().map(|(_, v)| v).sum()
+        let values = self.vector(promql);
+        if values.is_empty() {
+            return f64::NAN;
+        }
+        values.iter().map(|(_, v)| v).sum()
     }
 
     /// Every active target that is not up or whose last scrape failed, one

@@ -70,9 +70,26 @@ pub fn value(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]
 }
 
 /// Sum of every sample of `name` whose labels contain all of `labels`
-/// (`key="value"` pairs).
-/// 0 when there is none: for progress checks, not for asserting a figure
-/// (use [`value`]).
+/// (`key="value"` pairs), or NaN when no such series is published. NaN
+/// equals nothing and compares with nothing, so a missing (renamed, never
+/// published) series fails `assert_eq!(sum(..), 0.0)` and every bound,
+/// and a waiting loop such as `sum(..) >= n` keeps waiting for it.
 pub fn sum(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
-    value(samples, name, labels).unwrap_or(0.0)
+    value(samples, name, labels).unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_series_is_no_figure() {
+        let s = parse("a_total{stage=\"log\"} 0\na_total{stage=\"processed\"} 2\n");
+        assert_eq!(sum(&s, "a_total", &[("stage", "log")]), 0.0);
+        assert_eq!(sum(&s, "a_total", &[]), 2.0);
+        assert_eq!(value(&s, "b_total", &[]), None);
+        let missing = sum(&s, "b_total", &[]);
+        assert!(missing != 0.0 && !(missing <= 0.0) && !(missing >= 0.0));
+        assert_eq!(value(&s, "a_total", &[("stage", "other")]), None);
+    }
 }

@@ -145,7 +145,6 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
     let bed = Bed::new("message-path").await;
     let receipts = bed.reader(&bed.names.receipts);
     let [mut c] = bed.consumers(["consumer-a"]).await;
-    let pid = c.pid();
     let dlq = TopicReader::start(&bed.broker.bootstrap, &bed.names.dlq, PARTITIONS);
 
     let test_producer: FutureProducer = rdkafka::ClientConfig::new()
@@ -299,6 +298,6 @@ async fn poison_input_is_dead_lettered_and_unenveloped_is_processed() {
         }
     }
     assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
+    // The harness never restarts a process: one that exited is not running.
     assert!(c.running(), "the consumer must survive poison input");
-    assert_eq!(c.pid(), pid, "no restart");
 }

@@ -76,6 +76,11 @@ pub struct ProducerSettings {
     /// `terminationGracePeriodSeconds`).
     #[serde(default = "default_shutdown_flush_timeout", with = "humantime_serde")]
     pub shutdown_flush_timeout: Duration,
+    /// The most messages waiting to be sent again after an error that can
+    /// pass (see the producer's re-send); while this many wait, no new
+    /// message is sent, so memory stays bounded through a long outage.
+    #[serde(default = "default_resend_capacity")]
+    pub resend_capacity: usize,
 }
 
 /// The design's data topic.
@@ -115,6 +120,12 @@ fn default_shutdown_flush_timeout() -> Duration {
     Duration::from_secs(20)
 }
 
+/// 10,000 messages: a few MiB with their spans; over 16 minutes of the
+/// default rate.
+fn default_resend_capacity() -> usize {
+    10_000
+}
+
 impl Default for ProducerSettings {
     fn default() -> Self {
         ProducerSettings {
@@ -130,6 +141,7 @@ impl Default for ProducerSettings {
             message_timeout: default_message_timeout(),
             linger: default_linger(),
             shutdown_flush_timeout: default_shutdown_flush_timeout(),
+            resend_capacity: default_resend_capacity(),
         }
     }
 }
@@ -167,6 +179,7 @@ impl Validate for Config {
             600_000,
         )?;
         millis_in("producer.linger", p.linger, 0, 1000)?;
+        in_range("producer.resend_capacity", p.resend_capacity, 1, 1_000_000)?;
         Ok(())
     }
 }
@@ -220,6 +233,7 @@ mod tests {
             ("PRODUCER__PARTITIONS", "0", "producer.partitions"),
             ("PRODUCER__TOPIC_RETENTION", "10s", "producer.topic_retention"),
             ("PRODUCER__SHUTDOWN_FLUSH_TIMEOUT", "1h", "producer.shutdown_flush_timeout"),
+            ("PRODUCER__RESEND_CAPACITY", "0", "producer.resend_capacity"),
             ("HTTP__LISTEN", "nowhere", "listen"),
             ("KAFKA__SECURITY_PROTOCOL", "tls", "kafka.security_protocol"),
             ("LOG__FORMAT", "xml", "log.format"),

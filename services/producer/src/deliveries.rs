@@ -7,13 +7,19 @@
 //! reason that can pass (see [`crate::resend`]). One task, not one per
 //! message: a task per message is scheduled on a worker, wakes it, and has
 //! its state allocated on the send loop's thread and freed on another,
-//! which at saturation costs more CPU than the rest of the send loop. The
+//! which at saturation costs more CPU than the rest of the send loop.
+//!
+//! A message waiting to be sent again is outside librdkafka's bounded
+//! queue, so the task counts them: while `producer.resend_capacity` wait,
+//! [`Deliveries::resend_full`] holds the send loop back, as librdkafka's
+//! `QueueFull` does. What the process holds stays bounded by that capacity
+//! plus librdkafka's own queue. The
 //! messages reach the task through a vector swapped under a lock, not a
 //! channel: a channel allocates a block of slots every few dozen messages
 //! on the sending thread and frees it on another, which makes glibc's
 //! allocator consolidate its free lists on the send loop's thread.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -42,10 +48,12 @@ pub struct Sent {
     pub handed_at: Instant,
 }
 
-/// Messages acknowledged so far (the rest of those handed over failed).
+/// Messages acknowledged so far (the rest of those handed over failed), and
+/// those waiting to be sent again now.
 #[derive(Debug, Default)]
 struct Outcomes {
     acked: AtomicU64,
+    resend_waiting: AtomicUsize,
 }
 
 /// Messages handed over and not yet taken by the delivery task.
@@ -108,16 +116,19 @@ pub struct Deliveries {
     task: JoinHandle<()>,
     outcomes: Arc<Outcomes>,
     give_up: CancellationToken,
+    resend_capacity: usize,
 }
 
 impl Deliveries {
     /// Starts the task. A failed message is sent again through `producer`
     /// until `message_timeout` after it was handed over, or until
-    /// [`Deliveries::give_up`].
+    /// [`Deliveries::finish`] gives up; `resend_capacity` bounds the
+    /// messages waiting for that (see [`Deliveries::resend_full`]).
     pub fn start(
         producer: FutureProducer,
         metrics: ProducerMetrics,
         message_timeout: Duration,
+        resend_capacity: usize,
     ) -> Deliveries {
         let inbox = Arc::new(Inbox::default());
         let outcomes = Arc::new(Outcomes::default());
@@ -135,7 +146,14 @@ impl Deliveries {
             task,
             outcomes,
             give_up,
+            resend_capacity,
         }
+    }
+
+    /// Whether `producer.resend_capacity` messages wait to be sent again:
+    /// the send loop then waits before handing over a new one.
+    pub fn resend_full(&self) -> bool {
+        self.outcomes.resend_waiting.load(Ordering::Relaxed) >= self.resend_capacity
     }
 
     /// Awaits `sent`'s delivery report.
@@ -158,6 +176,7 @@ impl Deliveries {
             mut task,
             outcomes,
             give_up,
+            ..
         } = self;
         inbox.close();
         if tokio::time::timeout(flush_timeout, &mut task)
@@ -209,18 +228,30 @@ async fn settle(shared: &Shared, sent: Sent) {
         // Rare: the re-send state is boxed so that every message in flight
         // does not carry its size.
         Ok(Err((error, message))) => {
-            Box::pin(resend::deliver_again(
+            let waiting = &shared.outcomes.resend_waiting;
+            metrics.set_resend_waiting(waiting.fetch_add(1, Ordering::Relaxed) + 1);
+            let result = Box::pin(resend::deliver_again(
                 &shared.producer,
                 error,
                 message,
                 handed_at + shared.message_timeout,
                 &shared.give_up,
-                |e| {
+                |why, e| {
                     metrics.record_error(error_reason(e));
-                    tracing::warn!(error = %e, seq, "delivery failed, sending it again");
+                    metrics.record_resend(why.reason);
+                    if why.may_be_written {
+                        tracing::warn!(error = %e, seq, reason = why.reason,
+                            "delivery failed with an unknown outcome, sending it again \
+                             (the log may hold it twice)");
+                    } else {
+                        tracing::warn!(error = %e, seq, reason = why.reason,
+                            "delivery failed, sending it again");
+                    }
                 },
             ))
-            .await
+            .await;
+            metrics.set_resend_waiting(waiting.fetch_sub(1, Ordering::Relaxed) - 1);
+            result
         }
         Err(_) => Err(Failure::Canceled),
     };

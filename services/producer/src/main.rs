@@ -1,5 +1,6 @@
 //! `meshflow-producer`: the send loop in the service skeleton, until
-//! SIGTERM/SIGINT or `producer.max_messages`; flushes, exits 0.
+//! SIGTERM/SIGINT or `producer.max_messages`; flushes, exits 0 when every
+//! message it handed to Kafka was acknowledged, 1 when any was not.
 
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ async fn main() -> ExitCode {
                 failed = summary.failed,
                 "producer stopped"
             );
+            summary.delivered_all()?;
             Ok::<_, service::ProducerError>(())
         },
     )

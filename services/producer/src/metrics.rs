@@ -50,6 +50,10 @@ pub struct ProducerMetrics {
     topic: String,
     messages: Family<OutcomeLabels, Counter>,
     errors: Family<ReasonLabels, Counter>,
+    resends: Family<ReasonLabels, Counter>,
+    resend_waiting: Family<TopicLabels, Gauge>,
+    /// `resend_waiting` for this topic.
+    resend_waiting_series: Gauge,
     ack_latency: Family<TopicLabels, Histogram>,
     in_flight: Family<TopicLabels, Gauge>,
     /// `in_flight` for this topic.
@@ -79,10 +83,15 @@ impl ProducerMetrics {
         let acked_series = messages.get_or_create(&outcome("acked")).clone();
         let failed_series = messages.get_or_create(&outcome("failed")).clone();
         let in_flight_series = in_flight.get_or_create(&labels).clone();
+        let resend_waiting: Family<TopicLabels, Gauge> = Family::default();
+        let resend_waiting_series = resend_waiting.get_or_create(&labels).clone();
         let m = ProducerMetrics {
             topic: topic.to_string(),
             messages,
             errors: Family::default(),
+            resends: Family::default(),
+            resend_waiting,
+            resend_waiting_series,
             ack_latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
             in_flight,
             in_flight_series,
@@ -99,6 +108,17 @@ impl ProducerMetrics {
             "producer_errors",
             "Send and delivery errors by reason",
             m.errors.clone(),
+        );
+        registry.register(
+            "producer_resends",
+            "New sends of messages librdkafka failed with an error that can pass, by that error; \
+             after an error of unknown outcome the log may hold the message twice",
+            m.resends.clone(),
+        );
+        registry.register(
+            "producer_resend_waiting",
+            "Messages waiting to be sent again (at most producer.resend_capacity)",
+            m.resend_waiting.clone(),
         );
         registry.register(
             "producer_ack_latency_seconds",
@@ -137,6 +157,22 @@ impl ProducerMetrics {
         self.in_flight_series.dec();
         self.failed_series.inc();
         self.record_error(reason);
+    }
+
+    /// A failed message was sent again after an error counted as `reason`.
+    pub fn record_resend(&self, reason: &'static str) {
+        self.resends
+            .get_or_create(&ReasonLabels {
+                topic: self.topic.clone(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Messages now waiting to be sent again.
+    pub fn set_resend_waiting(&self, waiting: usize) {
+        self.resend_waiting_series
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
     /// An error, retried or not.

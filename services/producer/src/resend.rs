@@ -6,9 +6,17 @@
 //! answers Produce with an unknown error until space is freed. A producer
 //! that promises at-least-once does not drop such a message: it sends it
 //! again, with its envelope unchanged (same `mf-seq`, same creation time),
-//! until it is acknowledged, the error is one that cannot pass, the
+//! until it is acknowledged, the error is not on the list below, the
 //! message's time (`producer.message_timeout`) is up, or shutdown gives up
 //! (after `producer.shutdown_flush_timeout`).
+//!
+//! Only the errors of [`resend_reason`] are sent again. A new send is a new
+//! record with a new idempotent sequence number, so when the broker may
+//! have written the first copy before answering (the errors whose outcome
+//! is unknown), the log can hold the message twice: the exporter counts
+//! that as a log duplicate, by `mf-seq`. Each new send is counted in
+//! `meshflow_producer_resends_total{reason}`; the messages waiting for one
+//! are bounded by `producer.resend_capacity` (see [`crate::deliveries`]).
 
 use std::time::{Duration, Instant};
 
@@ -28,38 +36,45 @@ pub enum Failure {
     Canceled,
 }
 
-/// Whether a message librdkafka failed is worth sending again: every broker
-/// or client error except those that are permanent for this message or this
-/// client, and those that say its time is up or the client is stopping.
-pub fn worth_resending(error: &KafkaError) -> bool {
+/// A failure worth a new send: the reason it is counted under, and whether
+/// the broker may have written the first copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resend {
+    /// The `reason` label of `meshflow_producer_resends_total`.
+    pub reason: &'static str,
+    /// The outcome of the failed send is unknown: the first copy may be in
+    /// the log, and the new send may write the message twice.
+    pub may_be_written: bool,
+}
+
+/// Whether a message librdkafka failed with `error` is sent again, and why:
+/// an allowlist of the broker and transport errors that can pass. Anything
+/// else (a message too large, a denied topic, a fatal idempotence error,
+/// the message's time up, the client stopping) fails the message for good.
+pub fn resend_reason(error: &KafkaError) -> Option<Resend> {
     use RDKafkaErrorCode as C;
-    match error {
-        KafkaError::MessageProduction(code) => !matches!(
-            code,
-            // This message can never be written.
-            C::MessageSizeTooLarge
-                | C::InvalidMessage
-                | C::InvalidMessageSize
-                | C::InvalidRecord
-                | C::UnsupportedForMessageFormat
-                // This client may never write here.
-                | C::TopicAuthorizationFailed
-                | C::ClusterAuthorizationFailed
-                | C::InvalidTopic
-                | C::UnknownTopic
-                | C::InvalidRequiredAcks
-                | C::InvalidArgument
-                // The client is done: a fatal error recreates the process.
-                | C::Fatal
-                | C::ProducerFenced
-                | C::InvalidProducerEpoch
-                // Its time is up, or the client is being stopped.
-                | C::MessageTimedOut
-                | C::PurgeQueue
-                | C::PurgeInflight
-        ),
-        _ => false,
-    }
+    let KafkaError::MessageProduction(code) = error else {
+        return None;
+    };
+    let (reason, may_be_written) = match code {
+        // The broker failed while handling the request, or its answer was
+        // lost: the records may be in its log.
+        C::Unknown => ("unknown_server_error", true),
+        C::KafkaStorageError => ("storage_error", true),
+        C::RequestTimedOut => ("request_timed_out", true),
+        C::NetworkException => ("network_exception", true),
+        C::BrokerTransportFailure => ("broker_unreachable", true),
+        C::NotEnoughReplicasAfterAppend => ("not_enough_replicas_after_append", true),
+        // Refused before anything was appended.
+        C::NotEnoughReplicas => ("not_enough_replicas", false),
+        C::NotLeaderForPartition | C::LeaderNotAvailable => ("not_leader", false),
+        C::UnknownTopicOrPartition => ("unknown_topic_or_partition", false),
+        _ => return None,
+    };
+    Some(Resend {
+        reason,
+        may_be_written,
+    })
 }
 
 /// Delay before the next send of a failed message: 100 ms, doubling up to
@@ -93,23 +108,27 @@ impl Default for Backoff {
 }
 
 /// Sends `message` again after librdkafka failed it with `error`, while
-/// [`worth_resending`] says so, until `deadline` or until `give_up` fires;
+/// [`resend_reason`] allows it, until `deadline` or until `give_up` fires;
 /// returns its final delivery or the last error. `on_resend` is told each
-/// error that led to a new send.
+/// reason that led to a new send. Once `give_up` fires, nothing more is
+/// awaited: a send in flight then ends as failed at once, so shutdown stays
+/// within its flush timeout.
 pub async fn deliver_again(
     producer: &FutureProducer,
     mut error: KafkaError,
     mut message: OwnedMessage,
     deadline: Instant,
     give_up: &CancellationToken,
-    mut on_resend: impl FnMut(&KafkaError),
+    mut on_resend: impl FnMut(Resend, &KafkaError),
 ) -> Result<Delivery, Failure> {
     let mut backoff = Backoff::new();
     loop {
-        if !worth_resending(&error) || Instant::now() >= deadline || give_up.is_cancelled() {
+        let Some(why) = resend_reason(&error) else {
+            return Err(Failure::Kafka(error));
+        };
+        if Instant::now() >= deadline || give_up.is_cancelled() {
             return Err(Failure::Kafka(error));
         }
-        on_resend(&error);
         let pending: DeliveryFuture = loop {
             tokio::select! {
                 _ = give_up.cancelled() => return Err(Failure::Kafka(error)),
@@ -125,7 +144,12 @@ pub async fn deliver_again(
                 Err((refused, _)) => return Err(Failure::Kafka(refused)),
             }
         };
-        (error, message) = match pending.await {
+        on_resend(why, &error);
+        let report = tokio::select! {
+            report = pending => report,
+            _ = give_up.cancelled() => return Err(Failure::Kafka(error)),
+        };
+        (error, message) = match report {
             Ok(Ok(delivery)) => return Ok(delivery),
             Ok(Err(failed)) => failed,
             Err(_) => return Err(Failure::Canceled),
@@ -161,35 +185,61 @@ mod tests {
     }
 
     #[test]
-    fn errors_that_can_pass_are_worth_a_new_send() {
-        for code in [
-            RDKafkaErrorCode::Unknown,
-            RDKafkaErrorCode::KafkaStorageError,
-            RDKafkaErrorCode::NotEnoughReplicas,
-            RDKafkaErrorCode::NotEnoughReplicasAfterAppend,
-            RDKafkaErrorCode::NotLeaderForPartition,
-            RDKafkaErrorCode::RequestTimedOut,
-            RDKafkaErrorCode::BrokerTransportFailure,
-            RDKafkaErrorCode::UnknownTopicOrPartition,
+    fn only_listed_errors_are_sent_again_and_those_of_unknown_outcome_say_so() {
+        use RDKafkaErrorCode as C;
+        for (code, reason, may_be_written) in [
+            (C::Unknown, "unknown_server_error", true),
+            (C::KafkaStorageError, "storage_error", true),
+            (C::RequestTimedOut, "request_timed_out", true),
+            (C::NetworkException, "network_exception", true),
+            (C::BrokerTransportFailure, "broker_unreachable", true),
+            (
+                C::NotEnoughReplicasAfterAppend,
+                "not_enough_replicas_after_append",
+                true,
+            ),
+            (C::NotEnoughReplicas, "not_enough_replicas", false),
+            (C::NotLeaderForPartition, "not_leader", false),
+            (C::LeaderNotAvailable, "not_leader", false),
+            (
+                C::UnknownTopicOrPartition,
+                "unknown_topic_or_partition",
+                false,
+            ),
         ] {
-            assert!(worth_resending(&production(code)), "{code:?}");
+            assert_eq!(
+                resend_reason(&production(code)),
+                Some(Resend {
+                    reason,
+                    may_be_written
+                }),
+                "{code:?}"
+            );
         }
     }
 
     #[test]
-    fn permanent_errors_timeouts_and_shutdown_are_not() {
+    fn anything_else_fails_for_good() {
+        use RDKafkaErrorCode as C;
         for code in [
-            RDKafkaErrorCode::MessageSizeTooLarge,
-            RDKafkaErrorCode::TopicAuthorizationFailed,
-            RDKafkaErrorCode::InvalidRecord,
-            RDKafkaErrorCode::Fatal,
-            RDKafkaErrorCode::MessageTimedOut,
-            RDKafkaErrorCode::PurgeQueue,
-            RDKafkaErrorCode::PurgeInflight,
+            C::MessageSizeTooLarge,
+            C::TopicAuthorizationFailed,
+            C::ClusterAuthorizationFailed,
+            C::InvalidRecord,
+            C::InvalidTopic,
+            C::Fatal,
+            C::OutOfOrderSequenceNumber,
+            C::InvalidProducerEpoch,
+            C::MessageTimedOut,
+            C::PurgeQueue,
+            C::PurgeInflight,
+            C::QueueFull,
+            C::InvalidArgument,
+            C::PolicyViolation,
         ] {
-            assert!(!worth_resending(&production(code)), "{code:?}");
+            assert_eq!(resend_reason(&production(code)), None, "{code:?}");
         }
-        assert!(!worth_resending(&KafkaError::Canceled));
+        assert_eq!(resend_reason(&KafkaError::Canceled), None);
     }
 
     #[test]

@@ -51,6 +51,17 @@ pub enum ProducerError {
     /// with a new client takes over.
     #[error(transparent)]
     TaskEnded(#[from] meshflow_common::shutdown::TaskEnded),
+    /// The run ended with messages Kafka never acknowledged: each was
+    /// logged and counted in
+    /// `meshflow_producer_messages_total{outcome="failed"}`; the exit
+    /// code says so too, so that a batch job or a supervisor sees it.
+    #[error("{failed} of {handed} messages were not delivered")]
+    Undelivered {
+        /// Messages that failed for good.
+        failed: u64,
+        /// Messages handed to Kafka.
+        handed: u64,
+    },
 }
 
 /// What a run did, for the final log line.
@@ -62,6 +73,20 @@ pub struct Summary {
     pub acked: u64,
     /// Messages that failed for good.
     pub failed: u64,
+}
+
+impl Summary {
+    /// The run as a result: an error when any message was not delivered.
+    pub fn delivered_all(self) -> Result<Summary, ProducerError> {
+        if self.failed == 0 {
+            Ok(self)
+        } else {
+            Err(ProducerError::Undelivered {
+                failed: self.failed,
+                handed: self.handed,
+            })
+        }
+    }
 }
 
 /// Creates the idempotent `acks=all` producer.
@@ -118,7 +143,12 @@ pub async fn run(
     let period = Duration::from_secs_f64(1.0 / settings.rate_per_sec);
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let deliveries = Deliveries::start(producer.clone(), metrics.clone(), settings.message_timeout);
+    let deliveries = Deliveries::start(
+        producer.clone(),
+        metrics.clone(),
+        settings.message_timeout,
+        settings.resend_capacity,
+    );
     let mut summary = Summary::default();
     tracing::info!(topic = %settings.topic, instance, rate = settings.rate_per_sec, "producing");
 
@@ -133,6 +163,17 @@ pub async fn run(
             biased;
             _ = ticker.tick() => {}
             _ = shutdown.cancelled() => break,
+        }
+        if deliveries.resend_full() {
+            // Back-pressure: as many messages as producer.resend_capacity
+            // wait to be sent again. Wait until fewer do.
+            metrics.record_error("resend_full");
+            while deliveries.resend_full() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'send,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
         }
         let seq = summary.handed;
         let Outgoing {

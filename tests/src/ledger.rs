@@ -179,29 +179,6 @@ impl Ledger {
         l
     }
 
-    /// The most receipt entries that arrived within any `window`: how
-    /// many messages the consumers processed at their fastest, say while
-    /// catching up with a backlog.
-    pub fn most_entries_within(&self, window: Duration) -> usize {
-        let mut batches: Vec<(Instant, usize)> = self
-            .arrivals
-            .iter()
-            .copied()
-            .zip(self.batch_entries.iter().copied())
-            .collect();
-        batches.sort_by_key(|(at, _)| *at);
-        let (mut most, mut inside, mut first) = (0, 0, 0);
-        for &(at, entries) in &batches {
-            inside += entries;
-            while at.duration_since(batches[first].0) > window {
-                inside -= batches[first].1;
-                first += 1;
-            }
-            most = most.max(inside);
-        }
-        most
-    }
-
     /// Distinct messages with a receipt.
     pub fn distinct(&self) -> usize {
         self.counts.len()
@@ -376,24 +353,4 @@ pub fn unix_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_nanos() as u64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_busiest_window_counts_entries_not_batches() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let ledger = Ledger {
-            arrivals: vec![t0, t0 + ms(500), t0 + ms(900), t0 + ms(3_000)],
-            batch_entries: vec![10, 200, 300, 40],
-            ..Ledger::default()
-        };
-        assert_eq!(ledger.most_entries_within(ms(1_000)), 510);
-        assert_eq!(ledger.most_entries_within(ms(400)), 500);
-        assert_eq!(ledger.most_entries_within(ms(3_000)), 550);
-        assert_eq!(Ledger::default().most_entries_within(ms(1_000)), 0);
-    }
 }

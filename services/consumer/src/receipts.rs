@@ -20,7 +20,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::ledger::{past, Backoff, Begin, Landing, Ledger, Outcome, Retry, Step};
+use crate::ledger::{gives_up, past, Backoff, Begin, Landing, Ledger, Outcome, Retry, Step};
 use crate::metrics::ConsumerMetrics;
 
 pub use crate::ledger::Flushed;
@@ -72,7 +72,9 @@ impl ReceiptSink {
         lock(&self.ledger).waiting()
     }
 
-    /// Makes a flush that is retrying give up at its next attempt.
+    /// Makes an open-ended flush (the periodic one) that is retrying give up
+    /// at its next attempt; a flush with a deadline (the drain) goes on
+    /// until its deadline.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
     }
@@ -83,8 +85,8 @@ impl ReceiptSink {
 
     /// Publishes everything waiting, waits for Kafka's acknowledgement and
     /// then calls `store(topic, partition, next_offset)` for each partition.
-    /// Retries failed records until acknowledged, `deadline` passes or
-    /// [`ReceiptSink::stop`] was called. Blocks: call it from a blocking
+    /// Retries failed records until acknowledged or `deadline` passes; with
+    /// no deadline, until [`ReceiptSink::stop`] is called. Blocks: call it from a blocking
     /// thread or a librdkafka callback.
     pub fn flush(&self, store: &dyn Fn(&str, i32, i64), deadline: Option<Instant>) -> Flushed {
         let mut flight = loop {
@@ -162,7 +164,7 @@ impl ReceiptSink {
             match self.producer.send_result(record) {
                 Ok(d) => break Some(d),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    if past(deadline, Instant::now()) || self.stopping() {
+                    if gives_up(deadline, Instant::now(), self.stopping()) {
                         break None;
                     }
                     record = back;

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use meshflow_common::receipt::ReceiptEntry;
 
 pub use batch::{cut, Record};
-pub use policy::{on_revoke, past, pressure, Backoff, Pressure, Retry, RevokePlan};
+pub use policy::{gives_up, on_revoke, past, pressure, Backoff, Pressure, Retry, RevokePlan};
 
 /// A settled message waiting for its receipt to be acknowledged.
 #[derive(Debug)]

@@ -40,6 +40,15 @@ pub fn past(deadline: Option<Instant>, now: Instant) -> bool {
     deadline.is_some_and(|d| now >= d)
 }
 
+/// Whether a flush stops retrying at `now`: once its `deadline` has passed,
+/// or, for an open-ended flush (the periodic one, with no deadline), once
+/// the consumer is `stopping`. A flush with a deadline (the drain at
+/// shutdown, a revoke) keeps retrying until then even while the consumer
+/// stops: that is what its deadline (`consumer.drain_timeout`) is for.
+pub fn gives_up(deadline: Option<Instant>, now: Instant, stopping: bool) -> bool {
+    past(deadline, now) || (stopping && deadline.is_none())
+}
+
 /// After a failed delivery: wait, or give up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -64,16 +73,16 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The decision after a failure at `now`: give up when `stopping`, or
-    /// when the wait would reach `deadline`; otherwise wait, doubling the
-    /// next wait up to 2 s.
+    /// The decision after a failure at `now`: give up when the wait would
+    /// reach `deadline`, or when `stopping` and there is no deadline (see
+    /// [`gives_up`]); otherwise wait, doubling the next wait up to 2 s.
     pub fn after_failure(
         &mut self,
         now: Instant,
         deadline: Option<Instant>,
         stopping: bool,
     ) -> Retry {
-        if stopping || past(deadline, now + self.next) {
+        if gives_up(deadline, now + self.next, stopping) {
             return Retry::GiveUp;
         }
         let wait = self.next;

@@ -162,12 +162,39 @@ fn shutdown_with_a_half_sent_batch_stores_nothing_and_keeps_every_item() {
     assert_eq!(
         backoff.after_failure(now, None, true),
         Retry::GiveUp,
-        "stopping"
+        "the periodic flush, stopping"
     );
     assert!(matches!(l.land(f), Landing::Returned { waiting: 5 }));
     // A later flush sends all five again: duplicates, never a loss.
     let f = flight(&mut l);
     assert_eq!(sent(&f), (0..5).map(|o| (0, o)).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_drain_retries_until_its_deadline_although_the_consumer_stops() {
+    // SIGTERM arrives while a flush is failing: the periodic flush gives up
+    // at once, and the drain that follows retries until drain_timeout.
+    let now = Instant::now();
+    let deadline = Some(now + Duration::from_secs(10));
+    let mut periodic = Backoff::default();
+    assert_eq!(periodic.after_failure(now, None, true), Retry::GiveUp);
+    let mut drain = Backoff::default();
+    let mut at = now;
+    let mut waits = Vec::new();
+    while let Retry::After(wait) = drain.after_failure(at, deadline, true) {
+        waits.push(wait.as_millis());
+        at += wait;
+    }
+    assert_eq!(waits, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+    assert!(
+        at + Duration::from_secs(2) >= deadline.unwrap(),
+        "gave up early, at {:?}",
+        at - now
+    );
+    assert!(gives_up(deadline, now + Duration::from_secs(10), true));
+    assert!(!gives_up(deadline, now, true));
+    assert!(gives_up(None, now, true));
+    assert!(!gives_up(None, now, false));
 }
 
 #[test]

@@ -89,7 +89,7 @@ mod tests {
         assert_eq!(sum(&s, "a_total", &[]), 2.0);
         assert_eq!(value(&s, "b_total", &[]), None);
         let missing = sum(&s, "b_total", &[]);
-        assert!(missing != 0.0 && !(missing <= 0.0) && !(missing >= 0.0));
+        assert!(missing != 0.0 && missing.partial_cmp(&0.0).is_none());
         assert_eq!(value(&s, "a_total", &[("stage", "other")]), None);
     }
 }

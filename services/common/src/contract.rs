@@ -31,6 +31,8 @@ pub mod ready {
     pub use crate::fatal::READY_CLIENT as CLIENT;
     /// Partitions are assigned (consumer).
     pub const ASSIGNED: &str = "assigned";
+    /// No partition is parked on a dead letter refused for good (consumer).
+    pub const PARTITIONS_FLOWING: &str = "partitions_flowing";
     /// The exporter reads every partition of the data topic.
     pub const LOG_ASSIGNED: &str = "log_assigned";
     /// The exporter reads every partition of the receipts topic.
@@ -126,6 +128,7 @@ mod tests {
                 ready::KAFKA,
                 ready::CLIENT,
                 ready::ASSIGNED,
+                ready::PARTITIONS_FLOWING,
                 ready::LOG_ASSIGNED,
                 ready::RECEIPTS_ASSIGNED,
             ]

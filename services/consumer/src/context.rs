@@ -24,6 +24,8 @@ use crate::receipts::ReceiptSink;
 /// Readiness condition: the consumer owns an assignment (cleared on revoke
 /// and on loss of the assignment).
 pub const READY_ASSIGNED: &str = meshflow_common::contract::ready::ASSIGNED;
+/// Readiness condition: no partition is parked on a refused dead letter.
+pub const READY_FLOWING: &str = meshflow_common::contract::ready::PARTITIONS_FLOWING;
 
 /// Rebalance hooks of the consumer.
 pub struct GroupContext {
@@ -47,6 +49,14 @@ impl ConsumerContext for GroupContext {
             // rebalance or were lost with the coordinator; the next
             // assignment sets it again.
             self.readiness.set(READY_ASSIGNED, false);
+            let revoked: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            let parked = self.sink.release(&revoked);
+            self.metrics.set_parked(parked);
+            self.readiness.set(READY_FLOWING, parked == 0);
             let deadline = Instant::now() + self.drain_timeout;
             let flushed = self.sink.flush(
                 &|topic, partition, next| store_next(consumer, topic, partition, next),
@@ -73,10 +83,15 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 self.metrics.record_rebalance("assign");
+                // A partition parked before it was revoked flows again with
+                // its new assignment.
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::warn!(error = %e, "resume on assign");
+                }
                 self.readiness.set(READY_ASSIGNED, true);
                 let parts: Vec<String> = tpl
                     .elements()

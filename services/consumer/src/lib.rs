@@ -4,7 +4,7 @@
 mod clients;
 pub mod config;
 pub mod context;
-mod dead_letter;
+pub mod dead_letter;
 pub mod ledger;
 pub mod metrics;
 pub mod receipts;

@@ -14,7 +14,12 @@ async fn main() -> ExitCode {
         binary: "meshflow-consumer",
         role: "consumer",
         list_keys: &[],
-        readiness: &[ready::KAFKA, ready::ASSIGNED, ready::CLIENT],
+        readiness: &[
+            ready::KAFKA,
+            ready::ASSIGNED,
+            ready::CLIENT,
+            ready::PARTITIONS_FLOWING,
+        ],
         statesets: &[],
     }
     .run(

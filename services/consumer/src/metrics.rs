@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Labels: topic, group and what kind of message was processed.
@@ -56,6 +57,7 @@ pub struct ConsumerMetrics {
     receipt_errors: Family<GroupLabels, Counter>,
     rebalances: Family<RebalanceLabels, Counter>,
     trace_invalid: Family<TopicGroupLabels, Counter>,
+    parked: Family<TopicGroupLabels, Gauge>,
 }
 
 impl ConsumerMetrics {
@@ -71,6 +73,7 @@ impl ConsumerMetrics {
             receipt_errors: Family::default(),
             rebalances: Family::default(),
             trace_invalid: Family::default(),
+            parked: Family::default(),
         };
         registry.register(
             "consumer_messages",
@@ -107,6 +110,12 @@ impl ConsumerMetrics {
             "Messages whose traceparent header could not be used; each started a new trace",
             m.trace_invalid.clone(),
         );
+        registry.register(
+            "consumer_partitions_parked",
+            "Partitions this consumer stopped taking messages from because a dead letter was \
+             refused for good (too large, not authorized); the others keep flowing",
+            m.parked.clone(),
+        );
         m.create_series();
         m
     }
@@ -120,6 +129,7 @@ impl ConsumerMetrics {
         let _ = self.receipts.get_or_create(&self.group_labels());
         let _ = self.trace_invalid.get_or_create(&self.topic_group());
         let _ = self.receipt_errors.get_or_create(&self.group_labels());
+        let _ = self.parked.get_or_create(&self.topic_group());
         for kind in ["assign", "revoke"] {
             let _ = self.rebalances.get_or_create(&RebalanceLabels {
                 group: self.group.clone(),
@@ -168,6 +178,13 @@ impl ConsumerMetrics {
                 reason,
             })
             .inc();
+    }
+
+    /// `n` partitions are parked now.
+    pub fn set_parked(&self, n: usize) {
+        self.parked
+            .get_or_create(&self.topic_group())
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// A message reached the dead-letter topic.

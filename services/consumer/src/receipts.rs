@@ -67,6 +67,23 @@ impl ReceiptSink {
         lock(&self.ledger).settle(topic, partition, offset, outcome, span)
     }
 
+    /// Whether `topic/partition/offset` comes after a held message of its
+    /// partition (see [`Ledger::is_held`]).
+    pub fn is_held(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        lock(&self.ledger).is_held(topic, partition, offset)
+    }
+
+    /// Partitions held at a message neither receipted nor dead-lettered.
+    pub fn held(&self) -> usize {
+        lock(&self.ledger).held()
+    }
+
+    /// Forgets the held messages of revoked `partitions`; returns how many
+    /// partitions stay held.
+    pub fn release(&self, partitions: &[(String, i32)]) -> usize {
+        lock(&self.ledger).release(partitions)
+    }
+
     /// How many settled messages wait for the next flush.
     pub fn waiting(&self) -> usize {
         lock(&self.ledger).waiting()

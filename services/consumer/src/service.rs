@@ -28,12 +28,14 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::TopicPartitionList;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::context::{store_next, GroupContext};
+use crate::context::{store_next, GroupContext, READY_FLOWING};
+use crate::dead_letter::DeadLetter;
 use crate::ledger::{pressure, Outcome, Pressure, Step};
 use crate::metrics::ConsumerMetrics;
 use crate::receipts::{self, ReceiptSink};
@@ -70,6 +72,7 @@ pub(crate) struct Worker {
     pub(crate) metrics: ConsumerMetrics,
     pub(crate) tracer: BoxedTracer,
     pub(crate) flush_now: Arc<Notify>,
+    pub(crate) readiness: Arc<Readiness>,
 }
 
 /// Runs until `shutdown` fires, then drains and commits.
@@ -116,7 +119,8 @@ pub async fn run(
             .fatal_error()
             .or_else(|| fatal_consumer.client().fatal_error())
     };
-    let _fatal = fatal::supervise(&supervisor, "consumer", fatal_check, readiness);
+    readiness.set(READY_FLOWING, true);
+    let _fatal = fatal::supervise(&supervisor, "consumer", fatal_check, readiness.clone());
     let flush_now = Arc::new(Notify::new());
     let stop_flusher = CancellationToken::new();
     let flusher = supervisor.spawn(
@@ -139,6 +143,7 @@ pub async fn run(
         sink: sink.clone(),
         metrics,
         flush_now,
+        readiness,
     };
     worker.consume(&shutdown).await;
 
@@ -173,8 +178,15 @@ impl Worker {
             };
             match message {
                 Ok(m) => {
-                    if self.handle(&m, shutdown).await == Step::Stop {
-                        break;
+                    // Fetched before its partition was parked: left for
+                    // the partition's next owner.
+                    if self.sink.is_held(m.topic(), m.partition(), m.offset()) {
+                        continue;
+                    }
+                    match self.handle(&m, shutdown).await {
+                        Step::Continue => {}
+                        Step::Stop => break,
+                        Step::Park => self.park(&m),
                     }
                     if pressure(self.sink.waiting(), batch_max) >= Pressure::FlushNow {
                         self.flush_now.notify_one();
@@ -195,6 +207,24 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Stops taking messages from `m`'s partition, held at `m`, while the
+    /// others flow on; says so on `/metrics` and `/readyz`.
+    fn park(&self, m: &BorrowedMessage<'_>) {
+        let mut tpl = TopicPartitionList::with_capacity(1);
+        tpl.add_partition(m.topic(), m.partition());
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::error!(error = %e, "pause a parked partition");
+        }
+        let parked = self.sink.held();
+        self.metrics.set_parked(parked);
+        self.readiness.set(READY_FLOWING, parked == 0);
+        tracing::error!(
+            topic = %m.topic(), partition = m.partition(), offset = m.offset(), parked,
+            "partition parked at a message whose dead letter was refused; \
+             it resumes once revoked and assigned again (e.g. after a restart)"
+        );
     }
 
     /// Processes one message and settles it in the ledger, which says
@@ -221,17 +251,19 @@ impl Worker {
                 let reason = e.reason();
                 self.metrics.record_invalid(reason);
                 cx.span().set_attribute(spans::error_type(reason));
-                let outcome = if self
+                let outcome = match self
                     .dead_letter(m, &cx, &e.to_string(), reason, shutdown)
                     .await
                 {
-                    Outcome::DeadLettered
-                } else {
-                    tracing::warn!(
-                        topic = %topic, partition, offset,
-                        "dead letter not written; offset left uncommitted"
-                    );
-                    Outcome::DeadLetterFailed
+                    DeadLetter::Written => Outcome::DeadLettered,
+                    DeadLetter::Refused(_) => Outcome::DeadLetterRefused,
+                    DeadLetter::Interrupted => {
+                        tracing::warn!(
+                            topic = %topic, partition, offset,
+                            "dead letter not written; offset left uncommitted"
+                        );
+                        Outcome::DeadLetterFailed
+                    }
                 };
                 cx.span().end();
                 return self.sink.settle(topic, partition, offset, outcome, None);

@@ -16,7 +16,11 @@
 //!
 //! A message whose dead letter could not be written is neither receipted
 //! nor dead-lettered: its partition is held at its offset, which is never
-//! stored, and the consumer stops taking messages.
+//! stored. When shutdown interrupted the dead letter, the consumer stops
+//! taking messages; when the dead letter was refused for good (too large
+//! for the dead-letter topic, not authorized), only that partition is
+//! parked and the others flow on, until the partition is revoked
+//! ([`Ledger::release`]) and its next owner reads the message again.
 
 pub mod batch;
 pub mod policy;
@@ -71,6 +75,8 @@ pub enum Outcome {
     DeadLettered,
     /// Malformed, and its dead letter was not acknowledged before shutdown.
     DeadLetterFailed,
+    /// Malformed, and its dead letter was refused for good.
+    DeadLetterRefused,
 }
 
 /// What the consume loop does after settling a message.
@@ -81,6 +87,9 @@ pub enum Step {
     /// Stop taking messages: a later offset of this partition would skip
     /// one that is neither receipted nor dead-lettered.
     Stop,
+    /// Take no more messages from this partition (pause it), keep taking
+    /// them from the others.
+    Park,
 }
 
 /// An offset to store: where `partition` resumes after a restart.
@@ -198,10 +207,11 @@ impl<S> Ledger<S> {
         let receipt = match outcome {
             Outcome::Processed(receipt) => receipt,
             Outcome::DeadLettered => None,
-            Outcome::DeadLetterFailed => {
+            Outcome::DeadLetterFailed | Outcome::DeadLetterRefused => {
+                let stop = matches!(outcome, Outcome::DeadLetterFailed);
                 let at = self.held.entry((topic, partition)).or_insert(offset);
                 *at = (*at).min(offset);
-                return Step::Stop;
+                return if stop { Step::Stop } else { Step::Park };
             }
         };
         self.waiting.push(Pending {
@@ -212,6 +222,29 @@ impl<S> Ledger<S> {
             span,
         });
         Step::Continue
+    }
+
+    /// Whether message `topic/partition/offset` comes after a held one of
+    /// its partition: it must not be processed while the partition is held
+    /// (a message fetched before the partition was paused).
+    pub fn is_held(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.held
+            .get(&(topic.to_string(), partition))
+            .is_some_and(|held| offset > *held)
+    }
+
+    /// Partitions held at a message neither receipted nor dead-lettered.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Forgets the held messages of `partitions` (revoked: their next owner
+    /// reads them again); returns how many partitions stay held.
+    pub fn release(&mut self, partitions: &[(String, i32)]) -> usize {
+        for p in partitions {
+            self.held.remove(p);
+        }
+        self.held.len()
     }
 
     /// Settled messages waiting for the next flight (not those flying).

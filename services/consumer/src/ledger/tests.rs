@@ -175,7 +175,8 @@ fn a_drain_retries_until_its_deadline_although_the_consumer_stops() {
     // SIGTERM arrives while a flush is failing: the periodic flush gives up
     // at once, and the drain that follows retries until drain_timeout.
     let now = Instant::now();
-    let deadline = Some(now + Duration::from_secs(10));
+    let end = now + Duration::from_secs(10);
+    let deadline = Some(end);
     let mut periodic = Backoff::default();
     assert_eq!(periodic.after_failure(now, None, true), Retry::GiveUp);
     let mut drain = Backoff::default();
@@ -187,7 +188,7 @@ fn a_drain_retries_until_its_deadline_although_the_consumer_stops() {
     }
     assert_eq!(waits, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
     assert!(
-        at + Duration::from_secs(2) >= deadline.unwrap(),
+        at + Duration::from_secs(2) >= end,
         "gave up early, at {:?}",
         at - now
     );
@@ -263,6 +264,37 @@ fn a_message_neither_receipted_nor_dead_lettered_never_has_its_offset_stored() {
         [(0, 11), (1, 41)],
         "partition 0 resumes at the held message"
     );
+}
+
+#[test]
+fn a_refused_dead_letter_parks_its_partition_only_until_it_is_revoked() {
+    let mut l = ledger(500);
+    process(&mut l, "producer-a", 0, 10);
+    let refused = l.settle("events".into(), 0, 11, Outcome::DeadLetterRefused, None);
+    assert_eq!(refused, Step::Park, "only this partition stops");
+    assert_eq!(l.held(), 1);
+    // A message of that partition fetched before the pause is not taken;
+    // the held one and the other partitions are.
+    assert!(l.is_held("events", 0, 12));
+    assert!(!l.is_held("events", 0, 11));
+    assert!(!l.is_held("events", 1, 12));
+    assert!(!l.is_held("other", 0, 12));
+    process(&mut l, "producer-a", 1, 40);
+    let mut f = flight(&mut l);
+    ack_all(&mut f);
+    assert_eq!(
+        stored(l.land(f)),
+        [(0, 11), (1, 41)],
+        "partition 0 resumes at the refused message, partition 1 moves on"
+    );
+    // Revoked: its next owner reads the message again, and nothing is held.
+    assert_eq!(l.release(&[("events".to_string(), 1)]), 1);
+    assert_eq!(l.release(&[("events".to_string(), 0)]), 0);
+    assert!(!l.is_held("events", 0, 12));
+    process(&mut l, "producer-a", 0, 11);
+    let mut f = flight(&mut l);
+    ack_all(&mut f);
+    assert_eq!(stored(l.land(f)), [(0, 12)]);
 }
 
 #[test]

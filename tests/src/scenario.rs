@@ -132,7 +132,32 @@ pub fn consumer_with(
     extra: &[(&str, &str)],
 ) -> Service {
     let env = with(consumer_env(bootstrap, names, name), extra);
-    Service::start(name, "meshflow-consumer", &env, dir)
+    let args = negative_control_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Service::start_wrapped(name, &[], "meshflow-consumer", &env, &args, dir)
+}
+
+/// The negative control of the fault tests (`scripts/negative-controls`):
+/// with `MESHFLOW_NEGATIVE_CONTROL=never-commit` in the test's environment,
+/// every consumer a test starts auto-commits once an hour instead of every
+/// second, so a crash or a rebalance redelivers what it processed since it
+/// started (it still commits on revoke and at shutdown). A duplicate bound
+/// that holds then is not testing anything. The consumers' arguments for
+/// that: a configuration file in `dir`; none otherwise.
+fn negative_control_args(dir: &Path) -> Vec<String> {
+    match std::env::var("MESHFLOW_NEGATIVE_CONTROL").as_deref() {
+        Ok("never-commit") => {
+            let file = dir.join("never-commit.toml");
+            std::fs::write(
+                &file,
+                "[kafka.librdkafka]\n\"auto.commit.interval.ms\" = \"3600000\"\n",
+            )
+            .expect("write the negative control's configuration");
+            vec!["--config".into(), file.display().to_string()]
+        }
+        Ok(other) => panic!("MESHFLOW_NEGATIVE_CONTROL={other}: only never-commit is known"),
+        Err(_) => Vec::new(),
+    }
 }
 
 fn consumer_env(bootstrap: &str, names: &Names, name: &str) -> Vec<(String, String)> {
@@ -154,7 +179,9 @@ pub fn consumer_wrapped(
     name: &str,
 ) -> Service {
     let env = consumer_env(bootstrap, names, name);
-    Service::start_wrapped(name, wrapper, "meshflow-consumer", &env, &[], dir)
+    let args = negative_control_args(dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Service::start_wrapped(name, wrapper, "meshflow-consumer", &env, &args, dir)
 }
 
 /// Waits until `/readyz` of every service answers 200.

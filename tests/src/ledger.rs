@@ -196,6 +196,17 @@ impl Ledger {
         self.counts.values().map(|c| u64::from(c - 1)).sum()
     }
 
+    /// Repeated receipts of the messages created before `unix_ns` (by
+    /// their `mf-created-ns`): what a fault at that instant may redeliver
+    /// of the work done before it, apart from any backlog it held back.
+    pub fn duplicates_created_before(&self, unix_ns: u64) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(m, _)| self.created_ns.get(*m).is_some_and(|c| *c < unix_ns))
+            .map(|(_, c)| u64::from(c - 1))
+            .sum()
+    }
+
     /// `distinct=.. duplicates=.. missing=..` for messages `0..n` of
     /// `producer`, for a test's report.
     pub fn summary(&self, producer: &str, n: u64) -> String {

@@ -17,6 +17,8 @@
 //!   latencies it hands back;
 //! - [`lag`]: consumer lag in messages and seconds from watermarks,
 //!   committed offsets and one record timestamp;
+//! - [`expiry`]: records a group lost to retention (its committed offset
+//!   below the low watermark), each counted once;
 //! - [`status`]: a consumer group's OK / WARN / STALL / STOP / ERR status
 //!   from its recent lag samples;
 //! - [`groups`]: the watched consumer groups by identity: a [`GroupId`]
@@ -39,6 +41,7 @@
 pub mod accounting;
 pub mod cluster;
 pub mod config;
+pub mod expiry;
 pub mod groups;
 pub mod id_hash;
 pub mod lag;

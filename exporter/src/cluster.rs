@@ -33,7 +33,7 @@ use rdkafka::ClientConfig;
 
 use crate::config::{DiscoveryConfig, JudgedTopics, TopicMatcher};
 use crate::groups::{Groups, PerGroup};
-use crate::lag::{LagSample, PartitionOffsets};
+use crate::lag::{FoundRecord, LagSample, PartitionOffsets};
 use crate::Error;
 
 pub use admin::Broker;
@@ -60,7 +60,7 @@ pub struct ClusterPoller {
     timestamp_client: BaseConsumer,
     groups: Groups,
     discovery: Option<Discovery>,
-    timestamps: HashMap<RecordAt, i64>,
+    timestamps: HashMap<RecordAt, FoundRecord>,
 }
 
 impl ClusterPoller {
@@ -243,10 +243,10 @@ impl ClusterPoller {
                     .into_iter()
                     .map(|((topic, partition), offsets)| {
                         let sample = offsets.clone().and_then(|o| {
-                            let timestamp = o
+                            let record = o
                                 .lag_record_offset()?
-                                .and_then(|offset| self.timestamp(&topic, partition, offset));
-                            LagSample::new(at_ns, o, timestamp)
+                                .and_then(|offset| self.record(&topic, partition, offset));
+                            LagSample::from_record(at_ns, o, record)
                         });
                         PartitionLag {
                             topic,
@@ -294,8 +294,8 @@ impl ClusterPoller {
         }
     }
 
-    /// The cached timestamp of the record at (topic, partition, offset).
-    fn timestamp(&self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+    /// The cached record found at or after (topic, partition, offset).
+    fn record(&self, topic: &str, partition: i32, offset: i64) -> Option<FoundRecord> {
         self.timestamps
             .get(&(topic.to_string(), partition, offset))
             .copied()
@@ -310,7 +310,7 @@ impl ClusterPoller {
         let Some(others) = others.transpose()? else {
             return Ok(Others::default());
         };
-        Ok(others.into_others(at_ns, |topic, p, offset| self.timestamp(topic, p, offset)))
+        Ok(others.into_others(at_ns, |topic, p, offset| self.record(topic, p, offset)))
     }
 }
 

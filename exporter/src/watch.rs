@@ -109,6 +109,7 @@ impl GroupWatch {
                             (Err(_), Ok(offsets)) => offsets.lag_messages().ok(),
                             (Err(_), Err(_)) => None,
                         },
+                        offsets: lag.offsets.as_ref().ok().copied(),
                         sample: &lag.sample,
                     });
                     watched.record(name, at_ns, lags, status, metrics);

@@ -323,8 +323,7 @@ mod tests {
         let fresh = LagSample::from_record(NOW_NS, offsets(30, 100, None), record(30, 1)).unwrap();
         assert!(!fresh.seconds_lower_bound);
         // Caught up past a deleted range: 0 s is exact, nothing waits.
-        let caught_up =
-            LagSample::from_record(NOW_NS, offsets(100, 100, Some(10)), None).unwrap();
+        let caught_up = LagSample::from_record(NOW_NS, offsets(100, 100, Some(10)), None).unwrap();
         assert_eq!(caught_up.seconds, Duration::ZERO);
         assert!(!caught_up.seconds_lower_bound);
     }

@@ -93,6 +93,7 @@ impl ClusterPoller {
     /// Polls everything once. Blocks for up to a few request timeouts.
     pub fn poll(&mut self, at_ns: u64) -> Snapshot {
         let committed = self.other_committed();
+        let memberships = self.describe_groups(&self.described(&committed));
         let brokers = admin::brokers(&self.cluster, REQUEST_TIMEOUT);
         // One metadata request for every topic, and one batch of watermarks
         // for every partition this poll looks at.
@@ -182,6 +183,7 @@ impl ClusterPoller {
                     timestamp_error,
                     others: self.samples_of(others, at_ns),
                     brokers,
+                    memberships,
                 };
             }
         };
@@ -268,7 +270,21 @@ impl ClusterPoller {
             timestamp_error,
             others: self.samples_of(others, at_ns),
             brokers,
+            memberships,
         }
+    }
+
+    /// The groups to describe: the judged ones and those discovery watches.
+    fn described(
+        &self,
+        committed: &Option<Result<others::OtherCommitted, Error>>,
+    ) -> BTreeSet<String> {
+        let discovered = committed.iter().flatten().flat_map(|c| c.names());
+        self.groups
+            .names()
+            .chain(discovered)
+            .map(str::to_string)
+            .collect()
     }
 
     /// Keeps the cached timestamps still `wanted` and reads the missing
@@ -352,6 +368,7 @@ fn partition_ids(metadata: &Metadata, topic: &str) -> Result<Vec<i32>, Error> {
 }
 
 mod admin;
+mod describe;
 mod others;
 mod snapshot;
 mod timestamps;

@@ -36,6 +36,7 @@ macro_rules! register {
 mod cluster;
 mod groups;
 mod labels;
+mod membership;
 mod poll;
 mod probe;
 mod series;
@@ -43,6 +44,7 @@ mod topic;
 
 use cluster::ClusterSeries;
 pub use labels::*;
+pub use membership::MembershipSeries;
 pub use poll::PollReport;
 use poll::PollSeries;
 pub use probe::ProbeSeries;
@@ -101,6 +103,7 @@ pub struct ExporterMetrics {
     evicted: Family<EvictionLabels, Counter>,
     poll: PollSeries,
     probe: ProbeSeries,
+    membership: MembershipSeries,
 }
 
 /// The families of the per-topic series, registered once; a topic's
@@ -155,6 +158,7 @@ impl ExporterMetrics {
             evicted: Family::default(),
             poll: PollSeries::register(registry),
             probe: ProbeSeries::register(registry),
+            membership: MembershipSeries::register(registry),
         };
         metrics.set_left_out(0, 0);
         metrics.set_topics_left_out(0);
@@ -265,6 +269,11 @@ impl ExporterMetrics {
     /// The probe's series.
     pub fn probe(&self) -> &ProbeSeries {
         &self.probe
+    }
+
+    /// The described groups' series.
+    pub fn membership(&self) -> &MembershipSeries {
+        &self.membership
     }
 }
 

@@ -181,6 +181,11 @@ pub(super) struct OtherCommitted {
 }
 
 impl OtherCommitted {
+    /// The groups' names.
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.groups.iter().map(|(name, _)| name.as_str())
+    }
+
     /// The partitions the groups committed on.
     pub(super) fn partitions(&self) -> impl Iterator<Item = (String, i32)> + '_ {
         self.groups

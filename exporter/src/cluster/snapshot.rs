@@ -7,6 +7,7 @@ use super::{Broker, Others};
 use crate::config::JudgedTopics;
 use crate::groups::PerGroup;
 use crate::lag::{LagSample, PartitionOffsets};
+use crate::membership::Membership;
 use crate::progress::Committed;
 use crate::Error;
 
@@ -90,17 +91,21 @@ pub struct Snapshot {
     pub others: Result<Others, Error>,
     /// The brokers with their racks, or why they could not be described.
     pub brokers: Result<Vec<Broker>, Error>,
+    /// The watched groups (judged and discovered) as their coordinators
+    /// describe them, or why they could not be described.
+    pub memberships: Result<Vec<Membership>, Error>,
 }
 
 /// What can fail in a poll: the `kind` label of
 /// `meshflow_exporter_poll_errors_total`.
-pub const POLL_ERROR_KINDS: [&str; 6] = [
+pub const POLL_ERROR_KINDS: [&str; 7] = [
     "metadata",
     "watermarks",
     "group_offsets",
     "timestamps",
     "list_groups",
     "brokers",
+    "describe_groups",
 ];
 
 impl Snapshot {
@@ -116,6 +121,7 @@ impl Snapshot {
             self.timestamp_error.is_some(),
             self.others.is_err(),
             self.brokers.is_err(),
+            self.memberships.is_err(),
         ];
         POLL_ERROR_KINDS
             .into_iter()

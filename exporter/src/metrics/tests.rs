@@ -410,6 +410,17 @@ fn every_family_exposed_carries_its_help_text() {
     metrics.set_group_lag("g1", "events", 1, 1, None);
     metrics.set_group_lag("g1", "events", 0, 1, Some(1.0));
     metrics.set_partition_status("g1", "events", 0, GroupStatus::Ok);
+    metrics.set_lag_lower_bound("g1", "events", 0, Some(false));
+    metrics.record_expired("g1", "events", 0, 0, 0);
+    metrics
+        .membership()
+        .set(&crate::membership::Membership::new(
+            "g1",
+            "Stable",
+            "consumer",
+            "range",
+            [],
+        ));
     metrics.set_read_lag("events", Duration::from_secs(1));
     metrics.set_cluster(&one_partition(), Granularity::Partition);
     metrics.set_brokers(&[crate::cluster::Broker {

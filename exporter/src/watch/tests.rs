@@ -101,6 +101,7 @@ fn snapshot(at_ns: u64, groups: PerGroup<Result<Vec<PartitionLag>, Error>>) -> S
         timestamp_error: None,
         others: Ok(crate::cluster::Others::default()),
         brokers: Ok(Vec::new()),
+        memberships: Ok(Vec::new()),
     }
 }
 

@@ -95,6 +95,7 @@ pub struct ExporterMetrics {
     left_out: Family<LeftOutLabels, Gauge>,
     group_status: Family<StatusLabels, Gauge>,
     status_code: Family<GroupLabels, Gauge>,
+    burrow_status: Family<GroupLabels, Gauge>,
     partition_status: Family<LagLabels, Gauge>,
     cluster: ClusterSeries,
     brokers_expected: Gauge,
@@ -150,6 +151,7 @@ impl ExporterMetrics {
             left_out: Family::default(),
             group_status: Family::default(),
             status_code: Family::default(),
+            burrow_status: Family::default(),
             partition_status: Family::default(),
             cluster: ClusterSeries::register(registry),
             brokers_expected: Gauge::default(),
@@ -189,6 +191,7 @@ impl ExporterMetrics {
             "consumer_group_status"      => metrics.group_status.clone(),
             "consumer_group_status_code" => metrics.status_code.clone(),
             "consumer_partition_status_code" => metrics.partition_status.clone(),
+            "consumer_group_burrow_status_code" => metrics.burrow_status.clone(),
             "brokers_expected"           => metrics.brokers_expected.clone(),
             "brokers_min_insync"         => metrics.brokers_min_insync.clone(),
         );

@@ -186,6 +186,9 @@ async fn records_deleted_before_the_group_read_them_are_counted_once() {
         scrape::value(&counted, expired_total, &labels(&billing, &ledger))
     );
     assert_eq!(total, Some(want as f64));
+    // Burrow's roll-up of a group not committing, with lag: ERR.
+    let burrow = "meshflow_consumer_group_burrow_status_code";
+    assert_eq!(scrape::value(&s, burrow, &[("group", &billing)]), Some(3.0));
     for p in 0..PARTITIONS {
         let c = COMMITTED[p as usize];
         let gap = of_partition(
@@ -255,6 +258,7 @@ async fn records_deleted_before_the_group_read_them_are_counted_once() {
         })
         .await;
         let s = after_polls(port, 2.0).await;
+        assert_eq!(scrape::value(&s, burrow, &[("group", &billing)]), Some(1.0));
         assert_eq!(
             scrape::value(&s, expired_total, &labels(&billing, &ledger)),
             Some(counted as f64)

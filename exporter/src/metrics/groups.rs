@@ -5,6 +5,7 @@ use super::{
     ExporterMetrics, GroupLabels, LagLabels, LeftOutLabels, StatusLabels, TopicGroupLabels,
 };
 use crate::groups::GroupId;
+use crate::status::burrow::BurrowStatus;
 use crate::status::GroupStatus;
 
 impl ExporterMetrics {
@@ -159,6 +160,23 @@ impl ExporterMetrics {
                 None => {
                     self.group_status.remove(&labels);
                 }
+            }
+        }
+    }
+
+    /// Sets any group's status as Burrow's evaluator rolls it up (1 OK,
+    /// 2 WARN, 3 ERR), or removes it (`None`: Burrow would not know the
+    /// group: it has committed on no partition followed).
+    pub fn set_burrow_status(&self, group: &str, status: Option<BurrowStatus>) {
+        let labels = GroupLabels {
+            group: group.to_string(),
+        };
+        match status {
+            Some(status) => {
+                self.burrow_status.get_or_create(&labels).set(status.code());
+            }
+            None => {
+                self.burrow_status.remove(&labels);
             }
         }
     }

@@ -411,6 +411,7 @@ fn every_family_exposed_carries_its_help_text() {
     metrics.set_group_lag("g1", "events", 0, 1, Some(1.0));
     metrics.set_partition_status("g1", "events", 0, GroupStatus::Ok);
     metrics.set_lag_lower_bound("g1", "events", 0, Some(false));
+    metrics.set_burrow_status("g1", Some(crate::status::burrow::BurrowStatus::Ok));
     metrics.record_expired("g1", "events", 0, 0, 0);
     metrics
         .membership()

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::expiry::{expired_gap, ExpiryMark};
 use crate::lag::{LagSample, PartitionOffsets};
 use crate::metrics::ExporterMetrics;
+use crate::status::burrow::{BurrowPartition, BurrowStatus};
 use crate::status::{Evaluation, GroupStatus, GroupStatusTracker, StatusConfig};
 use crate::Error;
 
@@ -33,6 +34,8 @@ pub(super) struct TrackedGroup {
     series: BTreeSet<(String, i32)>,
     /// Per (topic, partition) followed, what is settled for expiry.
     expiry: BTreeMap<(String, i32), ExpiryMark>,
+    /// Per (topic, partition) followed, Burrow's window of commits.
+    burrow: BTreeMap<(String, i32), BurrowPartition>,
     last: Option<GroupStatus>,
 }
 
@@ -56,6 +59,10 @@ impl TrackedGroup {
             followed.insert((lag.topic.to_string(), lag.partition));
             if let Some(offsets) = &lag.offsets {
                 self.record_expiry(name, lag.topic, lag.partition, offsets, metrics);
+                self.burrow
+                    .entry((lag.topic.to_string(), lag.partition))
+                    .or_default()
+                    .record(unix_ms(at_ns), offsets);
             }
             let tracker = self
                 .topics
@@ -81,6 +88,7 @@ impl TrackedGroup {
             .retain(|topic, _| topics.contains(topic.as_str()));
         self.series = now;
         self.expiry.retain(|key, _| followed.contains(key));
+        self.burrow.retain(|key, _| followed.contains(key));
     }
 
     /// Counts what the group lost to retention on one partition since the
@@ -152,6 +160,10 @@ impl TrackedGroup {
             .max_by_key(|evaluation| evaluation.status);
         let status = worst.as_ref().map(|e| e.status);
         metrics.set_group_status(name, status);
+        let known = self.burrow.values().filter(|p| p.known());
+        let burrow = known.map(|p| p.status(unix_ms(now_ns))).collect::<Vec<_>>();
+        let burrow = (!burrow.is_empty()).then(|| BurrowStatus::group(burrow));
+        metrics.set_burrow_status(name, burrow);
         for (topic, tracker) in &self.topics {
             for (partition, status) in tracker.partition_statuses() {
                 if self.series.contains(&(topic.clone(), partition)) {
@@ -173,5 +185,11 @@ impl TrackedGroup {
             metrics.remove_expired(name, topic);
         }
         metrics.set_group_status(name, None);
+        metrics.set_burrow_status(name, None);
     }
+}
+
+/// Unix nanoseconds as Burrow's milliseconds.
+fn unix_ms(ns: u64) -> i64 {
+    i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
 }

@@ -26,6 +26,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use meshflow_common::config::KafkaConfig;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
@@ -38,6 +40,7 @@ use crate::Error;
 
 pub use admin::Broker;
 use admin::Partition;
+pub use configs::MinInsyncAnswer;
 pub use others::{Discovery, OtherGroup, Others, TopicLag};
 pub use snapshot::{ClusterHealth, PartitionHealth, PartitionLag, Snapshot, POLL_ERROR_KINDS};
 
@@ -61,6 +64,8 @@ pub struct ClusterPoller {
     groups: Groups,
     discovery: Option<Discovery>,
     timestamps: HashMap<RecordAt, FoundRecord>,
+    admin: AdminClient<DefaultClientContext>,
+    min_insync: u32,
 }
 
 impl ClusterPoller {
@@ -87,7 +92,16 @@ impl ClusterPoller {
             groups,
             discovery,
             timestamps: HashMap::new(),
+            admin: configs::admin_client(kafka)?,
+            min_insync: 0,
         })
+    }
+
+    /// Uses `min_insync` (`exporter.cluster.min_insync_replicas`) for the
+    /// topics whose own and broker value DescribeConfigs does not tell.
+    pub fn with_min_insync(mut self, min_insync: u32) -> Self {
+        self.min_insync = min_insync;
+        self
     }
 
     /// Polls everything once. Blocks for up to a few request timeouts.
@@ -145,6 +159,11 @@ impl ClusterPoller {
             for p in &mut health.partitions {
                 p.watermarks = mark(&p.topic, p.partition).ok();
             }
+            let broker = metadata
+                .as_ref()
+                .ok()
+                .and_then(|m| m.brokers().first().map(|b| b.id()));
+            self.resolve_min_insync(health, broker);
         }
         let others = committed.map(|c| c.map(|c| c.with_marks(mark)));
         let ids = |topic: &str| {
@@ -274,6 +293,23 @@ impl ClusterPoller {
         }
     }
 
+    /// Sets each topic's `min.insync.replicas` in force.
+    fn resolve_min_insync(&self, health: &mut ClusterHealth, broker: Option<i32>) {
+        let topics: BTreeSet<String> = health.partitions.iter().map(|p| p.topic.clone()).collect();
+        let answer = configs::min_insync(&self.admin, &topics, broker).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "describe configs");
+            health.configs_error = Some(e);
+            MinInsyncAnswer::default()
+        });
+        health.min_insync = topics
+            .into_iter()
+            .map(|t| {
+                let value = answer.resolve(&t, self.min_insync);
+                (t, value)
+            })
+            .collect();
+    }
+
     /// The groups to describe: the judged ones and those discovery watches.
     fn described(
         &self,
@@ -368,6 +404,7 @@ fn partition_ids(metadata: &Metadata, topic: &str) -> Result<Vec<i32>, Error> {
 }
 
 mod admin;
+mod configs;
 mod describe;
 mod others;
 mod snapshot;

@@ -338,6 +338,8 @@ fn one_partition() -> ClusterHealth {
             watermarks: Some((0, 1)),
         }],
         partitions_left_out: 0,
+        min_insync: [("events".to_string(), 1)].into(),
+        ..ClusterHealth::default()
     }
 }
 

@@ -62,6 +62,7 @@ fn health() -> ClusterHealth {
             watermarks: Some((0, 0)),
         }],
         partitions_left_out: 0,
+        ..ClusterHealth::default()
     }
 }
 

@@ -13,6 +13,7 @@ pub mod fatal;
 pub mod headers;
 pub mod http;
 pub mod kafka;
+pub mod otlp_metrics;
 pub mod propagation;
 pub mod receipt;
 pub mod shutdown;

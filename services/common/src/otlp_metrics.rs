@@ -205,11 +205,15 @@ fn number(labels: &[(String, String)], value: f64, start: u64, now: u64) -> Numb
     }
 }
 
+/// A sample's labels, in order.
+type Labels = Vec<(String, String)>;
+
 /// The histogram points of a family: one per label set (without `le`),
 /// bucket counts made per bucket from the cumulative ones.
 fn histogram_points(family: &Family, start: u64, now: u64) -> Vec<HistogramDataPoint> {
-    let mut points: BTreeMap<Vec<(String, String)>, HistogramDataPoint> = BTreeMap::new();
-    let mut cumulative: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut points: BTreeMap<Labels, HistogramDataPoint> = BTreeMap::new();
+    // Per label set, (upper bound, cumulative count) of each bucket.
+    let mut cumulative: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
     for s in &family.samples {
         let mut labels = s.labels.clone();
         let le = labels

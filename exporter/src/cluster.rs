@@ -26,6 +26,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use meshflow_common::config::KafkaConfig;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
@@ -33,11 +35,12 @@ use rdkafka::ClientConfig;
 
 use crate::config::{DiscoveryConfig, JudgedTopics, TopicMatcher};
 use crate::groups::{Groups, PerGroup};
-use crate::lag::{LagSample, PartitionOffsets};
+use crate::lag::{FoundRecord, LagSample, PartitionOffsets};
 use crate::Error;
 
 pub use admin::Broker;
 use admin::Partition;
+pub use configs::MinInsyncAnswer;
 pub use others::{Discovery, OtherGroup, Others, TopicLag};
 pub use snapshot::{ClusterHealth, PartitionHealth, PartitionLag, Snapshot, POLL_ERROR_KINDS};
 
@@ -60,7 +63,9 @@ pub struct ClusterPoller {
     timestamp_client: BaseConsumer,
     groups: Groups,
     discovery: Option<Discovery>,
-    timestamps: HashMap<RecordAt, i64>,
+    timestamps: HashMap<RecordAt, FoundRecord>,
+    admin: AdminClient<DefaultClientContext>,
+    min_insync: u32,
 }
 
 impl ClusterPoller {
@@ -87,12 +92,22 @@ impl ClusterPoller {
             groups,
             discovery,
             timestamps: HashMap::new(),
+            admin: configs::admin_client(kafka)?,
+            min_insync: 0,
         })
+    }
+
+    /// Uses `min_insync` (`exporter.cluster.min_insync_replicas`) for the
+    /// topics whose own and broker value DescribeConfigs does not tell.
+    pub fn with_min_insync(mut self, min_insync: u32) -> Self {
+        self.min_insync = min_insync;
+        self
     }
 
     /// Polls everything once. Blocks for up to a few request timeouts.
     pub fn poll(&mut self, at_ns: u64) -> Snapshot {
         let committed = self.other_committed();
+        let memberships = self.describe_groups(&self.described(&committed));
         let brokers = admin::brokers(&self.cluster, REQUEST_TIMEOUT);
         // One metadata request for every topic, and one batch of watermarks
         // for every partition this poll looks at.
@@ -144,6 +159,11 @@ impl ClusterPoller {
             for p in &mut health.partitions {
                 p.watermarks = mark(&p.topic, p.partition).ok();
             }
+            let broker = metadata
+                .as_ref()
+                .ok()
+                .and_then(|m| m.brokers().first().map(|b| b.id()));
+            self.resolve_min_insync(health, broker);
         }
         let others = committed.map(|c| c.map(|c| c.with_marks(mark)));
         let ids = |topic: &str| {
@@ -182,6 +202,7 @@ impl ClusterPoller {
                     timestamp_error,
                     others: self.samples_of(others, at_ns),
                     brokers,
+                    memberships,
                 };
             }
         };
@@ -243,10 +264,10 @@ impl ClusterPoller {
                     .into_iter()
                     .map(|((topic, partition), offsets)| {
                         let sample = offsets.clone().and_then(|o| {
-                            let timestamp = o
+                            let record = o
                                 .lag_record_offset()?
-                                .and_then(|offset| self.timestamp(&topic, partition, offset));
-                            LagSample::new(at_ns, o, timestamp)
+                                .and_then(|offset| self.record(&topic, partition, offset));
+                            LagSample::from_record(at_ns, o, record)
                         });
                         PartitionLag {
                             topic,
@@ -268,7 +289,38 @@ impl ClusterPoller {
             timestamp_error,
             others: self.samples_of(others, at_ns),
             brokers,
+            memberships,
         }
+    }
+
+    /// Sets each topic's `min.insync.replicas` in force.
+    fn resolve_min_insync(&self, health: &mut ClusterHealth, broker: Option<i32>) {
+        let topics: BTreeSet<String> = health.partitions.iter().map(|p| p.topic.clone()).collect();
+        let answer = configs::min_insync(&self.admin, &topics, broker).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "describe configs");
+            health.configs_error = Some(e);
+            MinInsyncAnswer::default()
+        });
+        health.min_insync = topics
+            .into_iter()
+            .map(|t| {
+                let value = answer.resolve(&t, self.min_insync);
+                (t, value)
+            })
+            .collect();
+    }
+
+    /// The groups to describe: the judged ones and those discovery watches.
+    fn described(
+        &self,
+        committed: &Option<Result<others::OtherCommitted, Error>>,
+    ) -> BTreeSet<String> {
+        let discovered = committed.iter().flatten().flat_map(|c| c.names());
+        self.groups
+            .names()
+            .chain(discovered)
+            .map(str::to_string)
+            .collect()
     }
 
     /// Keeps the cached timestamps still `wanted` and reads the missing
@@ -294,8 +346,8 @@ impl ClusterPoller {
         }
     }
 
-    /// The cached timestamp of the record at (topic, partition, offset).
-    fn timestamp(&self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+    /// The cached record found at or after (topic, partition, offset).
+    fn record(&self, topic: &str, partition: i32, offset: i64) -> Option<FoundRecord> {
         self.timestamps
             .get(&(topic.to_string(), partition, offset))
             .copied()
@@ -310,7 +362,7 @@ impl ClusterPoller {
         let Some(others) = others.transpose()? else {
             return Ok(Others::default());
         };
-        Ok(others.into_others(at_ns, |topic, p, offset| self.timestamp(topic, p, offset)))
+        Ok(others.into_others(at_ns, |topic, p, offset| self.record(topic, p, offset)))
     }
 }
 
@@ -352,6 +404,8 @@ fn partition_ids(metadata: &Metadata, topic: &str) -> Result<Vec<i32>, Error> {
 }
 
 mod admin;
+mod configs;
+mod describe;
 mod others;
 mod snapshot;
 mod timestamps;

@@ -17,6 +17,12 @@
 //!   interpolated, and 0 when caught up. A record timestamp in the future
 //!   (producer clock ahead of the exporter's) gives 0 and sets
 //!   [`LagSample::clock_skew`], rather than a negative lag.
+//! - **A lower bound**: when the record at the group's committed offset no
+//!   longer exists (retention deleted it: committed below the low
+//!   watermark; or compaction removed it: the first record found is past
+//!   the position), the oldest record the group has not read is gone, and
+//!   lag in seconds is read from the next one that exists. The figure is
+//!   then a lower bound, and [`LagSample::seconds_lower_bound`] says so.
 
 use std::time::Duration;
 
@@ -76,6 +82,17 @@ pub fn lag_seconds(now_ns: u64, record_timestamp_ms: i64) -> (Duration, bool) {
     }
 }
 
+/// The record read for lag in seconds: the first one at or after the
+/// offset asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundRecord {
+    /// Its timestamp, Kafka's milliseconds.
+    pub timestamp_ms: i64,
+    /// Its offset: past the one asked for when that one was compacted
+    /// away (or held a transaction marker).
+    pub offset: i64,
+}
+
 /// One evaluation of a group's lag on one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LagSample {
@@ -94,6 +111,9 @@ pub struct LagSample {
     pub seconds: Duration,
     /// The record at `position` had a timestamp after `at_ns`; `seconds` is 0.
     pub clock_skew: bool,
+    /// `seconds` is a lower bound: the record at the group's committed
+    /// offset no longer exists (see the module docs).
+    pub seconds_lower_bound: bool,
 }
 
 impl LagSample {
@@ -114,15 +134,32 @@ impl LagSample {
                 lag_seconds(at_ns, timestamp)
             }
         };
+        let committed = offsets.committed.filter(|&offset| offset >= 0);
         Ok(LagSample {
             at_ns,
-            committed: offsets.committed.filter(|&offset| offset >= 0),
+            committed,
             position,
             high: offsets.high,
             messages,
             seconds,
             clock_skew,
+            seconds_lower_bound: messages > 0 && committed.is_some_and(|c| c < position),
         })
+    }
+
+    /// A sample from the record found for lag in seconds (`None` when the
+    /// group is caught up or the record could not be read); a record past
+    /// the position makes the figure a lower bound.
+    pub fn from_record(
+        at_ns: u64,
+        offsets: PartitionOffsets,
+        record: Option<FoundRecord>,
+    ) -> Result<Self, Error> {
+        let mut sample = LagSample::new(at_ns, offsets, record.map(|r| r.timestamp_ms))?;
+        if let Some(record) = record {
+            sample.seconds_lower_bound |= !sample.caught_up() && record.offset > sample.position;
+        }
+        Ok(sample)
     }
 
     /// True when the group has consumed everything in the partition.
@@ -239,6 +276,7 @@ mod tests {
                 messages: 60,
                 seconds: Duration::from_secs(7),
                 clock_skew: false,
+                seconds_lower_bound: false,
             })
         );
         // Caught up: zero, and no record is needed.
@@ -257,5 +295,36 @@ mod tests {
             LagSample::new(NOW_NS, offsets(5, 1, None), None),
             Err(Error::Watermarks { low: 5, high: 1 })
         );
+    }
+
+    #[test]
+    fn lag_seconds_is_a_lower_bound_when_the_record_at_the_position_is_gone() {
+        let record = |offset, waited_ms| {
+            Some(FoundRecord {
+                timestamp_ms: NOW_MS - waited_ms,
+                offset,
+            })
+        };
+        // Retention deleted 10..50: the figure comes from the record at 50.
+        let expired =
+            LagSample::from_record(NOW_NS, offsets(50, 100, Some(10)), record(50, 4_000)).unwrap();
+        assert_eq!((expired.position, expired.messages), (50, 50));
+        assert_eq!(expired.seconds, Duration::from_secs(4));
+        assert!(expired.seconds_lower_bound);
+        // Compaction removed 40..45: the first record found is at 45.
+        let compacted =
+            LagSample::from_record(NOW_NS, offsets(0, 100, Some(40)), record(45, 3_000)).unwrap();
+        assert!(compacted.seconds_lower_bound);
+        // The record is there: exact.
+        let exact =
+            LagSample::from_record(NOW_NS, offsets(0, 100, Some(40)), record(40, 3_000)).unwrap();
+        assert!(!exact.seconds_lower_bound);
+        // No commit counts from the low watermark by definition: exact.
+        let fresh = LagSample::from_record(NOW_NS, offsets(30, 100, None), record(30, 1)).unwrap();
+        assert!(!fresh.seconds_lower_bound);
+        // Caught up past a deleted range: 0 s is exact, nothing waits.
+        let caught_up = LagSample::from_record(NOW_NS, offsets(100, 100, Some(10)), None).unwrap();
+        assert_eq!(caught_up.seconds, Duration::ZERO);
+        assert!(!caught_up.seconds_lower_bound);
     }
 }

@@ -17,6 +17,10 @@
 //!   latencies it hands back;
 //! - [`lag`]: consumer lag in messages and seconds from watermarks,
 //!   committed offsets and one record timestamp;
+//! - [`expiry`]: records a group lost to retention (its committed offset
+//!   below the low watermark), each counted once;
+//! - [`membership`]: a described group's state, members and assignment,
+//!   reduced to bounded figures;
 //! - [`status`]: a consumer group's OK / WARN / STALL / STOP / ERR status
 //!   from its recent lag samples;
 //! - [`groups`]: the watched consumer groups by identity: a [`GroupId`]
@@ -39,9 +43,11 @@
 pub mod accounting;
 pub mod cluster;
 pub mod config;
+pub mod expiry;
 pub mod groups;
 pub mod id_hash;
 pub mod lag;
+pub mod membership;
 pub mod metrics;
 pub mod observation;
 pub mod probe;

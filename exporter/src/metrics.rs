@@ -36,6 +36,7 @@ macro_rules! register {
 mod cluster;
 mod groups;
 mod labels;
+mod membership;
 mod poll;
 mod probe;
 mod series;
@@ -43,6 +44,7 @@ mod topic;
 
 use cluster::ClusterSeries;
 pub use labels::*;
+pub use membership::MembershipSeries;
 pub use poll::PollReport;
 use poll::PollSeries;
 pub use probe::ProbeSeries;
@@ -87,9 +89,13 @@ pub struct ExporterMetrics {
     lag_messages: Family<LagLabels, Gauge>,
     lag_seconds: Family<LagLabels, SecondsGauge>,
     lag_seconds_unknown: Counter,
+    lag_lower_bound: Family<LagLabels, Gauge>,
+    expired: Family<TopicGroupLabels, Counter>,
+    expired_gap: Family<LagLabels, Gauge>,
     left_out: Family<LeftOutLabels, Gauge>,
     group_status: Family<StatusLabels, Gauge>,
     status_code: Family<GroupLabels, Gauge>,
+    burrow_status: Family<GroupLabels, Gauge>,
     partition_status: Family<LagLabels, Gauge>,
     cluster: ClusterSeries,
     brokers_expected: Gauge,
@@ -98,6 +104,7 @@ pub struct ExporterMetrics {
     evicted: Family<EvictionLabels, Counter>,
     poll: PollSeries,
     probe: ProbeSeries,
+    membership: MembershipSeries,
 }
 
 /// The families of the per-topic series, registered once; a topic's
@@ -138,9 +145,13 @@ impl ExporterMetrics {
             lag_messages: Family::default(),
             lag_seconds: Family::default(),
             lag_seconds_unknown: Counter::default(),
+            lag_lower_bound: Family::default(),
+            expired: Family::default(),
+            expired_gap: Family::default(),
             left_out: Family::default(),
             group_status: Family::default(),
             status_code: Family::default(),
+            burrow_status: Family::default(),
             partition_status: Family::default(),
             cluster: ClusterSeries::register(registry),
             brokers_expected: Gauge::default(),
@@ -149,6 +160,7 @@ impl ExporterMetrics {
             evicted: Family::default(),
             poll: PollSeries::register(registry),
             probe: ProbeSeries::register(registry),
+            membership: MembershipSeries::register(registry),
         };
         metrics.set_left_out(0, 0);
         metrics.set_topics_left_out(0);
@@ -172,10 +184,14 @@ impl ExporterMetrics {
             "consumer_lag_messages"      => metrics.lag_messages.clone(),
             "consumer_lag_seconds"       => metrics.lag_seconds.clone(),
             "exporter_lag_seconds_unknown" => metrics.lag_seconds_unknown.clone(),
+            "consumer_lag_seconds_lower_bound" => metrics.lag_lower_bound.clone(),
+            "consumer_group_messages_expired" => metrics.expired.clone(),
+            "consumer_lag_expired_messages" => metrics.expired_gap.clone(),
             "exporter_discovery_left_out" => metrics.left_out.clone(),
             "consumer_group_status"      => metrics.group_status.clone(),
             "consumer_group_status_code" => metrics.status_code.clone(),
             "consumer_partition_status_code" => metrics.partition_status.clone(),
+            "consumer_group_burrow_status_code" => metrics.burrow_status.clone(),
             "brokers_expected"           => metrics.brokers_expected.clone(),
             "brokers_min_insync"         => metrics.brokers_min_insync.clone(),
         );
@@ -256,6 +272,11 @@ impl ExporterMetrics {
     /// The probe's series.
     pub fn probe(&self) -> &ProbeSeries {
         &self.probe
+    }
+
+    /// The described groups' series.
+    pub fn membership(&self) -> &MembershipSeries {
+        &self.membership
     }
 }
 

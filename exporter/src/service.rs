@@ -63,7 +63,8 @@ pub async fn run(
         &groups,
         &settings.group_id,
         &settings.discovery,
-    )?;
+    )?
+    .with_min_insync(settings.cluster.min_insync_replicas);
     // Every client is created before any task starts.
     let end_to_end = settings
         .probe

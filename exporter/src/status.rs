@@ -19,6 +19,7 @@ use crate::lag::LagSample;
 use crate::window::duration_ns;
 use crate::Error;
 
+pub mod burrow;
 mod thresholds;
 pub use thresholds::*;
 

@@ -8,6 +8,7 @@
 //! is tested with hand-made snapshots. [`run`] drives it, polling on a blocking
 //! thread so a slow or absent broker never stalls the runtime.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use meshflow_common::envelope::now_ns;
@@ -36,6 +37,8 @@ pub struct GroupWatch {
     others: OtherWatch,
     granularity: Granularity,
     cluster_error: Option<String>,
+    /// The groups whose description is published.
+    described: BTreeSet<String>,
 }
 
 impl GroupWatch {
@@ -48,6 +51,7 @@ impl GroupWatch {
             others: OtherWatch::new(status),
             granularity: Granularity::default(),
             cluster_error: None,
+            described: BTreeSet::new(),
         }
     }
 
@@ -83,6 +87,10 @@ impl GroupWatch {
         if let Ok(brokers) = &snapshot.brokers {
             metrics.set_brokers(brokers);
         }
+        // A failed description removes the series rather than leave old
+        // states (the failure is counted as kind describe_groups).
+        let memberships = snapshot.memberships.as_deref().unwrap_or_default();
+        self.described = metrics.membership().replace(memberships, &self.described);
         if let Some(judged) = &snapshot.judged {
             metrics.set_topics_left_out(judged.left_out);
         }
@@ -109,6 +117,7 @@ impl GroupWatch {
                             (Err(_), Ok(offsets)) => offsets.lag_messages().ok(),
                             (Err(_), Err(_)) => None,
                         },
+                        offsets: lag.offsets.as_ref().ok().copied(),
                         sample: &lag.sample,
                     });
                     watched.record(name, at_ns, lags, status, metrics);

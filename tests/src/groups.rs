@@ -1,10 +1,12 @@
 //! A consumer group as the broker describes it (DescribeGroups, through
 //! librdkafka's `rd_kafka_list_groups`): its state, protocol and members,
-//! with each member's assignment decoded from the consumer protocol.
+//! with each member's assignment decoded from the consumer protocol
+//! ([`meshflow_common::assignment`], the decoder the exporter uses).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use meshflow_common::assignment::Assignment;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
@@ -67,7 +69,7 @@ pub async fn describe(bootstrap: &str, group: &str, topic: &str) -> Result<Group
                 client_id: m.client_id().to_string(),
                 partitions: m
                     .assignment()
-                    .map(|bytes| assignment_partitions(bytes, &topic))
+                    .map(|bytes| Assignment::decode(bytes).partitions_of(&topic))
                     .unwrap_or_default(),
             })
             .collect();
@@ -80,93 +82,4 @@ pub async fn describe(bootstrap: &str, group: &str, topic: &str) -> Result<Group
     })
     .await
     .map_err(|e| e.to_string())?
-}
-
-/// The partitions of `topic` in a consumer-protocol assignment (version,
-/// then topics with their partitions, then user data; big-endian). An
-/// assignment cut short yields what was read before the cut.
-pub fn assignment_partitions(bytes: &[u8], topic: &str) -> BTreeSet<i32> {
-    let mut r = Reader(bytes);
-    let mut found = BTreeSet::new();
-    let _version = r.i16();
-    let topics = r.i32().unwrap_or(0);
-    for _ in 0..topics.max(0) {
-        let Some(name) = r.string() else { break };
-        let count = r.i32().unwrap_or(0);
-        for _ in 0..count.max(0) {
-            let Some(p) = r.i32() else { break };
-            if name == topic {
-                found.insert(p);
-            }
-        }
-    }
-    found
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let (head, tail) = self.0.split_at_checked(n)?;
-        self.0 = tail;
-        Some(head)
-    }
-
-    fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let len = usize::try_from(self.i16()?).ok()?;
-        self.take(len)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encode(topics: &[(&str, &[i32])]) -> Vec<u8> {
-        let mut out = 1i16.to_be_bytes().to_vec();
-        out.extend((topics.len() as i32).to_be_bytes());
-        for (name, partitions) in topics {
-            out.extend((name.len() as i16).to_be_bytes());
-            out.extend(name.as_bytes());
-            out.extend((partitions.len() as i32).to_be_bytes());
-            for p in *partitions {
-                out.extend(p.to_be_bytes());
-            }
-        }
-        out.extend((-1i32).to_be_bytes());
-        out
-    }
-
-    #[test]
-    fn decodes_the_partitions_of_one_topic() {
-        let bytes = encode(&[("events", &[0, 3, 5]), ("other", &[1])]);
-        assert_eq!(
-            assignment_partitions(&bytes, "events"),
-            BTreeSet::from([0, 3, 5])
-        );
-        assert_eq!(assignment_partitions(&bytes, "other"), BTreeSet::from([1]));
-        assert!(assignment_partitions(&bytes, "absent").is_empty());
-    }
-
-    #[test]
-    fn a_cut_or_hostile_assignment_yields_what_was_read() {
-        let bytes = encode(&[("events", &[0, 3, 5])]);
-        for cut in 0..bytes.len() {
-            assert!(assignment_partitions(&bytes[..cut], "events")
-                .is_subset(&BTreeSet::from([0, 3, 5])));
-        }
-        let mut huge = 1i16.to_be_bytes().to_vec();
-        huge.extend(i32::MAX.to_be_bytes());
-        assert!(assignment_partitions(&huge, "events").is_empty());
-    }
 }

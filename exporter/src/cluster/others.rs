@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use crate::config::{DiscoveryConfig, Filter};
-use crate::lag::{LagSample, PartitionOffsets};
+use crate::lag::{FoundRecord, LagSample, PartitionOffsets};
 use crate::Error;
 
 use super::admin::{self, Committed};
@@ -82,6 +82,8 @@ pub struct TopicLag {
     pub partition: i32,
     /// Lag in messages, when the offsets were read.
     pub messages: Option<u64>,
+    /// The watermarks and committed offset, when they were read.
+    pub offsets: Option<PartitionOffsets>,
     /// The lag sample, or why it could not be computed.
     pub sample: Result<LagSample, Error>,
 }
@@ -131,7 +133,7 @@ impl OtherOffsets {
     pub(super) fn into_others(
         self,
         at_ns: u64,
-        timestamp: impl Fn(&str, i32, i64) -> Option<i64>,
+        record: impl Fn(&str, i32, i64) -> Option<FoundRecord>,
     ) -> Others {
         let groups = self
             .groups
@@ -144,15 +146,17 @@ impl OtherOffsets {
                         .map(|(topic, partition, offsets)| {
                             let messages =
                                 offsets.as_ref().ok().and_then(|o| o.lag_messages().ok());
+                            let read = offsets.as_ref().ok().copied();
                             let sample = offsets.and_then(|o| {
                                 let at = o.lag_record_offset()?;
-                                let ts = at.and_then(|offset| timestamp(&topic, partition, offset));
-                                LagSample::new(at_ns, o, ts)
+                                let found = at.and_then(|offset| record(&topic, partition, offset));
+                                LagSample::from_record(at_ns, o, found)
                             });
                             TopicLag {
                                 topic,
                                 partition,
                                 messages,
+                                offsets: read,
                                 sample,
                             }
                         })
@@ -177,6 +181,11 @@ pub(super) struct OtherCommitted {
 }
 
 impl OtherCommitted {
+    /// The groups' names.
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.groups.iter().map(|(name, _)| name.as_str())
+    }
+
     /// The partitions the groups committed on.
     pub(super) fn partitions(&self) -> impl Iterator<Item = (String, i32)> + '_ {
         self.groups

@@ -7,6 +7,7 @@ use super::{Broker, Others};
 use crate::config::JudgedTopics;
 use crate::groups::PerGroup;
 use crate::lag::{LagSample, PartitionOffsets};
+use crate::membership::Membership;
 use crate::progress::Committed;
 use crate::Error;
 
@@ -37,6 +38,12 @@ impl PartitionHealth {
     pub fn leaderless(&self) -> bool {
         self.leader < 0
     }
+
+    /// Fewer in-sync replicas than `min_insync`: `acks=all` writes to it
+    /// fail.
+    pub fn under_min_isr(&self, min_insync: u32) -> bool {
+        u32::try_from(self.isr).unwrap_or(u32::MAX) < min_insync
+    }
 }
 
 /// The cluster's health as one metadata answer tells it.
@@ -50,6 +57,12 @@ pub struct ClusterHealth {
     pub partitions: Vec<PartitionHealth>,
     /// Partitions of reported topics beyond `exporter.discovery.max_partitions`.
     pub partitions_left_out: usize,
+    /// Each topic's `min.insync.replicas` in force: its own, else the
+    /// broker's, else `exporter.cluster.min_insync_replicas`.
+    pub min_insync: BTreeMap<String, u32>,
+    /// Why DescribeConfigs failed, when it did (every topic then has the
+    /// configured value).
+    pub configs_error: Option<Error>,
 }
 
 /// One partition's lag for one group.
@@ -90,17 +103,22 @@ pub struct Snapshot {
     pub others: Result<Others, Error>,
     /// The brokers with their racks, or why they could not be described.
     pub brokers: Result<Vec<Broker>, Error>,
+    /// The watched groups (judged and discovered) as their coordinators
+    /// describe them, or why they could not be described.
+    pub memberships: Result<Vec<Membership>, Error>,
 }
 
 /// What can fail in a poll: the `kind` label of
 /// `meshflow_exporter_poll_errors_total`.
-pub const POLL_ERROR_KINDS: [&str; 6] = [
+pub const POLL_ERROR_KINDS: [&str; 8] = [
     "metadata",
     "watermarks",
     "group_offsets",
     "timestamps",
     "list_groups",
     "brokers",
+    "describe_groups",
+    "describe_configs",
 ];
 
 impl Snapshot {
@@ -116,6 +134,10 @@ impl Snapshot {
             self.timestamp_error.is_some(),
             self.others.is_err(),
             self.brokers.is_err(),
+            self.memberships.is_err(),
+            self.health
+                .as_ref()
+                .is_ok_and(|h| h.configs_error.is_some()),
         ];
         POLL_ERROR_KINDS
             .into_iter()

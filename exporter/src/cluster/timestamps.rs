@@ -11,6 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use meshflow_common::config::KafkaConfig;
 
 use super::{kafka, passive_config, ClusterPoller, RecordAt, TIMESTAMP_TIMEOUT};
+use crate::lag::FoundRecord;
 use crate::Error;
 
 impl ClusterPoller {
@@ -21,7 +22,7 @@ impl ClusterPoller {
     pub(super) fn read_timestamps(
         &self,
         wanted: &[RecordAt],
-    ) -> Result<HashMap<RecordAt, i64>, Error> {
+    ) -> Result<HashMap<RecordAt, FoundRecord>, Error> {
         let mut by_partition: BTreeMap<(&str, i32), Vec<i64>> = BTreeMap::new();
         for (topic, p, offset) in wanted {
             by_partition.entry((topic, *p)).or_default().push(*offset);
@@ -63,8 +64,12 @@ impl ClusterPoller {
                     .is_some_and(|&want| message.offset() >= want)
                 {
                     let want = pending.remove(&tp).unwrap_or_default();
-                    if let Some(ms) = message.timestamp().to_millis() {
-                        found.insert((tp.0, tp.1, want), ms);
+                    if let Some(timestamp_ms) = message.timestamp().to_millis() {
+                        let record = FoundRecord {
+                            timestamp_ms,
+                            offset: message.offset(),
+                        };
+                        found.insert((tp.0, tp.1, want), record);
                     }
                 }
             }

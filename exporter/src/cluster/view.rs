@@ -51,5 +51,6 @@ pub(super) fn health(
         brokers: metadata.brokers().len(),
         partitions,
         partitions_left_out: left_out,
+        ..ClusterHealth::default()
     }
 }

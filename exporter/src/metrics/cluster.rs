@@ -44,6 +44,8 @@ pub(super) struct ClusterSeries {
     topic_leaderless: Family<TopicLabels, Gauge>,
     topic_high: Family<TopicLabels, Gauge>,
     topic_low: Family<TopicLabels, Gauge>,
+    topic_min_insync: Family<TopicLabels, Gauge>,
+    topic_under_min_isr: Family<TopicLabels, Gauge>,
     under_replicated: Family<PartitionLabels, Gauge>,
     leaderless: Family<PartitionLabels, Gauge>,
     high: Family<PartitionLabels, Gauge>,
@@ -51,6 +53,7 @@ pub(super) struct ClusterSeries {
     leader: Family<PartitionLabels, Gauge>,
     replicas: Family<PartitionLabels, Gauge>,
     in_sync: Family<PartitionLabels, Gauge>,
+    under_min_isr: Family<PartitionLabels, Gauge>,
     published: Arc<Mutex<Published>>,
 }
 
@@ -65,6 +68,8 @@ impl ClusterSeries {
             topic_leaderless: Family::default(),
             topic_high: Family::default(),
             topic_low: Family::default(),
+            topic_min_insync: Family::default(),
+            topic_under_min_isr: Family::default(),
             under_replicated: Family::default(),
             leaderless: Family::default(),
             high: Family::default(),
@@ -72,6 +77,7 @@ impl ClusterSeries {
             leader: Family::default(),
             replicas: Family::default(),
             in_sync: Family::default(),
+            under_min_isr: Family::default(),
             published: Arc::default(),
         };
         register!(registry;
@@ -82,6 +88,8 @@ impl ClusterSeries {
             "topic_partitions_leaderless"       => series.topic_leaderless.clone(),
             "topic_high_watermarks"             => series.topic_high.clone(),
             "topic_low_watermarks"              => series.topic_low.clone(),
+            "topic_min_insync_replicas"         => series.topic_min_insync.clone(),
+            "topic_partitions_under_min_isr"    => series.topic_under_min_isr.clone(),
             "partition_under_replicated"        => series.under_replicated.clone(),
             "partition_leaderless"              => series.leaderless.clone(),
             "partition_high_watermark"          => series.high.clone(),
@@ -89,6 +97,7 @@ impl ClusterSeries {
             "partition_leader"                  => series.leader.clone(),
             "partition_replicas"                => series.replicas.clone(),
             "partition_in_sync_replicas"        => series.in_sync.clone(),
+            "partition_under_min_isr"           => series.under_min_isr.clone(),
         );
         series
     }
@@ -103,6 +112,10 @@ impl ClusterSeries {
             sums.partitions += 1;
             sums.under_replicated += i64::from(p.under_replicated());
             sums.leaderless += i64::from(p.leaderless());
+            let min_insync = health.min_insync.get(&p.topic).copied();
+            let under_min_isr = min_insync.is_some_and(|min| p.under_min_isr(min));
+            sums.under_min_isr += i64::from(under_min_isr);
+            sums.min_insync = min_insync;
             if let Some((low, high)) = p.watermarks {
                 sums.low += low;
                 sums.high += high;
@@ -123,6 +136,7 @@ impl ClusterSeries {
             set(&self.leader, &labels, i64::from(p.leader));
             set(&self.replicas, &labels, count(p.replicas));
             set(&self.in_sync, &labels, count(p.isr));
+            set(&self.under_min_isr, &labels, i64::from(under_min_isr));
             match p.watermarks {
                 Some((low, high)) => {
                     set(&self.low, &labels, low);
@@ -144,6 +158,13 @@ impl ClusterSeries {
             set(&self.topic_leaderless, &labels, sums.leaderless);
             set(&self.topic_high, &labels, sums.high);
             set(&self.topic_low, &labels, sums.low);
+            set(&self.topic_under_min_isr, &labels, sums.under_min_isr);
+            match sums.min_insync {
+                Some(min) => set(&self.topic_min_insync, &labels, i64::from(min)),
+                None => {
+                    self.topic_min_insync.remove(&labels);
+                }
+            }
             now.topics.insert(topic.to_string());
         }
         let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
@@ -188,8 +209,9 @@ impl ClusterSeries {
         published.brokers = now;
     }
 
-    fn partition_families(&self) -> [&Family<PartitionLabels, Gauge>; 7] {
+    fn partition_families(&self) -> [&Family<PartitionLabels, Gauge>; 8] {
         [
+            &self.under_min_isr,
             &self.under_replicated,
             &self.leaderless,
             &self.high,
@@ -200,8 +222,10 @@ impl ClusterSeries {
         ]
     }
 
-    fn topic_families(&self) -> [&Family<TopicLabels, Gauge>; 5] {
+    fn topic_families(&self) -> [&Family<TopicLabels, Gauge>; 7] {
         [
+            &self.topic_min_insync,
+            &self.topic_under_min_isr,
             &self.topic_partitions,
             &self.topic_under_replicated,
             &self.topic_leaderless,
@@ -219,6 +243,8 @@ struct TopicSums {
     leaderless: i64,
     high: i64,
     low: i64,
+    under_min_isr: i64,
+    min_insync: Option<u32>,
 }
 
 fn set<L: Clone + std::hash::Hash + Eq>(family: &Family<L, Gauge>, labels: &L, value: i64) {
@@ -246,6 +272,67 @@ mod tests {
     }
 
     #[test]
+    fn partitions_under_each_topics_own_min_insync() {
+        let (registry, metrics) = setup();
+        let partition = |topic: &str, partition, isr| PartitionHealth {
+            topic: topic.to_string(),
+            partition,
+            leader: 1,
+            replicas: 3,
+            isr,
+            watermarks: Some((0, 1)),
+        };
+        // payments keeps 3 in sync, events 2; audit's value is unknown.
+        let health = ClusterHealth {
+            brokers: 3,
+            partitions: vec![
+                partition("payments", 0, 2),
+                partition("payments", 1, 3),
+                partition("events", 0, 2),
+                partition("events", 1, 1),
+                partition("events", 2, 0),
+                partition("audit", 0, 0),
+            ],
+            min_insync: [("payments", 3), ("events", 2)]
+                .map(|(t, m)| (t.to_string(), m))
+                .into(),
+            ..ClusterHealth::default()
+        };
+        metrics.set_cluster(&health, Granularity::Partition);
+        let topic =
+            |name: &str, topic: &str| sample(&registry, &format!("{name}{{topic=\"{topic}\"}}"));
+        let under = "meshflow_topic_partitions_under_min_isr";
+        let min = "meshflow_topic_min_insync_replicas";
+        assert_eq!(topic(under, "payments"), Some(1.0));
+        assert_eq!(topic(under, "events"), Some(2.0));
+        assert_eq!(topic(under, "audit"), Some(0.0));
+        assert_eq!(topic(min, "payments"), Some(3.0));
+        assert_eq!(topic(min, "events"), Some(2.0));
+        assert_eq!(topic(min, "audit"), None);
+        let p = |topic: &str, p: i32| {
+            sample(
+                &registry,
+                &format!("meshflow_partition_under_min_isr{{topic=\"{topic}\",partition=\"{p}\"}}"),
+            )
+        };
+        assert_eq!([p("payments", 0), p("payments", 1)], [Some(1.0), Some(0.0)]);
+        assert_eq!([p("events", 0), p("events", 1)], [Some(0.0), Some(1.0)]);
+        // A topic that is gone takes its series along.
+        metrics.set_cluster(
+            &ClusterHealth {
+                brokers: 3,
+                partitions: vec![partition("events", 0, 2)],
+                min_insync: [("events".to_string(), 2)].into(),
+                ..ClusterHealth::default()
+            },
+            Granularity::Partition,
+        );
+        assert_eq!(topic(under, "payments"), None);
+        assert_eq!(topic(min, "payments"), None);
+        assert_eq!(p("payments", 0), None);
+    }
+
+    #[test]
     fn the_cluster_view_per_topic_and_partition_and_what_is_gone_goes() {
         let (registry, metrics) = setup();
         let partition = |topic: &str, partition, leader, isr, marks| PartitionHealth {
@@ -260,6 +347,7 @@ mod tests {
             brokers: 3,
             partitions,
             partitions_left_out: 0,
+            ..ClusterHealth::default()
         };
         metrics.set_cluster(
             &health(vec![

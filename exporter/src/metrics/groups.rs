@@ -1,8 +1,11 @@
 //! The lag and status series of every watched group: the judged groups
 //! by id, the discovered ones by name; series of what is gone are removed.
 
-use super::{ExporterMetrics, GroupLabels, LagLabels, LeftOutLabels, StatusLabels};
+use super::{
+    ExporterMetrics, GroupLabels, LagLabels, LeftOutLabels, StatusLabels, TopicGroupLabels,
+};
 use crate::groups::GroupId;
+use crate::status::burrow::BurrowStatus;
 use crate::status::GroupStatus;
 
 impl ExporterMetrics {
@@ -46,7 +49,62 @@ impl ExporterMetrics {
         };
         self.lag_messages.remove(&labels);
         self.lag_seconds.remove(&labels);
+        self.lag_lower_bound.remove(&labels);
+        self.expired_gap.remove(&labels);
         self.partition_status.remove(&labels);
+    }
+
+    /// Says whether one partition's lag in seconds is a lower bound
+    /// (`None`: no figure this poll, the series is removed).
+    pub fn set_lag_lower_bound(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        lower_bound: Option<bool>,
+    ) {
+        let labels = LagLabels {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        };
+        match lower_bound {
+            Some(lower_bound) => {
+                self.lag_lower_bound
+                    .get_or_create(&labels)
+                    .set(i64::from(lower_bound));
+            }
+            None => {
+                self.lag_lower_bound.remove(&labels);
+            }
+        }
+    }
+
+    /// Adds the records a group lost to retention on one partition of
+    /// `topic` (the counter exists at 0 from the first poll on, for
+    /// `increase()`), and sets the partition's gap below the low watermark.
+    pub fn record_expired(&self, group: &str, topic: &str, partition: i32, expired: u64, gap: u64) {
+        let labels = TopicGroupLabels {
+            topic: topic.to_string(),
+            group: group.to_string(),
+        };
+        self.expired.get_or_create(&labels).inc_by(expired);
+        let labels = LagLabels {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        };
+        self.expired_gap
+            .get_or_create(&labels)
+            .set(i64::try_from(gap).unwrap_or(i64::MAX));
+    }
+
+    /// Removes a group's expiry counter on `topic` (the group is gone).
+    pub fn remove_expired(&self, group: &str, topic: &str) {
+        self.expired.remove(&TopicGroupLabels {
+            topic: topic.to_string(),
+            group: group.to_string(),
+        });
     }
 
     /// Sets one partition's status code (Burrow's numbers, see
@@ -102,6 +160,23 @@ impl ExporterMetrics {
                 None => {
                     self.group_status.remove(&labels);
                 }
+            }
+        }
+    }
+
+    /// Sets any group's status as Burrow's evaluator rolls it up (1 OK,
+    /// 2 WARN, 3 ERR), or removes it (`None`: Burrow would not know the
+    /// group: it has committed on no partition followed).
+    pub fn set_burrow_status(&self, group: &str, status: Option<BurrowStatus>) {
+        let labels = GroupLabels {
+            group: group.to_string(),
+        };
+        match status {
+            Some(status) => {
+                self.burrow_status.get_or_create(&labels).set(status.code());
+            }
+            None => {
+                self.burrow_status.remove(&labels);
             }
         }
     }

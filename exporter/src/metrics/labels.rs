@@ -87,3 +87,26 @@ pub struct StatusLabels {
 pub struct TraceLabels {
     pub(crate) trace_id: String,
 }
+
+/// Labels: group and one of its states
+/// ([`GroupState`](crate::membership::GroupState)).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupStateLabels {
+    pub(crate) group: String,
+    pub(crate) state: &'static str,
+}
+
+/// Labels: group and its assignor
+/// ([`Assignor`](crate::membership::Assignor)).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AssignorLabels {
+    pub(crate) group: String,
+    pub(crate) assignor: &'static str,
+}
+
+/// Labels: group and which member's count (`min` or `max`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberPartitionsLabels {
+    pub(crate) group: String,
+    pub(crate) stat: &'static str,
+}

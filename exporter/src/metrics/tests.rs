@@ -338,6 +338,8 @@ fn one_partition() -> ClusterHealth {
             watermarks: Some((0, 1)),
         }],
         partitions_left_out: 0,
+        min_insync: [("events".to_string(), 1)].into(),
+        ..ClusterHealth::default()
     }
 }
 
@@ -410,6 +412,18 @@ fn every_family_exposed_carries_its_help_text() {
     metrics.set_group_lag("g1", "events", 1, 1, None);
     metrics.set_group_lag("g1", "events", 0, 1, Some(1.0));
     metrics.set_partition_status("g1", "events", 0, GroupStatus::Ok);
+    metrics.set_lag_lower_bound("g1", "events", 0, Some(false));
+    metrics.set_burrow_status("g1", Some(crate::status::burrow::BurrowStatus::Ok));
+    metrics.record_expired("g1", "events", 0, 0, 0);
+    metrics
+        .membership()
+        .set(&crate::membership::Membership::new(
+            "g1",
+            "Stable",
+            "consumer",
+            "range",
+            [],
+        ));
     metrics.set_read_lag("events", Duration::from_secs(1));
     metrics.set_cluster(&one_partition(), Granularity::Partition);
     metrics.set_brokers(&[crate::cluster::Broker {

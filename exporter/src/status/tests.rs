@@ -16,6 +16,7 @@ fn sample(t: u64, committed: Option<i64>, messages: u64) -> LagSample {
         messages,
         seconds: Duration::from_secs(messages / 10),
         clock_skew: false,
+        seconds_lower_bound: false,
     }
 }
 

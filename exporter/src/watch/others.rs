@@ -73,6 +73,7 @@ impl OtherWatch {
                         topic: &lag.topic,
                         partition: lag.partition,
                         messages: lag.messages,
+                        offsets: lag.offsets,
                         sample: &lag.sample,
                     });
                     watched.record(&group.name, at_ns, lags, status, metrics);
@@ -109,6 +110,7 @@ mod tests {
             topic: topic.to_string(),
             partition,
             messages: offsets.lag_messages().ok(),
+            offsets: Some(offsets),
             sample: LagSample::new(at, offsets, timestamp),
         }
     }

@@ -62,6 +62,7 @@ fn health() -> ClusterHealth {
             watermarks: Some((0, 0)),
         }],
         partitions_left_out: 0,
+        ..ClusterHealth::default()
     }
 }
 
@@ -101,6 +102,7 @@ fn snapshot(at_ns: u64, groups: PerGroup<Result<Vec<PartitionLag>, Error>>) -> S
         timestamp_error: None,
         others: Ok(crate::cluster::Others::default()),
         brokers: Ok(Vec::new()),
+        memberships: Ok(Vec::new()),
     }
 }
 
@@ -311,4 +313,76 @@ fn a_judged_group_takes_its_worst_topics_status_and_forgets_a_topic_gone() {
     assert_eq!(evaluations[g1].status, GroupStatus::Ok, "{evaluations:?}");
     assert_eq!(sample(&registry, &series("orders")), None);
     assert_eq!(sample(&registry, &series("events")), Some(0.0));
+}
+
+#[test]
+fn a_judged_group_loses_records_to_retention_once_and_its_description_follows_the_polls() {
+    let groups = Groups::new(["g1"]);
+    let (registry, metrics, mut watch) = watching(&groups);
+    let at = |low: i64, committed: i64| PartitionOffsets {
+        low,
+        high: 100,
+        committed: Some(committed),
+    };
+    let described = |state: &str| {
+        Ok(vec![crate::membership::Membership::new(
+            "g1",
+            state,
+            "consumer",
+            "range",
+            [],
+        )])
+    };
+    let poll = |watch: &mut GroupWatch, t: u64, low: i64, memberships| {
+        let at_ns = T0 + t * SEC;
+        let partitions = vec![lag(0, at_ns, at(low, 40), Some(T0_MS))];
+        let snapshot = Snapshot {
+            memberships,
+            ..snapshot(at_ns, per_group(&groups, vec![("g1", Ok(partitions))]))
+        };
+        watch.apply(&snapshot, &metrics, at_ns);
+    };
+    let expired = "meshflow_consumer_group_messages_expired_total{topic=\"events\",group=\"g1\"}";
+    let gap =
+        "meshflow_consumer_lag_expired_messages{group=\"g1\",topic=\"events\",partition=\"0\"}";
+    let state = |s: &str| {
+        sample(
+            &registry,
+            &format!("meshflow_consumer_group_state{{group=\"g1\",state=\"{s}\"}}"),
+        )
+    };
+    let burrow = "meshflow_consumer_group_burrow_status_code{group=\"g1\"}";
+    poll(&mut watch, 0, 0, described("Stable"));
+    assert_eq!(sample(&registry, expired), Some(0.0));
+    assert_eq!(sample(&registry, gap), Some(0.0));
+    assert_eq!(state("Stable"), Some(1.0));
+    // Retention deletes 40..70 under the stopped group: 30 lost, once.
+    poll(&mut watch, 5, 70, described("PreparingRebalance"));
+    poll(&mut watch, 10, 70, described("PreparingRebalance"));
+    assert_eq!(sample(&registry, expired), Some(30.0));
+    assert_eq!(sample(&registry, gap), Some(30.0));
+    assert_eq!(
+        [state("Stable"), state("PreparingRebalance")],
+        [Some(0.0), Some(1.0)]
+    );
+    // Stopped with lag past the window Burrow's one commit spans: ERR.
+    assert_eq!(sample(&registry, burrow), Some(3.0));
+    // A failed description removes the state rather than keep an old one.
+    poll(
+        &mut watch,
+        15,
+        70,
+        Err(Error::UnknownTopic {
+            topic: "describe".into(),
+        }),
+    );
+    assert_eq!(state("PreparingRebalance"), None);
+    assert_eq!(
+        sample(
+            &registry,
+            "meshflow_exporter_poll_errors_total{kind=\"describe_groups\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&registry, expired), Some(30.0));
 }

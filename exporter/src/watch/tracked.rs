@@ -3,12 +3,15 @@
 //! (over the reported topics). The group keeps one status tracker per
 //! topic and takes its worst topic's status. Series of a partition that is
 //! gone, or whose offsets could not be read, are removed rather than left
-//! at old values.
+//! at old values. It also keeps each partition's [`ExpiryMark`], so the
+//! records the group loses to retention are counted once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::lag::LagSample;
+use crate::expiry::{expired_gap, ExpiryMark};
+use crate::lag::{LagSample, PartitionOffsets};
 use crate::metrics::ExporterMetrics;
+use crate::status::burrow::{BurrowPartition, BurrowStatus};
 use crate::status::{Evaluation, GroupStatus, GroupStatusTracker, StatusConfig};
 use crate::Error;
 
@@ -18,6 +21,8 @@ pub(super) struct LagPoint<'a> {
     pub(super) partition: i32,
     /// Lag in messages, when known.
     pub(super) messages: Option<u64>,
+    /// Watermarks and committed offset, when read.
+    pub(super) offsets: Option<PartitionOffsets>,
     pub(super) sample: &'a Result<LagSample, Error>,
 }
 
@@ -27,6 +32,10 @@ pub(super) struct TrackedGroup {
     topics: BTreeMap<String, GroupStatusTracker>,
     /// The (topic, partition) lag series published.
     series: BTreeSet<(String, i32)>,
+    /// Per (topic, partition) followed, what is settled for expiry.
+    expiry: BTreeMap<(String, i32), ExpiryMark>,
+    /// Per (topic, partition) followed, Burrow's window of commits.
+    burrow: BTreeMap<(String, i32), BurrowPartition>,
     last: Option<GroupStatus>,
 }
 
@@ -43,9 +52,18 @@ impl TrackedGroup {
         metrics: &ExporterMetrics,
     ) {
         let mut now: BTreeSet<(String, i32)> = BTreeSet::new();
+        let mut followed: BTreeSet<(String, i32)> = BTreeSet::new();
         let mut topics: BTreeSet<&str> = BTreeSet::new();
         for lag in lags {
             topics.insert(lag.topic);
+            followed.insert((lag.topic.to_string(), lag.partition));
+            if let Some(offsets) = &lag.offsets {
+                self.record_expiry(name, lag.topic, lag.partition, offsets, metrics);
+                self.burrow
+                    .entry((lag.topic.to_string(), lag.partition))
+                    .or_default()
+                    .record(unix_ms(at_ns), offsets);
+            }
             let tracker = self
                 .topics
                 .entry(lag.topic.to_string())
@@ -53,8 +71,11 @@ impl TrackedGroup {
             tracker.record(lag.partition, at_ns, lag.sample.clone());
             match lag.messages {
                 Some(messages) => {
-                    let seconds = lag.sample.as_ref().ok().map(|s| s.seconds.as_secs_f64());
+                    let sample = lag.sample.as_ref().ok();
+                    let seconds = sample.map(|s| s.seconds.as_secs_f64());
                     metrics.set_group_lag(name, lag.topic, lag.partition, messages, seconds);
+                    let lower_bound = sample.map(|s| s.seconds_lower_bound);
+                    metrics.set_lag_lower_bound(name, lag.topic, lag.partition, lower_bound);
                     now.insert((lag.topic.to_string(), lag.partition));
                 }
                 None => metrics.remove_group_lag(name, lag.topic, lag.partition),
@@ -66,6 +87,41 @@ impl TrackedGroup {
         self.topics
             .retain(|topic, _| topics.contains(topic.as_str()));
         self.series = now;
+        self.expiry.retain(|key, _| followed.contains(key));
+        self.burrow.retain(|key, _| followed.contains(key));
+    }
+
+    /// Counts what the group lost to retention on one partition since the
+    /// last poll (nothing at the first: see [`crate::expiry`]) and
+    /// publishes the gap below the low watermark.
+    fn record_expiry(
+        &mut self,
+        name: &str,
+        topic: &str,
+        partition: i32,
+        offsets: &PartitionOffsets,
+        metrics: &ExporterMetrics,
+    ) {
+        let expired = match self.expiry.get_mut(&(topic.to_string(), partition)) {
+            Some(mark) => mark.observe(offsets),
+            None => {
+                let mark = ExpiryMark::first(offsets);
+                self.expiry.insert((topic.to_string(), partition), mark);
+                0
+            }
+        };
+        metrics.record_expired(name, topic, partition, expired, expired_gap(offsets));
+        if expired > 0 {
+            tracing::warn!(
+                group = %name,
+                topic = %topic,
+                partition,
+                expired,
+                low_watermark = offsets.low,
+                committed = ?offsets.committed,
+                "records deleted by retention before the group read them"
+            );
+        }
     }
 
     /// The group's offsets could not be read: its lag is unknown.
@@ -104,6 +160,10 @@ impl TrackedGroup {
             .max_by_key(|evaluation| evaluation.status);
         let status = worst.as_ref().map(|e| e.status);
         metrics.set_group_status(name, status);
+        let known = self.burrow.values().filter(|p| p.known());
+        let burrow = known.map(|p| p.status(unix_ms(now_ns))).collect::<Vec<_>>();
+        let burrow = (!burrow.is_empty()).then(|| BurrowStatus::group(burrow));
+        metrics.set_burrow_status(name, burrow);
         for (topic, tracker) in &self.topics {
             for (partition, status) in tracker.partition_statuses() {
                 if self.series.contains(&(topic.clone(), partition)) {
@@ -120,6 +180,16 @@ impl TrackedGroup {
         for (topic, partition) in &self.series {
             metrics.remove_group_lag(name, topic, *partition);
         }
+        let topics: BTreeSet<&str> = self.expiry.keys().map(|(t, _)| t.as_str()).collect();
+        for topic in topics {
+            metrics.remove_expired(name, topic);
+        }
         metrics.set_group_status(name, None);
+        metrics.set_burrow_status(name, None);
     }
+}
+
+/// Unix nanoseconds as Burrow's milliseconds.
+fn unix_ms(ns: u64) -> i64 {
+    i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
 }

@@ -100,7 +100,7 @@ pub fn register_start_time(registry: &mut Registry) {
 /// What the HTTP endpoint serves.
 pub struct Endpoint {
     /// The service's metrics.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Its readiness conditions.
     pub readiness: Arc<Readiness>,
     /// Metric families (full names) to declare as OpenMetrics statesets.

@@ -1,7 +1,9 @@
 //! Parts shared by the meshflow services: configuration, Kafka client
 //! settings, the message envelope, trace propagation, telemetry set-up,
-//! messaging spans, receipts, the metrics/health HTTP endpoint and shutdown.
+//! messaging spans, receipts, the metrics/health HTTP endpoint, shutdown,
+//! and the consumer-protocol assignment a described group carries.
 
+pub mod assignment;
 pub mod cluster;
 pub mod config;
 pub mod contract;
@@ -11,6 +13,7 @@ pub mod fatal;
 pub mod headers;
 pub mod http;
 pub mod kafka;
+pub mod otlp_metrics;
 pub mod propagation;
 pub mod receipt;
 pub mod shutdown;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{instance_id, load_from_args, HttpConfig, LogConfig, TraceConfig, Validate};
 use crate::http::{self, Endpoint, Readiness};
+use crate::otlp_metrics::{self, OtlpMetricsSettings};
 use crate::{shutdown, telemetry};
 
 /// What the skeleton needs from a service's configuration.
@@ -157,6 +158,12 @@ impl Skeleton {
         let metrics = register(&config, &mut registry);
         http::register_start_time(&mut registry);
         let readiness = Readiness::new(self.readiness, &mut registry);
+        let registry = Arc::new(registry);
+        let otlp = OtlpMetricsSettings::from_env(|k| std::env::var(k).ok(), self.binary, &instance)
+            .map(|settings| {
+                tracing::info!(endpoint = %settings.endpoint, interval = ?settings.interval, "pushing metrics over OTLP");
+                tokio::spawn(otlp_metrics::run(registry.clone(), settings, shutdown.clone()))
+            });
         let endpoint = Endpoint {
             registry,
             readiness: readiness.clone(),
@@ -179,6 +186,9 @@ impl Skeleton {
         .await;
         shutdown.cancel();
         let _ = server.await;
+        if let Some(otlp) = otlp {
+            let _ = otlp.await;
+        }
         let code = match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => failed(e.into()),

@@ -8,7 +8,7 @@ fn endpoint() -> Endpoint {
     let mut registry = Registry::with_prefix("meshflow");
     let readiness = Readiness::new(&[], &mut registry);
     Endpoint {
-        registry,
+        registry: Arc::new(registry),
         readiness,
         statesets: Vec::new(),
     }

@@ -36,7 +36,7 @@ pub(super) const HELP: &[(&str, &str)] = &[
     ("broker_info", "1 for each broker of the cluster, with its id, advertised address and rack (empty when none)"),
     ("brokers_expected", "Brokers the cluster should have (exporter.cluster.brokers); 0 when unknown"),
     ("brokers_min_insync", "The topics' min.insync.replicas as configured (exporter.cluster.min_insync_replicas): with fewer brokers acks=all writes fail"),
-    ("exporter_build_info", "1, with the exporter's version as a label"),
+    ("exporter_build_info", "1, with the exporter's version and git commit as labels"),
     ("exporter_poll_duration_seconds", "How long one poll of the cluster (metadata, watermarks, committed offsets, record timestamps) took"),
     ("exporter_poll_errors", "Polls in which a kind of request failed: metadata, watermarks, group_offsets, timestamps, list_groups, brokers"),
     ("exporter_last_successful_poll_timestamp_seconds", "When the last poll with no failure ended, Unix seconds"),

@@ -2,6 +2,7 @@
 //! settings, the message envelope, trace propagation, telemetry set-up,
 //! messaging spans, receipts, the metrics/health HTTP endpoint and shutdown.
 
+pub mod build;
 pub mod cluster;
 pub mod config;
 pub mod contract;

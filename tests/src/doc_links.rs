@@ -110,8 +110,8 @@ fn prose_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 /// Checks every relative link of the Markdown file `file`.
 pub fn check_file(file: &Path) -> Vec<BrokenLink> {
-    let text = std::fs::read_to_string(file)
-        .unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+    let text =
+        std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
     let dir = file.parent().unwrap_or(Path::new("."));
     let mut broken = Vec::new();
     for (line, target) in links(&text) {
@@ -145,7 +145,10 @@ pub fn check_file(file: &Path) -> Vec<BrokenLink> {
         }
         let target_text = std::fs::read_to_string(&resolved).unwrap_or_default();
         if !anchors(&target_text).iter().any(|a| a == fragment) {
-            fail(format!("no heading with anchor #{fragment} in {}", resolved.display()));
+            fail(format!(
+                "no heading with anchor #{fragment} in {}",
+                resolved.display()
+            ));
         }
     }
     broken
@@ -180,7 +183,10 @@ mod tests {
             "the-whole-cluster-not-only-meshflows-traffic"
         );
         assert_eq!(anchor("Producer (`producer.*`)"), "producer-producer");
-        assert_eq!(anchor("1. Istio in ambient mode"), "1-istio-in-ambient-mode");
+        assert_eq!(
+            anchor("1. Istio in ambient mode"),
+            "1-istio-in-ambient-mode"
+        );
         let text = "# A\n## Notes\n```\n# not a heading\n```\n## Notes\n";
         assert_eq!(anchors(text), ["a", "notes", "notes-1"]);
     }

@@ -285,7 +285,7 @@ mod tests {
             prometheus  RUNNING   -\n\nproducer: acked 10, failed 0\n\
             exporter       messages   lost  duplicated\n  log               120      0           0\n\
               processed         118      0           3\n\
-            worst group: meshflow OK, lag 0.0 s (0 messages); 2 groups watched\n\
+            worst group: meshflow OK, lag 0.0 s (0 messages); groups watched: 2\n\
             alerts firing: MeshflowNonMtlsTraffic, MeshflowMeshConnectionsDenied x2\n\
             proxy: connections 9, admitted 4, without mTLS (no valid client certificate) 2, denied by policy 1, without a TLS handshake (failed, or closed before it ended) 2\n";
         let s = status_screen(screen).unwrap();

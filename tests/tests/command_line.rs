@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use meshflow_tests::config_reference::{list_keys, row_key};
 use meshflow_tests::process::binary;
+use meshflow_tests::scrape;
 
 const BINARIES: [&str; 3] = [
     "meshflow-producer",
@@ -176,5 +177,62 @@ fn bad_arguments_exit_2() {
         let out = run(name, &["--config", "/nonexistent/meshflow.toml"], &[]);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         assert!(text(&out.stderr).contains("/nonexistent/meshflow.toml"));
+    }
+}
+
+#[test]
+fn version_and_build_info_say_the_same() {
+    for name in BINARIES {
+        let version = text(&run(name, &["--version"], &[]).stdout);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        // No broker: the endpoint answers while the client keeps trying.
+        let mut child = Command::new(binary(name))
+            .env_clear()
+            .env("MESHFLOW__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+            .env("MESHFLOW__HTTP__LISTEN", &listen)
+            .envs(
+                (name == "meshflow-exporter")
+                    .then_some(("MESHFLOW__EXPORTER__DISCOVERY__ENABLED", "false")),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the service");
+        let samples = meshflow_tests::stack_checks::wait(
+            &format!("{name}'s /metrics"),
+            std::time::Duration::from_secs(20),
+            || scrape::samples(port),
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut infos: Vec<&String> = samples
+            .keys()
+            .filter(|k| {
+                k.starts_with("meshflow_service_build_info{")
+                    || k.starts_with("meshflow_exporter_build_info{")
+            })
+            .collect();
+        infos.sort();
+        assert_eq!(
+            infos.len(),
+            if name == "meshflow-exporter" { 2 } else { 1 },
+            "{infos:?}"
+        );
+        for info in infos {
+            let label = |l: &str| {
+                info.split(&format!("{l}=\""))
+                    .nth(1)
+                    .and_then(|v| v.split('"').next())
+                    .unwrap_or_else(|| panic!("{l} in {info}"))
+                    .to_string()
+            };
+            let expected = format!("{name} {} (commit {})", label("version"), label("commit"));
+            assert_eq!(version.trim(), expected, "{info}");
+            println!("{name}: {info} = --version {}", version.trim());
+        }
     }
 }

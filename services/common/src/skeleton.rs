@@ -161,6 +161,7 @@ impl Skeleton {
         let mut registry = Registry::with_prefix("meshflow");
         let metrics = register(&config, &mut registry);
         http::register_start_time(&mut registry);
+        http::register_build_info(&mut registry);
         let readiness = Readiness::new(self.readiness, &mut registry);
         let endpoint = Endpoint {
             registry,

@@ -236,3 +236,48 @@ fn version_and_build_info_say_the_same() {
         }
     }
 }
+
+#[test]
+fn the_stack_and_the_test_script_answer_help_and_refuse_unknown_commands() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let root = meshflow_tests::repo_root();
+    let script = |path: &str, args: &[&str]| {
+        Command::new(root.join(path))
+            .args(args)
+            .env("MESHFLOW_HOME", home.path())
+            .output()
+            .unwrap_or_else(|e| panic!("run {path}: {e}"))
+    };
+    let help = script("deploy/local/stack", &["--help"]);
+    assert_eq!(help.status.code(), Some(0), "{help:?}");
+    let help = text(&help.stdout);
+    for command in [
+        "up",
+        "status",
+        "status --raw",
+        "attack",
+        "kill-broker",
+        "kill-consumer",
+        "down",
+    ] {
+        assert!(
+            help.contains(&format!("deploy/local/stack {command} ")),
+            "stack --help lacks {command}:\n{help}"
+        );
+    }
+    for args in [&["frobnicate"][..], &[][..], &["status", "--bogus"][..]] {
+        let out = script("deploy/local/stack", args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "stack {args:?}: {stderr}");
+        assert!(
+            stderr.contains("deploy/local/stack --help"),
+            "stack {args:?}: {stderr}"
+        );
+    }
+    let quick = script("scripts/test", &["--help"]);
+    assert_eq!(quick.status.code(), Some(0), "{quick:?}");
+    assert!(text(&quick.stdout).contains("scripts/test --quick"));
+    let wrong = script("scripts/test", &["--fast"]);
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    assert!(text(&wrong.stderr).contains("scripts/test --help"));
+}

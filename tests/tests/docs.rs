@@ -8,6 +8,14 @@ use meshflow_tests::doc_links::{check_file, markdown_files};
 use meshflow_tests::repo_root;
 
 #[test]
+fn the_readme_stays_short() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let lines = readme.lines().count();
+    println!("README.md: {lines} lines");
+    assert!(lines <= 200, "README.md has {lines} lines; reference text goes to docs/");
+}
+
+#[test]
 fn every_relative_link_and_anchor_resolves() {
     let root = repo_root();
     let mut files = vec![root.join("README.md")];

@@ -12,7 +12,10 @@ fn the_readme_stays_short() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
     let lines = readme.lines().count();
     println!("README.md: {lines} lines");
-    assert!(lines <= 200, "README.md has {lines} lines; reference text goes to docs/");
+    assert!(
+        lines <= 200,
+        "README.md has {lines} lines; reference text goes to docs/"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! meshflow's performance next to plain rdkafka, in one process and one
 //! run: the producer, the consumer and end-to-end latency on librdkafka's
 //! mock cluster and on a local Tansu broker, the exporter's accounting core,
-//! and per-message instruction counts under callgrind. See the README's
+//! and per-message instruction counts under callgrind. See docs/performance.md's
 //! performance section for what each figure means and how it was made.
 
 pub mod chart;

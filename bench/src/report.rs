@@ -5,7 +5,7 @@
 //! meshflow adds, or an absolute figure). `met` compares the score with the
 //! goal itself; the CI check (`--check`) fails only when the score misses
 //! the goal by more than the row's margin, the spread measured between
-//! repeated runs on these shared machines (see the README).
+//! repeated runs on these shared machines (see docs/performance.md).
 
 use std::fmt::Write as _;
 use std::path::Path;

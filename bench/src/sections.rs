@@ -60,7 +60,7 @@ impl Scale {
 pub const PAYLOAD_BYTES: usize = 256;
 
 /// Margins for the CI check, from three quick runs and two full runs on
-/// 2 shared cores (the README's performance section has the figures).
+/// 2 shared cores (docs/performance.md has the figures).
 /// Wall-clock medians moved between runs by up to a factor of 2.9, so a
 /// wall-clock figure fails CI only below half the lowest median seen: that
 /// catches a change that halves a rate, not the noise. Instruction counts

@@ -13,11 +13,12 @@
 use std::time::Duration;
 
 use meshflow_common::config::{identifier, millis_in, topic_name, ConfigError, Validate};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod accounting;
 mod cluster;
 mod discovery;
+mod keys;
 mod probe;
 mod topics;
 
@@ -29,6 +30,7 @@ pub use accounting::{
 };
 pub use cluster::{ClusterExpectation, Granularity};
 pub use discovery::{DiscoveryConfig, Filter};
+pub use keys::KEYS;
 pub use probe::{ProbeConfig, DEFAULT_PROBE_TOPIC, MAX_PROBE_PARTITIONS};
 pub use topics::{
     default_max_topics, default_topics, judged_bound, JudgedTopics, TopicMatcher,
@@ -58,7 +60,7 @@ meshflow_common::service_config! {
 }
 
 /// `exporter.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExporterSettings {
     /// The data topics judged end to end: literal names, or regular

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use meshflow_common::skeleton::Skeleton;
-use meshflow_exporter::config::{Config, LIST_KEYS};
+use meshflow_exporter::config::{self, Config, LIST_KEYS};
 use meshflow_exporter::metrics::{ExporterMetrics, GROUP_STATUS};
 use meshflow_exporter::service::{self, READINESS};
 
@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
         binary: "meshflow-exporter",
         role: "exporter",
         list_keys: LIST_KEYS,
+        keys: config::KEYS,
         readiness: &READINESS,
         statesets: &[GROUP_STATUS],
     }

@@ -5,7 +5,9 @@
 pub mod bed;
 pub mod broker;
 pub mod broker_file;
+pub mod config_reference;
 pub mod dashboard_check;
+pub mod doc_links;
 pub mod emitted;
 pub mod exporter;
 pub mod grafana;

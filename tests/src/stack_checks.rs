@@ -157,3 +157,150 @@ pub fn mesh_panels_with_data(port: u16) -> usize {
     }
     queries.len()
 }
+
+/// The figures `deploy/local/stack status` shows on its one screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusScreen {
+    /// `(process, supervisord state, readiness)` per line of the table.
+    pub processes: Vec<(String, String, String)>,
+    /// `(messages, lost, duplicated)` at stage `log`.
+    pub log: (f64, f64, f64),
+    /// The same at stage `processed`.
+    pub processed: (f64, f64, f64),
+    /// The worst group's line.
+    pub worst_group: String,
+    /// Firing alerts by name.
+    pub alerts: Vec<String>,
+    /// The door's connections without mTLS and policy denials.
+    pub without_mtls: f64,
+    /// Valid identities the policy refused.
+    pub denied: f64,
+}
+
+/// Reads the screen `stack status` printed; `None` names what is missing.
+pub fn status_screen(output: &str) -> Result<StatusScreen, String> {
+    let lines: Vec<&str> = output.lines().collect();
+    let processes = [
+        "broker",
+        "proxy",
+        "producer",
+        "consumer-1",
+        "consumer-2",
+        "exporter",
+        "prometheus",
+    ]
+    .iter()
+    .map(|name| {
+        let line = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .ok_or(format!("no line for {name}"))?;
+        let mut words = line.split_whitespace();
+        words.next();
+        let state = words.next().unwrap_or_default().to_string();
+        Ok((name.to_string(), state, words.collect::<Vec<_>>().join(" ")))
+    })
+    .collect::<Result<Vec<_>, String>>()?;
+    let stage = |name: &str| -> Result<(f64, f64, f64), String> {
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .ok_or(format!("no line for stage {name}"))?;
+        let n: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|w| w.parse().map_err(|_| format!("{w:?} in {line:?}")))
+            .collect::<Result<_, _>>()?;
+        match n[..] {
+            [seen, lost, dup] => Ok((seen, lost, dup)),
+            _ => Err(format!("stage line {line:?}")),
+        }
+    };
+    let after = |prefix: &str| -> Result<&str, String> {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .ok_or(format!("no line {prefix:?}"))
+    };
+    let count_after = |line: &str, label: &str| -> Result<f64, String> {
+        line.split(label)
+            .nth(1)
+            .and_then(|rest| rest.trim().split([',', ' ']).next())
+            .and_then(|n| n.parse().ok())
+            .ok_or(format!("no {label:?} count in {line:?}"))
+    };
+    let alerts = after("alerts firing: ")?;
+    let door = after("proxy: ")?;
+    Ok(StatusScreen {
+        processes,
+        log: stage("log")?,
+        processed: stage("processed")?,
+        worst_group: after("worst group: ")?.to_string(),
+        alerts: if alerts == "none" {
+            Vec::new()
+        } else {
+            alerts
+                .split(", ")
+                .map(|a| a.split(" x").next().unwrap_or(a).to_string())
+                .collect()
+        },
+        without_mtls: count_after(door, "without mTLS (no valid client certificate)")?,
+        denied: count_after(door, "denied by policy")?,
+    })
+}
+
+/// Alerts firing in the Prometheus on `port`, by name, sorted and unique.
+pub fn firing_alerts(port: u16) -> Option<Vec<String>> {
+    // curl, not scrape::get: Prometheus may answer this one chunked.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-m",
+            "5",
+            &format!("http://127.0.0.1:{port}/api/v1/alerts"),
+        ])
+        .output()
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let mut names: Vec<String> = json["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .filter(|a| a["state"] == "firing")
+        .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_screen_is_read() {
+        let screen = "meshflow stack in /x\nservice     process   ready\n\
+            broker      RUNNING   -\nproxy       RUNNING   -\nproducer    RUNNING   ready\n\
+            consumer-1  RUNNING   ready\nconsumer-2  RUNNING   ready\nexporter    RUNNING   ready\n\
+            prometheus  RUNNING   -\n\nproducer: acked 10, failed 0\n\
+            exporter       messages   lost  duplicated\n  log               120      0           0\n\
+              processed         118      0           3\n\
+            worst group: meshflow OK, lag 0.0 s (0 messages); groups watched: 2\n\
+            alerts firing: MeshflowNonMtlsTraffic, MeshflowMeshConnectionsDenied x2\n\
+            proxy: connections 9, admitted 4, without mTLS (no valid client certificate) 2, denied by policy 1, without a TLS handshake (failed, or closed before it ended) 2\n";
+        let s = status_screen(screen).unwrap();
+        assert_eq!(s.processes.len(), 7);
+        assert_eq!(
+            s.processes[2],
+            ("producer".into(), "RUNNING".into(), "ready".into())
+        );
+        assert_eq!(s.log, (120.0, 0.0, 0.0));
+        assert_eq!(s.processed, (118.0, 0.0, 3.0));
+        assert_eq!(
+            s.alerts,
+            ["MeshflowNonMtlsTraffic", "MeshflowMeshConnectionsDenied"]
+        );
+        assert_eq!((s.without_mtls, s.denied), (2.0, 1.0));
+        assert!(s.worst_group.starts_with("meshflow OK"));
+    }
+}

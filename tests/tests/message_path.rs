@@ -81,7 +81,7 @@ async fn broker_killed_and_restarted_loses_nothing() {
     );
     assert!(status.success(), "producer exit: {status}");
     assert_eq!(ledger.missing(&bed.names.producer, n), Vec::<u64>::new());
-    // The README's claim: the durable broker's crash duplicates nothing,
+    // docs/faults.md's claim: the durable broker's crash duplicates nothing,
     // neither in the log (the idempotent producer's retries) nor in
     // processing (offsets were committed for what was receipted).
     assert_eq!(in_log.duplicates(), 0, "duplicates in the log");

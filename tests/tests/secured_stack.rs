@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use meshflow_tests::scrape;
 use meshflow_tests::stack::{door_counts, DoorCounts, LocalStack};
 use meshflow_tests::stack_checks::{
-    commit_through_door, exporter, kafka_client_answered, lags, mesh_panels_with_data, total, wait,
+    commit_through_door, exporter, firing_alerts, kafka_client_answered, lags,
+    mesh_panels_with_data, status_screen, total, wait,
 };
 
 /// Messages per second: enough that a stuck partition shows within seconds.
@@ -46,6 +47,26 @@ fn secured_stack_refuses_attackers_and_survives_kills() {
     // up: every service ready through the door.
     let up = stack.run(&["up"], Duration::from_secs(180));
     assert!(up.ok, "stack up failed:\n{}", up.output);
+    // up says what it is doing, with the time elapsed: the phases it runs
+    // here (setup and builds are skipped: the test's binaries are built).
+    let phases: Vec<&str> = up
+        .output
+        .lines()
+        .filter_map(|l| l.strip_prefix("stack: ["))
+        .filter_map(|l| l.split_once("] ").map(|(_, phase)| phase))
+        .map(|phase| phase.split(" (").next().unwrap_or(phase))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "certificates",
+            "starting the broker, HAProxy, producer, consumers, exporter and Prometheus",
+            "waiting for readiness",
+            "ready"
+        ],
+        "{}",
+        up.output
+    );
     let (addr, isolated) = stack.door();
     assert_eq!(
         isolated, root,
@@ -363,13 +384,101 @@ fn secured_stack_refuses_attackers_and_survives_kills() {
 
     // status and the ledger: nothing lost at either stage, everything the
     // log held at this point processed.
+    let door_before = door_counts(metrics).expect("HAProxy's metrics");
+    let alerts_before = firing_alerts(prometheus).expect("Prometheus' alerts");
+    let exporter_before = exporter(&stack).expect("exporter metrics");
     let status = stack.run(&["status"], Duration::from_secs(30));
+    let exporter_after = exporter(&stack).expect("exporter metrics");
+    let alerts_after = firing_alerts(prometheus).expect("Prometheus' alerts");
+    let door_after = door_counts(metrics).expect("HAProxy's metrics");
     assert!(status.ok, "{}", status.output);
+    eprintln!("status:\n{}", status.output.trim_end());
+    // One screen, with the figures the exporter, Prometheus and HAProxy
+    // report at the same moment.
+    let lines = status.output.lines().count();
     assert!(
-        status.output.contains("proxy: connections"),
-        "{}",
+        lines <= 40,
+        "status takes {lines} lines:\n{}",
         status.output
     );
+    let screen = status_screen(&status.output)
+        .unwrap_or_else(|e| panic!("status screen: {e}\n{}", status.output));
+    for (name, state, ready) in &screen.processes {
+        assert_eq!(state, "RUNNING", "{name}: {}", status.output);
+        match name.as_str() {
+            "producer" | "exporter" => assert_eq!(ready, "ready", "{name}"),
+            // A consumer left without partitions after the kill is alive
+            // but not assigned: its own answer is shown, whichever it is.
+            "consumer-1" | "consumer-2" => assert!(
+                ready == "ready" || ready.starts_with("not ready"),
+                "{name}: {ready}"
+            ),
+            _ => assert_eq!(ready, "-", "{name}"),
+        }
+    }
+    for (stage, (seen, lost, duplicated)) in [("log", screen.log), ("processed", screen.processed)]
+    {
+        let within = |name: &str, shown: f64| {
+            let (low, high) = (
+                total(&exporter_before, name, stage),
+                total(&exporter_after, name, stage),
+            );
+            assert!(
+                low <= shown && shown <= high,
+                "status shows {name} {shown} at {stage}, the exporter {low} before and {high} after"
+            );
+        };
+        within("meshflow_messages_total", seen);
+        within("meshflow_messages_lost_total", lost);
+        within("meshflow_messages_duplicated_total", duplicated);
+        assert!(seen > 0.0, "{stage}: no messages");
+    }
+    assert!(
+        screen.worst_group.contains(" lag "),
+        "{}",
+        screen.worst_group
+    );
+    for name in &alerts_before {
+        if alerts_after.contains(name) {
+            assert!(
+                screen.alerts.contains(name),
+                "{name} fires but status shows {:?}",
+                screen.alerts
+            );
+        }
+    }
+    for name in &screen.alerts {
+        assert!(
+            alerts_before.contains(name) || alerts_after.contains(name),
+            "status shows {name} firing, Prometheus does not"
+        );
+    }
+    if door_before == door_after {
+        assert_eq!(
+            (screen.without_mtls, screen.denied),
+            (door_after.without_mtls, door_after.denied),
+            "the door's refusals"
+        );
+    }
+    assert!(
+        screen.without_mtls >= 2.0 && screen.denied >= 1.0,
+        "{screen:?}"
+    );
+    // The raw view keeps the series.
+    let raw = stack.run(&["status", "--raw"], Duration::from_secs(30));
+    assert!(raw.ok, "{}", raw.output);
+    for series in [
+        "proxy: connections",
+        "meshflow_messages_lost_total{",
+        "meshflow_consumer_lag_messages{",
+        "meshflow_producer_messages_total{",
+    ] {
+        assert!(
+            raw.output.contains(series),
+            "status --raw lacks {series}:\n{}",
+            raw.output
+        );
+    }
     let logged = total(
         &exporter(&stack).expect("exporter metrics"),
         "meshflow_messages_total",

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use meshflow_common::config::{in_range, millis_in, topic_name, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The probe's topic when none is named.
 pub const DEFAULT_PROBE_TOPIC: &str = "meshflow.probe";
@@ -13,7 +13,7 @@ pub const DEFAULT_PROBE_TOPIC: &str = "meshflow.probe";
 pub const MAX_PROBE_PARTITIONS: usize = 256;
 
 /// The probe: what it writes to, how often, how long a send may take.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeConfig {
     /// Whether the exporter produces to and reads its probe topic.

@@ -111,6 +111,18 @@ mod service {
     }
 
     #[test]
+    fn every_key_is_documented_once_and_every_documented_key_exists() {
+        use meshflow_common::config::reference::{rows, SHARED_KEYS};
+        let c = from_env(&[]).unwrap();
+        let rows = rows(&c, &[SHARED_KEYS, KEYS], LIST_KEYS).unwrap();
+        assert_eq!(rows.len(), SHARED_KEYS.len() + KEYS.len());
+        let mut keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), rows.len(), "a key documented twice");
+    }
+
+    #[test]
     fn defaults_are_the_documented_ones() {
         let c = from_env(&[]).unwrap();
         let e = &c.exporter;

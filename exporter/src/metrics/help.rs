@@ -48,7 +48,7 @@ pub(super) const HELP: &[(&str, &str)] = &[
     ("broker_info", "1 for each broker of the cluster, with its id, advertised address and rack (empty when none)"),
     ("brokers_expected", "Brokers the cluster should have (exporter.cluster.brokers); 0 when unknown"),
     ("brokers_min_insync", "The min.insync.replicas configured (exporter.cluster.min_insync_replicas): with fewer brokers acks=all writes fail; the value of topics whose own and broker value DescribeConfigs does not tell"),
-    ("exporter_build_info", "1, with the exporter's version as a label"),
+    ("exporter_build_info", "1, with the exporter's version and git commit as labels"),
     ("exporter_poll_duration_seconds", "How long one poll of the cluster (metadata, watermarks, committed offsets, record timestamps) took"),
     ("exporter_poll_errors", "Polls in which a kind of request failed: metadata, watermarks, group_offsets, timestamps, list_groups, brokers, describe_groups, describe_configs"),
     ("exporter_last_successful_poll_timestamp_seconds", "When the last poll with no failure ended, Unix seconds"),

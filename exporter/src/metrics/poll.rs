@@ -19,10 +19,12 @@ const POLL_BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
 ];
 
-/// Labels of the build info: the exporter's version.
+/// Labels of the build info: the exporter's version and git commit, as
+/// `--version` prints them.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
+    commit: &'static str,
 }
 
 /// Labels of the poll errors: what failed.
@@ -63,7 +65,8 @@ impl PollSeries {
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
+                version: meshflow_common::build::VERSION,
+                commit: meshflow_common::build::COMMIT,
             })
             .set(1);
         let series = PollSeries {

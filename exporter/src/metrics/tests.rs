@@ -451,8 +451,9 @@ fn every_family_exposed_carries_its_help_text() {
         assert_eq!(*help, want, "{name}");
     }
     let build = format!(
-        "meshflow_exporter_build_info{{version=\"{}\"}}",
-        env!("CARGO_PKG_VERSION")
+        "meshflow_exporter_build_info{{version=\"{}\",commit=\"{}\"}}",
+        meshflow_common::build::VERSION,
+        meshflow_common::build::COMMIT
     );
     assert_eq!(value(&registry, &build), 1.0);
     let names: std::collections::BTreeSet<&str> = help::HELP.iter().map(|(n, _)| *n).collect();

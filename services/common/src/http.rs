@@ -23,6 +23,8 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
@@ -94,6 +96,29 @@ pub fn register_start_time(registry: &mut Registry) {
         "service_start_time_seconds",
         "When this process started, in Unix seconds",
         started,
+    );
+}
+
+/// Labels of `meshflow_service_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
+}
+
+/// Registers `meshflow_service_build_info{version,commit}`, always 1: the
+/// two values `--version` prints ([`crate::build`]).
+pub fn register_build_info(registry: &mut Registry) {
+    let info = Family::<BuildLabels, Gauge>::default();
+    info.get_or_create(&BuildLabels {
+        version: crate::build::VERSION,
+        commit: crate::build::COMMIT,
+    })
+    .set(1);
+    registry.register(
+        "service_build_info",
+        "1, with the version and git commit this binary was built from, as --version prints them",
+        info,
     );
 }
 

@@ -4,6 +4,7 @@
 //! and the consumer-protocol assignment a described group carries.
 
 pub mod assignment;
+pub mod build;
 pub mod cluster;
 pub mod config;
 pub mod contract;

@@ -10,15 +10,17 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::reference::{KeyDoc, SHARED_KEYS};
 use crate::config::{instance_id, load_from_args, HttpConfig, LogConfig, TraceConfig, Validate};
 use crate::http::{self, Endpoint, Readiness};
 use crate::otlp_metrics::{self, OtlpMetricsSettings};
 use crate::{shutdown, telemetry};
 
 /// What the skeleton needs from a service's configuration.
-pub trait ServiceConfig: DeserializeOwned + Validate {
+pub trait ServiceConfig: DeserializeOwned + Serialize + Validate {
     /// The shared sections the skeleton reads: logging, the HTTP endpoint
     /// and trace propagation.
     fn shared(&self) -> (&LogConfig, &HttpConfig, &TraceConfig);
@@ -52,7 +54,7 @@ macro_rules! service_config {
         instance_id: |$config:ident| $instance_id:expr $(,)?
     ) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, serde::Deserialize)]
+        #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
         #[serde(deny_unknown_fields)]
         pub struct Config {
             /// Connection to Kafka.
@@ -105,6 +107,9 @@ pub struct Skeleton {
     /// Configuration keys that take comma-separated lists from the
     /// environment.
     pub list_keys: &'static [&'static str],
+    /// The service's own keys (its section), documented; the shared ones
+    /// are added in front.
+    pub keys: &'static [KeyDoc],
     /// The readiness conditions `/readyz` reports.
     pub readiness: &'static [&'static str],
     /// Metric families to declare as OpenMetrics statesets.
@@ -142,7 +147,7 @@ impl Skeleton {
         Fut: Future<Output = Result<(), E>>,
         E: Into<WorkError>,
     {
-        let config: C = load_from_args(self.binary, self.list_keys);
+        let config: C = load_from_args(self.binary, self.list_keys, &[SHARED_KEYS, self.keys]);
         let instance = config
             .instance_id()
             .map(str::to_string)
@@ -157,6 +162,7 @@ impl Skeleton {
         let mut registry = Registry::with_prefix("meshflow");
         let metrics = register(&config, &mut registry);
         http::register_start_time(&mut registry);
+        http::register_build_info(&mut registry);
         let readiness = Readiness::new(self.readiness, &mut registry);
         let registry = Arc::new(registry);
         let otlp = OtlpMetricsSettings::from_env(|k| std::env::var(k).ok(), self.binary, &instance)

@@ -5,7 +5,10 @@ use std::time::Duration;
 use meshflow_common::config::{
     identifier, in_range, millis_in, topic_name, topic_retention, ConfigError, Validate,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+mod keys;
+pub use keys::KEYS;
 
 /// librdkafka keys the consumer's typed settings own.
 pub const OWNED_KEYS: &[&str] = &[
@@ -28,7 +31,7 @@ meshflow_common::service_config! {
 }
 
 /// `consumer.*`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
     /// Topic to consume.
@@ -260,6 +263,18 @@ mod tests {
 
     fn from_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         config_from(vars, &[])
+    }
+
+    #[test]
+    fn every_key_is_documented_once_and_every_documented_key_exists() {
+        use meshflow_common::config::reference::{rows, SHARED_KEYS};
+        let c = from_env(&[]).unwrap();
+        let rows = rows(&c, &[SHARED_KEYS, KEYS], &[]).unwrap();
+        assert_eq!(rows.len(), SHARED_KEYS.len() + KEYS.len());
+        let mut keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), rows.len(), "a key documented twice");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use meshflow_common::contract::ready;
 use meshflow_common::skeleton::Skeleton;
 use meshflow_consumer::metrics::ConsumerMetrics;
-use meshflow_consumer::{service, Config};
+use meshflow_consumer::{config, service, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
         binary: "meshflow-consumer",
         role: "consumer",
         list_keys: &[],
+        keys: config::KEYS,
         readiness: &[
             ready::KAFKA,
             ready::ASSIGNED,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use meshflow_common::contract::ready;
 use meshflow_common::skeleton::Skeleton;
 use meshflow_producer::metrics::ProducerMetrics;
-use meshflow_producer::{service, Config};
+use meshflow_producer::{config, service, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
         binary: "meshflow-producer",
         role: "producer",
         list_keys: &[],
+        keys: config::KEYS,
         readiness: &[ready::KAFKA, ready::CLIENT],
         statesets: &[],
     }

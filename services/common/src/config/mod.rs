@@ -10,10 +10,12 @@
 //!
 //! The files: this one loads (layers, environment, errors); `sections` holds
 //! the sections every service shares; `validate` the checks sections use;
-//! `cli` the command line of `main`; `instance` the instance id.
+//! `cli` the command line of `main`; `reference` the keys with their
+//! defaults, environment variables and meanings; `instance` the instance id.
 
 mod cli;
 mod instance;
+pub mod reference;
 mod sections;
 mod validate;
 

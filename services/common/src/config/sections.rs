@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{is_secret_key, one_of, ConfigError, REDACTED};
 
 /// How the service talks to Kafka. Security settings are plain config so a
 /// cluster without a mesh can still use TLS and SASL. Its `Debug` form
 /// redacts the password and secret pass-through settings.
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list (librdkafka `bootstrap.servers`).
@@ -93,7 +93,7 @@ impl Default for KafkaConfig {
 }
 
 /// The metrics and health endpoint.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Listen address for `/metrics`, `/healthz` and `/readyz`. The default
@@ -111,7 +111,7 @@ impl HttpConfig {
 }
 
 /// Log output.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` (human-readable) or `json` (one object per line).
@@ -148,7 +148,7 @@ impl LogConfig {
 }
 
 /// Settings for trace propagation.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TraceConfig {
     /// Also propagate W3C Baggage (the `baggage` header). Off by default:

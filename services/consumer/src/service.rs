@@ -229,7 +229,8 @@ impl Worker {
 
     /// Processes one message and settles it in the ledger, which says
     /// whether to take the next one ([`Step::Stop`] only for a malformed
-    /// message whose dead letter was not acknowledged before shutdown: its
+    /// message whose dead letter was not acknowledged before shutdown,
+    /// [`Step::Park`] for one whose dead letter was refused for good: its
     /// offset is never stored and the next owner of the partition reads it
     /// again).
     async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> Step {

@@ -58,7 +58,11 @@ impl TrackedGroup {
             topics.insert(lag.topic);
             followed.insert((lag.topic.to_string(), lag.partition));
             if let Some(offsets) = &lag.offsets {
-                self.record_expiry(name, lag.topic, lag.partition, offsets, metrics);
+                // A partition the group never committed on has no position
+                // that retention could pass: nothing of it is the group's.
+                if offsets.committed.is_some() {
+                    self.record_expiry(name, lag.topic, lag.partition, offsets, metrics);
+                }
                 self.burrow
                     .entry((lag.topic.to_string(), lag.partition))
                     .or_default()

@@ -188,18 +188,7 @@ mod tests {
     use super::*;
 
     fn assignment(topics: &[(&str, &[i32])]) -> Vec<u8> {
-        let mut out = 3i16.to_be_bytes().to_vec();
-        out.extend((topics.len() as i32).to_be_bytes());
-        for (name, partitions) in topics {
-            out.extend((name.len() as i16).to_be_bytes());
-            out.extend(name.as_bytes());
-            out.extend((partitions.len() as i32).to_be_bytes());
-            for p in *partitions {
-                out.extend(p.to_be_bytes());
-            }
-        }
-        out.extend((-1i32).to_be_bytes());
-        out
+        meshflow_common::testing::assignment_bytes(3, topics)
     }
 
     #[test]

@@ -89,6 +89,26 @@ async fn read_log(log: &TopicReader, producer: &str, n: u64) -> LogLedger {
     }
 }
 
+/// The exporter's samples once it counts `n` messages at both stages and
+/// `receipt_duplicates` repeated receipts (two minutes at most).
+async fn counted(
+    port: u16,
+    group: &str,
+    n: u64,
+    receipt_duplicates: f64,
+) -> std::collections::HashMap<String, f64> {
+    metrics_until(
+        port,
+        "the exporter to count every message at both stages and every repeated receipt",
+        Duration::from_secs(120),
+        |s| {
+            let c = counts(s, group);
+            c[0] >= n as f64 && c[3] >= n as f64 && c[5] >= receipt_duplicates
+        },
+    )
+    .await
+}
+
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
         .ok()
@@ -230,16 +250,7 @@ async fn a_randomized_mix_of_faults_loses_nothing_and_the_exporter_equals_the_le
     let (redelivered, rewritten) = truth.duplicate_causes();
     let group = bed.names.group.clone();
     let receipt_duplicates = truth.duplicates() as f64;
-    let after = metrics_until(
-        exporter.port,
-        "the exporter to count every message at both stages and every repeated receipt",
-        Duration::from_secs(120),
-        |s| {
-            let c = counts(s, &group);
-            c[0] >= n as f64 && c[3] >= n as f64 && c[5] >= receipt_duplicates
-        },
-    )
-    .await;
+    let after = counted(exporter.port, &group, n, receipt_duplicates).await;
     // The invalid series appears with the first malformed record.
     let invalid = scrape::value(
         &after,
@@ -446,16 +457,7 @@ async fn a_randomized_mix_on_three_mock_brokers_loses_nothing_and_the_exporter_e
         .count();
     let unprocessed = truth.missing(&names.producer, n).len();
     let receipt_duplicates = truth.duplicates() as f64;
-    let after = metrics_until(
-        exporter.port,
-        "the exporter to count every message at both stages and every repeated receipt",
-        Duration::from_secs(120),
-        |s| {
-            let c = counts(s, &group);
-            c[0] >= n as f64 && c[3] >= n as f64 && c[5] >= receipt_duplicates
-        },
-    )
-    .await;
+    let after = counted(exporter.port, &group, n, receipt_duplicates).await;
     println!(
         "mock nemesis: seed {seed}: {} faults; sent={n} log: distinct={} gaps={gaps} twice={}; \
          receipts: {} unprocessed={unprocessed}\n  exporter: {}",

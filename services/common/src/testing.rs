@@ -173,3 +173,38 @@ pub fn envelope_sized_headers(seq: u64) -> OwnedHeaders {
         },
     )
 }
+
+/// Asserts that `keys` (after the shared ones) document every setting of
+/// `config` exactly once and name no setting it lacks (`list_keys`: the
+/// keys taken as comma-separated lists from the environment).
+pub fn assert_keys_documented_once(
+    config: &impl serde::Serialize,
+    keys: &[crate::config::reference::KeyDoc],
+    list_keys: &[&str],
+) {
+    use crate::config::reference::{rows, SHARED_KEYS};
+    let rows = rows(config, &[SHARED_KEYS, keys], list_keys).unwrap();
+    assert_eq!(rows.len(), SHARED_KEYS.len() + keys.len());
+    let mut names: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), rows.len(), "a key documented twice");
+}
+
+/// The bytes of a consumer-protocol assignment of `version` holding
+/// `topics` (name, partitions), with no user data: what a member's
+/// DescribeGroups assignment carries.
+pub fn assignment_bytes(version: i16, topics: &[(&str, &[i32])]) -> Vec<u8> {
+    let mut out = version.to_be_bytes().to_vec();
+    out.extend((topics.len() as i32).to_be_bytes());
+    for (name, partitions) in topics {
+        out.extend((name.len() as i16).to_be_bytes());
+        out.extend(name.as_bytes());
+        out.extend((partitions.len() as i32).to_be_bytes());
+        for p in *partitions {
+            out.extend(p.to_be_bytes());
+        }
+    }
+    out.extend((-1i32).to_be_bytes());
+    out
+}

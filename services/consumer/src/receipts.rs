@@ -32,6 +32,9 @@ pub struct ReceiptSink {
     metrics: ConsumerMetrics,
     ledger: Mutex<Ledger<BoxedSpan>>,
     stopping: AtomicBool,
+    /// Whether any partition is held: lets [`ReceiptSink::is_held`], asked
+    /// for every message, skip the ledger's lock while none is.
+    any_held: AtomicBool,
 }
 
 impl ReceiptSink {
@@ -52,6 +55,7 @@ impl ReceiptSink {
             metrics,
             ledger: Mutex::new(Ledger::new(group, consumer, batch_max, batch_bytes_max)),
             stopping: AtomicBool::new(false),
+            any_held: AtomicBool::new(false),
         }
     }
 
@@ -64,13 +68,18 @@ impl ReceiptSink {
         outcome: Outcome,
         span: Option<BoxedSpan>,
     ) -> Step {
-        lock(&self.ledger).settle(topic, partition, offset, outcome, span)
+        let mut ledger = lock(&self.ledger);
+        let step = ledger.settle(topic, partition, offset, outcome, span);
+        if step != Step::Continue {
+            self.any_held.store(true, Ordering::SeqCst);
+        }
+        step
     }
 
     /// Whether `topic/partition/offset` comes after a held message of its
     /// partition (see [`Ledger::is_held`]).
     pub fn is_held(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        lock(&self.ledger).is_held(topic, partition, offset)
+        self.any_held.load(Ordering::SeqCst) && lock(&self.ledger).is_held(topic, partition, offset)
     }
 
     /// Partitions held at a message neither receipted nor dead-lettered.
@@ -81,7 +90,10 @@ impl ReceiptSink {
     /// Forgets the held messages of revoked `partitions`; returns how many
     /// partitions stay held.
     pub fn release(&self, partitions: &[(String, i32)]) -> usize {
-        lock(&self.ledger).release(partitions)
+        let mut ledger = lock(&self.ledger);
+        let held = ledger.release(partitions);
+        self.any_held.store(held > 0, Ordering::SeqCst);
+        held
     }
 
     /// How many settled messages wait for the next flush.

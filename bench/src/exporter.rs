@@ -96,6 +96,7 @@ fn feed(accounting: &mut Accounting, ids: &[String], from: u64, to: u64, log: bo
                     partition,
                     created_ns: now - 2_000_000,
                     read_ns: now,
+                    settled: None,
                 }));
             }
             black_box(accounting.observe_receipt(

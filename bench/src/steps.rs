@@ -52,8 +52,13 @@ fn produce_plain(bed: &mut Bed, seq: u64) {
 }
 
 fn produce_meshflow(bed: &mut Bed, seq: u64) {
-    let out =
-        meshflow_producer::service::prepare(&bed.tracer, TOPIC, INSTANCE, seq, bed.payload.len());
+    let out = meshflow_producer::service::prepare(
+        &bed.tracer,
+        TOPIC,
+        INSTANCE,
+        (seq, seq.saturating_sub(1)),
+        bed.payload.len(),
+    );
     let record = FutureRecord::to(TOPIC)
         .key(&out.key)
         .payload(&bed.payload)
@@ -104,6 +109,7 @@ fn envelope_round_trip(bed: &mut Bed, seq: u64) {
         producer: INSTANCE.to_string(),
         seq,
         created_ns: 1_795_813_603_000_000_000,
+        settled: Some(seq),
     };
     let owned = message_headers(&envelope, &bed.cx);
     let view = HeaderView::of(Some(&owned));
@@ -150,6 +156,7 @@ pub fn run(name: &str, n: u64) -> anyhow::Result<()> {
         producer: INSTANCE.to_string(),
         seq: 41,
         created_ns: 1_795_813_603_000_000_000,
+        settled: Some(41),
     };
     let message = OwnedMessage::new(
         Some(vec![b'm'; 256]),

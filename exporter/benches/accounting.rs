@@ -135,6 +135,7 @@ fn log_record(ids: &[String], entry: Entry) -> LogRecord<'_> {
         partition: entry.partition,
         created_ns: entry.now_ns - 2_000_000,
         read_ns: entry.now_ns,
+        settled: None,
     }
 }
 

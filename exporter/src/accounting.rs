@@ -77,7 +77,7 @@ use crate::observation::{
     count, latency, Evictions, Horizon, LogRecord, Observed, ReceiptEntry, Rejection,
     StageCounters, SweepReport,
 };
-use crate::window::{duration_ns, SequenceWindow};
+use crate::window::{duration_ns, Outcome, SequenceWindow};
 use judge::{judge_processed, settle, Judged, Until};
 
 /// Longest producer instance id accepted (the envelope's limit); longer
@@ -105,6 +105,29 @@ struct ProducerBook {
     last_activity_ns: u64,
     /// Log observations refused as jumps since the last accepted one.
     jumps: u32,
+    /// The highest `mf-settled` the producer wrote (each capped by its own
+    /// message's `mf-seq`), if it writes any: log gaps at or above it are
+    /// not judged yet.
+    settled: Option<u64>,
+}
+
+impl ProducerBook {
+    /// Takes the settled mark of a message with sequence number `seq`.
+    /// The highest mark counts, so a forged low one changes nothing; a
+    /// mark is capped by its own message's sequence number (a producer
+    /// cannot have settled a message it has not sent), so a forged high one
+    /// reaches no further than a forged `mf-seq` could.
+    fn note_settled(&mut self, settled: Option<u64>, seq: u64) {
+        if let Some(mark) = settled {
+            let mark = mark.min(seq);
+            self.settled = Some(self.settled.map_or(mark, |old| old.max(mark)));
+        }
+    }
+
+    /// Below which sequence number log gaps may be judged.
+    fn judge_below(&self) -> u64 {
+        self.settled.unwrap_or(u64::MAX)
+    }
 }
 
 /// The exporter's accounting of one data topic.
@@ -254,6 +277,9 @@ impl Accounting {
             }
         }
         let outcome = book.log.observe(record.seq, lane(record.partition), now_ns);
+        if outcome != Outcome::Ignored {
+            book.note_settled(record.settled, record.seq);
+        }
         let latency = latency(outcome, record.created_ns, now_ns);
         count(&mut self.log, outcome, latency);
         Observed {
@@ -434,6 +460,7 @@ fn fresh_book(
         groups: PerGroup::from_fn(groups, |_| None),
         last_activity_ns: now_ns,
         jumps: 0,
+        settled: None,
     }
 }
 

@@ -32,6 +32,9 @@ pub struct LogRecord<'a> {
     pub created_ns: u64,
     /// When the exporter read it, unix ns (the exporter's clock).
     pub read_ns: u64,
+    /// `mf-settled`, when the producer wrote it: every sequence number of
+    /// the producer below it was settled when this one was handed over.
+    pub settled: Option<u64>,
 }
 
 /// One entry of a receipt batch read from the receipts topic.

@@ -210,6 +210,7 @@ impl Probe {
                 producer: self.book.producer().to_string(),
                 seq,
                 created_ns: now,
+                settled: None,
             }
             .add_to(&mut headers);
             let tag = format!("{:016x}", self.book.tag(seq, partition));

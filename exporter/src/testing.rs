@@ -40,6 +40,7 @@ pub(crate) fn log_at(seq: u64, now: u64) -> LogRecord<'static> {
         partition: 0,
         created_ns: now,
         read_ns: now,
+        settled: None,
     }
 }
 

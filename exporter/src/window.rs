@@ -40,6 +40,14 @@
 //!   so a stalled broker or an exporter that fell behind delays the
 //!   judgement instead of turning late messages into lost ones. Each
 //!   sequence number is declared lost at most once.
+//! - **Settled, by the producer's word.** A producer may still hold a gap:
+//!   one partition refuses writes while the others take them, and the
+//!   producer keeps retrying it for up to its delivery timeout. The reading
+//!   progresses all the same, so grace alone would call it lost. The owner
+//!   therefore passes to [`SequenceWindow::sweep`] the sequence number below
+//!   which the producer said everything was settled (`mf-settled`):
+//!   acknowledged, or given up. Gaps at or above it wait, whatever the
+//!   grace. A producer that says nothing is judged by grace alone.
 //! - **Implausible jumps** are not the window's to take: a sequence number a
 //!   whole bitmap or more ahead of the newest ([`SequenceWindow::is_jump`])
 //!   would declare everything in between lost at once, and a forged `mf-seq`
@@ -228,18 +236,21 @@ impl SequenceWindow {
     }
 
     /// Settles what is due and returns how many sequence numbers were
-    /// declared lost since the last sweep: gaps whose last activity is at
-    /// least the grace period before `through_ns`, plus gaps that slid out of
-    /// the bitmap. `through_ns` is how far the reading has progressed: every
-    /// record written before it has been read.
-    pub fn sweep(&mut self, through_ns: u64) -> u64 {
+    /// declared lost since the last sweep: gaps below `settled` whose last
+    /// activity is at least the grace period before `through_ns`, plus gaps
+    /// that slid out of the bitmap. `through_ns` is how far the reading has
+    /// progressed: every record written before it has been read. `settled`
+    /// is the producer's settled mark (`u64::MAX` when it gives none): gaps
+    /// at or above it may still be delivered.
+    pub fn sweep(&mut self, through_ns: u64, settled: u64) -> u64 {
         let mut lost = std::mem::take(&mut self.pending_lost);
         if !self.judges_loss() || !self.met {
             return lost;
         }
-        while self.resolved < self.next {
+        let until = self.next.min(settled);
+        while self.resolved < until {
             let word = self.resolved / 64;
-            let end = ((word + 1) * 64).min(self.next);
+            let end = ((word + 1) * 64).min(until);
             let from = self.resolved.max(self.floor);
             let missing = if from < end {
                 span_mask(word, from, end) & !self.ring[self.slot(word)]

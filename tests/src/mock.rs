@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use rdkafka::bindings as rd;
+use rdkafka::config::ClientConfig;
 use rdkafka::mocking::{MockCluster, MockCoordinator};
-use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::ledger::{Ledger, TopicReader};
 use crate::scenario::Names;
@@ -25,14 +28,30 @@ pub struct MockBed {
     pub bootstrap: String,
     /// The test's directory.
     pub dir: WorkDir,
-    /// The cluster; declared last, so dropped after every client above.
+    /// The cluster. Its client lives as long as the test process, so it
+    /// outlives every client above.
     pub mock: MockCluster<'static, DefaultProducerContext>,
+    /// The same cluster as librdkafka's handle, for what the safe API does
+    /// not offer (one broker's errors).
+    raw: *mut rd::rd_kafka_mock_cluster_t,
 }
 
 impl MockBed {
     /// The cluster for `test`.
     pub fn new(test: &str) -> MockBed {
-        let mock = MockCluster::new(3).expect("mock cluster");
+        // The cluster belongs to a client made for it, kept for the whole
+        // process: the safe API gives no handle of a cluster it creates.
+        let owner: &'static BaseProducer = Box::leak(Box::new(
+            ClientConfig::new()
+                .set("test.mock.num.brokers", "3")
+                .create()
+                .expect("mock cluster's client"),
+        ));
+        let mock = owner.client().mock_cluster().expect("mock cluster");
+        // SAFETY: the client is alive for the rest of the process, and
+        // with it the cluster the handle points to.
+        let raw = unsafe { rd::rd_kafka_handle_mock_cluster(owner.client().native_ptr()) };
+        assert!(!raw.is_null(), "no mock cluster");
         let bootstrap = mock.bootstrap_servers();
         let names = Names::new();
         for topic in names.topics() {
@@ -51,7 +70,54 @@ impl MockBed {
             bootstrap,
             dir: WorkDir::new(test),
             mock,
+            raw,
         }
+    }
+
+    /// Makes `broker` answer its next `count` Produce requests with
+    /// `error`, each after `rtt`, whoever sends them; other requests (Fetch,
+    /// ListOffsets, Metadata) and other brokers are untouched.
+    pub fn produce_errors(&self, broker: i32, error: RDKafkaRespErr, rtt: Duration, count: usize) {
+        let rtt_ms = i32::try_from(rtt.as_millis()).unwrap_or(i32::MAX);
+        for _ in 0..count {
+            // SAFETY: `raw` is the live cluster (see `new`); the variadic
+            // arguments are one (error, rtt in ms) pair, as `cnt` = 1 says.
+            let err = unsafe {
+                rd::rd_kafka_mock_broker_push_request_error_rtts(
+                    self.raw,
+                    broker,
+                    RDKafkaApiKey::Produce as i16,
+                    1,
+                    error as i32,
+                    rtt_ms,
+                )
+            };
+            assert_eq!(
+                err,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR,
+                "push error"
+            );
+        }
+    }
+
+    /// Produce errors `broker` still holds for its next requests.
+    pub fn produce_errors_left(&self, broker: i32) -> usize {
+        let mut left = 0usize;
+        // SAFETY: as in `produce_errors`; `left` outlives the call.
+        let err = unsafe {
+            rd::rd_kafka_mock_broker_error_stack_cnt(
+                self.raw,
+                broker,
+                RDKafkaApiKey::Produce as i16,
+                &mut left,
+            )
+        };
+        assert_eq!(
+            err,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR,
+            "error stack"
+        );
+        left
     }
 
     /// The receipts read so far.

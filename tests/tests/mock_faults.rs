@@ -368,6 +368,130 @@ async fn slow_brokers_lose_nothing() {
     assert!(during > 0, "no receipt while the brokers were slow");
 }
 
+/// One partition refuses writes for a minute while everything else works:
+/// its broker answers Produce with `NOT_ENOUGH_REPLICAS` (what a real one
+/// answers while the partition is below `min.insync.replicas`), and answers
+/// Fetch, ListOffsets and Metadata as usual. The producer keeps retrying
+/// the partition's messages (its delivery timeout is 5 minutes) while the
+/// other partitions take theirs, so the log has gaps for longer than the
+/// exporter's grace, and the reading progresses past them. They are late,
+/// not lost: the exporter reports 0 lost throughout and, at the end, the
+/// same figures as the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_refusing_writes_for_a_minute_is_late_not_lost() {
+    use meshflow_tests::bed::{assert_figures_equal_ledger, counts, metrics_until, show};
+    const STALL: Duration = Duration::from_secs(60);
+    const GRACE: Duration = Duration::from_secs(30);
+    let bed = MockBed::new("partial-stall");
+    // Broker 3 leads partition 0 of the data topic and nothing else.
+    bed.mock
+        .partition_leader(&bed.names.topic, 0, Some(3))
+        .expect("leader 3");
+    let exporter = meshflow_tests::exporter::start(
+        bed.dir.path(),
+        &bed.bootstrap,
+        &bed.names,
+        "exporter",
+        &meshflow_tests::unique("exporter"),
+        &[("MESHFLOW__EXPORTER__GRACE", "30s")],
+    );
+    wait_ready(&[&exporter], Duration::from_secs(60)).await;
+    let (n, rate) = (7_500, 100);
+    // One request in flight, as in brokers_answering_with_errors.
+    let config = bed.dir.path().join("producer.toml");
+    std::fs::write(
+        &config,
+        "[kafka.librdkafka]\n\"max.in.flight.requests.per.connection\" = \"1\"\n",
+    )
+    .unwrap();
+    let args = &["--config", config.to_str().unwrap()];
+    let mut run = Run::flowing(&bed, n, rate, STALL.as_secs_f64(), args, 500).await;
+
+    let stalled = Instant::now();
+    let mut pushed = 0;
+    while stalled.elapsed() < STALL {
+        if bed.produce_errors_left(3) < 5 {
+            bed.produce_errors(
+                3,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                Duration::from_millis(200),
+                10,
+            );
+            pushed += 10;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let taken = pushed - bed.produce_errors_left(3);
+    let during = metrics_until(
+        exporter.port,
+        "the exporter's figures at the end of the stall",
+        Duration::from_secs(10),
+        |s| !counts(s, &bed.names.group)[0].is_nan(),
+    )
+    .await;
+    // The stall was real: partition 0 took nothing from 5 s in to its end,
+    // while the others were still written to more than the grace after it
+    // began, so grace alone would have judged its messages lost.
+    let records = run.log.records();
+    let in_stall = |r: &&meshflow_tests::ledger::Record| r.seen > stalled + Duration::from_secs(5);
+    let p0_during = records
+        .iter()
+        .filter(|r| r.partition == 0)
+        .filter(in_stall)
+        .count();
+    let others_after_grace = records
+        .iter()
+        .filter(|r| r.partition != 0 && r.seen > stalled + GRACE + Duration::from_secs(5))
+        .count();
+    println!(
+        "partial stall: {taken} Produce errors taken by broker 3 in {:.0} s; partition 0 written \
+         {p0_during} times during it, the others {others_after_grace} times past the grace; \
+         exporter at its end: {}",
+        STALL.as_secs_f64(),
+        show(counts(&during, &bed.names.group))
+    );
+    assert!(
+        taken >= 10,
+        "the producer took {taken} of the Produce errors"
+    );
+    assert_eq!(p0_during, 0, "partition 0 was written to during the stall");
+    assert!(
+        others_after_grace > 0,
+        "no partition progressed past the grace"
+    );
+    let [_, lost_log, _, _, lost_processed, _] = counts(&during, &bed.names.group);
+    assert_eq!(
+        (lost_log, lost_processed),
+        (0.0, 0.0),
+        "judged lost while retried"
+    );
+
+    let (done, ok) = run.finish(&bed).await;
+    check("partial stall", &bed, &run, &done, ok, "");
+    let in_log = LogLedger::from_records(&run.log.records());
+    let after = metrics_until(
+        exporter.port,
+        "the exporter to count every message at both stages",
+        Duration::from_secs(120),
+        |s| {
+            let c = counts(s, &bed.names.group);
+            c[0] >= n as f64 && c[3] >= n as f64 && c[5] >= done.duplicates() as f64
+        },
+    )
+    .await;
+    println!(
+        "partial stall: exporter after: {}",
+        show(counts(&after, &bed.names.group))
+    );
+    assert_figures_equal_ledger(
+        &after,
+        &bed.names.group,
+        n,
+        in_log.duplicates(),
+        done.duplicates(),
+    );
+}
+
 #[test]
 fn only_a_message_in_flight_when_its_broker_went_down_may_be_in_the_mock_log_twice() {
     let lost = 10_000_000_000;

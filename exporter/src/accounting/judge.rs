@@ -39,10 +39,11 @@ pub(super) fn settle(
     horizon: &Horizon,
     processed: &mut PerGroup<Judged>,
 ) -> u64 {
+    let settled = book.judge_below();
     let lost = match horizon.log_ns {
-        Some(through_ns) => book.log.sweep(through_ns),
+        Some(through_ns) => book.log.sweep(through_ns, settled),
         // Nothing judged by time; what slid out is still reported.
-        None => book.log.sweep(0),
+        None => book.log.sweep(0, settled),
     };
     for (id, group) in book.groups.iter_mut() {
         if let (Some(group), Some(Some(through_ns))) = (group, horizon.processed_ns.get(id)) {

@@ -128,6 +128,7 @@ fn run(stream: &Stream, forge: bool) -> StageCounters {
                     partition,
                     created_ns,
                     read_ns: now,
+                    settled: None,
                 });
                 assert!(
                     observed.rejected.is_some() || observed.outcome == Outcome::Ignored,
@@ -142,6 +143,7 @@ fn run(stream: &Stream, forge: bool) -> StageCounters {
             partition,
             created_ns: now - MS / 2,
             read_ns: now,
+            settled: None,
         });
     }
     let end = now + 3_600_000 * MS;
@@ -204,6 +206,7 @@ proptest! {
                 partition: (i % 3) as i32,
                 created_ns: now,
                 read_ns: now,
+                settled: None,
             });
             accounting.observe_receipt(&ReceiptEntry {
                 group: "g",
@@ -272,6 +275,7 @@ fn a_producer_that_truly_jumped_is_rebased_after_a_run() {
             partition: 0,
             created_ns: now,
             read_ns: now,
+            settled: None,
         })
     };
     observe(&mut accounting, 0);
@@ -302,6 +306,7 @@ fn implausible_times_are_refused_at_both_stages() {
         partition: 0,
         created_ns,
         read_ns: T0,
+        settled: None,
     };
     let day = 24 * 3_600_000 * MS;
     assert_eq!(

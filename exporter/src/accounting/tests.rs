@@ -57,6 +57,7 @@ fn scenarios() {
                         partition,
                         created_ns: T0 + ms * MS - 2 * MS,
                         read_ns: T0 + ms * MS,
+                        settled: None,
                     };
                     assert_eq!(accounting.observe_log(&record).outcome, want, "{context}");
                 }
@@ -118,6 +119,7 @@ fn latency_and_clock_skew() {
         let record = LogRecord {
             created_ns,
             read_ns,
+            settled: None,
             ..log_at(seq, 0)
         };
         assert_eq!(accounting.observe_log(&record).latency, want, "{record:?}");
@@ -173,6 +175,7 @@ fn unwatched_groups_and_long_ids_are_ignored() {
         partition: 0,
         created_ns: T0,
         read_ns: T0,
+        settled: None,
     };
     assert_eq!(accounting.observe_log(&record).outcome, Ignored);
     assert_eq!(accounting.unwatched_receipts(), 1);
@@ -199,6 +202,7 @@ fn memory_grows_with_producers_not_traffic() {
                     partition,
                     created_ns: now,
                     read_ns: now,
+                    settled: None,
                 };
                 accounting.observe_log(&record);
                 if receipted(seq, i) {
@@ -239,4 +243,138 @@ fn memory_grows_with_producers_not_traffic() {
     }
     assert_eq!(accounting.processed_counters("g").unwrap().lost, want);
     assert_eq!(accounting.log_counters().lost, 0);
+}
+
+/// A record of producer "p" at `ms`, with its `mf-settled` mark.
+fn marked(seq: u64, ms: u64, settled: Option<u64>) -> LogRecord<'static> {
+    LogRecord {
+        settled,
+        ..log_at(seq, T0 + ms * MS)
+    }
+}
+
+#[test]
+fn a_partition_refusing_writes_is_late_not_lost_when_the_producer_says_so() {
+    let mut accounting = with_window(1 << 16);
+    // Seq 3 goes to a partition that refuses writes for 60 s; the others
+    // take 0..=2 and 4..=99, each stamped with the producer's mark, which
+    // stays at 3 while it retries.
+    for seq in (0..100).filter(|&s| s != 3) {
+        accounting.observe_log(&marked(seq, seq * 10, Some(seq.min(3))));
+    }
+    for ms in [31_000, 60_000] {
+        assert_eq!(sweep_caught_up(&mut accounting, T0 + ms * MS).log_lost, 0);
+    }
+    // The partition takes it at 61 s; later messages carry a mark past it.
+    assert_eq!(
+        accounting.observe_log(&marked(3, 61_000, Some(3))).outcome,
+        Late
+    );
+    accounting.observe_log(&marked(100, 61_000, Some(100)));
+    assert_eq!(
+        sweep_caught_up(&mut accounting, T0 + 200_000 * MS).log_lost,
+        0
+    );
+    assert_eq!(accounting.log_counters().lost, 0);
+
+    // Without the mark (another producer), grace alone judges: the same
+    // stall is reported lost after 30 s.
+    let mut accounting = with_window(1 << 16);
+    for seq in (0..100).filter(|&s| s != 3) {
+        accounting.observe_log(&marked(seq, seq * 10, None));
+    }
+    assert_eq!(
+        sweep_caught_up(&mut accounting, T0 + 31_000 * MS).log_lost,
+        1
+    );
+}
+
+#[test]
+fn a_gap_the_producer_gave_up_on_is_lost_once_its_mark_passes_it() {
+    let mut accounting = with_window(1 << 16);
+    for seq in (0..10).filter(|&s| s != 3) {
+        accounting.observe_log(&marked(seq, seq, Some(seq.min(3))));
+    }
+    assert_eq!(
+        sweep_caught_up(&mut accounting, T0 + 100_000 * MS).log_lost,
+        0
+    );
+    // Given up (counted failed by the producer): its mark moves on. Seq 10
+    // shares the gap's 64-sequence block, whose grace restarts with it.
+    accounting.observe_log(&marked(10, 100_000, Some(10)));
+    assert_eq!(
+        sweep_caught_up(&mut accounting, T0 + 129_999 * MS).log_lost,
+        0
+    );
+    assert_eq!(
+        sweep_caught_up(&mut accounting, T0 + 130_000 * MS).log_lost,
+        1
+    );
+    assert_eq!(accounting.log_counters().lost, 1);
+}
+
+#[test]
+fn a_forged_mark_moves_no_figure() {
+    // The real stream: 3 is held back, the producer's mark stays at 3.
+    let real = |accounting: &mut Accounting| {
+        for seq in (0..50).filter(|&s| s != 3) {
+            accounting.observe_log(&marked(seq, seq, Some(seq.min(3))));
+        }
+    };
+    // A forged low mark is below the highest: nothing changes.
+    let mut accounting = with_window(1 << 16);
+    real(&mut accounting);
+    accounting.observe_log(&marked(50, 50, Some(0)));
+    assert_eq!(
+        sweep_caught_up(&mut accounting, T0 + 100_000 * MS).log_lost,
+        0
+    );
+    // A forged high mark is capped by its own message's seq: a record
+    // claiming seq 2 settled "everything below 1,000,000" settles nothing
+    // new (2 < 3), and the held-back 3 is still not judged.
+    let mut accounting = with_window(1 << 16);
+    real(&mut accounting);
+    accounting.observe_log(&marked(2, 60, Some(1_000_000)));
+    assert_eq!(
+        sweep_caught_up(&mut accounting, T0 + 100_000 * MS).log_lost,
+        0
+    );
+    // A mark on a refused record (created too far in the future) is not
+    // taken.
+    let mut accounting = with_window(1 << 16);
+    real(&mut accounting);
+    let future = LogRecord {
+        created_ns: T0 + 10_000_000 * MS,
+        ..marked(60, 60, Some(60))
+    };
+    assert!(accounting.observe_log(&future).rejected.is_some());
+    assert_eq!(
+        sweep_caught_up(&mut accounting, T0 + 100_000 * MS).log_lost,
+        0
+    );
+}
+
+#[test]
+fn processed_loss_waits_for_the_log_to_be_settled() {
+    let mut accounting = with_window(1 << 16);
+    for seq in (0..20).filter(|&s| s != 3) {
+        accounting.observe_log(&marked(seq, seq, Some(seq.min(3))));
+    }
+    // The group processed 0..=2 only; the rest waits behind the log's mark.
+    for seq in 0..3 {
+        accounting.observe_receipt(&receipt_at(seq, T0 + seq * MS), T0 + seq * MS);
+    }
+    let report = sweep_judging(&mut accounting, T0 + 200_000 * MS, T0 + 200_000 * MS);
+    assert_eq!(
+        (report.log_lost, report.processed_lost.to_vec()),
+        (0, vec![0])
+    );
+    // 3 arrives and is settled; the group never receipts 4..=20: judged now.
+    accounting.observe_log(&marked(3, 200_000, Some(3)));
+    accounting.observe_log(&marked(20, 200_000, Some(20)));
+    let report = sweep_judging(&mut accounting, T0 + 300_000 * MS, T0 + 300_000 * MS);
+    assert_eq!(
+        (report.log_lost, report.processed_lost.to_vec()),
+        (0, vec![17])
+    );
 }

@@ -162,6 +162,7 @@ mod tests {
             partition: 0,
             created_ns: now,
             read_ns: now,
+            settled: None,
         }
     }
 

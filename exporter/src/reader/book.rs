@@ -73,6 +73,7 @@ impl TopicBook {
                     partition: message.partition(),
                     created_ns: envelope.created_ns,
                     read_ns,
+                    settled: envelope.settled,
                 });
                 self.series.record_log(observed);
                 None

@@ -93,7 +93,7 @@ fn scenarios() {
                     assert_eq!(got, want, "{}: step {i} {step:?}", case.name);
                 }
                 Sweep(ms, want) => {
-                    let got = window.sweep(ms * MS);
+                    let got = window.sweep(ms * MS, u64::MAX);
                     assert_eq!(got, want, "{}: step {i} {step:?}", case.name);
                 }
             }
@@ -109,7 +109,7 @@ fn dedup_only_never_declares_loss() {
     assert_eq!(window.observe(10, None, 0), Duplicate);
     assert_eq!(window.observe(5, None, 0), Late);
     assert_eq!(window.observe(1000, None, 0), New);
-    assert_eq!(window.sweep(u64::MAX), 0);
+    assert_eq!(window.sweep(u64::MAX, u64::MAX), 0);
     assert_eq!(window.observe(20, None, 0), Duplicate);
 }
 
@@ -148,7 +148,7 @@ fn memory_is_fixed_whatever_the_traffic() {
             window.observe(seq, Some((seq % 6) as u32), seq * MS);
         }
     }
-    window.sweep(u64::MAX);
+    window.sweep(u64::MAX, u64::MAX);
     assert_eq!(window.memory_bytes(), before);
 }
 
@@ -186,14 +186,14 @@ fn lost_equals_dropped_on_a_shuffled_stream() {
             }
         }
         if seq % 1000 == 0 {
-            lost += window.sweep(now);
+            lost += window.sweep(now, u64::MAX);
         }
     }
     for seq in pending.drain(..) {
         window.observe(seq, None, now);
         distinct += 1;
     }
-    lost += window.sweep(now + 31_000 * MS);
+    lost += window.sweep(now + 31_000 * MS, u64::MAX);
     assert_eq!(lost, dropped);
     assert_eq!(distinct + dropped, 200_000);
 }
@@ -208,8 +208,8 @@ fn a_producer_whose_whole_history_is_read_is_judged_from_seq_0() {
         }
         assert_eq!(window.observe(1, L0, 0), New);
         assert_eq!(window.observe(3, L1, 1_000 * MS), New);
-        assert_eq!(window.sweep(29_999 * MS), 0, "within the grace");
-        window.sweep(100_000 * MS)
+        assert_eq!(window.sweep(29_999 * MS, u64::MAX), 0, "within the grace");
+        window.sweep(100_000 * MS, u64::MAX)
     };
     // Met mid-stream, the lanes raise the floor to 3: nothing is judged.
     assert_eq!(first(false), 0);
@@ -221,13 +221,13 @@ fn a_producer_whose_whole_history_is_read_is_judged_from_seq_0() {
     window.judge_from_zero();
     assert_eq!(window.observe(2, L0, 0), New);
     assert_eq!(window.observe(0, L1, 10_000 * MS), Late);
-    assert_eq!(window.sweep(100_000 * MS), 1, "only 1 is missing");
+    assert_eq!(window.sweep(100_000 * MS, u64::MAX), 1, "only 1 is missing");
 
     // Beyond the bitmap's reach from 0, judging starts where it is met.
     let mut window = SequenceWindow::new(128, GRACE);
     window.judge_from_zero();
     assert_eq!(window.observe(500, L0, 0), New);
-    assert_eq!(window.sweep(100_000 * MS), 0);
+    assert_eq!(window.sweep(100_000 * MS, u64::MAX), 0);
 
     // Once met, it is too late to judge from zero.
     let mut window = SequenceWindow::new(128, GRACE);
@@ -235,8 +235,46 @@ fn a_producer_whose_whole_history_is_read_is_judged_from_seq_0() {
     window.judge_from_zero();
     assert_eq!(window.observe(7, L1, 0), New);
     assert_eq!(
-        window.sweep(100_000 * MS),
+        window.sweep(100_000 * MS, u64::MAX),
         0,
         "lane 1 raised the floor to 7"
     );
+}
+
+#[test]
+fn a_gap_the_producer_has_not_settled_is_not_judged_whatever_the_grace() {
+    // 0..=9 seen, 10 held back by a partition refusing writes, 11..=19
+    // seen: the producer's mark stays at 10 while it retries.
+    let mut window = SequenceWindow::new(128, GRACE);
+    for seq in (0..20).filter(|&s| s != 10) {
+        window.observe(seq, L0, seq * MS);
+    }
+    assert_eq!(window.sweep(600_000 * MS, 10), 0, "10 may still come");
+    assert_eq!(window.resolved(), 10, "judged up to the mark, no further");
+    // It comes: late, not lost.
+    assert_eq!(window.observe(10, L0, 601_000 * MS), Late);
+    assert_eq!(window.sweep(700_000 * MS, 20), 0);
+    assert_eq!(window.resolved(), 20);
+
+    // The same gap, and the producer gives up on 10 (its mark passes it):
+    // lost once the grace is over, and only once.
+    let mut window = SequenceWindow::new(128, GRACE);
+    for seq in (0..20).filter(|&s| s != 10) {
+        window.observe(seq, L0, seq * MS);
+    }
+    assert_eq!(window.sweep(600_000 * MS, 10), 0);
+    assert_eq!(window.sweep(600_000 * MS, 15), 1);
+    assert_eq!(window.sweep(900_000 * MS, 20), 0);
+    // Arriving after all: overdue, still lost by definition.
+    assert_eq!(window.observe(10, L0, 901_000 * MS), Overdue);
+}
+
+#[test]
+fn the_mark_does_not_shorten_the_grace() {
+    let mut window = SequenceWindow::new(128, GRACE);
+    window.observe(0, L0, 0);
+    window.observe(2, L0, 1_000 * MS);
+    // Settled, but the gap was noticed 1 s ago: grace still applies.
+    assert_eq!(window.sweep(30_999 * MS, 3), 0);
+    assert_eq!(window.sweep(31_000 * MS, 3), 1);
 }

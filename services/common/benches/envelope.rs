@@ -35,6 +35,7 @@ fn produce_side(cx: &Context, seq: u64) -> OwnedHeaders {
         producer: "producer-7f3a9c21".to_string(),
         seq,
         created_ns: 1_795_813_603_000_000_000,
+        settled: Some(seq),
     };
     message_headers(&envelope, cx)
 }
@@ -44,6 +45,7 @@ fn produce_via_list(cx: &Context, seq: u64) -> OwnedHeaders {
         producer: "producer-7f3a9c21".to_string(),
         seq,
         created_ns: 1_795_813_603_000_000_000,
+        settled: Some(seq),
     };
     let mut headers = HeaderList::new();
     envelope.write_to(&mut headers);

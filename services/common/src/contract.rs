@@ -18,7 +18,7 @@ pub mod topic {
 
 /// Kafka header names.
 pub mod header {
-    pub use crate::envelope::{CREATED_NS, ERROR, PRODUCER, SEQ, TRACEPARENT, TRACESTATE};
+    pub use crate::envelope::{CREATED_NS, ERROR, PRODUCER, SEQ, SETTLED, TRACEPARENT, TRACESTATE};
     /// Where a dead letter came from: `<topic>/<partition>/<offset>`.
     pub const SOURCE: &str = "mf-source";
 }
@@ -106,6 +106,7 @@ mod tests {
                 header::PRODUCER,
                 header::SEQ,
                 header::CREATED_NS,
+                header::SETTLED,
                 header::TRACEPARENT,
                 header::TRACESTATE,
                 header::ERROR,

@@ -20,6 +20,10 @@ pub const PRODUCER: &str = "mf-producer";
 pub const SEQ: &str = "mf-seq";
 /// Creation time header, unix nanoseconds.
 pub const CREATED_NS: &str = "mf-created-ns";
+/// Delivery progress header, optional: every `mf-seq` of the producer
+/// instance below this value was settled (acknowledged by Kafka, or given
+/// up and counted as failed) when the message was handed over.
+pub const SETTLED: &str = "mf-settled";
 /// Why a message went to the dead-letter topic.
 pub const ERROR: &str = "mf-error";
 /// W3C trace context headers.
@@ -38,6 +42,12 @@ pub struct Envelope {
     pub seq: u64,
     /// Unix time in nanoseconds when the producer created the message.
     pub created_ns: u64,
+    /// `mf-settled`, when the producer writes it: every sequence number of
+    /// this instance below it was settled when this message was handed
+    /// over. A gap at or above it may still be in the producer's hands (a
+    /// partition refusing writes while the others take them), so the
+    /// exporter does not judge it lost yet.
+    pub settled: Option<u64>,
 }
 
 /// Why an envelope is invalid.
@@ -93,6 +103,7 @@ impl Envelope {
         let mut producer: Option<Option<&[u8]>> = None;
         let mut seq: Option<Option<&[u8]>> = None;
         let mut created: Option<Option<&[u8]>> = None;
+        let mut settled: Option<Option<&[u8]>> = None;
         // Every header is looked at before a duplicate is reported, so a bad
         // name anywhere gives the same reason whatever precedes it.
         let mut duplicated = None;
@@ -106,6 +117,7 @@ impl Envelope {
                 b"mf-producer" => (&mut producer, PRODUCER),
                 b"mf-seq" => (&mut seq, SEQ),
                 b"mf-created-ns" => (&mut created, CREATED_NS),
+                b"mf-settled" => (&mut settled, SETTLED),
                 _ => continue,
             };
             if slot.is_some() {
@@ -116,7 +128,7 @@ impl Envelope {
         if let Some(key) = duplicated {
             return Err(EnvelopeError::Duplicated(key));
         }
-        if producer.is_none() && seq.is_none() && created.is_none() {
+        if producer.is_none() && seq.is_none() && created.is_none() && settled.is_none() {
             return Ok(None);
         }
         let producer = text(PRODUCER, producer)?;
@@ -128,10 +140,16 @@ impl Envelope {
         }
         let seq = decimal_header(SEQ, seq)?;
         let created_ns = decimal_header(CREATED_NS, created)?;
+        // Optional: absent, the producer does not say (an older one).
+        let settled = match settled {
+            None => None,
+            value => Some(decimal_header(SETTLED, value)?),
+        };
         Ok(Some(Envelope {
             producer: producer.to_string(),
             seq,
             created_ns,
+            settled,
         }))
     }
 
@@ -153,6 +171,10 @@ impl Envelope {
         headers.set(PRODUCER, self.producer.as_bytes());
         headers.set(SEQ, decimal(self.seq, &mut buf));
         headers.set(CREATED_NS, decimal(self.created_ns, &mut buf));
+        match self.settled {
+            Some(settled) => headers.set(SETTLED, decimal(settled, &mut buf)),
+            None => headers.remove(SETTLED),
+        }
     }
 
     /// Appends the envelope to a new message's headers (which must not
@@ -162,6 +184,9 @@ impl Envelope {
         headers.add(PRODUCER, self.producer.as_bytes());
         headers.add(SEQ, decimal(self.seq, &mut buf));
         headers.add(CREATED_NS, decimal(self.created_ns, &mut buf));
+        if let Some(settled) = self.settled {
+            headers.add(SETTLED, decimal(settled, &mut buf));
+        }
     }
 }
 

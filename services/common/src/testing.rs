@@ -91,6 +91,7 @@ pub fn produce_enveloped(bootstrap: &str, topic: &str, messages: &[(u64, bool)])
             producer: "p".into(),
             seq,
             created_ns: 1,
+            settled: None,
         }
         .write_to(&mut headers);
         if malformed {

@@ -9,6 +9,10 @@
 //! its state allocated on the send loop's thread and freed on another,
 //! which at saturation costs more CPU than the rest of the send loop.
 //!
+//! The task also keeps the producer's settled mark (see [`crate::settled`]):
+//! messages reach it in sequence order, and it publishes the mark after
+//! each settlement for the send loop to stamp on the next message.
+//!
 //! A message waiting to be sent again is outside librdkafka's bounded
 //! queue, so the task counts them: while `producer.resend_capacity` wait,
 //! [`Deliveries::resend_full`] holds the send loop back, as librdkafka's
@@ -35,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::ProducerMetrics;
 use crate::resend::{self, Failure};
+use crate::settled::Settled;
 
 /// A message librdkafka accepted, whose delivery report is awaited.
 pub struct Sent {
@@ -48,12 +53,14 @@ pub struct Sent {
     pub handed_at: Instant,
 }
 
-/// Messages acknowledged so far (the rest of those handed over failed), and
-/// those waiting to be sent again now.
+/// Messages acknowledged so far (the rest of those handed over failed),
+/// those waiting to be sent again now, and the settled mark.
 #[derive(Debug, Default)]
 struct Outcomes {
     acked: AtomicU64,
     resend_waiting: AtomicUsize,
+    /// Every sequence number below it is settled ([`Settled::mark`]).
+    settled: AtomicU64,
 }
 
 /// Messages handed over and not yet taken by the delivery task.
@@ -156,7 +163,15 @@ impl Deliveries {
         self.outcomes.resend_waiting.load(Ordering::Relaxed) >= self.resend_capacity
     }
 
-    /// Awaits `sent`'s delivery report.
+    /// Every sequence number below this one is settled: acknowledged, or
+    /// failed for good. At most the sequence number of the next message
+    /// handed over, so it can be stamped on it (`mf-settled`).
+    pub fn settled(&self) -> u64 {
+        self.outcomes.settled.load(Ordering::Relaxed)
+    }
+
+    /// Awaits `sent`'s delivery report. Messages are pushed in sequence
+    /// order.
     pub fn push(&self, sent: Sent) {
         self.inbox.push(sent);
     }
@@ -199,23 +214,31 @@ impl Deliveries {
 async fn await_all(shared: Shared, inbox: Arc<Inbox>) {
     let mut in_flight = FuturesUnordered::new();
     let mut arrived = Vec::new();
+    let mut settled = Settled::default();
     loop {
         let closed = inbox.take(&mut arrived);
-        in_flight.extend(arrived.drain(..).map(|sent| settle(&shared, sent)));
+        in_flight.extend(arrived.drain(..).map(|sent| {
+            settled.handed(sent.seq);
+            settle(&shared, sent)
+        }));
         if closed && in_flight.is_empty() {
             break;
         }
         tokio::select! {
             biased;
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            Some(seq) = in_flight.next(), if !in_flight.is_empty() => {
+                settled.settle(seq);
+                shared.outcomes.settled.store(settled.mark(), Ordering::Relaxed);
+            }
             _ = inbox.arrived.notified() => {}
         }
     }
 }
 
 /// Awaits one message's delivery (sending it again while that can pass),
-/// then records the outcome on the metrics and the span.
-async fn settle(shared: &Shared, sent: Sent) {
+/// then records the outcome on the metrics and the span; returns its
+/// sequence number.
+async fn settle(shared: &Shared, sent: Sent) -> u64 {
     let Sent {
         delivery,
         mut span,
@@ -275,4 +298,5 @@ async fn settle(shared: &Shared, sent: Sent) {
             span.end();
         }
     }
+    seq
 }

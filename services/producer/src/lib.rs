@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod metrics;
 pub mod resend;
 pub mod service;
+pub mod settled;
 
 pub use config::Config;
 pub use service::{run, Summary};

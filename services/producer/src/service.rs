@@ -184,7 +184,7 @@ pub async fn run(
             &tracer,
             &settings.topic,
             &instance,
-            seq,
+            (seq, deliveries.settled()),
             settings.payload_bytes,
         );
         let mut record = FutureRecord::to(&settings.topic)
@@ -261,18 +261,21 @@ pub struct Outgoing {
 
 /// What the producer does to each message before handing it to Kafka:
 /// stamps its creation time, starts its `send` span and writes the
-/// envelope and the span's context into its headers.
+/// envelope and the span's context into its headers. `(seq, settled)` are
+/// its sequence number and the instance's settled mark (see
+/// [`crate::settled`]).
 pub fn prepare(
     tracer: &BoxedTracer,
     topic: &str,
     instance: &str,
-    seq: u64,
+    (seq, settled): (u64, u64),
     payload_bytes: usize,
 ) -> Outgoing {
     let envelope = Envelope {
         producer: instance.to_string(),
         seq,
         created_ns: now_ns(),
+        settled: Some(settled.min(seq)),
     };
     let key = seq.to_string();
     let span = spans::builder(

@@ -10,6 +10,7 @@ fn valid_envelope_roundtrips_through_headers() {
         producer: "producer-1a2b".into(),
         seq: 41,
         created_ns: 1_795_813_603_000_000_000,
+        settled: Some(40),
     };
     let mut list = HeaderList::new();
     list.set("other", b"x");
@@ -18,6 +19,30 @@ fn valid_envelope_roundtrips_through_headers() {
     assert_eq!(list.count(SEQ), 1, "setting twice must not append");
     let owned = list.to_owned_headers();
     assert_eq!(Envelope::from_headers(Some(&owned)), Ok(Some(env)));
+}
+
+#[test]
+fn mf_settled_is_optional_and_read_when_present() {
+    let base = [
+        (PRODUCER, Some(&b"p-1"[..])),
+        (SEQ, Some(&b"9"[..])),
+        (CREATED_NS, Some(&b"100"[..])),
+    ];
+    let without = parse(&base).unwrap().unwrap();
+    assert_eq!(without.settled, None);
+    let mut with = base.to_vec();
+    with.push((SETTLED, Some(&b"4"[..])));
+    assert_eq!(parse(&with).unwrap().unwrap().settled, Some(4));
+    // Written back only when known.
+    let mut list = HeaderList::new();
+    without.write_to(&mut list);
+    assert_eq!(list.count(SETTLED), 0);
+    let stamped = Envelope {
+        settled: Some(4),
+        ..without
+    };
+    stamped.write_to(&mut list);
+    assert_eq!(list.get(SETTLED), Some(&b"4"[..]));
 }
 
 /// Headers whose second entry has a name that is not UTF-8.
@@ -68,6 +93,47 @@ fn parse_table() {
             "valid",
             vec![(PRODUCER, p), (SEQ, s), (CREATED_NS, c)],
             Ok(Some(7)),
+        ),
+        (
+            "valid with mf-settled",
+            vec![
+                (PRODUCER, p),
+                (SEQ, s),
+                (CREATED_NS, c),
+                (SETTLED, Some(b"5")),
+            ],
+            Ok(Some(7)),
+        ),
+        (
+            "mf-settled not a number",
+            vec![
+                (PRODUCER, p),
+                (SEQ, s),
+                (CREATED_NS, c),
+                (SETTLED, Some(b"5x")),
+            ],
+            Err("not_a_number"),
+        ),
+        (
+            "mf-settled without a value",
+            vec![(PRODUCER, p), (SEQ, s), (CREATED_NS, c), (SETTLED, None)],
+            Err("not_utf8"),
+        ),
+        (
+            "mf-settled twice",
+            vec![
+                (PRODUCER, p),
+                (SEQ, s),
+                (CREATED_NS, c),
+                (SETTLED, Some(b"5")),
+                (SETTLED, Some(b"6")),
+            ],
+            Err("duplicated_header"),
+        ),
+        (
+            "mf-settled alone",
+            vec![(SETTLED, Some(b"5"))],
+            Err("missing_header"),
         ),
         ("absent", vec![("traceparent", Some(b"00-x"))], Ok(None)),
         ("no headers", vec![], Ok(None)),

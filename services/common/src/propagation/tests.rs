@@ -156,6 +156,7 @@ fn message_headers_match_the_header_list() {
         producer: "producer-1a2b".into(),
         seq: 41,
         created_ns: 1_795_813_603_000_000_000,
+        settled: None,
     };
     for cx in [remote(0xabc, 0x12), Context::new()] {
         let mut list = HeaderList::new();
@@ -171,6 +172,7 @@ fn message_headers_match_the_header_list() {
             producer: "p".into(),
             seq: n,
             created_ns: n,
+            settled: None,
         }
         .write_to(&mut list);
         assert_eq!(

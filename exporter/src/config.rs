@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 mod accounting;
 mod cluster;
+mod clusters;
 mod discovery;
 mod keys;
 mod probe;
@@ -29,6 +30,9 @@ pub use accounting::{
     default_max_record_age, default_sla, default_window_bits, AccountingConfig,
 };
 pub use cluster::{ClusterExpectation, Granularity};
+pub use clusters::{
+    default_cluster_name, default_max_clusters, WatchedCluster, DEFAULT_CLUSTER_NAME, MAX_CLUSTERS,
+};
 pub use discovery::{DiscoveryConfig, Filter};
 pub use keys::KEYS;
 pub use probe::{ProbeConfig, DEFAULT_PROBE_TOPIC, MAX_PROBE_PARTITIONS};
@@ -122,6 +126,18 @@ pub struct ExporterSettings {
     /// The cluster's other consumer groups to watch.
     #[serde(default)]
     pub discovery: DiscoveryConfig,
+    /// The home cluster's `cluster` label (the cluster `kafka.*`
+    /// describes). See `config/clusters.rs`.
+    #[serde(default = "default_cluster_name")]
+    pub cluster_name: String,
+    /// Further clusters, polled for lag, group status and the cluster
+    /// view only, each with its own client settings.
+    #[serde(default)]
+    pub clusters: Vec<WatchedCluster>,
+    /// The most clusters watched, the home cluster included: every
+    /// cluster-scoped series carries `cluster`, so this bounds the labels.
+    #[serde(default = "default_max_clusters")]
+    pub max_clusters: usize,
     /// The built-in probe, for clusters without meshflow traffic.
     #[serde(default)]
     pub probe: ProbeConfig,
@@ -168,6 +184,9 @@ impl Default for ExporterSettings {
             status: StatusConfig::default(),
             cluster: ClusterExpectation::default(),
             discovery: DiscoveryConfig::default(),
+            cluster_name: default_cluster_name(),
+            clusters: Vec::new(),
+            max_clusters: default_max_clusters(),
             probe: ProbeConfig::default(),
         }
     }
@@ -258,6 +277,12 @@ impl ExporterSettings {
         self.status.validate().map_err(config_error)?;
         self.cluster.validate().map_err(config_error)?;
         self.discovery.validate().map_err(config_error)?;
+        clusters::validate(
+            &self.cluster_name,
+            &self.clusters,
+            self.max_clusters,
+            OWNED_KEYS,
+        )?;
         let literals: Vec<&str> = self
             .topics
             .iter()

@@ -111,7 +111,7 @@ fn each_judged_topic_has_its_own_series_at_zero() {
     assert_eq!(
         value(
             &registry,
-            "meshflow_exporter_discovery_left_out{what=\"judged_topics\"}"
+            "meshflow_exporter_discovery_left_out{cluster=\"default\",what=\"judged_topics\"}"
         ),
         0.0
     );
@@ -277,16 +277,16 @@ fn lag_gauges_per_group_and_partition() {
     let lag = |name: &str, group: &str, partition: i32| {
         value(
             &registry,
-            &format!("{name}{{group=\"{group}\",topic=\"events\",partition=\"{partition}\"}}"),
+            &format!("{name}{{cluster=\"default\",group=\"{group}\",topic=\"events\",partition=\"{partition}\"}}"),
         )
     };
     assert_eq!(lag("meshflow_consumer_lag_messages", "g1", 4), 130.0);
     // Seconds unknown in the latest poll: the old value is not served as
     // current; the series goes and the miss is counted.
-    let seconds = "meshflow_consumer_lag_seconds{group=\"g1\",topic=\"events\",partition=\"4\"}";
+    let seconds = "meshflow_consumer_lag_seconds{cluster=\"default\",group=\"g1\",topic=\"events\",partition=\"4\"}";
     assert_eq!(sample(&registry, seconds), None);
     assert_eq!(
-        value(&registry, "meshflow_exporter_lag_seconds_unknown_total"),
+        value(&registry, "meshflow_exporter_lag_seconds_unknown_total{cluster=\"default\"}"),
         1.0
     );
     assert_eq!(lag("meshflow_consumer_lag_messages", "g2", 0), 0.0);
@@ -300,7 +300,7 @@ fn group_status_is_a_stateset_with_exactly_one_state_set() {
         value(
             &registry,
             &format!(
-                "meshflow_consumer_group_status{{group=\"{group}\",meshflow_consumer_group_status=\"{s}\"}}"
+                "meshflow_consumer_group_status{{cluster=\"default\",group=\"{group}\",meshflow_consumer_group_status=\"{s}\"}}"
             ),
         )
     };
@@ -464,12 +464,55 @@ fn every_family_exposed_carries_its_help_text() {
 #[test]
 fn the_expected_cluster_is_published_for_the_brokers_alerts() {
     let (registry, metrics) = setup();
-    assert_eq!(value(&registry, "meshflow_brokers_expected"), 0.0);
+    assert_eq!(value(&registry, "meshflow_brokers_expected{cluster=\"default\"}"), 0.0);
     metrics.set_expected_cluster(&crate::config::ClusterExpectation {
         brokers: 1,
         min_insync_replicas: 1,
         granularity: Granularity::Partition,
     });
-    assert_eq!(value(&registry, "meshflow_brokers_expected"), 1.0);
-    assert_eq!(value(&registry, "meshflow_brokers_min_insync"), 1.0);
+    assert_eq!(value(&registry, "meshflow_brokers_expected{cluster=\"default\"}"), 1.0);
+    assert_eq!(value(&registry, "meshflow_brokers_min_insync{cluster=\"default\"}"), 1.0);
+}
+
+#[test]
+fn each_cluster_has_its_own_lag_and_status_series_and_only_the_home_one_judges() {
+    let mut registry = Registry::with_prefix("meshflow");
+    let home = ExporterMetrics::register_for(&mut registry, &Groups::new(["g1"]), "eu");
+    let us = home.for_cluster("us", &Groups::new(std::iter::empty::<String>()));
+    home.set_group_lag("orders", "events", 0, 5, Some(1.0));
+    us.set_group_lag("orders", "events", 0, 7, Some(2.0));
+    us.set_group_status("orders", Some(GroupStatus::Ok));
+    let lag = |cluster: &str| {
+        sample(
+            &registry,
+            &format!("meshflow_consumer_lag_messages{{cluster=\"{cluster}\",group=\"orders\",topic=\"events\",partition=\"0\"}}"),
+        )
+    };
+    assert_eq!((lag("eu"), lag("us")), (Some(5.0), Some(7.0)));
+    let code = |cluster: &str, group: &str| {
+        sample(
+            &registry,
+            &format!("meshflow_consumer_group_status_code{{cluster=\"{cluster}\",group=\"{group}\"}}"),
+        )
+    };
+    assert_eq!(code("us", "orders"), Some(1.0));
+    assert_eq!(code("eu", "orders"), None, "no cross-talk");
+    assert_eq!(code("eu", "g1"), Some(3.0), "judged groups start ERR at home");
+    assert_eq!(code("us", "g1"), None, "and are not judged elsewhere");
+    // Removing one cluster's series leaves the other's.
+    us.remove_group_lag("orders", "events", 0);
+    assert_eq!((lag("eu"), lag("us")), (Some(5.0), None));
+    // Every cluster's poll series exist from the start.
+    for cluster in ["eu", "us"] {
+        let errors = format!(
+            "meshflow_exporter_poll_errors_total{{cluster=\"{cluster}\",kind=\"metadata\"}}"
+        );
+        assert_eq!(sample(&registry, &errors), Some(0.0), "{cluster}");
+        let brokers = format!("meshflow_brokers_expected{{cluster=\"{cluster}\"}}");
+        assert_eq!(sample(&registry, &brokers), Some(0.0), "{cluster}");
+    }
+    // The accounting's series are the home cluster's, without a label of
+    // their own: one exporter judges one cluster's traffic.
+    let _ = home.for_topic("events");
+    assert_eq!(stage(&registry, "meshflow_messages_total", "log", ""), 0.0);
 }

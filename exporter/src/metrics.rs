@@ -82,6 +82,13 @@ fn delivery_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// The part of `registry` whose series carry `cluster="<home>"` as a
+/// constant label: the accounting's and the probe's, which only the home
+/// cluster has (one handle writes them, so no family is registered twice).
+fn at_home<'r>(registry: &'r mut Registry, home: &str) -> &'r mut Registry {
+    registry.sub_registry_with_label(("cluster".into(), home.to_string().into()))
+}
+
 /// Everything the exporter publishes.
 #[derive(Clone, Debug)]
 pub struct ExporterMetrics {
@@ -170,7 +177,7 @@ impl ExporterMetrics {
             read_lag: Family::default(),
             evicted: Family::default(),
             poll: PollSeries::register(registry, home),
-            probe: ProbeSeries::register(registry),
+            probe: ProbeSeries::register(at_home(registry, home)),
             membership: MembershipSeries::register(registry, home),
         };
         metrics.start_cluster();
@@ -178,7 +185,8 @@ impl ExporterMetrics {
             let _ = metrics.evicted.get_or_create(&EvictionLabels { reason });
         }
         let f = &metrics.families;
-        register!(registry;
+        let judged = at_home(registry, home);
+        register!(judged;
             "e2e_latency_seconds"        => f.e2e.clone(),
             "delivery_latency_seconds"   => f.delivery.clone(),
             "messages"                   => f.messages.clone(),
@@ -191,6 +199,8 @@ impl ExporterMetrics {
             "exporter_read_lag_seconds"  => metrics.read_lag.clone(),
             "exporter_producers_evicted" => metrics.evicted.clone(),
             "clock_skew"                 => f.clock_skew.clone(),
+        );
+        register!(registry;
             "consumer_lag_messages"      => metrics.lag_messages.family(),
             "consumer_lag_seconds"       => metrics.lag_seconds.family(),
             "exporter_lag_seconds_unknown" => metrics.lag_seconds_unknown.family(),

@@ -54,16 +54,16 @@ fn every_stage_series_exists_at_zero_from_the_start() {
             "meshflow_messages_lost_total",
             "meshflow_messages_duplicated_total",
         ] {
-            let series = format!("{name}{{topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}");
+            let series = format!("{name}{{cluster=\"default\",topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}");
             assert_eq!(value(&registry, &series), 0.0, "{series}");
         }
-        let skew = format!("meshflow_clock_skew_total{{topic=\"events\",group=\"{group}\"}}");
+        let skew = format!("meshflow_clock_skew_total{{cluster=\"default\",topic=\"events\",group=\"{group}\"}}");
         assert_eq!(value(&registry, &skew), 0.0);
     }
     assert_eq!(
         value(
             &registry,
-            "meshflow_delivery_latency_seconds_count{topic=\"events\"}"
+            "meshflow_delivery_latency_seconds_count{cluster=\"default\",topic=\"events\"}"
         ),
         0.0
     );
@@ -85,11 +85,11 @@ fn each_judged_topic_has_its_own_series_at_zero() {
                 "meshflow_messages_duplicated_total",
             ] {
                 let series =
-                    format!("{name}{{topic=\"{topic}\",stage=\"{stage}\",group=\"{group}\"}}");
+                    format!("{name}{{cluster=\"default\",topic=\"{topic}\",stage=\"{stage}\",group=\"{group}\"}}");
                 assert_eq!(value(&registry, &series), 0.0, "{series}");
             }
         }
-        let delivery = format!("meshflow_delivery_latency_seconds_count{{topic=\"{topic}\"}}");
+        let delivery = format!("meshflow_delivery_latency_seconds_count{{cluster=\"default\",topic=\"{topic}\"}}");
         assert_eq!(value(&registry, &delivery), 0.0);
     }
     orders.record_sweep(&SweepReport {
@@ -98,7 +98,7 @@ fn each_judged_topic_has_its_own_series_at_zero() {
     });
     let lost = |topic: &str| {
         let series =
-            format!("meshflow_messages_lost_total{{topic=\"{topic}\",stage=\"log\",group=\"\"}}");
+            format!("meshflow_messages_lost_total{{cluster=\"default\",topic=\"{topic}\",stage=\"log\",group=\"\"}}");
         value(&registry, &series)
     };
     assert_eq!((lost("orders"), lost("events")), (2.0, 0.0));
@@ -142,7 +142,7 @@ fn log_observations_map_to_stage_log() {
     let log = |name: &str| {
         value(
             &registry,
-            &format!("{name}{{topic=\"events\",stage=\"log\",group=\"\"}}"),
+            &format!("{name}{{cluster=\"default\",topic=\"events\",stage=\"log\",group=\"\"}}"),
         )
     };
     assert_eq!(log("meshflow_messages_total"), 4.0);
@@ -155,11 +155,11 @@ fn log_observations_map_to_stage_log() {
             &format!("meshflow_delivery_latency_seconds_{suffix}"),
         )
     };
-    assert_eq!(delivery("count{topic=\"events\"}"), 3.0);
-    assert!((delivery("sum{topic=\"events\"}") - 2.044).abs() < 1e-9);
-    assert_eq!(delivery("bucket{le=\"0.005\",topic=\"events\"}"), 1.0);
-    assert_eq!(delivery("bucket{le=\"1.0\",topic=\"events\"}"), 2.0);
-    assert_eq!(delivery("bucket{le=\"+Inf\",topic=\"events\"}"), 3.0);
+    assert_eq!(delivery("count{cluster=\"default\",topic=\"events\"}"), 3.0);
+    assert!((delivery("sum{cluster=\"default\",topic=\"events\"}") - 2.044).abs() < 1e-9);
+    assert_eq!(delivery("bucket{cluster=\"default\",le=\"0.005\",topic=\"events\"}"), 1.0);
+    assert_eq!(delivery("bucket{cluster=\"default\",le=\"1.0\",topic=\"events\"}"), 2.0);
+    assert_eq!(delivery("bucket{cluster=\"default\",le=\"+Inf\",topic=\"events\"}"), 3.0);
     // Nothing at stage processed.
     assert_eq!(
         stage(&registry, "meshflow_messages_total", "processed", "g1"),
@@ -210,13 +210,13 @@ fn receipts_map_to_their_group_with_the_trace_id_as_exemplar() {
     assert_eq!(
         value(
             &registry,
-            "meshflow_e2e_latency_seconds_bucket{le=\"0.3\",topic=\"events\",group=\"g2\"}"
+            "meshflow_e2e_latency_seconds_bucket{cluster=\"default\",le=\"0.3\",topic=\"events\",group=\"g2\"}"
         ),
         1.0
     );
     let om = open_metrics(&registry, &[GROUP_STATUS.to_string()]);
     let exemplar = format!(
-        "meshflow_e2e_latency_seconds_bucket{{le=\"0.3\",topic=\"events\",group=\"g2\"}} 1 \
+        "meshflow_e2e_latency_seconds_bucket{{cluster=\"default\",le=\"0.3\",topic=\"events\",group=\"g2\"}} 1 \
          # {{trace_id=\"{TRACE}\"}} 0.25"
     );
     assert!(om.lines().any(|l| l == exemplar), "{om}");
@@ -255,14 +255,14 @@ fn invalid_records_count_by_topic_and_reason() {
     assert_eq!(
         value(
             &registry,
-            "meshflow_messages_invalid_total{topic=\"events\",reason=\"not_a_number\"}"
+            "meshflow_messages_invalid_total{cluster=\"default\",topic=\"events\",reason=\"not_a_number\"}"
         ),
         2.0
     );
     assert_eq!(
         value(
             &registry,
-            "meshflow_messages_invalid_total{topic=\"receipts\",reason=\"receipt_not_json\"}"
+            "meshflow_messages_invalid_total{cluster=\"default\",topic=\"receipts\",reason=\"receipt_not_json\"}"
         ),
         1.0
     );
@@ -355,7 +355,7 @@ fn buckets_read_a_p99_from_1ms_to_60s_and_contain_one_second() {
     let (registry, _) = setup();
     let text = prometheus_text(&registry);
     assert!(text.contains(
-        "meshflow_e2e_latency_seconds_bucket{le=\"1.0\",topic=\"events\",group=\"g1\"} 0"
+        "meshflow_e2e_latency_seconds_bucket{cluster=\"default\",le=\"1.0\",topic=\"events\",group=\"g1\"} 0"
     ));
 }
 
@@ -511,8 +511,9 @@ fn each_cluster_has_its_own_lag_and_status_series_and_only_the_home_one_judges()
         let brokers = format!("meshflow_brokers_expected{{cluster=\"{cluster}\"}}");
         assert_eq!(sample(&registry, &brokers), Some(0.0), "{cluster}");
     }
-    // The accounting's series are the home cluster's, without a label of
-    // their own: one exporter judges one cluster's traffic.
+    // The accounting's series are the home cluster's: one exporter judges
+    // one cluster's traffic.
     let _ = home.for_topic("events");
-    assert_eq!(stage(&registry, "meshflow_messages_total", "log", ""), 0.0);
+    let log = "meshflow_messages_total{cluster=\"eu\",topic=\"events\",stage=\"log\",group=\"\"}";
+    assert_eq!(sample(&registry, log), Some(0.0));
 }

@@ -176,7 +176,7 @@ async fn groups_not_meshflows_get_exact_lag_and_status_and_denied_ones_are_left_
     println!(
         "cluster view: orders has {PARTITIONS} partitions and {n} messages; brokers {brokers:?}"
     );
-    assert_eq!(brokers.len() as f64, s["meshflow_brokers"]);
+    assert_eq!(brokers.len() as f64, s["meshflow_brokers{cluster=\"default\"}"]);
 
     // billing does not move while behind: STOP; then it catches up: OK.
     metrics_until(

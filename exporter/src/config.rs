@@ -252,10 +252,18 @@ impl ExporterSettings {
         millis_in("exporter.poll_interval", poll, 100, 600_000)?;
         self.accounting().validate().map_err(config_error)?;
         let judged = self.judged_bound();
-        let worst = self
+        let accounting = self
             .accounting()
             .worst_case_bytes(self.groups.len())
             .saturating_mul(judged as u64);
+        // The home cluster's poll was never counted (it is small beside the
+        // accounting); each further cluster's is, bounded by its discovery.
+        let polls = self
+            .clusters
+            .iter()
+            .map(WatchedCluster::poll_worst_case_bytes)
+            .fold(0u64, u64::saturating_add);
+        let worst = accounting.saturating_add(polls);
         let budget = self.memory_budget_mib.saturating_mul(1 << 20);
         if worst > budget {
             return Err(ConfigError::invalid(
@@ -264,13 +272,16 @@ impl ExporterSettings {
                 format!(
                     "at least {} MiB, the worst case of exporter.max_producers={} × \
                      exporter.window_bits={} × ({} watched groups + the log) × {} judged \
-                     topics (the literal exporter.topics, or exporter.max_topics with a ^pattern); \
-                     or lower those",
+                     topics (the literal exporter.topics, or exporter.max_topics with a ^pattern), \
+                     plus {} MiB for the {} exporter.clusters (8 MiB + 256 bytes × \
+                     discovery.max_partitions each); or lower those",
                     worst.div_ceil(1 << 20),
                     self.max_producers,
                     self.window_bits,
                     self.groups.len(),
-                    judged
+                    judged,
+                    polls.div_ceil(1 << 20),
+                    self.clusters.len()
                 ),
             ));
         }

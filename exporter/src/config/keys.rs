@@ -18,7 +18,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "exporter.window_bits", meaning: "sequence numbers remembered per producer and stage (a power of two, 64 to 16777216); must cover a producer's rate × `sla`" },
     KeyDoc { key: "exporter.max_clock_skew", meaning: "a created or processed time further ahead of the exporter's clock is refused as implausible" },
     KeyDoc { key: "exporter.max_record_age", meaning: "a created time older than this when read is refused as implausible (a forged `mf-created-ns = 0`)" },
-    KeyDoc { key: "exporter.memory_budget_mib", meaning: "the accounting's worst case (`max_producers` × windows for the log and every group, × the judged topics) must fit, or the exporter refuses to start, naming the figure" },
+    KeyDoc { key: "exporter.memory_budget_mib", meaning: "the accounting's worst case (`max_producers` × windows for the log and every group, × the judged topics) plus each of `exporter.clusters`' poll (8 MiB + 256 bytes × its `discovery.max_partitions`) must fit, or the exporter refuses to start, naming the figure" },
     KeyDoc { key: "exporter.status.window", meaning: "lag samples judged by the status rules; at least `poll_interval` × `status.min_samples`" },
     KeyDoc { key: "exporter.status.min_samples", meaning: "samples a partition needs before STALL or WARN (2 to 512)" },
     KeyDoc { key: "exporter.status.stop_after", meaning: "no commit progress with lag for this long is STOP" },

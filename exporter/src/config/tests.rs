@@ -224,6 +224,21 @@ mod service {
         let owned = "[[exporter.clusters]]\nname = \"a\"\n\
             [exporter.clusters.kafka.librdkafka]\n\"group.id\" = \"x\"\n";
         assert!(key(owned).starts_with("exporter.clusters[0].kafka."), "{}", key(owned));
+        // Each further cluster's poll counts against the memory budget:
+        // two groups' accounting (about 333 MiB) leaves room for one
+        // cluster at the default 100,000 partitions (33 MiB), not two.
+        let budget = |clusters: &str| {
+            let mut text = "[exporter]\ngroups = [\"a\", \"b\"]\n".to_string();
+            for name in clusters.split(',') {
+                text.push_str(&format!("[[exporter.clusters]]\nname = \"{name}\"\n"));
+            }
+            from_file("budget.toml", &text)
+        };
+        assert!(budget("us").is_ok(), "{:?}", budget("us"));
+        let refused = budget("us,ap").expect_err("two further clusters do not fit").to_string();
+        assert!(refused.contains("`exporter.memory_budget_mib`"), "{refused}");
+        assert!(refused.contains("at least 399 MiB"), "{refused}");
+        assert!(refused.contains("plus 65 MiB for the 2 exporter.clusters"), "{refused}");
         let unknown = "[[exporter.clusters]]\nname = \"a\"\nbrokers = 3\n";
         assert!(matches!(from_file("unknown.toml", unknown), Err(ConfigError::Load(_))));
     }

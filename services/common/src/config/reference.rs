@@ -80,7 +80,8 @@ pub fn env_name(key: &str) -> String {
 /// Every documented key of `config`, in the order of `docs` (a service's
 /// lists, shared keys first), with `config`'s value for it. Secret values
 /// are masked; `list_keys` take comma-separated lists from the environment;
-/// a table-valued key (`kafka.librdkafka`) is set in the file only.
+/// a table-valued key (`kafka.librdkafka`) or an array of tables
+/// (`exporter.clusters`) is set in the file only.
 pub fn rows(
     config: &impl Serialize,
     docs: &[&[KeyDoc]],
@@ -96,7 +97,9 @@ pub fn rows(
         let Some((_, value)) = leaves.iter().find(|(key, _)| key == doc.key) else {
             return Err(ReferenceError::Stale(doc.key.to_string()));
         };
-        let env = if value.is_object() {
+        // A table, or an array of tables (`[[exporter.clusters]]`), has no
+        // one variable.
+        let env = if value.is_object() || value.is_array() && !list_keys.contains(&doc.key) {
             "(file only)".to_string()
         } else if list_keys.contains(&doc.key) {
             format!("{}=a,b", env_name(doc.key))

@@ -82,11 +82,11 @@ fn delivery_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-/// The part of `registry` whose series carry `cluster="<home>"` as a
+/// The part of `registry` whose series carry `kafka_cluster="<home>"` as a
 /// constant label: the accounting's and the probe's, which only the home
 /// cluster has (one handle writes them, so no family is registered twice).
 fn at_home<'r>(registry: &'r mut Registry, home: &str) -> &'r mut Registry {
-    registry.sub_registry_with_label(("cluster".into(), home.to_string().into()))
+    registry.sub_registry_with_label(("kafka_cluster".into(), home.to_string().into()))
 }
 
 /// Everything the exporter publishes.
@@ -141,7 +141,7 @@ impl ExporterMetrics {
 
     /// Registers every exporter metric for the watched `groups` into
     /// `registry`; the cluster-scoped series of the handle returned carry
-    /// `cluster="<home>"`, and [`ExporterMetrics::for_cluster`] gives the
+    /// `kafka_cluster="<home>"`, and [`ExporterMetrics::for_cluster`] gives the
     /// handle of another watched cluster. Each judged topic's series come
     /// with [`ExporterMetrics::for_topic`].
     pub fn register_for(registry: &mut Registry, groups: &Groups, home: &str) -> Self {
@@ -222,7 +222,7 @@ impl ExporterMetrics {
     }
 
     /// The handle of another watched cluster: the same families, its
-    /// cluster-scoped series labelled `cluster="<name>"` and its own record
+    /// cluster-scoped series labelled `kafka_cluster="<name>"` and its own record
     /// of the cluster view published. It watches no judged group (those
     /// are judged on the home cluster), so it starts with none.
     pub fn for_cluster(&self, name: &str, groups: &Groups) -> Self {

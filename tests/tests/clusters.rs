@@ -22,7 +22,7 @@ const PER_PARTITION: i64 = 10;
 /// `meshflow_consumer_lag_messages` of `group` on `topic`/`p` in `cluster`.
 fn lag(s: &HashMap<String, f64>, cluster: &str, group: &str, topic: &str, p: i32) -> Option<f64> {
     let p = p.to_string();
-    let labels = [("cluster", cluster), ("group", group), ("topic", topic), ("partition", &p)];
+    let labels = [("kafka_cluster", cluster), ("group", group), ("topic", topic), ("partition", &p)];
     scrape::value(s, "meshflow_consumer_lag_messages", &labels)
 }
 
@@ -104,7 +104,7 @@ async fn each_cluster_reports_its_own_exact_lag_under_its_own_name() {
         scrape::value(
             &s,
             "meshflow_consumer_lag_messages",
-            &[("cluster", cluster), ("group", group), ("topic", &orders)],
+            &[("kafka_cluster", cluster), ("group", group), ("topic", &orders)],
         )
     };
     let p = f64::from(PARTITIONS);
@@ -112,7 +112,7 @@ async fn each_cluster_reports_its_own_exact_lag_under_its_own_name() {
     assert_eq!(total("b", &billing), Some(2.0 * p));
 
     // Each cluster's own view and expectation.
-    let of = |name: &str, cluster: &str| scrape::value(&s, name, &[("cluster", cluster)]);
+    let of = |name: &str, cluster: &str| scrape::value(&s, name, &[("kafka_cluster", cluster)]);
     assert_eq!(of("meshflow_brokers", "a"), Some(1.0));
     assert_eq!(of("meshflow_brokers", "b"), Some(1.0));
     assert_eq!(of("meshflow_brokers_expected", "a"), Some(1.0));
@@ -121,7 +121,7 @@ async fn each_cluster_reports_its_own_exact_lag_under_its_own_name() {
         scrape::value(
             &s,
             "meshflow_topic_partitions",
-            &[("cluster", cluster), ("topic", &orders)],
+            &[("kafka_cluster", cluster), ("topic", &orders)],
         )
     };
     assert_eq!((partitions("a"), partitions("b")), (Some(p), Some(p)));
@@ -129,7 +129,7 @@ async fn each_cluster_reports_its_own_exact_lag_under_its_own_name() {
         scrape::value(
             &s,
             "meshflow_topic_high_watermarks",
-            &[("cluster", cluster), ("topic", &orders)],
+            &[("kafka_cluster", cluster), ("topic", &orders)],
         )
     };
     assert_eq!(high("b"), Some((PER_PARTITION as f64) * p));
@@ -139,13 +139,13 @@ async fn each_cluster_reports_its_own_exact_lag_under_its_own_name() {
         scrape::value(
             &s,
             "meshflow_consumer_group_status_code",
-            &[("cluster", cluster), ("group", judged)],
+            &[("kafka_cluster", cluster), ("group", judged)],
         )
     };
     assert!(status("a").is_some(), "the judged group is watched on a");
     assert_eq!(status("b"), None, "and not on b");
     let log = scrape::value(&s, "meshflow_messages_total", &[("stage", "log")]);
-    let log_b = scrape::value(&s, "meshflow_messages_total", &[("cluster", "b")]);
+    let log_b = scrape::value(&s, "meshflow_messages_total", &[("kafka_cluster", "b")]);
     assert!(log.is_some() && log_b.is_none(), "the accounting is a's");
     // Every sample of a cluster-scoped family names its cluster, a or b.
     let unlabelled: Vec<&String> = s
@@ -153,22 +153,22 @@ async fn each_cluster_reports_its_own_exact_lag_under_its_own_name() {
         .filter(|k| {
             k.starts_with("meshflow_consumer_lag") || k.starts_with("meshflow_exporter_poll")
         })
-        .filter(|k| !k.contains("cluster=\"a\"") && !k.contains("cluster=\"b\""))
+        .filter(|k| !k.contains("kafka_cluster=\"a\"") && !k.contains("kafka_cluster=\"b\""))
         .collect();
     assert!(unlabelled.is_empty(), "{unlabelled:?}");
     for cluster in ["a", "b"] {
         let errors = scrape::value(
             &s,
             "meshflow_exporter_poll_errors_total",
-            &[("cluster", cluster), ("kind", "metadata")],
+            &[("kafka_cluster", cluster), ("kind", "metadata")],
         );
         assert_eq!(errors, Some(0.0), "{cluster} polls without metadata errors");
     }
     println!(
         "two clusters: billing lags 7/partition on a and 2/partition on b; audit on b only; \
-         {} series carry cluster=\"a\", {} cluster=\"b\"",
-        s.keys().filter(|k| k.contains("cluster=\"a\"")).count(),
-        s.keys().filter(|k| k.contains("cluster=\"b\"")).count(),
+         {} series carry kafka_cluster=\"a\", {} kafka_cluster=\"b\"",
+        s.keys().filter(|k| k.contains("kafka_cluster=\"a\"")).count(),
+        s.keys().filter(|k| k.contains("kafka_cluster=\"b\"")).count(),
     );
     drop(b);
 }

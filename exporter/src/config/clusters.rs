@@ -4,7 +4,7 @@
 //! The *home* cluster is the one the top-level settings describe: `kafka.*`
 //! for its clients, `exporter.discovery.*` for the groups to watch there,
 //! `exporter.cluster.*` for what it should look like, and
-//! `exporter.cluster_name` for its `cluster` label. Everything end to end
+//! `exporter.cluster_name` for its `kafka_cluster` label. Everything end to end
 //! happens there: the judged and receipts topics are read from it, the
 //! exporter's own group commits there, and the probe writes there. A
 //! configuration written before clusters were several is therefore one
@@ -13,7 +13,7 @@
 //! Each entry of `exporter.clusters` is a further cluster that is *polled*
 //! only: lag, group status and state, and the cluster view, with its own
 //! client settings, discovery filters and expectation. Every series those
-//! polls publish carries `cluster`, so the label set grows with the number
+//! polls publish carries `kafka_cluster`, so the label set grows with the number
 //! of clusters, which `exporter.max_clusters` bounds.
 
 use meshflow_common::config::{ConfigError, KafkaConfig};
@@ -54,7 +54,7 @@ pub const POLL_BYTES_PER_PARTITION: u64 = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchedCluster {
-    /// The `cluster` label of its series; unique among the clusters.
+    /// The `kafka_cluster` label of its series; unique among the clusters.
     pub name: String,
     /// Its client settings, as the top-level `kafka` section has them.
     #[serde(default)]

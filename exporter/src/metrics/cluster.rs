@@ -330,7 +330,7 @@ mod tests {
         };
         metrics.set_cluster(&health, Granularity::Partition);
         let topic =
-            |name: &str, topic: &str| sample(&registry, &format!("{name}{{cluster=\"default\",topic=\"{topic}\"}}"));
+            |name: &str, topic: &str| sample(&registry, &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\"}}"));
         let under = "meshflow_topic_partitions_under_min_isr";
         let min = "meshflow_topic_min_insync_replicas";
         assert_eq!(topic(under, "payments"), Some(1.0));
@@ -342,7 +342,7 @@ mod tests {
         let p = |topic: &str, p: i32| {
             sample(
                 &registry,
-                &format!("meshflow_partition_under_min_isr{{cluster=\"default\",topic=\"{topic}\",partition=\"{p}\"}}"),
+                &format!("meshflow_partition_under_min_isr{{kafka_cluster=\"default\",topic=\"{topic}\",partition=\"{p}\"}}"),
             )
         };
         assert_eq!([p("payments", 0), p("payments", 1)], [Some(1.0), Some(0.0)]);
@@ -391,12 +391,12 @@ mod tests {
         let gauge = |name: &str, topic: &str, p: i32| {
             sample(
                 &registry,
-                &format!("{name}{{cluster=\"default\",topic=\"{topic}\",partition=\"{p}\"}}"),
+                &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\",partition=\"{p}\"}}"),
             )
         };
         let topic =
-            |name: &str, topic: &str| sample(&registry, &format!("{name}{{cluster=\"default\",topic=\"{topic}\"}}"));
-        assert_eq!(value(&registry, "meshflow_brokers{cluster=\"default\"}"), 3.0);
+            |name: &str, topic: &str| sample(&registry, &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\"}}"));
+        assert_eq!(value(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"), 3.0);
         let partitions = [
             ("under_replicated", 0, Some(0.0)),
             ("under_replicated", 1, Some(1.0)),
@@ -461,7 +461,7 @@ mod tests {
             sample(
                 &registry,
                 &format!(
-                    "meshflow_broker_info{{cluster=\"default\",broker_id=\"{id}\",address=\"kafka-{id}:9092\",rack=\"{rack}\"}}"
+                    "meshflow_broker_info{{kafka_cluster=\"default\",broker_id=\"{id}\",address=\"kafka-{id}:9092\",rack=\"{rack}\"}}"
                 ),
             )
         };

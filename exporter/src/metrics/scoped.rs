@@ -1,12 +1,19 @@
-//! Families whose every series carries the `cluster` label.
+//! Families whose every series carries the `kafka_cluster` label.
 //!
 //! One exporter may watch several Kafka clusters (`exporter.clusters`), and
 //! each cluster's poll publishes the same families. A [`Scoped`] family is
 //! one registered family plus the name of the cluster its handle writes
 //! for: `get_or_create` and `remove` take the family's own labels and add
-//! `cluster` in front, so the code that sets a series does not change with
-//! the number of clusters, and two clusters' handles never touch each
-//! other's series. The name is bounded by `exporter.max_clusters`.
+//! `kafka_cluster` in front, so the code that sets a series does not change
+//! with the number of clusters, and two clusters' handles never touch each
+//! other's series. The names are bounded by `exporter.max_clusters`.
+//!
+//! The label is `kafka_cluster`, not `cluster`: `cluster` is the label a
+//! multi-cluster Prometheus puts on every target (or adds as an external
+//! label) to say where the exporter runs, which the dashboards' `cluster`
+//! variable reads. A `cluster` label of the exporter's own would be renamed
+//! `exported_cluster` at the scrape or would hide that one, and two Kafka
+//! clusters' series would merge under one name.
 
 use std::hash::Hash;
 use std::ops::Deref;
@@ -14,18 +21,19 @@ use std::ops::Deref;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 
-/// The `cluster` label: the name of a watched cluster.
+/// The `kafka_cluster` label: the name of a watched Kafka cluster.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ClusterLabel {
-    pub(crate) cluster: String,
+    pub(crate) kafka_cluster: String,
 }
 
-/// No labels besides `cluster`, for a family that had a single series
+/// No labels besides `kafka_cluster`, for a family that had a single series
 /// before clusters were several.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct Unlabelled {}
 
-/// The labels of a scoped family's series: `cluster` first, then its own.
+/// The labels of a scoped family's series: `kafka_cluster` first, then its
+/// own.
 pub type InCluster<L> = (ClusterLabel, L);
 
 /// A family whose handle writes the series of one cluster.
@@ -49,7 +57,7 @@ impl<L: Clone + Hash + Eq, M: Default> Scoped<L, M> {
     pub fn new(cluster: &str) -> Self {
         Scoped {
             cluster: ClusterLabel {
-                cluster: cluster.to_string(),
+                kafka_cluster: cluster.to_string(),
             },
             family: Family::default(),
         }
@@ -62,7 +70,7 @@ impl<L: Clone + Hash + Eq, M, C: MetricConstructor<M> + Clone> Scoped<L, M, C> {
     pub fn with_constructor(cluster: &str, constructor: C) -> Self {
         Scoped {
             cluster: ClusterLabel {
-                cluster: cluster.to_string(),
+                kafka_cluster: cluster.to_string(),
             },
             family: Family::new_with_constructor(constructor),
         }
@@ -72,7 +80,7 @@ impl<L: Clone + Hash + Eq, M, C: MetricConstructor<M> + Clone> Scoped<L, M, C> {
     pub fn in_cluster(&self, cluster: &str) -> Self {
         Scoped {
             cluster: ClusterLabel {
-                cluster: cluster.to_string(),
+                kafka_cluster: cluster.to_string(),
             },
             family: self.family.clone(),
         }
@@ -125,7 +133,7 @@ mod tests {
         let of = |cluster: &str| {
             sample(
                 &registry,
-                &format!("meshflow_topic_partitions{{cluster=\"{cluster}\",topic=\"events\"}}"),
+                &format!("meshflow_topic_partitions{{kafka_cluster=\"{cluster}\",topic=\"events\"}}"),
             )
         };
         assert_eq!((of("a"), of("b")), (Some(6.0), Some(3.0)));
@@ -135,7 +143,7 @@ mod tests {
         registry.register("brokers", "help", unlabelled.family());
         unlabelled.in_cluster("b").get().set(1);
         assert_eq!(
-            sample(&registry, "meshflow_brokers{cluster=\"b\"}"),
+            sample(&registry, "meshflow_brokers{kafka_cluster=\"b\"}"),
             Some(1.0)
         );
     }

@@ -151,4 +151,3 @@ pub async fn run(
     }
     supervisor.result().map_err(Error::TaskEnded)
 }
-

@@ -56,7 +56,14 @@ pub fn start_with_file(
         ],
     );
     let config = config.to_str().expect("a UTF-8 path");
-    Service::start_wrapped(name, &[], "meshflow-exporter", &env, &["--config", config], dir)
+    Service::start_wrapped(
+        name,
+        &[],
+        "meshflow-exporter",
+        &env,
+        &["--config", config],
+        dir,
+    )
 }
 
 /// A message the test published.

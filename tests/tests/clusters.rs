@@ -22,7 +22,12 @@ const PER_PARTITION: i64 = 10;
 /// `meshflow_consumer_lag_messages` of `group` on `topic`/`p` in `cluster`.
 fn lag(s: &HashMap<String, f64>, cluster: &str, group: &str, topic: &str, p: i32) -> Option<f64> {
     let p = p.to_string();
-    let labels = [("kafka_cluster", cluster), ("group", group), ("topic", topic), ("partition", &p)];
+    let labels = [
+        ("kafka_cluster", cluster),
+        ("group", group),
+        ("topic", topic),
+        ("partition", &p),
+    ];
     scrape::value(s, "meshflow_consumer_lag_messages", &labels)
 }
 
@@ -94,17 +99,33 @@ async fn each_cluster_reports_its_own_exact_lag_under_its_own_name() {
     )
     .await;
     for p in 0..PARTITIONS {
-        assert_eq!(lag(&s, "a", &billing, &orders, p), Some(7.0), "a: billing/{p}");
-        assert_eq!(lag(&s, "b", &billing, &orders, p), Some(2.0), "b: billing/{p}");
+        assert_eq!(
+            lag(&s, "a", &billing, &orders, p),
+            Some(7.0),
+            "a: billing/{p}"
+        );
+        assert_eq!(
+            lag(&s, "b", &billing, &orders, p),
+            Some(2.0),
+            "b: billing/{p}"
+        );
         let audit_lag = (PER_PARTITION - i64::from(p)) as f64;
-        assert_eq!(lag(&s, "b", &audit, &orders, p), Some(audit_lag), "b: audit/{p}");
+        assert_eq!(
+            lag(&s, "b", &audit, &orders, p),
+            Some(audit_lag),
+            "b: audit/{p}"
+        );
         assert_eq!(lag(&s, "a", &audit, &orders, p), None, "audit is not on a");
     }
     let total = |cluster: &str, group: &str| {
         scrape::value(
             &s,
             "meshflow_consumer_lag_messages",
-            &[("kafka_cluster", cluster), ("group", group), ("topic", &orders)],
+            &[
+                ("kafka_cluster", cluster),
+                ("group", group),
+                ("topic", &orders),
+            ],
         )
     };
     let p = f64::from(PARTITIONS);
@@ -167,8 +188,12 @@ async fn each_cluster_reports_its_own_exact_lag_under_its_own_name() {
     println!(
         "two clusters: billing lags 7/partition on a and 2/partition on b; audit on b only; \
          {} series carry kafka_cluster=\"a\", {} kafka_cluster=\"b\"",
-        s.keys().filter(|k| k.contains("kafka_cluster=\"a\"")).count(),
-        s.keys().filter(|k| k.contains("kafka_cluster=\"b\"")).count(),
+        s.keys()
+            .filter(|k| k.contains("kafka_cluster=\"a\""))
+            .count(),
+        s.keys()
+            .filter(|k| k.contains("kafka_cluster=\"b\""))
+            .count(),
     );
     drop(b);
 }

@@ -175,12 +175,20 @@ fn two_clusters_with_one_name_exit_2_naming_the_entry() {
     let twice = "[[exporter.clusters]]\nname = \"b\"\n[[exporter.clusters]]\nname = \"b\"\n";
     std::fs::write(&path, twice).unwrap();
     let config = path.to_str().unwrap();
-    let out = run("meshflow-exporter", &["--config", config, "--check-config"], &[]);
+    let out = run(
+        "meshflow-exporter",
+        &["--config", config, "--check-config"],
+        &[],
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`exporter.clusters[1].name`"), "{stderr}");
     std::fs::write(&path, twice.replacen("\"b\"", "\"a\"", 1)).unwrap();
-    let out = run("meshflow-exporter", &["--config", config, "--check-config"], &[]);
+    let out = run(
+        "meshflow-exporter",
+        &["--config", config, "--check-config"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }

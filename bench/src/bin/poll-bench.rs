@@ -113,7 +113,9 @@ fn poller(bootstrap: &str, pattern: &str) -> anyhow::Result<ClusterPoller> {
 }
 
 /// Lag figures in a snapshot, and how many have lag in seconds.
-fn figures(snapshot: &meshflow_exporter::cluster::Snapshot) -> anyhow::Result<(usize, usize, usize)> {
+fn figures(
+    snapshot: &meshflow_exporter::cluster::Snapshot,
+) -> anyhow::Result<(usize, usize, usize)> {
     let others = snapshot
         .others
         .as_ref()
@@ -152,7 +154,12 @@ fn measure(bootstrap: &str, pattern: &str, label: &str, args: &Args) -> anyhow::
 
 /// Writes `args.records` records to every partition of `topic` on the
 /// broker at `bootstrap`.
-fn fill(runtime: &tokio::runtime::Runtime, bootstrap: &str, topic: &str, args: &Args) -> anyhow::Result<()> {
+fn fill(
+    runtime: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    topic: &str,
+    args: &Args,
+) -> anyhow::Result<()> {
     runtime.block_on(create_topics(
         bootstrap,
         &[topic, "bench.events", "bench.receipts"],
@@ -191,7 +198,12 @@ fn steady(mut times: Vec<Duration>) -> Duration {
 /// Polls every one of `pollers` at once, each on its own thread (as the
 /// exporter's watch loops do), `args.polls` times; returns the median
 /// round of the second half and the memory the pollers added.
-fn rounds(pollers: &mut [ClusterPoller], label: &str, before: f64, args: &Args) -> anyhow::Result<(Duration, f64)> {
+fn rounds(
+    pollers: &mut [ClusterPoller],
+    label: &str,
+    before: f64,
+    args: &Args,
+) -> anyhow::Result<(Duration, f64)> {
     let mut times = Vec::new();
     for i in 0..args.polls {
         let start = Instant::now();
@@ -208,7 +220,9 @@ fn rounds(pollers: &mut [ClusterPoller], label: &str, before: f64, args: &Args) 
         for snapshot in snapshots {
             let snapshot = snapshot.map_err(|_| anyhow::anyhow!("a poll panicked"))?;
             let (groups, lags, with_seconds) = figures(&snapshot)?;
-            line.push(format!("{groups} groups, {lags} figures ({with_seconds} with seconds)"));
+            line.push(format!(
+                "{groups} groups, {lags} figures ({with_seconds} with seconds)"
+            ));
         }
         println!(
             "{label} round {}: {:.3} s; {}; rss +{:.1} MiB",

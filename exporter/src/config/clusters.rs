@@ -121,7 +121,10 @@ pub fn validate(
         let at = |key: &str| format!("exporter.clusters[{index}].{key}");
         check_name(&at("name"), &cluster.name)?;
         let earlier = clusters[..index].iter().map(|c| c.name.as_str());
-        if std::iter::once(home).chain(earlier).any(|n| n == cluster.name) {
+        if std::iter::once(home)
+            .chain(earlier)
+            .any(|n| n == cluster.name)
+        {
             return Err(ConfigError::invalid(
                 &at("name"),
                 &cluster.name,
@@ -183,15 +186,30 @@ mod tests {
     fn names_are_plain_unique_and_bounded_in_number() {
         assert!(validate("home", &[named("a"), named("b")], 3, &[]).is_ok());
         assert!(validate(DEFAULT_CLUSTER_NAME, &[], 1, &[]).is_ok());
-        assert_eq!(refused("home", &[named("a"), named("a")], 4), "exporter.clusters[1].name");
+        assert_eq!(
+            refused("home", &[named("a"), named("a")], 4),
+            "exporter.clusters[1].name"
+        );
         assert_eq!(refused("a", &[named("a")], 4), "exporter.clusters[0].name");
-        assert_eq!(refused("home", &[named("a b")], 4), "exporter.clusters[0].name");
-        assert_eq!(refused("home", &[named("")], 4), "exporter.clusters[0].name");
+        assert_eq!(
+            refused("home", &[named("a b")], 4),
+            "exporter.clusters[0].name"
+        );
+        assert_eq!(
+            refused("home", &[named("")], 4),
+            "exporter.clusters[0].name"
+        );
         let long = "x".repeat(MAX_CLUSTER_NAME + 1);
         assert_eq!(refused(&long, &[], 4), "exporter.cluster_name");
-        assert_eq!(refused("home", &[named("a"), named("b")], 2), "exporter.clusters");
+        assert_eq!(
+            refused("home", &[named("a"), named("b")], 2),
+            "exporter.clusters"
+        );
         assert_eq!(refused("home", &[], 0), "exporter.max_clusters");
-        assert_eq!(refused("home", &[], MAX_CLUSTERS + 1), "exporter.max_clusters");
+        assert_eq!(
+            refused("home", &[], MAX_CLUSTERS + 1),
+            "exporter.max_clusters"
+        );
     }
 
     #[test]

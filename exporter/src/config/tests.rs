@@ -205,8 +205,14 @@ mod service {
         assert_eq!(e.clusters[0].kafka.bootstrap_servers, "us-kafka:9092");
         assert_eq!(e.clusters[0].discovery.allow_groups, "orders-.*");
         assert_eq!(e.clusters[0].cluster.brokers, 1);
-        assert_eq!(e.clusters[1].kafka, meshflow_common::config::KafkaConfig::default());
-        assert_eq!(c.kafka.bootstrap_servers, "localhost:9092", "home untouched");
+        assert_eq!(
+            e.clusters[1].kafka,
+            meshflow_common::config::KafkaConfig::default()
+        );
+        assert_eq!(
+            c.kafka.bootstrap_servers, "localhost:9092",
+            "home untouched"
+        );
 
         let key = |text: &str| match from_file("bad-clusters.toml", text) {
             Err(ConfigError::Invalid { key, .. }) => key,
@@ -223,7 +229,11 @@ mod service {
         assert_eq!(key(many), "exporter.clusters");
         let owned = "[[exporter.clusters]]\nname = \"a\"\n\
             [exporter.clusters.kafka.librdkafka]\n\"group.id\" = \"x\"\n";
-        assert!(key(owned).starts_with("exporter.clusters[0].kafka."), "{}", key(owned));
+        assert!(
+            key(owned).starts_with("exporter.clusters[0].kafka."),
+            "{}",
+            key(owned)
+        );
         // Each further cluster's poll counts against the memory budget:
         // two groups' accounting (about 333 MiB) leaves room for one
         // cluster at the default 100,000 partitions (33 MiB), not two.
@@ -235,12 +245,23 @@ mod service {
             from_file("budget.toml", &text)
         };
         assert!(budget("us").is_ok(), "{:?}", budget("us"));
-        let refused = budget("us,ap").expect_err("two further clusters do not fit").to_string();
-        assert!(refused.contains("`exporter.memory_budget_mib`"), "{refused}");
+        let refused = budget("us,ap")
+            .expect_err("two further clusters do not fit")
+            .to_string();
+        assert!(
+            refused.contains("`exporter.memory_budget_mib`"),
+            "{refused}"
+        );
         assert!(refused.contains("at least 399 MiB"), "{refused}");
-        assert!(refused.contains("plus 65 MiB for the 2 exporter.clusters"), "{refused}");
+        assert!(
+            refused.contains("plus 65 MiB for the 2 exporter.clusters"),
+            "{refused}"
+        );
         let unknown = "[[exporter.clusters]]\nname = \"a\"\nbrokers = 3\n";
-        assert!(matches!(from_file("unknown.toml", unknown), Err(ConfigError::Load(_))));
+        assert!(matches!(
+            from_file("unknown.toml", unknown),
+            Err(ConfigError::Load(_))
+        ));
     }
 
     #[test]

@@ -329,8 +329,12 @@ mod tests {
             ..ClusterHealth::default()
         };
         metrics.set_cluster(&health, Granularity::Partition);
-        let topic =
-            |name: &str, topic: &str| sample(&registry, &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\"}}"));
+        let topic = |name: &str, topic: &str| {
+            sample(
+                &registry,
+                &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\"}}"),
+            )
+        };
         let under = "meshflow_topic_partitions_under_min_isr";
         let min = "meshflow_topic_min_insync_replicas";
         assert_eq!(topic(under, "payments"), Some(1.0));
@@ -394,9 +398,16 @@ mod tests {
                 &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\",partition=\"{p}\"}}"),
             )
         };
-        let topic =
-            |name: &str, topic: &str| sample(&registry, &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\"}}"));
-        assert_eq!(value(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"), 3.0);
+        let topic = |name: &str, topic: &str| {
+            sample(
+                &registry,
+                &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\"}}"),
+            )
+        };
+        assert_eq!(
+            value(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"),
+            3.0
+        );
         let partitions = [
             ("under_replicated", 0, Some(0.0)),
             ("under_replicated", 1, Some(1.0)),

@@ -6,9 +6,7 @@ use std::collections::BTreeSet;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{
-    help, AssignorLabels, GroupLabels, GroupStateLabels, MemberPartitionsLabels, Scoped,
-};
+use super::{help, AssignorLabels, GroupLabels, GroupStateLabels, MemberPartitionsLabels, Scoped};
 use crate::membership::{Assignor, GroupState, Membership};
 
 /// The families of the described groups.

@@ -133,7 +133,9 @@ mod tests {
         let of = |cluster: &str| {
             sample(
                 &registry,
-                &format!("meshflow_topic_partitions{{kafka_cluster=\"{cluster}\",topic=\"events\"}}"),
+                &format!(
+                    "meshflow_topic_partitions{{kafka_cluster=\"{cluster}\",topic=\"events\"}}"
+                ),
             )
         };
         assert_eq!((of("a"), of("b")), (Some(6.0), Some(3.0)));

@@ -142,7 +142,9 @@ fn log_observations_map_to_stage_log() {
     let log = |name: &str| {
         value(
             &registry,
-            &format!("{name}{{kafka_cluster=\"default\",topic=\"events\",stage=\"log\",group=\"\"}}"),
+            &format!(
+                "{name}{{kafka_cluster=\"default\",topic=\"events\",stage=\"log\",group=\"\"}}"
+            ),
         )
     };
     assert_eq!(log("meshflow_messages_total"), 4.0);
@@ -155,11 +157,23 @@ fn log_observations_map_to_stage_log() {
             &format!("meshflow_delivery_latency_seconds_{suffix}"),
         )
     };
-    assert_eq!(delivery("count{kafka_cluster=\"default\",topic=\"events\"}"), 3.0);
+    assert_eq!(
+        delivery("count{kafka_cluster=\"default\",topic=\"events\"}"),
+        3.0
+    );
     assert!((delivery("sum{kafka_cluster=\"default\",topic=\"events\"}") - 2.044).abs() < 1e-9);
-    assert_eq!(delivery("bucket{kafka_cluster=\"default\",le=\"0.005\",topic=\"events\"}"), 1.0);
-    assert_eq!(delivery("bucket{kafka_cluster=\"default\",le=\"1.0\",topic=\"events\"}"), 2.0);
-    assert_eq!(delivery("bucket{kafka_cluster=\"default\",le=\"+Inf\",topic=\"events\"}"), 3.0);
+    assert_eq!(
+        delivery("bucket{kafka_cluster=\"default\",le=\"0.005\",topic=\"events\"}"),
+        1.0
+    );
+    assert_eq!(
+        delivery("bucket{kafka_cluster=\"default\",le=\"1.0\",topic=\"events\"}"),
+        2.0
+    );
+    assert_eq!(
+        delivery("bucket{kafka_cluster=\"default\",le=\"+Inf\",topic=\"events\"}"),
+        3.0
+    );
     // Nothing at stage processed.
     assert_eq!(
         stage(&registry, "meshflow_messages_total", "processed", "g1"),
@@ -286,7 +300,10 @@ fn lag_gauges_per_group_and_partition() {
     let seconds = "meshflow_consumer_lag_seconds{kafka_cluster=\"default\",group=\"g1\",topic=\"events\",partition=\"4\"}";
     assert_eq!(sample(&registry, seconds), None);
     assert_eq!(
-        value(&registry, "meshflow_exporter_lag_seconds_unknown_total{kafka_cluster=\"default\"}"),
+        value(
+            &registry,
+            "meshflow_exporter_lag_seconds_unknown_total{kafka_cluster=\"default\"}"
+        ),
         1.0
     );
     assert_eq!(lag("meshflow_consumer_lag_messages", "g2", 0), 0.0);
@@ -464,14 +481,32 @@ fn every_family_exposed_carries_its_help_text() {
 #[test]
 fn the_expected_cluster_is_published_for_the_brokers_alerts() {
     let (registry, metrics) = setup();
-    assert_eq!(value(&registry, "meshflow_brokers_expected{kafka_cluster=\"default\"}"), 0.0);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_brokers_expected{kafka_cluster=\"default\"}"
+        ),
+        0.0
+    );
     metrics.set_expected_cluster(&crate::config::ClusterExpectation {
         brokers: 1,
         min_insync_replicas: 1,
         granularity: Granularity::Partition,
     });
-    assert_eq!(value(&registry, "meshflow_brokers_expected{kafka_cluster=\"default\"}"), 1.0);
-    assert_eq!(value(&registry, "meshflow_brokers_min_insync{kafka_cluster=\"default\"}"), 1.0);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_brokers_expected{kafka_cluster=\"default\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_brokers_min_insync{kafka_cluster=\"default\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]
@@ -497,7 +532,11 @@ fn each_cluster_has_its_own_lag_and_status_series_and_only_the_home_one_judges()
     };
     assert_eq!(code("us", "orders"), Some(1.0));
     assert_eq!(code("eu", "orders"), None, "no cross-talk");
-    assert_eq!(code("eu", "g1"), Some(3.0), "judged groups start ERR at home");
+    assert_eq!(
+        code("eu", "g1"),
+        Some(3.0),
+        "judged groups start ERR at home"
+    );
     assert_eq!(code("us", "g1"), None, "and are not judged elsewhere");
     // Removing one cluster's series leaves the other's.
     us.remove_group_lag("orders", "events", 0);
@@ -514,6 +553,7 @@ fn each_cluster_has_its_own_lag_and_status_series_and_only_the_home_one_judges()
     // The accounting's series are the home cluster's: one exporter judges
     // one cluster's traffic.
     let _ = home.for_topic("events");
-    let log = "meshflow_messages_total{kafka_cluster=\"eu\",topic=\"events\",stage=\"log\",group=\"\"}";
+    let log =
+        "meshflow_messages_total{kafka_cluster=\"eu\",topic=\"events\",stage=\"log\",group=\"\"}";
     assert_eq!(sample(&registry, log), Some(0.0));
 }

@@ -246,7 +246,9 @@ async fn each_judged_topic_keeps_its_own_books() {
     let read_lag = |topic: &str| {
         sample(
             &registry,
-            &format!("meshflow_exporter_read_lag_seconds{{kafka_cluster=\"default\",topic=\"{topic}\"}}"),
+            &format!(
+                "meshflow_exporter_read_lag_seconds{{kafka_cluster=\"default\",topic=\"{topic}\"}}"
+            ),
         )
     };
     assert!(read_lag("events").is_some() && read_lag("orders").is_some());

@@ -213,7 +213,10 @@ mod tests {
             None
         );
         assert_eq!(
-            value(&registry, "meshflow_exporter_lag_seconds_unknown_total{kafka_cluster=\"default\"}"),
+            value(
+                &registry,
+                "meshflow_exporter_lag_seconds_unknown_total{kafka_cluster=\"default\"}"
+            ),
             1.0
         );
         assert_eq!(
@@ -273,7 +276,9 @@ mod tests {
         // The same as Burrow's numbers, for the group and each partition.
         let code = |series: &str| value(&registry, series);
         assert_eq!(
-            code("meshflow_consumer_group_status_code{kafka_cluster=\"default\",group=\"billing\"}"),
+            code(
+                "meshflow_consumer_group_status_code{kafka_cluster=\"default\",group=\"billing\"}"
+            ),
             4.0
         );
         let partition = |topic: &str| {

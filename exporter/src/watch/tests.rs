@@ -163,22 +163,34 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     assert_eq!(evaluations[g2].status, GroupStatus::Err);
     assert_eq!(status_of(&registry, "g1"), ["ERR"]);
     assert_eq!(status_of(&registry, "g2"), ["ERR"]);
-    assert_eq!(sample(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"), Some(1.0));
+    assert_eq!(
+        sample(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"),
+        Some(1.0)
+    );
     let poll_errors = |kind: &str| {
-        let series = format!("meshflow_exporter_poll_errors_total{{kafka_cluster=\"default\",kind=\"{kind}\"}}");
+        let series = format!(
+            "meshflow_exporter_poll_errors_total{{kafka_cluster=\"default\",kind=\"{kind}\"}}"
+        );
         sample(&registry, &series)
     };
     assert_eq!(poll_errors("group_offsets"), Some(1.0));
     assert_eq!(poll_errors("metadata"), Some(0.0));
     assert_eq!(
-        sample(&registry, "meshflow_exporter_groups_watched{kafka_cluster=\"default\"}"),
+        sample(
+            &registry,
+            "meshflow_exporter_groups_watched{kafka_cluster=\"default\"}"
+        ),
         Some(2.0)
     );
     assert_eq!(
-        sample(&registry, "meshflow_exporter_partitions_watched{kafka_cluster=\"default\"}"),
+        sample(
+            &registry,
+            "meshflow_exporter_partitions_watched{kafka_cluster=\"default\"}"
+        ),
         Some(2.0)
     );
-    let last_success = "meshflow_exporter_last_successful_poll_timestamp_seconds{kafka_cluster=\"default\"}";
+    let last_success =
+        "meshflow_exporter_last_successful_poll_timestamp_seconds{kafka_cluster=\"default\"}";
     assert_eq!(
         sample(&registry, last_success),
         Some(0.0),
@@ -221,7 +233,10 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     assert_eq!(lag_of("meshflow_consumer_lag_messages", 1), Some(0.0));
     assert_eq!(lag_of("meshflow_consumer_lag_seconds", 1), Some(0.0));
     // Health unreadable this time: the last known value stays.
-    assert_eq!(sample(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"), Some(1.0));
+    assert_eq!(
+        sample(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"),
+        Some(1.0)
+    );
     assert_eq!(poll_errors("metadata"), Some(1.0));
     assert_eq!(poll_errors("timestamps"), Some(1.0));
     assert_eq!(
@@ -230,11 +245,17 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
         "this poll read them"
     );
     assert_eq!(
-        sample(&registry, "meshflow_exporter_partitions_watched{kafka_cluster=\"default\"}"),
+        sample(
+            &registry,
+            "meshflow_exporter_partitions_watched{kafka_cluster=\"default\"}"
+        ),
         Some(3.0)
     );
     assert_eq!(
-        sample(&registry, "meshflow_exporter_poll_duration_seconds_sum{kafka_cluster=\"default\"}"),
+        sample(
+            &registry,
+            "meshflow_exporter_poll_duration_seconds_sum{kafka_cluster=\"default\"}"
+        ),
         Some(0.5)
     );
 
@@ -351,7 +372,8 @@ fn a_judged_group_loses_records_to_retention_once_and_its_description_follows_th
             &format!("meshflow_consumer_group_state{{kafka_cluster=\"default\",group=\"g1\",state=\"{s}\"}}"),
         )
     };
-    let burrow = "meshflow_consumer_group_burrow_status_code{kafka_cluster=\"default\",group=\"g1\"}";
+    let burrow =
+        "meshflow_consumer_group_burrow_status_code{kafka_cluster=\"default\",group=\"g1\"}";
     poll(&mut watch, 0, 0, described("Stable"));
     assert_eq!(sample(&registry, expired), Some(0.0));
     assert_eq!(sample(&registry, gap), Some(0.0));

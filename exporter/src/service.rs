@@ -10,7 +10,7 @@
 //!   `exporter.poll_interval` for lag, group status and cluster health;
 //!   one such loop runs for the home cluster and one for each entry of
 //!   `exporter.clusters`, each with its own clients and its series
-//!   labelled with its `cluster` (see `config/clusters.rs`);
+//!   labelled with its `kafka_cluster` (see `config/clusters.rs`);
 //! - a probe keeps the `kafka` readiness condition in step with whether
 //!   Kafka answers;
 //! - with `exporter.probe.enabled`, the end-to-end [`Probe`] writes its

@@ -157,14 +157,37 @@ fn shown(key: &str, value: &Value) -> String {
                     let v = if is_secret_key(k) {
                         REDACTED.to_string()
                     } else {
-                        v.to_string()
+                        masked(v).to_string()
                     };
                     format!("{k:?} = {v}")
                 })
                 .collect();
             format!("{{{}}}", entries.join(", "))
         }
-        other => other.to_string(),
+        other => masked(other).to_string(),
+    }
+}
+
+/// `value` with every entry of a secret key masked, at any depth: an
+/// array of tables (`exporter.clusters`) holds whole client settings,
+/// passwords included.
+fn masked(value: &Value) -> Value {
+    match value {
+        Value::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) && !v.is_null() {
+                        Value::String(REDACTED.to_string())
+                    } else {
+                        masked(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(masked).collect()),
+        other => other.clone(),
     }
 }
 
@@ -283,6 +306,21 @@ mod tests {
         let text = settings(&rows);
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("section.password = [redacted]"), "{text}");
+    }
+
+    #[test]
+    fn secrets_inside_an_array_of_tables_are_masked() {
+        let value = serde_json::json!([
+            {"name": "us", "kafka": {"sasl_password": "hunter2", "librdkafka": {"ssl.key.password": "pem"}}},
+            {"name": "ap", "kafka": {"sasl_password": null}}
+        ]);
+        let text = shown("exporter.clusters", &value);
+        assert!(!text.contains("hunter2") && !text.contains("pem"), "{text}");
+        assert!(text.contains("\"us\""), "{text}");
+        assert!(
+            text.contains("\"sasl_password\":null"),
+            "unset stays unset: {text}"
+        );
     }
 
     #[test]

@@ -97,6 +97,19 @@ impl ClusterPoller {
         })
     }
 
+    /// Creates the clients of a cluster polled without end-to-end
+    /// accounting (an entry of `exporter.clusters`): no judged topic, no
+    /// receipts topic, no judged group; only what `discovery` selects, and
+    /// the cluster view.
+    pub fn watch_only(
+        kafka: &KafkaConfig,
+        own_group: &str,
+        discovery: &DiscoveryConfig,
+    ) -> Result<Self, Error> {
+        let none = Groups::new(std::iter::empty::<String>());
+        Self::new(kafka, TopicMatcher::none(), "", &none, own_group, discovery)
+    }
+
     /// Uses `min_insync` (`exporter.cluster.min_insync_replicas`) for the
     /// topics whose own and broker value DescribeConfigs does not tell.
     pub fn with_min_insync(mut self, min_insync: u32) -> Self {
@@ -125,6 +138,7 @@ impl ClusterPoller {
             let always: Vec<&str> = judged
                 .map(String::as_str)
                 .chain([self.receipts_topic.as_str()])
+                .filter(|t| !t.is_empty())
                 .collect();
             match &self.discovery {
                 Some(d) => view::health(m, &always, |t| d.reports(t), d.max_partitions()),

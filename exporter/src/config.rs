@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 mod accounting;
 mod cluster;
+mod clusters;
 mod discovery;
 mod keys;
 mod probe;
@@ -29,6 +30,9 @@ pub use accounting::{
     default_max_record_age, default_sla, default_window_bits, AccountingConfig,
 };
 pub use cluster::{ClusterExpectation, Granularity};
+pub use clusters::{
+    default_cluster_name, default_max_clusters, WatchedCluster, DEFAULT_CLUSTER_NAME, MAX_CLUSTERS,
+};
 pub use discovery::{DiscoveryConfig, Filter};
 pub use keys::KEYS;
 pub use probe::{ProbeConfig, DEFAULT_PROBE_TOPIC, MAX_PROBE_PARTITIONS};
@@ -122,6 +126,18 @@ pub struct ExporterSettings {
     /// The cluster's other consumer groups to watch.
     #[serde(default)]
     pub discovery: DiscoveryConfig,
+    /// The home cluster's `cluster` label (the cluster `kafka.*`
+    /// describes). See `config/clusters.rs`.
+    #[serde(default = "default_cluster_name")]
+    pub cluster_name: String,
+    /// Further clusters, polled for lag, group status and the cluster
+    /// view only, each with its own client settings.
+    #[serde(default)]
+    pub clusters: Vec<WatchedCluster>,
+    /// The most clusters watched, the home cluster included: every
+    /// cluster-scoped series carries `cluster`, so this bounds the labels.
+    #[serde(default = "default_max_clusters")]
+    pub max_clusters: usize,
     /// The built-in probe, for clusters without meshflow traffic.
     #[serde(default)]
     pub probe: ProbeConfig,
@@ -168,6 +184,9 @@ impl Default for ExporterSettings {
             status: StatusConfig::default(),
             cluster: ClusterExpectation::default(),
             discovery: DiscoveryConfig::default(),
+            cluster_name: default_cluster_name(),
+            clusters: Vec::new(),
+            max_clusters: default_max_clusters(),
             probe: ProbeConfig::default(),
         }
     }
@@ -233,10 +252,18 @@ impl ExporterSettings {
         millis_in("exporter.poll_interval", poll, 100, 600_000)?;
         self.accounting().validate().map_err(config_error)?;
         let judged = self.judged_bound();
-        let worst = self
+        let accounting = self
             .accounting()
             .worst_case_bytes(self.groups.len())
             .saturating_mul(judged as u64);
+        // The home cluster's poll was never counted (it is small beside the
+        // accounting); each further cluster's is, bounded by its discovery.
+        let polls = self
+            .clusters
+            .iter()
+            .map(WatchedCluster::poll_worst_case_bytes)
+            .fold(0u64, u64::saturating_add);
+        let worst = accounting.saturating_add(polls);
         let budget = self.memory_budget_mib.saturating_mul(1 << 20);
         if worst > budget {
             return Err(ConfigError::invalid(
@@ -245,19 +272,28 @@ impl ExporterSettings {
                 format!(
                     "at least {} MiB, the worst case of exporter.max_producers={} × \
                      exporter.window_bits={} × ({} watched groups + the log) × {} judged \
-                     topics (the literal exporter.topics, or exporter.max_topics with a ^pattern); \
-                     or lower those",
+                     topics (the literal exporter.topics, or exporter.max_topics with a ^pattern), \
+                     plus {} MiB for the {} exporter.clusters (8 MiB + 256 bytes × \
+                     discovery.max_partitions each); or lower those",
                     worst.div_ceil(1 << 20),
                     self.max_producers,
                     self.window_bits,
                     self.groups.len(),
-                    judged
+                    judged,
+                    polls.div_ceil(1 << 20),
+                    self.clusters.len()
                 ),
             ));
         }
         self.status.validate().map_err(config_error)?;
         self.cluster.validate().map_err(config_error)?;
         self.discovery.validate().map_err(config_error)?;
+        clusters::validate(
+            &self.cluster_name,
+            &self.clusters,
+            self.max_clusters,
+            OWNED_KEYS,
+        )?;
         let literals: Vec<&str> = self
             .topics
             .iter()

@@ -21,7 +21,8 @@ async fn main() -> ExitCode {
     .run(
         |c: &Config, registry| {
             let groups = c.exporter.groups.as_slice().into();
-            let metrics = ExporterMetrics::register(registry, &groups);
+            let metrics =
+                ExporterMetrics::register_for(registry, &groups, &c.exporter.cluster_name);
             metrics.set_expected_cluster(&c.exporter.cluster);
             metrics
         },

@@ -21,7 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::cluster::{Broker, ClusterHealth};
-use crate::config::{ClusterExpectation, Granularity};
+use crate::config::{ClusterExpectation, Granularity, DEFAULT_CLUSTER_NAME};
 use crate::groups::Groups;
 use crate::observation::{Evictions, SweepReport};
 use crate::status::GroupStatus;
@@ -39,6 +39,7 @@ mod labels;
 mod membership;
 mod poll;
 mod probe;
+mod scoped;
 mod series;
 mod topic;
 
@@ -48,6 +49,7 @@ pub use membership::MembershipSeries;
 pub use poll::PollReport;
 use poll::PollSeries;
 pub use probe::ProbeSeries;
+pub use scoped::{ClusterLabel, Scoped, Unlabelled};
 pub use topic::TopicSeries;
 
 /// Full name of the group status family, which the HTTP endpoint declares
@@ -80,26 +82,33 @@ fn delivery_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// The part of `registry` whose series carry `kafka_cluster="<home>"` as a
+/// constant label: the accounting's and the probe's, which only the home
+/// cluster has (one handle writes them, so no family is registered twice).
+fn at_home<'r>(registry: &'r mut Registry, home: &str) -> &'r mut Registry {
+    registry.sub_registry_with_label(("kafka_cluster".into(), home.to_string().into()))
+}
+
 /// Everything the exporter publishes.
 #[derive(Clone, Debug)]
 pub struct ExporterMetrics {
     groups: Groups,
     families: TopicFamilies,
     invalid: Family<InvalidLabels, Counter>,
-    lag_messages: Family<LagLabels, Gauge>,
-    lag_seconds: Family<LagLabels, SecondsGauge>,
-    lag_seconds_unknown: Counter,
-    lag_lower_bound: Family<LagLabels, Gauge>,
-    expired: Family<TopicGroupLabels, Counter>,
-    expired_gap: Family<LagLabels, Gauge>,
-    left_out: Family<LeftOutLabels, Gauge>,
-    group_status: Family<StatusLabels, Gauge>,
-    status_code: Family<GroupLabels, Gauge>,
-    burrow_status: Family<GroupLabels, Gauge>,
-    partition_status: Family<LagLabels, Gauge>,
+    lag_messages: Scoped<LagLabels, Gauge>,
+    lag_seconds: Scoped<LagLabels, SecondsGauge>,
+    lag_seconds_unknown: Scoped<Unlabelled, Counter>,
+    lag_lower_bound: Scoped<LagLabels, Gauge>,
+    expired: Scoped<TopicGroupLabels, Counter>,
+    expired_gap: Scoped<LagLabels, Gauge>,
+    left_out: Scoped<LeftOutLabels, Gauge>,
+    group_status: Scoped<StatusLabels, Gauge>,
+    status_code: Scoped<GroupLabels, Gauge>,
+    burrow_status: Scoped<GroupLabels, Gauge>,
+    partition_status: Scoped<LagLabels, Gauge>,
     cluster: ClusterSeries,
-    brokers_expected: Gauge,
-    brokers_min_insync: Gauge,
+    brokers_expected: Scoped<Unlabelled, Gauge>,
+    brokers_min_insync: Scoped<Unlabelled, Gauge>,
     read_lag: Family<TopicLabels, SecondsGauge>,
     evicted: Family<EvictionLabels, Counter>,
     poll: PollSeries,
@@ -124,9 +133,18 @@ struct TopicFamilies {
 
 impl ExporterMetrics {
     /// Registers every exporter metric for the watched `groups` into
-    /// `registry`; each judged topic's series come with
-    /// [`ExporterMetrics::for_topic`].
+    /// `registry`, the cluster-scoped ones written for the cluster named
+    /// [`DEFAULT_CLUSTER_NAME`]; see [`ExporterMetrics::register_for`].
     pub fn register(registry: &mut Registry, groups: &Groups) -> Self {
+        Self::register_for(registry, groups, DEFAULT_CLUSTER_NAME)
+    }
+
+    /// Registers every exporter metric for the watched `groups` into
+    /// `registry`; the cluster-scoped series of the handle returned carry
+    /// `kafka_cluster="<home>"`, and [`ExporterMetrics::for_cluster`] gives the
+    /// handle of another watched cluster. Each judged topic's series come
+    /// with [`ExporterMetrics::for_topic`].
+    pub fn register_for(registry: &mut Registry, groups: &Groups, home: &str) -> Self {
         let families = TopicFamilies {
             e2e: Family::new_with_constructor(latency_histogram),
             delivery: Family::new_with_constructor(delivery_histogram),
@@ -142,33 +160,33 @@ impl ExporterMetrics {
             groups: groups.clone(),
             families,
             invalid: Family::default(),
-            lag_messages: Family::default(),
-            lag_seconds: Family::default(),
-            lag_seconds_unknown: Counter::default(),
-            lag_lower_bound: Family::default(),
-            expired: Family::default(),
-            expired_gap: Family::default(),
-            left_out: Family::default(),
-            group_status: Family::default(),
-            status_code: Family::default(),
-            burrow_status: Family::default(),
-            partition_status: Family::default(),
-            cluster: ClusterSeries::register(registry),
-            brokers_expected: Gauge::default(),
-            brokers_min_insync: Gauge::default(),
+            lag_messages: Scoped::new(home),
+            lag_seconds: Scoped::new(home),
+            lag_seconds_unknown: Scoped::new(home),
+            lag_lower_bound: Scoped::new(home),
+            expired: Scoped::new(home),
+            expired_gap: Scoped::new(home),
+            left_out: Scoped::new(home),
+            group_status: Scoped::new(home),
+            status_code: Scoped::new(home),
+            burrow_status: Scoped::new(home),
+            partition_status: Scoped::new(home),
+            cluster: ClusterSeries::register(registry, home),
+            brokers_expected: Scoped::new(home),
+            brokers_min_insync: Scoped::new(home),
             read_lag: Family::default(),
             evicted: Family::default(),
-            poll: PollSeries::register(registry),
-            probe: ProbeSeries::register(registry),
-            membership: MembershipSeries::register(registry),
+            poll: PollSeries::register(registry, home),
+            probe: ProbeSeries::register(at_home(registry, home)),
+            membership: MembershipSeries::register(registry, home),
         };
-        metrics.set_left_out(0, 0);
-        metrics.set_topics_left_out(0);
+        metrics.start_cluster();
         for reason in ["idle", "capacity", "rebased"] {
             let _ = metrics.evicted.get_or_create(&EvictionLabels { reason });
         }
         let f = &metrics.families;
-        register!(registry;
+        let judged = at_home(registry, home);
+        register!(judged;
             "e2e_latency_seconds"        => f.e2e.clone(),
             "delivery_latency_seconds"   => f.delivery.clone(),
             "messages"                   => f.messages.clone(),
@@ -181,24 +199,71 @@ impl ExporterMetrics {
             "exporter_read_lag_seconds"  => metrics.read_lag.clone(),
             "exporter_producers_evicted" => metrics.evicted.clone(),
             "clock_skew"                 => f.clock_skew.clone(),
-            "consumer_lag_messages"      => metrics.lag_messages.clone(),
-            "consumer_lag_seconds"       => metrics.lag_seconds.clone(),
-            "exporter_lag_seconds_unknown" => metrics.lag_seconds_unknown.clone(),
-            "consumer_lag_seconds_lower_bound" => metrics.lag_lower_bound.clone(),
-            "consumer_group_messages_expired" => metrics.expired.clone(),
-            "consumer_lag_expired_messages" => metrics.expired_gap.clone(),
-            "exporter_discovery_left_out" => metrics.left_out.clone(),
-            "consumer_group_status"      => metrics.group_status.clone(),
-            "consumer_group_status_code" => metrics.status_code.clone(),
-            "consumer_partition_status_code" => metrics.partition_status.clone(),
-            "consumer_group_burrow_status_code" => metrics.burrow_status.clone(),
-            "brokers_expected"           => metrics.brokers_expected.clone(),
-            "brokers_min_insync"         => metrics.brokers_min_insync.clone(),
+        );
+        register!(registry;
+            "consumer_lag_messages"      => metrics.lag_messages.family(),
+            "consumer_lag_seconds"       => metrics.lag_seconds.family(),
+            "exporter_lag_seconds_unknown" => metrics.lag_seconds_unknown.family(),
+            "consumer_lag_seconds_lower_bound" => metrics.lag_lower_bound.family(),
+            "consumer_group_messages_expired" => metrics.expired.family(),
+            "consumer_lag_expired_messages" => metrics.expired_gap.family(),
+            "exporter_discovery_left_out" => metrics.left_out.family(),
+            "consumer_group_status"      => metrics.group_status.family(),
+            "consumer_group_status_code" => metrics.status_code.family(),
+            "consumer_partition_status_code" => metrics.partition_status.family(),
+            "consumer_group_burrow_status_code" => metrics.burrow_status.family(),
+            "brokers_expected"           => metrics.brokers_expected.family(),
+            "brokers_min_insync"         => metrics.brokers_min_insync.family(),
         );
         for (group, _) in groups.iter() {
             metrics.set_status(group, GroupStatus::Err);
         }
         metrics
+    }
+
+    /// The handle of another watched cluster: the same families, its
+    /// cluster-scoped series labelled `kafka_cluster="<name>"` and its own record
+    /// of the cluster view published. It watches no judged group (those
+    /// are judged on the home cluster), so it starts with none.
+    pub fn for_cluster(&self, name: &str, groups: &Groups) -> Self {
+        let metrics = ExporterMetrics {
+            groups: groups.clone(),
+            families: self.families.clone(),
+            invalid: self.invalid.clone(),
+            lag_messages: self.lag_messages.in_cluster(name),
+            lag_seconds: self.lag_seconds.in_cluster(name),
+            lag_seconds_unknown: self.lag_seconds_unknown.in_cluster(name),
+            lag_lower_bound: self.lag_lower_bound.in_cluster(name),
+            expired: self.expired.in_cluster(name),
+            expired_gap: self.expired_gap.in_cluster(name),
+            left_out: self.left_out.in_cluster(name),
+            group_status: self.group_status.in_cluster(name),
+            status_code: self.status_code.in_cluster(name),
+            burrow_status: self.burrow_status.in_cluster(name),
+            partition_status: self.partition_status.in_cluster(name),
+            cluster: self.cluster.in_cluster(name),
+            brokers_expected: self.brokers_expected.in_cluster(name),
+            brokers_min_insync: self.brokers_min_insync.in_cluster(name),
+            read_lag: self.read_lag.clone(),
+            evicted: self.evicted.clone(),
+            poll: self.poll.in_cluster(name),
+            probe: self.probe.clone(),
+            membership: self.membership.in_cluster(name),
+        };
+        metrics.start_cluster();
+        metrics
+    }
+
+    /// The cluster's series that exist at 0 from the start, for
+    /// `increase()` and for the panels that show nothing left out.
+    fn start_cluster(&self) {
+        self.set_left_out(0, 0);
+        self.set_topics_left_out(0);
+        self.poll.start();
+        self.cluster.start();
+        let _ = self.lag_seconds_unknown.get();
+        let _ = self.brokers_expected.get();
+        let _ = self.brokers_min_insync.get();
     }
 
     /// A record of `topic` could not be read, for a fixed `reason`.
@@ -243,8 +308,9 @@ impl ExporterMetrics {
 
     /// Publishes what the cluster should look like, for the brokers alerts.
     pub fn set_expected_cluster(&self, expected: &ClusterExpectation) {
-        self.brokers_expected.set(i64::from(expected.brokers));
+        self.brokers_expected.get().set(i64::from(expected.brokers));
         self.brokers_min_insync
+            .get()
             .set(i64::from(expected.min_insync_replicas));
     }
 

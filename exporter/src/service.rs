@@ -8,6 +8,9 @@
 //!   what it read when it stops;
 //! - the [`watch`] loop polls offsets, watermarks and metadata every
 //!   `exporter.poll_interval` for lag, group status and cluster health;
+//!   one such loop runs for the home cluster and one for each entry of
+//!   `exporter.clusters`, each with its own clients and its series
+//!   labelled with its `kafka_cluster` (see `config/clusters.rs`);
 //! - a probe keeps the `kafka` readiness condition in step with whether
 //!   Kafka answers;
 //! - with `exporter.probe.enabled`, the end-to-end [`Probe`] writes its
@@ -31,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterPoller;
 use crate::config::Config;
+use crate::groups::Groups;
 use crate::metrics::ExporterMetrics;
 use crate::probe::Probe;
 use crate::reader::{self, Reader};
@@ -79,7 +83,24 @@ pub async fn run(
             )
         })
         .transpose()?;
+    let none = Groups::new(std::iter::empty::<String>());
+    let others = settings
+        .clusters
+        .iter()
+        .map(|cluster| {
+            let poller =
+                ClusterPoller::watch_only(&cluster.kafka, &settings.group_id, &cluster.discovery)?
+                    .with_min_insync(cluster.cluster.min_insync_replicas);
+            let metrics = metrics.for_cluster(&cluster.name, &none);
+            metrics.set_expected_cluster(&cluster.cluster);
+            let watch = GroupWatch::new(&none, &settings.status)
+                .with_granularity(cluster.cluster.granularity);
+            Ok((poller, watch, metrics))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     tracing::info!(
+        cluster = %settings.cluster_name,
+        clusters = %settings.clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(","),
         topics = %settings.topics.join(","),
         receipts_topic = %settings.receipts_topic,
         groups = %settings.groups.join(","),
@@ -108,6 +129,19 @@ pub async fn run(
     let reader = Reader::new(consumer, matcher, metrics, readiness, &config).with_marks(marks_rx);
     let reading = supervisor.spawn("reader", reader.run(shutdown.clone()));
     let mut tasks = vec![reading, watching, probe];
+    for (poller, watch, metrics) in others {
+        // Their marks concern no judged topic: nobody reads them.
+        let (marks, _) = watch::marks_channel();
+        let task = watch::run(
+            poller,
+            watch,
+            metrics,
+            settings.poll_interval,
+            marks,
+            shutdown.clone(),
+        );
+        tasks.push(supervisor.spawn("watch (exporter.clusters)", task));
+    }
     if let Some(end_to_end) = end_to_end {
         tasks.push(supervisor.spawn("probe", end_to_end.run(shutdown.clone())));
     }

@@ -20,7 +20,8 @@ pub(crate) fn value(registry: &Registry, series: &str) -> f64 {
 
 /// A per-stage series of topic `events`: `name{topic,stage,group}`.
 pub(crate) fn stage(registry: &Registry, name: &str, stage: &str, group: &str) -> f64 {
-    let labels = format!("topic=\"events\",stage=\"{stage}\",group=\"{group}\"");
+    let labels =
+        format!("kafka_cluster=\"default\",topic=\"events\",stage=\"{stage}\",group=\"{group}\"");
     value(registry, &format!("{name}{{{labels}}}"))
 }
 
@@ -28,7 +29,7 @@ pub(crate) fn stage(registry: &Registry, name: &str, stage: &str, group: &str) -
 pub(crate) fn of_group(registry: &Registry, name: &str, group: &str) -> f64 {
     value(
         registry,
-        &format!("{name}{{topic=\"events\",group=\"{group}\"}}"),
+        &format!("{name}{{kafka_cluster=\"default\",topic=\"events\",group=\"{group}\"}}"),
     )
 }
 

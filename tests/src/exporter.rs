@@ -38,6 +38,34 @@ pub fn start(
     Service::start(name, "meshflow-exporter", &env, dir)
 }
 
+/// [`start`] with `--config config`, for the settings only a file can
+/// give (`exporter.clusters`); the environment still wins over the file.
+pub fn start_with_file(
+    dir: &Path,
+    bootstrap: &str,
+    names: &Names,
+    name: &str,
+    group_id: &str,
+    config: &Path,
+) -> Service {
+    let env = with(
+        names.env(bootstrap, "EXPORTER", "GROUPS"),
+        &[
+            ("MESHFLOW__EXPORTER__GROUP_ID", group_id),
+            ("MESHFLOW__EXPORTER__POLL_INTERVAL", "500ms"),
+        ],
+    );
+    let config = config.to_str().expect("a UTF-8 path");
+    Service::start_wrapped(
+        name,
+        &[],
+        "meshflow-exporter",
+        &env,
+        &["--config", config],
+        dir,
+    )
+}
+
 /// A message the test published.
 #[derive(Debug, Clone, Copy)]
 pub struct Sent {

@@ -141,6 +141,9 @@ impl Values<'_> {
         let (own, other) = match name {
             "topic" => (self.names.topic.clone(), self.names.receipts.clone()),
             "group" => (self.names.group.clone(), "other.group".to_string()),
+            // The exporter's Kafka cluster: the stacks set no
+            // exporter.cluster_name, so theirs is the default's.
+            "kafka_cluster" => ("default".to_string(), "other-cluster".to_string()),
             "mesh_namespace" => return Some(vec!["meshflow".to_string()]),
             "jaeger_url" => return Some(vec!["http://localhost:16686".to_string()]),
             "datasource" => return Some(vec!["prometheus".to_string()]),

@@ -168,6 +168,40 @@ fn a_bad_value_exits_2_naming_the_key() {
 }
 
 #[test]
+fn two_clusters_with_one_name_exit_2_naming_the_entry() {
+    let dir = std::env::temp_dir().join(format!("clusters-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("exporter.toml");
+    let twice = "[[exporter.clusters]]\nname = \"b\"\n[[exporter.clusters]]\nname = \"b\"\n";
+    std::fs::write(&path, twice).unwrap();
+    let config = path.to_str().unwrap();
+    let out = run(
+        "meshflow-exporter",
+        &["--config", config, "--check-config"],
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`exporter.clusters[1].name`"), "{stderr}");
+    // Two names, and one cluster's SASL password, which the effective
+    // settings never print.
+    let secured = "\n[exporter.clusters.kafka]\nsecurity_protocol = \"sasl_plaintext\"\n\
+        sasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"hunter2\"\n";
+    let two = format!("{}{secured}", twice.replacen("\"b\"", "\"a\"", 1));
+    std::fs::write(&path, two).unwrap();
+    let out = run(
+        "meshflow-exporter",
+        &["--config", config, "--check-config"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("exporter.clusters"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_arguments_exit_2() {
     for name in BINARIES {
         for args in [&["--bogus"][..], &["--config"][..], &["extra"][..]] {

@@ -24,7 +24,7 @@ type Commits = HashMap<i32, i64>;
 /// `name{group,topic,partition}` from a scrape, if present.
 fn lag(s: &HashMap<String, f64>, name: &str, group: &str, topic: &str, p: i32) -> Option<f64> {
     let key = format!(
-        "meshflow_consumer_lag_{name}{{group=\"{group}\",topic=\"{topic}\",partition=\"{p}\"}}"
+        "meshflow_consumer_lag_{name}{{kafka_cluster=\"default\",group=\"{group}\",topic=\"{topic}\",partition=\"{p}\"}}"
     );
     s.get(&key).copied()
 }
@@ -153,7 +153,12 @@ async fn groups_not_meshflows_get_exact_lag_and_status_and_denied_ones_are_left_
 
     // The cluster view of the same poll: every topic, its partitions and
     // watermarks, and the broker.
-    let topic = |name: &str, t: &str| s.get(&format!("{name}{{topic=\"{t}\"}}")).copied();
+    let topic = |name: &str, t: &str| {
+        s.get(&format!(
+            "{name}{{kafka_cluster=\"default\",topic=\"{t}\"}}"
+        ))
+        .copied()
+    };
     assert_eq!(
         topic("meshflow_topic_partitions", &orders),
         Some(f64::from(PARTITIONS))
@@ -167,7 +172,7 @@ async fn groups_not_meshflows_get_exact_lag_and_status_and_denied_ones_are_left_
         topic("meshflow_topic_partitions_leaderless", &events),
         Some(0.0)
     );
-    let high = format!("meshflow_partition_high_watermark{{topic=\"{orders}\",partition=\"3\"}}");
+    let high = format!("meshflow_partition_high_watermark{{kafka_cluster=\"default\",topic=\"{orders}\",partition=\"3\"}}");
     assert_eq!(s.get(&high), Some(&(PER_PARTITION as f64)));
     let brokers: Vec<&String> = s
         .keys()
@@ -176,7 +181,10 @@ async fn groups_not_meshflows_get_exact_lag_and_status_and_denied_ones_are_left_
     println!(
         "cluster view: orders has {PARTITIONS} partitions and {n} messages; brokers {brokers:?}"
     );
-    assert_eq!(brokers.len() as f64, s["meshflow_brokers"]);
+    assert_eq!(
+        brokers.len() as f64,
+        s["meshflow_brokers{kafka_cluster=\"default\"}"]
+    );
 
     // billing does not move while behind: STOP; then it catches up: OK.
     metrics_until(
@@ -214,7 +222,9 @@ async fn groups_not_meshflows_get_exact_lag_and_status_and_denied_ones_are_left_
         |s| group_status(s, &audit, "REWIND") == 1.0,
     )
     .await;
-    let code = format!("meshflow_consumer_group_status_code{{group=\"{audit}\"}}");
+    let code = format!(
+        "meshflow_consumer_group_status_code{{kafka_cluster=\"default\",group=\"{audit}\"}}"
+    );
     assert_eq!(rewound.get(&code), Some(&6.0));
     assert_eq!(
         scrape::sum(
@@ -273,7 +283,9 @@ async fn a_group_that_commits_but_never_gains_is_stall() {
             "no STALL while committing slower than the writes"
         );
     };
-    let code = format!("meshflow_consumer_group_status_code{{group=\"{slow}\"}}");
+    let code = format!(
+        "meshflow_consumer_group_status_code{{kafka_cluster=\"default\",group=\"{slow}\"}}"
+    );
     let lag = scrape::sum(
         &stalled,
         "meshflow_consumer_lag_messages",

@@ -38,7 +38,9 @@ fn member(bed: &Bed, name: &str) -> Service {
 
 /// The state whose series is 1, if exactly one is.
 fn state(s: &HashMap<String, f64>, group: &str) -> Option<String> {
-    let prefix = format!("meshflow_consumer_group_state{{group=\"{group}\",state=\"");
+    let prefix = format!(
+        "meshflow_consumer_group_state{{kafka_cluster=\"default\",group=\"{group}\",state=\""
+    );
     let set: Vec<&str> = s
         .iter()
         .filter(|(_, v)| **v == 1.0)

@@ -116,7 +116,7 @@ async fn the_exporters_metrics_arrive_over_otlp_as_on_metrics() {
         .keys()
         .filter_map(|k| {
             k.strip_prefix(&format!("{name}_bucket{{le=\""))?
-                .strip_suffix("\"}")
+                .strip_suffix("\",kafka_cluster=\"default\"}")
         })
         .filter_map(|le| le.parse::<f64>().ok())
         .filter(|b| b.is_finite())

@@ -292,7 +292,7 @@ fn secured_stack_refuses_attackers_and_survives_kills() {
         || {
             let s = exporter(&stack)?;
             let key = format!(
-            "meshflow_consumer_lag_messages{{group=\"{group}\",topic=\"meshflow.events\",partition=\"0\"}}"
+            "meshflow_consumer_lag_messages{{kafka_cluster=\"default\",group=\"{group}\",topic=\"meshflow.events\",partition=\"0\"}}"
         );
             s.get(&key).copied().filter(|lag| *lag > 0.0)
         },

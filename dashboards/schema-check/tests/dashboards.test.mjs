@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { defaultDashboard } from '@grafana/schema';
 import { parser } from '@prometheus-io/lezer-promql';
+import { contractSeries } from '../lib/contracts.mjs';
 import { BUILTINS, substitute, variablesUsed } from '../lib/promql.mjs';
 import { loadDashboards, panelsOf, queriesOf } from '../lib/sources.mjs';
 
@@ -166,6 +167,40 @@ for (const { file, dashboard } of dashboards) {
           } else {
             assert.ok(scoped(matchers), `${where}: ${name} is not scoped to $cluster and $namespace in ${expr}`);
           }
+        }
+      }
+      assert.ok(checked > 5, `only ${checked} selectors checked`);
+    });
+
+    it('has a kafka_cluster variable and scopes every exporter selector to it', () => {
+      // The exporter's series carry kafka_cluster (docs/contracts.md); the
+      // producers' and consumers' do not, and All (`.*`) matches those.
+      const v = variable(dashboard, 'kafka_cluster');
+      assert.ok(v, 'no kafka_cluster variable');
+      assert.equal(v.type, 'query');
+      assert.match(v.query, /^label_values\(meshflow_\w+\{cluster=~"\$cluster", namespace=~"\$namespace"\}, kafka_cluster\)$/);
+      assert.equal(v.includeAll, true);
+      assert.equal(v.multi, true);
+      assert.equal(v.allValue, '.*');
+      const names = dashboard.templating.list.map((x) => x.name);
+      assert.ok(names.indexOf('namespace') < names.indexOf('kafka_cluster'));
+      const contract = contractSeries();
+      const queries = [
+        ...queriesOf(dashboard).map(({ panel, target }) => [`panel ${panel.id} ${target.refId}`, target.expr]),
+        ...dashboard.templating.list
+          .filter((x) => x.type === 'query' && !['cluster', 'namespace', 'kafka_cluster'].includes(x.name))
+          .map((x) => [`variable ${x.name}`, variableSelector(x.query)])
+          .filter(([, selector]) => selector),
+      ];
+      let checked = 0;
+      for (const [where, expr] of queries) {
+        for (const { name, matchers } of matchersOf(expr, dashboard)) {
+          if (!contract.get(name)?.labels.has('kafka_cluster')) continue;
+          checked += 1;
+          assert.ok(
+            matchers.some((x) => x.label === 'kafka_cluster' && x.op === '=~' && x.value === '$kafka_cluster'),
+            `${where}: ${name} is not scoped to $kafka_cluster in ${expr}`,
+          );
         }
       }
       assert.ok(checked > 5, `only ${checked} selectors checked`);

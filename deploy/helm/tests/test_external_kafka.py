@@ -587,3 +587,55 @@ def test_service_accepts_the_external_config(scenario, component, pem_pair, tmp_
     if code == 2 and "unknown field `discovery`" in output:
         pytest.skip(f"{binary} predates exporter.discovery: rebuild it")
     assert code != 2, f"{binary} refused the chart's config:\n{output}"
+
+
+def test_two_further_clusters_render_as_exporter_clusters():
+    """[[exporter.clusters]] from exporter.clusters, each with its own client
+    settings, discovery and expectation; the home cluster named."""
+    clusters = [
+        {
+            "name": "us",
+            "bootstrapServers": "kafka.us.example:9093",
+            "securityProtocol": "ssl",
+            "sslCaLocation": "/etc/meshflow/us-ca.pem",
+            "librdkafka": {"client.rack": "us-1a"},
+            "brokers": 5,
+            "minInsyncReplicas": 2,
+            "granularity": "topic",
+            "discovery": {"allowGroups": "orders-.*"},
+        },
+        {"name": "ap", "bootstrapServers": "kafka.ap.example:9092"},
+    ]
+    exporter = exporter_toml({"exporter": {"clusterName": "eu", "maxClusters": 3, "clusters": clusters}})
+    assert exporter["cluster_name"] == "eu"
+    assert exporter["max_clusters"] == 3
+    us, ap = exporter["clusters"]
+    assert us == {
+        "name": "us",
+        "kafka": {
+            "bootstrap_servers": "kafka.us.example:9093",
+            "security_protocol": "ssl",
+            "ssl_ca_location": "/etc/meshflow/us-ca.pem",
+            "librdkafka": {"client.rack": "us-1a"},
+        },
+        "cluster": {"brokers": 5, "min_insync_replicas": 2, "granularity": "topic"},
+        "discovery": {
+            "enabled": True,
+            "allow_groups": "orders-.*",
+            "deny_groups": "",
+            "allow_topics": ".*",
+            "deny_topics": "__.*",
+        },
+    }
+    assert ap == {
+        "name": "ap",
+        "kafka": {"bootstrap_servers": "kafka.ap.example:9092", "security_protocol": "plaintext"},
+        "cluster": {"brokers": 0, "min_insync_replicas": 0},
+    }
+    # The home cluster's own tables are untouched.
+    assert "brokers" in exporter["cluster"]
+    # Without the values: one cluster, named by the exporter's default.
+    plain = exporter_toml({})
+    assert "clusters" not in plain and "cluster_name" not in plain
+    assert "name" in refusal({"exporter": {"clusters": [{"name": "a b", "bootstrapServers": "k:9092"}]}})
+    assert "bootstrapServers" in refusal({"exporter": {"clusters": [{"name": "x"}]}})

@@ -186,6 +186,85 @@ mod service {
     }
 
     #[test]
+    fn further_clusters_come_from_the_file_each_with_its_own_settings() {
+        let c = from_env(&[]).unwrap();
+        assert_eq!(c.exporter.cluster_name, "default");
+        assert!(c.exporter.clusters.is_empty(), "one cluster unless told");
+        assert_eq!(c.exporter.max_clusters, 4);
+        let text = "[exporter]\ncluster_name = \"eu\"\n\n\
+            [[exporter.clusters]]\nname = \"us\"\n\
+            [exporter.clusters.kafka]\nbootstrap_servers = \"us-kafka:9092\"\n\
+            [exporter.clusters.discovery]\nallow_groups = \"orders-.*\"\n\
+            [exporter.clusters.cluster]\nbrokers = 1\nmin_insync_replicas = 1\n\n\
+            [[exporter.clusters]]\nname = \"ap\"\n";
+        let c = from_file("clusters.toml", text).unwrap();
+        let e = &c.exporter;
+        assert_eq!(e.cluster_name, "eu");
+        let names: Vec<&str> = e.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["us", "ap"]);
+        assert_eq!(e.clusters[0].kafka.bootstrap_servers, "us-kafka:9092");
+        assert_eq!(e.clusters[0].discovery.allow_groups, "orders-.*");
+        assert_eq!(e.clusters[0].cluster.brokers, 1);
+        assert_eq!(
+            e.clusters[1].kafka,
+            meshflow_common::config::KafkaConfig::default()
+        );
+        assert_eq!(
+            c.kafka.bootstrap_servers, "localhost:9092",
+            "home untouched"
+        );
+
+        let key = |text: &str| match from_file("bad-clusters.toml", text) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{text}: {other:?}"),
+        };
+        let twice = "[[exporter.clusters]]\nname = \"us\"\n[[exporter.clusters]]\nname = \"us\"\n";
+        assert_eq!(key(twice), "exporter.clusters[1].name");
+        let home = "[[exporter.clusters]]\nname = \"default\"\n";
+        assert_eq!(key(home), "exporter.clusters[0].name");
+        let spaced = "[[exporter.clusters]]\nname = \"u s\"\n";
+        assert_eq!(key(spaced), "exporter.clusters[0].name");
+        let many = "[exporter]\nmax_clusters = 2\n[[exporter.clusters]]\nname = \"a\"\n\
+            [[exporter.clusters]]\nname = \"b\"\n";
+        assert_eq!(key(many), "exporter.clusters");
+        let owned = "[[exporter.clusters]]\nname = \"a\"\n\
+            [exporter.clusters.kafka.librdkafka]\n\"group.id\" = \"x\"\n";
+        assert!(
+            key(owned).starts_with("exporter.clusters[0].kafka."),
+            "{}",
+            key(owned)
+        );
+        // Each further cluster's poll counts against the memory budget:
+        // two groups' accounting (about 333 MiB) leaves room for one
+        // cluster at the default 100,000 partitions (33 MiB), not two.
+        let budget = |clusters: &str| {
+            let mut text = "[exporter]\ngroups = [\"a\", \"b\"]\n".to_string();
+            for name in clusters.split(',') {
+                text.push_str(&format!("[[exporter.clusters]]\nname = \"{name}\"\n"));
+            }
+            from_file("budget.toml", &text)
+        };
+        assert!(budget("us").is_ok(), "{:?}", budget("us"));
+        let refused = budget("us,ap")
+            .expect_err("two further clusters do not fit")
+            .to_string();
+        assert!(
+            refused.contains("`exporter.memory_budget_mib`"),
+            "{refused}"
+        );
+        assert!(refused.contains("at least 399 MiB"), "{refused}");
+        assert!(
+            refused.contains("plus 65 MiB for the 2 exporter.clusters"),
+            "{refused}"
+        );
+        let unknown = "[[exporter.clusters]]\nname = \"a\"\nbrokers = 3\n";
+        assert!(matches!(
+            from_file("unknown.toml", unknown),
+            Err(ConfigError::Load(_))
+        ));
+    }
+
+    #[test]
     fn a_memory_budget_too_small_for_the_worst_case_is_refused_with_the_figure() {
         let text = from_env(&[
             ("MESHFLOW__EXPORTER__MAX_PRODUCERS", "100000"),

@@ -137,6 +137,18 @@ impl TopicMatcher {
         })
     }
 
+    /// A matcher that judges no topic: a cluster polled without end-to-end
+    /// accounting (an entry of `exporter.clusters`).
+    pub fn none() -> Self {
+        TopicMatcher {
+            entries: String::new(),
+            literals: Vec::new(),
+            patterns: Vec::new(),
+            excluded: Vec::new(),
+            max_topics: 0,
+        }
+    }
+
     /// Never judges `topic` either (the probe's own topic).
     pub fn excluding(mut self, topic: &str) -> Self {
         self.excluded.push(topic.to_string());

@@ -9,11 +9,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{help, PartitionLabels, TopicLabels};
+use super::{help, PartitionLabels, Scoped, TopicLabels, Unlabelled};
 use crate::cluster::{Broker, ClusterHealth};
 use crate::config::Granularity;
 
@@ -37,74 +36,105 @@ struct Published {
 /// Handles on the cluster view's series.
 #[derive(Clone, Debug)]
 pub(super) struct ClusterSeries {
-    brokers: Gauge,
-    broker_info: Family<BrokerLabels, Gauge>,
-    topic_partitions: Family<TopicLabels, Gauge>,
-    topic_under_replicated: Family<TopicLabels, Gauge>,
-    topic_leaderless: Family<TopicLabels, Gauge>,
-    topic_high: Family<TopicLabels, Gauge>,
-    topic_low: Family<TopicLabels, Gauge>,
-    topic_min_insync: Family<TopicLabels, Gauge>,
-    topic_under_min_isr: Family<TopicLabels, Gauge>,
-    under_replicated: Family<PartitionLabels, Gauge>,
-    leaderless: Family<PartitionLabels, Gauge>,
-    high: Family<PartitionLabels, Gauge>,
-    low: Family<PartitionLabels, Gauge>,
-    leader: Family<PartitionLabels, Gauge>,
-    replicas: Family<PartitionLabels, Gauge>,
-    in_sync: Family<PartitionLabels, Gauge>,
-    under_min_isr: Family<PartitionLabels, Gauge>,
+    brokers: Scoped<Unlabelled, Gauge>,
+    broker_info: Scoped<BrokerLabels, Gauge>,
+    topic_partitions: Scoped<TopicLabels, Gauge>,
+    topic_under_replicated: Scoped<TopicLabels, Gauge>,
+    topic_leaderless: Scoped<TopicLabels, Gauge>,
+    topic_high: Scoped<TopicLabels, Gauge>,
+    topic_low: Scoped<TopicLabels, Gauge>,
+    topic_min_insync: Scoped<TopicLabels, Gauge>,
+    topic_under_min_isr: Scoped<TopicLabels, Gauge>,
+    under_replicated: Scoped<PartitionLabels, Gauge>,
+    leaderless: Scoped<PartitionLabels, Gauge>,
+    high: Scoped<PartitionLabels, Gauge>,
+    low: Scoped<PartitionLabels, Gauge>,
+    leader: Scoped<PartitionLabels, Gauge>,
+    replicas: Scoped<PartitionLabels, Gauge>,
+    in_sync: Scoped<PartitionLabels, Gauge>,
+    under_min_isr: Scoped<PartitionLabels, Gauge>,
     published: Arc<Mutex<Published>>,
 }
 
 impl ClusterSeries {
-    /// Registers the cluster view's families.
-    pub(super) fn register(registry: &mut Registry) -> Self {
+    /// Registers the cluster view's families; the handle writes for
+    /// `cluster`.
+    pub(super) fn register(registry: &mut Registry, cluster: &str) -> Self {
         let series = ClusterSeries {
-            brokers: Gauge::default(),
-            broker_info: Family::default(),
-            topic_partitions: Family::default(),
-            topic_under_replicated: Family::default(),
-            topic_leaderless: Family::default(),
-            topic_high: Family::default(),
-            topic_low: Family::default(),
-            topic_min_insync: Family::default(),
-            topic_under_min_isr: Family::default(),
-            under_replicated: Family::default(),
-            leaderless: Family::default(),
-            high: Family::default(),
-            low: Family::default(),
-            leader: Family::default(),
-            replicas: Family::default(),
-            in_sync: Family::default(),
-            under_min_isr: Family::default(),
+            brokers: Scoped::new(cluster),
+            broker_info: Scoped::new(cluster),
+            topic_partitions: Scoped::new(cluster),
+            topic_under_replicated: Scoped::new(cluster),
+            topic_leaderless: Scoped::new(cluster),
+            topic_high: Scoped::new(cluster),
+            topic_low: Scoped::new(cluster),
+            topic_min_insync: Scoped::new(cluster),
+            topic_under_min_isr: Scoped::new(cluster),
+            under_replicated: Scoped::new(cluster),
+            leaderless: Scoped::new(cluster),
+            high: Scoped::new(cluster),
+            low: Scoped::new(cluster),
+            leader: Scoped::new(cluster),
+            replicas: Scoped::new(cluster),
+            in_sync: Scoped::new(cluster),
+            under_min_isr: Scoped::new(cluster),
             published: Arc::default(),
         };
         register!(registry;
-            "brokers"                           => series.brokers.clone(),
-            "broker_info"                       => series.broker_info.clone(),
-            "topic_partitions"                  => series.topic_partitions.clone(),
-            "topic_partitions_under_replicated" => series.topic_under_replicated.clone(),
-            "topic_partitions_leaderless"       => series.topic_leaderless.clone(),
-            "topic_high_watermarks"             => series.topic_high.clone(),
-            "topic_low_watermarks"              => series.topic_low.clone(),
-            "topic_min_insync_replicas"         => series.topic_min_insync.clone(),
-            "topic_partitions_under_min_isr"    => series.topic_under_min_isr.clone(),
-            "partition_under_replicated"        => series.under_replicated.clone(),
-            "partition_leaderless"              => series.leaderless.clone(),
-            "partition_high_watermark"          => series.high.clone(),
-            "partition_low_watermark"           => series.low.clone(),
-            "partition_leader"                  => series.leader.clone(),
-            "partition_replicas"                => series.replicas.clone(),
-            "partition_in_sync_replicas"        => series.in_sync.clone(),
-            "partition_under_min_isr"           => series.under_min_isr.clone(),
+            "brokers"                           => series.brokers.family(),
+            "broker_info"                       => series.broker_info.family(),
+            "topic_partitions"                  => series.topic_partitions.family(),
+            "topic_partitions_under_replicated" => series.topic_under_replicated.family(),
+            "topic_partitions_leaderless"       => series.topic_leaderless.family(),
+            "topic_high_watermarks"             => series.topic_high.family(),
+            "topic_low_watermarks"              => series.topic_low.family(),
+            "topic_min_insync_replicas"         => series.topic_min_insync.family(),
+            "topic_partitions_under_min_isr"    => series.topic_under_min_isr.family(),
+            "partition_under_replicated"        => series.under_replicated.family(),
+            "partition_leaderless"              => series.leaderless.family(),
+            "partition_high_watermark"          => series.high.family(),
+            "partition_low_watermark"           => series.low.family(),
+            "partition_leader"                  => series.leader.family(),
+            "partition_replicas"                => series.replicas.family(),
+            "partition_in_sync_replicas"        => series.in_sync.family(),
+            "partition_under_min_isr"           => series.under_min_isr.family(),
         );
         series
     }
 
+    /// The same families, writing for `cluster`, with nothing published
+    /// yet.
+    pub(super) fn in_cluster(&self, cluster: &str) -> Self {
+        ClusterSeries {
+            brokers: self.brokers.in_cluster(cluster),
+            broker_info: self.broker_info.in_cluster(cluster),
+            topic_partitions: self.topic_partitions.in_cluster(cluster),
+            topic_under_replicated: self.topic_under_replicated.in_cluster(cluster),
+            topic_leaderless: self.topic_leaderless.in_cluster(cluster),
+            topic_high: self.topic_high.in_cluster(cluster),
+            topic_low: self.topic_low.in_cluster(cluster),
+            topic_min_insync: self.topic_min_insync.in_cluster(cluster),
+            topic_under_min_isr: self.topic_under_min_isr.in_cluster(cluster),
+            under_replicated: self.under_replicated.in_cluster(cluster),
+            leaderless: self.leaderless.in_cluster(cluster),
+            high: self.high.in_cluster(cluster),
+            low: self.low.in_cluster(cluster),
+            leader: self.leader.in_cluster(cluster),
+            replicas: self.replicas.in_cluster(cluster),
+            in_sync: self.in_sync.in_cluster(cluster),
+            under_min_isr: self.under_min_isr.in_cluster(cluster),
+            published: Arc::default(),
+        }
+    }
+
+    /// The broker count exists from the start, at 0 until a poll answers.
+    pub(super) fn start(&self) {
+        let _ = self.brokers.get();
+    }
+
     /// Publishes one metadata answer at `granularity`.
     pub(super) fn record(&self, health: &ClusterHealth, granularity: Granularity) {
-        self.brokers.set(count(health.brokers));
+        self.brokers.get().set(count(health.brokers));
         let mut now = Published::default();
         let mut topics: std::collections::BTreeMap<&str, TopicSums> = Default::default();
         for p in &health.partitions {
@@ -209,7 +239,7 @@ impl ClusterSeries {
         published.brokers = now;
     }
 
-    fn partition_families(&self) -> [&Family<PartitionLabels, Gauge>; 8] {
+    fn partition_families(&self) -> [&Scoped<PartitionLabels, Gauge>; 8] {
         [
             &self.under_min_isr,
             &self.under_replicated,
@@ -222,7 +252,7 @@ impl ClusterSeries {
         ]
     }
 
-    fn topic_families(&self) -> [&Family<TopicLabels, Gauge>; 7] {
+    fn topic_families(&self) -> [&Scoped<TopicLabels, Gauge>; 7] {
         [
             &self.topic_min_insync,
             &self.topic_under_min_isr,
@@ -247,7 +277,7 @@ struct TopicSums {
     min_insync: Option<u32>,
 }
 
-fn set<L: Clone + std::hash::Hash + Eq>(family: &Family<L, Gauge>, labels: &L, value: i64) {
+fn set<L: Clone + std::hash::Hash + Eq>(family: &Scoped<L, Gauge>, labels: &L, value: i64) {
     family.get_or_create(labels).set(value);
 }
 
@@ -299,8 +329,12 @@ mod tests {
             ..ClusterHealth::default()
         };
         metrics.set_cluster(&health, Granularity::Partition);
-        let topic =
-            |name: &str, topic: &str| sample(&registry, &format!("{name}{{topic=\"{topic}\"}}"));
+        let topic = |name: &str, topic: &str| {
+            sample(
+                &registry,
+                &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\"}}"),
+            )
+        };
         let under = "meshflow_topic_partitions_under_min_isr";
         let min = "meshflow_topic_min_insync_replicas";
         assert_eq!(topic(under, "payments"), Some(1.0));
@@ -312,7 +346,7 @@ mod tests {
         let p = |topic: &str, p: i32| {
             sample(
                 &registry,
-                &format!("meshflow_partition_under_min_isr{{topic=\"{topic}\",partition=\"{p}\"}}"),
+                &format!("meshflow_partition_under_min_isr{{kafka_cluster=\"default\",topic=\"{topic}\",partition=\"{p}\"}}"),
             )
         };
         assert_eq!([p("payments", 0), p("payments", 1)], [Some(1.0), Some(0.0)]);
@@ -361,12 +395,19 @@ mod tests {
         let gauge = |name: &str, topic: &str, p: i32| {
             sample(
                 &registry,
-                &format!("{name}{{topic=\"{topic}\",partition=\"{p}\"}}"),
+                &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\",partition=\"{p}\"}}"),
             )
         };
-        let topic =
-            |name: &str, topic: &str| sample(&registry, &format!("{name}{{topic=\"{topic}\"}}"));
-        assert_eq!(value(&registry, "meshflow_brokers"), 3.0);
+        let topic = |name: &str, topic: &str| {
+            sample(
+                &registry,
+                &format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\"}}"),
+            )
+        };
+        assert_eq!(
+            value(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"),
+            3.0
+        );
         let partitions = [
             ("under_replicated", 0, Some(0.0)),
             ("under_replicated", 1, Some(1.0)),
@@ -431,7 +472,7 @@ mod tests {
             sample(
                 &registry,
                 &format!(
-                    "meshflow_broker_info{{broker_id=\"{id}\",address=\"kafka-{id}:9092\",rack=\"{rack}\"}}"
+                    "meshflow_broker_info{{kafka_cluster=\"default\",broker_id=\"{id}\",address=\"kafka-{id}:9092\",rack=\"{rack}\"}}"
                 ),
             )
         };

@@ -34,7 +34,7 @@ impl ExporterMetrics {
             }
             None => {
                 self.lag_seconds.remove(&labels);
-                self.lag_seconds_unknown.inc();
+                self.lag_seconds_unknown.get().inc();
             }
         }
     }

@@ -3,21 +3,20 @@
 
 use std::collections::BTreeSet;
 
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{help, AssignorLabels, GroupLabels, GroupStateLabels, MemberPartitionsLabels};
+use super::{help, AssignorLabels, GroupLabels, GroupStateLabels, MemberPartitionsLabels, Scoped};
 use crate::membership::{Assignor, GroupState, Membership};
 
 /// The families of the described groups.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MembershipSeries {
-    state: Family<GroupStateLabels, Gauge>,
-    members: Family<GroupLabels, Gauge>,
-    member_partitions: Family<MemberPartitionsLabels, Gauge>,
-    assigned: Family<GroupLabels, Gauge>,
-    assignor: Family<AssignorLabels, Gauge>,
+    state: Scoped<GroupStateLabels, Gauge>,
+    members: Scoped<GroupLabels, Gauge>,
+    member_partitions: Scoped<MemberPartitionsLabels, Gauge>,
+    assigned: Scoped<GroupLabels, Gauge>,
+    assignor: Scoped<AssignorLabels, Gauge>,
 }
 
 fn gauge(value: usize) -> i64 {
@@ -25,17 +24,35 @@ fn gauge(value: usize) -> i64 {
 }
 
 impl MembershipSeries {
-    /// Registers the families into `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let series = MembershipSeries::default();
+    /// Registers the families into `registry`; the handle writes for
+    /// `cluster`.
+    pub fn register(registry: &mut Registry, cluster: &str) -> Self {
+        let series = MembershipSeries {
+            state: Scoped::new(cluster),
+            members: Scoped::new(cluster),
+            member_partitions: Scoped::new(cluster),
+            assigned: Scoped::new(cluster),
+            assignor: Scoped::new(cluster),
+        };
         register!(registry;
-            "consumer_group_state" => series.state.clone(),
-            "consumer_group_members" => series.members.clone(),
-            "consumer_group_member_partitions" => series.member_partitions.clone(),
-            "consumer_group_assigned_partitions" => series.assigned.clone(),
-            "consumer_group_assignor" => series.assignor.clone(),
+            "consumer_group_state" => series.state.family(),
+            "consumer_group_members" => series.members.family(),
+            "consumer_group_member_partitions" => series.member_partitions.family(),
+            "consumer_group_assigned_partitions" => series.assigned.family(),
+            "consumer_group_assignor" => series.assignor.family(),
         );
         series
+    }
+
+    /// The same families, writing for `cluster`.
+    pub fn in_cluster(&self, cluster: &str) -> Self {
+        MembershipSeries {
+            state: self.state.in_cluster(cluster),
+            members: self.members.in_cluster(cluster),
+            member_partitions: self.member_partitions.in_cluster(cluster),
+            assigned: self.assigned.in_cluster(cluster),
+            assignor: self.assignor.in_cluster(cluster),
+        }
     }
 
     /// Publishes one group's description.

@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::help;
+use super::{help, Scoped, Unlabelled};
 use crate::cluster::POLL_ERROR_KINDS;
 
 /// Poll duration buckets, seconds: from 10 ms to the request timeouts a
@@ -51,17 +51,21 @@ pub struct PollReport {
 /// Handles on the exporter's own series.
 #[derive(Clone, Debug)]
 pub(super) struct PollSeries {
-    duration: Histogram,
-    errors: Family<KindLabels, Counter>,
-    last_success: Gauge<f64, AtomicU64>,
-    groups: Gauge,
-    partitions: Gauge,
+    duration: Scoped<Unlabelled, Histogram>,
+    errors: Scoped<KindLabels, Counter>,
+    last_success: Scoped<Unlabelled, Gauge<f64, AtomicU64>>,
+    groups: Scoped<Unlabelled, Gauge>,
+    partitions: Scoped<Unlabelled, Gauge>,
+}
+
+fn poll_histogram() -> Histogram {
+    Histogram::new(POLL_BUCKETS)
 }
 
 impl PollSeries {
-    /// Registers the build info and the poll series; every error kind
-    /// exists at 0 from the start.
-    pub(super) fn register(registry: &mut Registry) -> Self {
+    /// Registers the build info and the poll series, writing for
+    /// `cluster`.
+    pub(super) fn register(registry: &mut Registry, cluster: &str) -> Self {
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -70,37 +74,57 @@ impl PollSeries {
             })
             .set(1);
         let series = PollSeries {
-            duration: Histogram::new(POLL_BUCKETS),
-            errors: Family::default(),
-            last_success: Gauge::default(),
-            groups: Gauge::default(),
-            partitions: Gauge::default(),
+            duration: Scoped::with_constructor(cluster, poll_histogram as fn() -> Histogram),
+            errors: Scoped::new(cluster),
+            last_success: Scoped::new(cluster),
+            groups: Scoped::new(cluster),
+            partitions: Scoped::new(cluster),
         };
-        for kind in POLL_ERROR_KINDS {
-            let _ = series.errors.get_or_create(&KindLabels { kind });
-        }
         register!(registry;
             "exporter_build_info"                             => build,
-            "exporter_poll_duration_seconds"                  => series.duration.clone(),
-            "exporter_poll_errors"                            => series.errors.clone(),
-            "exporter_last_successful_poll_timestamp_seconds" => series.last_success.clone(),
-            "exporter_groups_watched"                         => series.groups.clone(),
-            "exporter_partitions_watched"                     => series.partitions.clone(),
+            "exporter_poll_duration_seconds"                  => series.duration.family(),
+            "exporter_poll_errors"                            => series.errors.family(),
+            "exporter_last_successful_poll_timestamp_seconds" => series.last_success.family(),
+            "exporter_groups_watched"                         => series.groups.family(),
+            "exporter_partitions_watched"                     => series.partitions.family(),
         );
         series
     }
 
+    /// The same families, writing for `cluster`.
+    pub(super) fn in_cluster(&self, cluster: &str) -> Self {
+        PollSeries {
+            duration: self.duration.in_cluster(cluster),
+            errors: self.errors.in_cluster(cluster),
+            last_success: self.last_success.in_cluster(cluster),
+            groups: self.groups.in_cluster(cluster),
+            partitions: self.partitions.in_cluster(cluster),
+        }
+    }
+
+    /// Every series exists from the start (each error kind at 0, for
+    /// `increase()`), as when the exporter watched one cluster.
+    pub(super) fn start(&self) {
+        let _ = self.duration.get();
+        let _ = self.last_success.get();
+        let _ = self.groups.get();
+        let _ = self.partitions.get();
+        for kind in POLL_ERROR_KINDS {
+            let _ = self.errors.get_or_create(&KindLabels { kind });
+        }
+    }
+
     /// Records one poll.
     pub(super) fn record(&self, report: &PollReport) {
-        self.duration.observe(report.seconds);
+        self.duration.get().observe(report.seconds);
         for &kind in &report.errors {
             self.errors.get_or_create(&KindLabels { kind }).inc();
         }
         if report.errors.is_empty() {
-            self.last_success.set(report.ended_unix_s);
+            self.last_success.get().set(report.ended_unix_s);
         }
-        self.groups.set(clamp(report.groups));
-        self.partitions.set(clamp(report.partitions));
+        self.groups.get().set(clamp(report.groups));
+        self.partitions.get().set(clamp(report.partitions));
     }
 }
 

@@ -54,16 +54,16 @@ fn every_stage_series_exists_at_zero_from_the_start() {
             "meshflow_messages_lost_total",
             "meshflow_messages_duplicated_total",
         ] {
-            let series = format!("{name}{{topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}");
+            let series = format!("{name}{{kafka_cluster=\"default\",topic=\"events\",stage=\"{stage}\",group=\"{group}\"}}");
             assert_eq!(value(&registry, &series), 0.0, "{series}");
         }
-        let skew = format!("meshflow_clock_skew_total{{topic=\"events\",group=\"{group}\"}}");
+        let skew = format!("meshflow_clock_skew_total{{kafka_cluster=\"default\",topic=\"events\",group=\"{group}\"}}");
         assert_eq!(value(&registry, &skew), 0.0);
     }
     assert_eq!(
         value(
             &registry,
-            "meshflow_delivery_latency_seconds_count{topic=\"events\"}"
+            "meshflow_delivery_latency_seconds_count{kafka_cluster=\"default\",topic=\"events\"}"
         ),
         0.0
     );
@@ -85,11 +85,11 @@ fn each_judged_topic_has_its_own_series_at_zero() {
                 "meshflow_messages_duplicated_total",
             ] {
                 let series =
-                    format!("{name}{{topic=\"{topic}\",stage=\"{stage}\",group=\"{group}\"}}");
+                    format!("{name}{{kafka_cluster=\"default\",topic=\"{topic}\",stage=\"{stage}\",group=\"{group}\"}}");
                 assert_eq!(value(&registry, &series), 0.0, "{series}");
             }
         }
-        let delivery = format!("meshflow_delivery_latency_seconds_count{{topic=\"{topic}\"}}");
+        let delivery = format!("meshflow_delivery_latency_seconds_count{{kafka_cluster=\"default\",topic=\"{topic}\"}}");
         assert_eq!(value(&registry, &delivery), 0.0);
     }
     orders.record_sweep(&SweepReport {
@@ -98,7 +98,7 @@ fn each_judged_topic_has_its_own_series_at_zero() {
     });
     let lost = |topic: &str| {
         let series =
-            format!("meshflow_messages_lost_total{{topic=\"{topic}\",stage=\"log\",group=\"\"}}");
+            format!("meshflow_messages_lost_total{{kafka_cluster=\"default\",topic=\"{topic}\",stage=\"log\",group=\"\"}}");
         value(&registry, &series)
     };
     assert_eq!((lost("orders"), lost("events")), (2.0, 0.0));
@@ -111,7 +111,7 @@ fn each_judged_topic_has_its_own_series_at_zero() {
     assert_eq!(
         value(
             &registry,
-            "meshflow_exporter_discovery_left_out{what=\"judged_topics\"}"
+            "meshflow_exporter_discovery_left_out{kafka_cluster=\"default\",what=\"judged_topics\"}"
         ),
         0.0
     );
@@ -142,7 +142,9 @@ fn log_observations_map_to_stage_log() {
     let log = |name: &str| {
         value(
             &registry,
-            &format!("{name}{{topic=\"events\",stage=\"log\",group=\"\"}}"),
+            &format!(
+                "{name}{{kafka_cluster=\"default\",topic=\"events\",stage=\"log\",group=\"\"}}"
+            ),
         )
     };
     assert_eq!(log("meshflow_messages_total"), 4.0);
@@ -155,11 +157,23 @@ fn log_observations_map_to_stage_log() {
             &format!("meshflow_delivery_latency_seconds_{suffix}"),
         )
     };
-    assert_eq!(delivery("count{topic=\"events\"}"), 3.0);
-    assert!((delivery("sum{topic=\"events\"}") - 2.044).abs() < 1e-9);
-    assert_eq!(delivery("bucket{le=\"0.005\",topic=\"events\"}"), 1.0);
-    assert_eq!(delivery("bucket{le=\"1.0\",topic=\"events\"}"), 2.0);
-    assert_eq!(delivery("bucket{le=\"+Inf\",topic=\"events\"}"), 3.0);
+    assert_eq!(
+        delivery("count{kafka_cluster=\"default\",topic=\"events\"}"),
+        3.0
+    );
+    assert!((delivery("sum{kafka_cluster=\"default\",topic=\"events\"}") - 2.044).abs() < 1e-9);
+    assert_eq!(
+        delivery("bucket{kafka_cluster=\"default\",le=\"0.005\",topic=\"events\"}"),
+        1.0
+    );
+    assert_eq!(
+        delivery("bucket{kafka_cluster=\"default\",le=\"1.0\",topic=\"events\"}"),
+        2.0
+    );
+    assert_eq!(
+        delivery("bucket{kafka_cluster=\"default\",le=\"+Inf\",topic=\"events\"}"),
+        3.0
+    );
     // Nothing at stage processed.
     assert_eq!(
         stage(&registry, "meshflow_messages_total", "processed", "g1"),
@@ -210,13 +224,13 @@ fn receipts_map_to_their_group_with_the_trace_id_as_exemplar() {
     assert_eq!(
         value(
             &registry,
-            "meshflow_e2e_latency_seconds_bucket{le=\"0.3\",topic=\"events\",group=\"g2\"}"
+            "meshflow_e2e_latency_seconds_bucket{kafka_cluster=\"default\",le=\"0.3\",topic=\"events\",group=\"g2\"}"
         ),
         1.0
     );
     let om = open_metrics(&registry, &[GROUP_STATUS.to_string()]);
     let exemplar = format!(
-        "meshflow_e2e_latency_seconds_bucket{{le=\"0.3\",topic=\"events\",group=\"g2\"}} 1 \
+        "meshflow_e2e_latency_seconds_bucket{{kafka_cluster=\"default\",le=\"0.3\",topic=\"events\",group=\"g2\"}} 1 \
          # {{trace_id=\"{TRACE}\"}} 0.25"
     );
     assert!(om.lines().any(|l| l == exemplar), "{om}");
@@ -255,14 +269,14 @@ fn invalid_records_count_by_topic_and_reason() {
     assert_eq!(
         value(
             &registry,
-            "meshflow_messages_invalid_total{topic=\"events\",reason=\"not_a_number\"}"
+            "meshflow_messages_invalid_total{kafka_cluster=\"default\",topic=\"events\",reason=\"not_a_number\"}"
         ),
         2.0
     );
     assert_eq!(
         value(
             &registry,
-            "meshflow_messages_invalid_total{topic=\"receipts\",reason=\"receipt_not_json\"}"
+            "meshflow_messages_invalid_total{kafka_cluster=\"default\",topic=\"receipts\",reason=\"receipt_not_json\"}"
         ),
         1.0
     );
@@ -277,16 +291,19 @@ fn lag_gauges_per_group_and_partition() {
     let lag = |name: &str, group: &str, partition: i32| {
         value(
             &registry,
-            &format!("{name}{{group=\"{group}\",topic=\"events\",partition=\"{partition}\"}}"),
+            &format!("{name}{{kafka_cluster=\"default\",group=\"{group}\",topic=\"events\",partition=\"{partition}\"}}"),
         )
     };
     assert_eq!(lag("meshflow_consumer_lag_messages", "g1", 4), 130.0);
     // Seconds unknown in the latest poll: the old value is not served as
     // current; the series goes and the miss is counted.
-    let seconds = "meshflow_consumer_lag_seconds{group=\"g1\",topic=\"events\",partition=\"4\"}";
+    let seconds = "meshflow_consumer_lag_seconds{kafka_cluster=\"default\",group=\"g1\",topic=\"events\",partition=\"4\"}";
     assert_eq!(sample(&registry, seconds), None);
     assert_eq!(
-        value(&registry, "meshflow_exporter_lag_seconds_unknown_total"),
+        value(
+            &registry,
+            "meshflow_exporter_lag_seconds_unknown_total{kafka_cluster=\"default\"}"
+        ),
         1.0
     );
     assert_eq!(lag("meshflow_consumer_lag_messages", "g2", 0), 0.0);
@@ -300,7 +317,7 @@ fn group_status_is_a_stateset_with_exactly_one_state_set() {
         value(
             &registry,
             &format!(
-                "meshflow_consumer_group_status{{group=\"{group}\",meshflow_consumer_group_status=\"{s}\"}}"
+                "meshflow_consumer_group_status{{kafka_cluster=\"default\",group=\"{group}\",meshflow_consumer_group_status=\"{s}\"}}"
             ),
         )
     };
@@ -355,7 +372,7 @@ fn buckets_read_a_p99_from_1ms_to_60s_and_contain_one_second() {
     let (registry, _) = setup();
     let text = prometheus_text(&registry);
     assert!(text.contains(
-        "meshflow_e2e_latency_seconds_bucket{le=\"1.0\",topic=\"events\",group=\"g1\"} 0"
+        "meshflow_e2e_latency_seconds_bucket{kafka_cluster=\"default\",le=\"1.0\",topic=\"events\",group=\"g1\"} 0"
     ));
 }
 
@@ -464,12 +481,79 @@ fn every_family_exposed_carries_its_help_text() {
 #[test]
 fn the_expected_cluster_is_published_for_the_brokers_alerts() {
     let (registry, metrics) = setup();
-    assert_eq!(value(&registry, "meshflow_brokers_expected"), 0.0);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_brokers_expected{kafka_cluster=\"default\"}"
+        ),
+        0.0
+    );
     metrics.set_expected_cluster(&crate::config::ClusterExpectation {
         brokers: 1,
         min_insync_replicas: 1,
         granularity: Granularity::Partition,
     });
-    assert_eq!(value(&registry, "meshflow_brokers_expected"), 1.0);
-    assert_eq!(value(&registry, "meshflow_brokers_min_insync"), 1.0);
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_brokers_expected{kafka_cluster=\"default\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &registry,
+            "meshflow_brokers_min_insync{kafka_cluster=\"default\"}"
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn each_cluster_has_its_own_lag_and_status_series_and_only_the_home_one_judges() {
+    let mut registry = Registry::with_prefix("meshflow");
+    let home = ExporterMetrics::register_for(&mut registry, &Groups::new(["g1"]), "eu");
+    let us = home.for_cluster("us", &Groups::new(std::iter::empty::<String>()));
+    home.set_group_lag("orders", "events", 0, 5, Some(1.0));
+    us.set_group_lag("orders", "events", 0, 7, Some(2.0));
+    us.set_group_status("orders", Some(GroupStatus::Ok));
+    let lag = |cluster: &str| {
+        sample(
+            &registry,
+            &format!("meshflow_consumer_lag_messages{{kafka_cluster=\"{cluster}\",group=\"orders\",topic=\"events\",partition=\"0\"}}"),
+        )
+    };
+    assert_eq!((lag("eu"), lag("us")), (Some(5.0), Some(7.0)));
+    let code = |cluster: &str, group: &str| {
+        sample(
+            &registry,
+            &format!("meshflow_consumer_group_status_code{{kafka_cluster=\"{cluster}\",group=\"{group}\"}}"),
+        )
+    };
+    assert_eq!(code("us", "orders"), Some(1.0));
+    assert_eq!(code("eu", "orders"), None, "no cross-talk");
+    assert_eq!(
+        code("eu", "g1"),
+        Some(3.0),
+        "judged groups start ERR at home"
+    );
+    assert_eq!(code("us", "g1"), None, "and are not judged elsewhere");
+    // Removing one cluster's series leaves the other's.
+    us.remove_group_lag("orders", "events", 0);
+    assert_eq!((lag("eu"), lag("us")), (Some(5.0), None));
+    // Every cluster's poll series exist from the start.
+    for cluster in ["eu", "us"] {
+        let errors = format!(
+            "meshflow_exporter_poll_errors_total{{kafka_cluster=\"{cluster}\",kind=\"metadata\"}}"
+        );
+        assert_eq!(sample(&registry, &errors), Some(0.0), "{cluster}");
+        let brokers = format!("meshflow_brokers_expected{{kafka_cluster=\"{cluster}\"}}");
+        assert_eq!(sample(&registry, &brokers), Some(0.0), "{cluster}");
+    }
+    // The accounting's series are the home cluster's: one exporter judges
+    // one cluster's traffic.
+    let _ = home.for_topic("events");
+    let log =
+        "meshflow_messages_total{kafka_cluster=\"eu\",topic=\"events\",stage=\"log\",group=\"\"}";
+    assert_eq!(sample(&registry, log), Some(0.0));
 }

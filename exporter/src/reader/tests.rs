@@ -126,7 +126,7 @@ async fn receipts_count_for_their_watched_group_and_topic_only() {
     assert_eq!(
         value(
             &registry,
-            "meshflow_e2e_latency_seconds_bucket{le=\"0.02\",topic=\"events\",group=\"g2\"}"
+            "meshflow_e2e_latency_seconds_bucket{kafka_cluster=\"default\",le=\"0.02\",topic=\"events\",group=\"g2\"}"
         ),
         3.0
     );
@@ -148,7 +148,7 @@ async fn an_unreadable_receipt_batch_is_counted_as_invalid() {
     assert_eq!(
         value(
             &registry,
-            "meshflow_messages_invalid_total{topic=\"receipts\",reason=\"receipt_not_json\"}"
+            "meshflow_messages_invalid_total{kafka_cluster=\"default\",topic=\"receipts\",reason=\"receipt_not_json\"}"
         ),
         2.0
     );
@@ -170,7 +170,7 @@ async fn a_sweep_judges_only_what_progress_and_commits_allow() {
     assert_eq!(lost(&registry, "processed", "g1"), 0.0);
     let read_lag = value(
         &registry,
-        "meshflow_exporter_read_lag_seconds{topic=\"events\"}",
+        "meshflow_exporter_read_lag_seconds{kafka_cluster=\"default\",topic=\"events\"}",
     );
     assert!(read_lag >= 0.0);
 
@@ -204,7 +204,7 @@ fn lost_on(registry: &Registry, topic: &str, at: &str, group: &str) -> f64 {
     value(
         registry,
         &format!(
-            "meshflow_messages_lost_total{{topic=\"{topic}\",stage=\"{at}\",group=\"{group}\"}}"
+            "meshflow_messages_lost_total{{kafka_cluster=\"default\",topic=\"{topic}\",stage=\"{at}\",group=\"{group}\"}}"
         ),
     )
 }
@@ -219,7 +219,7 @@ async fn each_judged_topic_keeps_its_own_books() {
     let count = |topic: &str| {
         value(
             &registry,
-            &format!("meshflow_messages_total{{topic=\"{topic}\",stage=\"log\",group=\"\"}}"),
+            &format!("meshflow_messages_total{{kafka_cluster=\"default\",topic=\"{topic}\",stage=\"log\",group=\"\"}}"),
         )
     };
     assert_eq!((count("events"), count("orders")), (2.0, 4.0));
@@ -231,7 +231,7 @@ async fn each_judged_topic_keeps_its_own_books() {
         value(
             &registry,
             &format!(
-                "meshflow_messages_total{{topic=\"{topic}\",stage=\"processed\",group=\"g1\"}}"
+                "meshflow_messages_total{{kafka_cluster=\"default\",topic=\"{topic}\",stage=\"processed\",group=\"g1\"}}"
             ),
         )
     };
@@ -246,7 +246,9 @@ async fn each_judged_topic_keeps_its_own_books() {
     let read_lag = |topic: &str| {
         sample(
             &registry,
-            &format!("meshflow_exporter_read_lag_seconds{{topic=\"{topic}\"}}"),
+            &format!(
+                "meshflow_exporter_read_lag_seconds{{kafka_cluster=\"default\",topic=\"{topic}\"}}"
+            ),
         )
     };
     assert!(read_lag("events").is_some() && read_lag("orders").is_some());

@@ -137,13 +137,13 @@ mod tests {
     }
 
     fn lag_series(name: &str, group: &str, topic: &str, partition: i32) -> String {
-        format!("meshflow_consumer_lag_{name}{{group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\"}}")
+        format!("meshflow_consumer_lag_{name}{{kafka_cluster=\"default\",group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\"}}")
     }
 
     fn status(registry: &Registry, group: &str, state: &str) -> Option<f64> {
         sample(
             registry,
-            &format!("meshflow_consumer_group_status{{group=\"{group}\",meshflow_consumer_group_status=\"{state}\"}}"),
+            &format!("meshflow_consumer_group_status{{kafka_cluster=\"default\",group=\"{group}\",meshflow_consumer_group_status=\"{state}\"}}"),
         )
     }
 
@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(
             value(
                 &registry,
-                "meshflow_exporter_discovery_left_out{what=\"groups\"}"
+                "meshflow_exporter_discovery_left_out{kafka_cluster=\"default\",what=\"groups\"}"
             ),
             2.0
         );
@@ -213,7 +213,10 @@ mod tests {
             None
         );
         assert_eq!(
-            value(&registry, "meshflow_exporter_lag_seconds_unknown_total"),
+            value(
+                &registry,
+                "meshflow_exporter_lag_seconds_unknown_total{kafka_cluster=\"default\"}"
+            ),
             1.0
         );
         assert_eq!(
@@ -273,11 +276,13 @@ mod tests {
         // The same as Burrow's numbers, for the group and each partition.
         let code = |series: &str| value(&registry, series);
         assert_eq!(
-            code("meshflow_consumer_group_status_code{group=\"billing\"}"),
+            code(
+                "meshflow_consumer_group_status_code{kafka_cluster=\"default\",group=\"billing\"}"
+            ),
             4.0
         );
         let partition = |topic: &str| {
-            format!("meshflow_consumer_partition_status_code{{group=\"billing\",topic=\"{topic}\",partition=\"0\"}}")
+            format!("meshflow_consumer_partition_status_code{{kafka_cluster=\"default\",group=\"billing\",topic=\"{topic}\",partition=\"0\"}}")
         };
         assert_eq!(code(&partition("orders")), 4.0);
         assert_eq!(code(&partition("payments")), 1.0);

@@ -71,7 +71,7 @@ fn status_of(registry: &Registry, group: &str) -> Vec<&'static str> {
         .iter()
         .filter(|s| {
             let series = format!(
-                "meshflow_consumer_group_status{{group=\"{group}\",meshflow_consumer_group_status=\"{}\"}}",
+                "meshflow_consumer_group_status{{kafka_cluster=\"default\",group=\"{group}\",meshflow_consumer_group_status=\"{}\"}}",
                 s.as_str()
             );
             sample(registry, &series) == Some(1.0)
@@ -150,7 +150,7 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     let lag_of = |name: &str, partition: i32| {
         sample(
             &registry,
-            &format!("{name}{{group=\"g1\",topic=\"events\",partition=\"{partition}\"}}"),
+            &format!("{name}{{kafka_cluster=\"default\",group=\"g1\",topic=\"events\",partition=\"{partition}\"}}"),
         )
     };
     assert_eq!(lag_of("meshflow_consumer_lag_messages", 0), Some(60.0));
@@ -163,22 +163,34 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     assert_eq!(evaluations[g2].status, GroupStatus::Err);
     assert_eq!(status_of(&registry, "g1"), ["ERR"]);
     assert_eq!(status_of(&registry, "g2"), ["ERR"]);
-    assert_eq!(sample(&registry, "meshflow_brokers"), Some(1.0));
+    assert_eq!(
+        sample(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"),
+        Some(1.0)
+    );
     let poll_errors = |kind: &str| {
-        let series = format!("meshflow_exporter_poll_errors_total{{kind=\"{kind}\"}}");
+        let series = format!(
+            "meshflow_exporter_poll_errors_total{{kafka_cluster=\"default\",kind=\"{kind}\"}}"
+        );
         sample(&registry, &series)
     };
     assert_eq!(poll_errors("group_offsets"), Some(1.0));
     assert_eq!(poll_errors("metadata"), Some(0.0));
     assert_eq!(
-        sample(&registry, "meshflow_exporter_groups_watched"),
+        sample(
+            &registry,
+            "meshflow_exporter_groups_watched{kafka_cluster=\"default\"}"
+        ),
         Some(2.0)
     );
     assert_eq!(
-        sample(&registry, "meshflow_exporter_partitions_watched"),
+        sample(
+            &registry,
+            "meshflow_exporter_partitions_watched{kafka_cluster=\"default\"}"
+        ),
         Some(2.0)
     );
-    let last_success = "meshflow_exporter_last_successful_poll_timestamp_seconds";
+    let last_success =
+        "meshflow_exporter_last_successful_poll_timestamp_seconds{kafka_cluster=\"default\"}";
     assert_eq!(
         sample(&registry, last_success),
         Some(0.0),
@@ -221,7 +233,10 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
     assert_eq!(lag_of("meshflow_consumer_lag_messages", 1), Some(0.0));
     assert_eq!(lag_of("meshflow_consumer_lag_seconds", 1), Some(0.0));
     // Health unreadable this time: the last known value stays.
-    assert_eq!(sample(&registry, "meshflow_brokers"), Some(1.0));
+    assert_eq!(
+        sample(&registry, "meshflow_brokers{kafka_cluster=\"default\"}"),
+        Some(1.0)
+    );
     assert_eq!(poll_errors("metadata"), Some(1.0));
     assert_eq!(poll_errors("timestamps"), Some(1.0));
     assert_eq!(
@@ -230,11 +245,17 @@ fn snapshots_become_lag_gauges_statuses_and_health() {
         "this poll read them"
     );
     assert_eq!(
-        sample(&registry, "meshflow_exporter_partitions_watched"),
+        sample(
+            &registry,
+            "meshflow_exporter_partitions_watched{kafka_cluster=\"default\"}"
+        ),
         Some(3.0)
     );
     assert_eq!(
-        sample(&registry, "meshflow_exporter_poll_duration_seconds_sum"),
+        sample(
+            &registry,
+            "meshflow_exporter_poll_duration_seconds_sum{kafka_cluster=\"default\"}"
+        ),
         Some(0.5)
     );
 
@@ -291,14 +312,14 @@ fn a_judged_group_takes_its_worst_topics_status_and_forgets_a_topic_gone() {
     assert_eq!(evaluations[g1].status, GroupStatus::Stop, "{evaluations:?}");
     assert_eq!(status_of(&registry, "g1"), ["STOP"]);
     let series = |topic: &str| {
-        format!("meshflow_consumer_lag_messages{{group=\"g1\",topic=\"{topic}\",partition=\"0\"}}")
+        format!("meshflow_consumer_lag_messages{{kafka_cluster=\"default\",group=\"g1\",topic=\"{topic}\",partition=\"0\"}}")
     };
     assert_eq!(sample(&registry, &series("orders")), Some(40.0));
     assert_eq!(sample(&registry, &series("events")), Some(0.0));
     assert_eq!(
         sample(
             &registry,
-            "meshflow_exporter_discovery_left_out{what=\"judged_topics\"}"
+            "meshflow_exporter_discovery_left_out{kafka_cluster=\"default\",what=\"judged_topics\"}"
         ),
         Some(3.0)
     );
@@ -342,16 +363,17 @@ fn a_judged_group_loses_records_to_retention_once_and_its_description_follows_th
         };
         watch.apply(&snapshot, &metrics, at_ns);
     };
-    let expired = "meshflow_consumer_group_messages_expired_total{topic=\"events\",group=\"g1\"}";
+    let expired = "meshflow_consumer_group_messages_expired_total{kafka_cluster=\"default\",topic=\"events\",group=\"g1\"}";
     let gap =
-        "meshflow_consumer_lag_expired_messages{group=\"g1\",topic=\"events\",partition=\"0\"}";
+        "meshflow_consumer_lag_expired_messages{kafka_cluster=\"default\",group=\"g1\",topic=\"events\",partition=\"0\"}";
     let state = |s: &str| {
         sample(
             &registry,
-            &format!("meshflow_consumer_group_state{{group=\"g1\",state=\"{s}\"}}"),
+            &format!("meshflow_consumer_group_state{{kafka_cluster=\"default\",group=\"g1\",state=\"{s}\"}}"),
         )
     };
-    let burrow = "meshflow_consumer_group_burrow_status_code{group=\"g1\"}";
+    let burrow =
+        "meshflow_consumer_group_burrow_status_code{kafka_cluster=\"default\",group=\"g1\"}";
     poll(&mut watch, 0, 0, described("Stable"));
     assert_eq!(sample(&registry, expired), Some(0.0));
     assert_eq!(sample(&registry, gap), Some(0.0));
@@ -380,7 +402,7 @@ fn a_judged_group_loses_records_to_retention_once_and_its_description_follows_th
     assert_eq!(
         sample(
             &registry,
-            "meshflow_exporter_poll_errors_total{kind=\"describe_groups\"}"
+            "meshflow_exporter_poll_errors_total{kafka_cluster=\"default\",kind=\"describe_groups\"}"
         ),
         Some(1.0)
     );

@@ -80,7 +80,8 @@ pub fn env_name(key: &str) -> String {
 /// Every documented key of `config`, in the order of `docs` (a service's
 /// lists, shared keys first), with `config`'s value for it. Secret values
 /// are masked; `list_keys` take comma-separated lists from the environment;
-/// a table-valued key (`kafka.librdkafka`) is set in the file only.
+/// a table-valued key (`kafka.librdkafka`) or an array of tables
+/// (`exporter.clusters`) is set in the file only.
 pub fn rows(
     config: &impl Serialize,
     docs: &[&[KeyDoc]],
@@ -96,7 +97,9 @@ pub fn rows(
         let Some((_, value)) = leaves.iter().find(|(key, _)| key == doc.key) else {
             return Err(ReferenceError::Stale(doc.key.to_string()));
         };
-        let env = if value.is_object() {
+        // A table, or an array of tables (`[[exporter.clusters]]`), has no
+        // one variable.
+        let env = if value.is_object() || value.is_array() && !list_keys.contains(&doc.key) {
             "(file only)".to_string()
         } else if list_keys.contains(&doc.key) {
             format!("{}=a,b", env_name(doc.key))
@@ -154,14 +157,37 @@ fn shown(key: &str, value: &Value) -> String {
                     let v = if is_secret_key(k) {
                         REDACTED.to_string()
                     } else {
-                        v.to_string()
+                        masked(v).to_string()
                     };
                     format!("{k:?} = {v}")
                 })
                 .collect();
             format!("{{{}}}", entries.join(", "))
         }
-        other => other.to_string(),
+        other => masked(other).to_string(),
+    }
+}
+
+/// `value` with every entry of a secret key masked, at any depth: an
+/// array of tables (`exporter.clusters`) holds whole client settings,
+/// passwords included.
+fn masked(value: &Value) -> Value {
+    match value {
+        Value::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) && !v.is_null() {
+                        Value::String(REDACTED.to_string())
+                    } else {
+                        masked(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(masked).collect()),
+        other => other.clone(),
     }
 }
 
@@ -280,6 +306,21 @@ mod tests {
         let text = settings(&rows);
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("section.password = [redacted]"), "{text}");
+    }
+
+    #[test]
+    fn secrets_inside_an_array_of_tables_are_masked() {
+        let value = serde_json::json!([
+            {"name": "us", "kafka": {"sasl_password": "hunter2", "librdkafka": {"ssl.key.password": "pem"}}},
+            {"name": "ap", "kafka": {"sasl_password": null}}
+        ]);
+        let text = shown("exporter.clusters", &value);
+        assert!(!text.contains("hunter2") && !text.contains("pem"), "{text}");
+        assert!(text.contains("\"us\""), "{text}");
+        assert!(
+            text.contains("\"sasl_password\":null"),
+            "unset stays unset: {text}"
+        );
     }
 
     #[test]

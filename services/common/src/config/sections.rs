@@ -11,7 +11,7 @@ use super::{is_secret_key, one_of, ConfigError, REDACTED};
 /// How the service talks to Kafka. Security settings are plain config so a
 /// cluster without a mesh can still use TLS and SASL. Its `Debug` form
 /// redacts the password and secret pass-through settings.
-#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list (librdkafka `bootstrap.servers`).

@@ -169,6 +169,35 @@ def test_tracing_goes_to_the_otlp_grpc_port(rendered):
             assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
 
 
+def test_otlp_metrics_are_pushed_to_their_collector_only_when_enabled(rendered):
+    metrics = rendered.values.get("otlpMetrics", {})
+    enabled = metrics.get("enabled", False)
+    policies = rendered.values.get("networkPolicy", {}).get("enabled", True)
+    for component in rendered.components:
+        (c,) = pod_spec(rendered.get("Deployment", f"meshflow-{component}"))["containers"]
+        env = env_of(c)
+        if not enabled:
+            assert "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" not in env
+            continue
+        assert env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] == metrics["endpoint"]
+        assert env["OTEL_METRIC_EXPORT_INTERVAL"] == str(metrics["intervalMs"])
+        if policies:
+            egress = rendered.get("NetworkPolicy", f"meshflow-{component}")["spec"]["egress"]
+            to_collector = [
+                rule
+                for rule in egress
+                if any(
+                    peer.get("namespaceSelector", {}).get("matchLabels", {}).get(
+                        "kubernetes.io/metadata.name"
+                    )
+                    == metrics["namespace"]
+                    for peer in rule.get("to", [])
+                )
+                and {"port": metrics["port"], "protocol": "TCP"} in rule.get("ports", [])
+            ]
+            assert to_collector, f"meshflow-{component} may not reach the OTLP collector"
+
+
 def test_kafka_is_three_kraft_nodes_with_volumes(with_kafka):
     sts = with_kafka.get("StatefulSet", "kafka")
     spec = sts["spec"]

@@ -123,10 +123,11 @@ def test_service_ingress_is_prometheus_and_probes_only(with_policies):
         }
 
 
-def test_service_egress_is_kafka_tracing_and_dns(with_policies):
+def test_service_egress_is_kafka_tracing_otlp_metrics_and_dns(with_policies):
     kafka = with_policies.get("StatefulSet", "kafka")
     kafka_pods = ("peer", None, tuple(sorted(kafka["spec"]["selector"]["matchLabels"].items())))
     tracing = with_policies.values.get("tracing", {}).get("enabled", True)
+    metrics = with_policies.values.get("otlpMetrics", {})
     for component in SERVICE_PORTS:
         w = with_policies.get("Deployment", f"meshflow-{component}")
         egress = rules(with_policies, w, "egress")
@@ -134,4 +135,7 @@ def test_service_egress_is_kafka_tracing_and_dns(with_policies):
         expected = {(kafka_pods, 9092), (kafka_pods, HBONE)}
         if tracing:
             expected |= {(("peer", "istio-system", ()), 4317), (("peer", "istio-system", ()), HBONE)}
+        if metrics.get("enabled", False):
+            collector = ("peer", metrics["namespace"], ())
+            expected |= {(collector, metrics["port"]), (collector, HBONE)}
         assert non_dns == expected, component

@@ -74,6 +74,29 @@ impl MockBed {
         }
     }
 
+    /// A producer configuration file with one request in flight per
+    /// connection, and its `--config` arguments. With more, a failed
+    /// Produce followed by a successful one is acknowledged implicitly:
+    /// librdkafka relies on a real broker refusing the later request as out
+    /// of sequence, but the mock checks idempotent sequences only for
+    /// transactional producers (rd_kafka_mock_validate_records), so it
+    /// accepts it, and the failed request's records are acknowledged
+    /// without being in its log (10 of 3,000 when tried). One in flight
+    /// still exercises every retry, and no acknowledgement depends on a
+    /// check the mock does not make.
+    pub fn one_in_flight_args(&self) -> [String; 2] {
+        let config = self.dir.path().join("producer.toml");
+        std::fs::write(
+            &config,
+            "[kafka.librdkafka]\n\"max.in.flight.requests.per.connection\" = \"1\"\n",
+        )
+        .expect("write producer.toml");
+        [
+            "--config".to_string(),
+            config.to_string_lossy().into_owned(),
+        ]
+    }
+
     /// Makes `broker` answer its next `count` Produce requests with
     /// `error`, each after `rtt`, whoever sends them; other requests (Fetch,
     /// ListOffsets, Metadata) and other brokers are untouched.

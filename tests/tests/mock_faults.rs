@@ -256,22 +256,9 @@ async fn brokers_answering_with_errors_lose_nothing() {
     let bed = MockBed::new("request-errors");
     bed.lead_all(Some(1), true);
     let (n, rate) = (3_000, 500);
-    // The producer runs with one request in flight per connection. With
-    // more, a failed Produce followed by a successful one is acknowledged
-    // implicitly: librdkafka relies on a real broker refusing the later
-    // request as out of sequence, but the mock checks idempotent sequences
-    // only for transactional producers (rd_kafka_mock_validate_records), so
-    // it accepts it, and the failed request's records are acknowledged
-    // without being in its log (10 of 3,000 when tried). One in flight
-    // still exercises every retry, and no acknowledgement depends on a
-    // check the mock does not make.
-    let config = bed.dir.path().join("producer.toml");
-    std::fs::write(
-        &config,
-        "[kafka.librdkafka]\n\"max.in.flight.requests.per.connection\" = \"1\"\n",
-    )
-    .unwrap();
-    let args = &["--config", config.to_str().unwrap()];
+    // One request in flight per connection (see `one_in_flight_args`).
+    let [flag, config] = bed.one_in_flight_args();
+    let args = &[flag.as_str(), config.as_str()];
     // Nothing is held back: requests are retried at once.
     let mut run = Run::flowing(&bed, n, rate, 0.0, args, 500).await;
 
@@ -397,14 +384,9 @@ async fn a_partition_refusing_writes_for_a_minute_is_late_not_lost() {
     );
     wait_ready(&[&exporter], Duration::from_secs(60)).await;
     let (n, rate) = (7_500, 100);
-    // One request in flight, as in brokers_answering_with_errors.
-    let config = bed.dir.path().join("producer.toml");
-    std::fs::write(
-        &config,
-        "[kafka.librdkafka]\n\"max.in.flight.requests.per.connection\" = \"1\"\n",
-    )
-    .unwrap();
-    let args = &["--config", config.to_str().unwrap()];
+    // One request in flight per connection (see `one_in_flight_args`).
+    let [flag, config] = bed.one_in_flight_args();
+    let args = &[flag.as_str(), config.as_str()];
     let mut run = Run::flowing(&bed, n, rate, STALL.as_secs_f64(), args, 500).await;
 
     let stalled = Instant::now();

@@ -373,15 +373,10 @@ async fn a_randomized_mix_on_three_mock_brokers_loses_nothing_and_the_exporter_e
     wait_ready(&[&consumers[0], &consumers[1]], Duration::from_secs(60)).await;
     // One request in flight per connection: the mock does not check
     // idempotent sequences of a non-transactional producer (see
-    // mock_faults.rs), and this keeps its log honest.
-    let config = bed.dir.path().join("producer.toml");
-    std::fs::write(
-        &config,
-        "[kafka.librdkafka]\n\"max.in.flight.requests.per.connection\" = \"1\"\n",
-    )
-    .unwrap();
+    // MockBed::one_in_flight_args), and this keeps its log honest.
     let n = u64::from(MOCK_RATE) * seconds;
-    let args = ["--config", config.to_str().unwrap()];
+    let [flag, config] = bed.one_in_flight_args();
+    let args = [flag.as_str(), config.as_str()];
     let mut p = producer_with_args(bed.dir.path(), &bed.bootstrap, &names, n, MOCK_RATE, &args);
     bed.receipts
         .receipts_for(100, Duration::from_secs(60))

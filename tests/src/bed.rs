@@ -189,6 +189,26 @@ pub fn counts(s: &HashMap<String, f64>, group: &str) -> [f64; 6] {
     ]
 }
 
+/// The exporter's samples once it counts `n` messages at both stages and
+/// `receipt_duplicates` repeated receipts (two minutes at most).
+pub async fn counted(
+    port: u16,
+    group: &str,
+    n: u64,
+    receipt_duplicates: f64,
+) -> HashMap<String, f64> {
+    metrics_until(
+        port,
+        "the exporter to count every message at both stages and every repeated receipt",
+        Duration::from_secs(120),
+        |s| {
+            let c = counts(s, group);
+            c[0] >= n as f64 && c[3] >= n as f64 && c[5] >= receipt_duplicates
+        },
+    )
+    .await
+}
+
 /// Asserts that the exporter's figures `after` count all `n` messages at
 /// both stages, none of them lost (`why` says why none may be), and exactly
 /// as many duplicated receipts as `truth`, what the receipts topic holds.

@@ -366,7 +366,7 @@ async fn slow_brokers_lose_nothing() {
 /// same figures as the ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_refusing_writes_for_a_minute_is_late_not_lost() {
-    use meshflow_tests::bed::{assert_figures_equal_ledger, counts, metrics_until, show};
+    use meshflow_tests::bed::{assert_figures_equal_ledger, counted, counts, metrics_until, show};
     const STALL: Duration = Duration::from_secs(60);
     const GRACE: Duration = Duration::from_secs(30);
     let bed = MockBed::new("partial-stall");
@@ -451,16 +451,7 @@ async fn a_partition_refusing_writes_for_a_minute_is_late_not_lost() {
     let (done, ok) = run.finish(&bed).await;
     check("partial stall", &bed, &run, &done, ok, "");
     let in_log = LogLedger::from_records(&run.log.records());
-    let after = metrics_until(
-        exporter.port,
-        "the exporter to count every message at both stages",
-        Duration::from_secs(120),
-        |s| {
-            let c = counts(s, &bed.names.group);
-            c[0] >= n as f64 && c[3] >= n as f64 && c[5] >= done.duplicates() as f64
-        },
-    )
-    .await;
+    let after = counted(exporter.port, &bed.names.group, n, done.duplicates() as f64).await;
     println!(
         "partial stall: exporter after: {}",
         show(counts(&after, &bed.names.group))

@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 
 use meshflow_common::envelope::{now_ns, CREATED_NS, PRODUCER, SEQ};
 use meshflow_common::headers::HeaderList;
-use meshflow_tests::bed::{
-    assert_figures_equal_ledger, counts, metrics_until, show, Bed, PARTITIONS,
-};
+use meshflow_tests::bed::{assert_figures_equal_ledger, counted, counts, show, Bed, PARTITIONS};
 use meshflow_tests::exporter::client;
 use meshflow_tests::ledger::{LogLedger, TopicReader};
 use meshflow_tests::netns::Netns;
@@ -87,26 +85,6 @@ async fn read_log(log: &TopicReader, producer: &str, n: u64) -> LogLedger {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// The exporter's samples once it counts `n` messages at both stages and
-/// `receipt_duplicates` repeated receipts (two minutes at most).
-async fn counted(
-    port: u16,
-    group: &str,
-    n: u64,
-    receipt_duplicates: f64,
-) -> std::collections::HashMap<String, f64> {
-    metrics_until(
-        port,
-        "the exporter to count every message at both stages and every repeated receipt",
-        Duration::from_secs(120),
-        |s| {
-            let c = counts(s, group);
-            c[0] >= n as f64 && c[3] >= n as f64 && c[5] >= receipt_duplicates
-        },
-    )
-    .await
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {

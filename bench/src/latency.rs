@@ -16,7 +16,8 @@
 use std::time::Duration;
 
 use meshflow_common::envelope::now_ns;
-use meshflow_common::receipt::ReceiptBatch;
+use meshflow_common::headers::HeaderView;
+use meshflow_common::receipt::{decode, FORMAT_HEADER};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
@@ -103,8 +104,19 @@ pub async fn plain(load: &Load, group: &str) -> anyhow::Result<Percentiles> {
     Ok(Percentiles::of(reader.await??))
 }
 
+/// What meshflow's run cost on the receipts topic.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiptCost {
+    /// Bytes of receipt records (key, headers and body) per message.
+    pub bytes_per_message: f64,
+}
+
 /// meshflow's producer and consumer; `load.topic` and `receipts` must be new.
-pub async fn meshflow(load: &Load, group: &str, receipts: &str) -> anyhow::Result<Percentiles> {
+pub async fn meshflow(
+    load: &Load,
+    group: &str,
+    receipts: &str,
+) -> anyhow::Result<(Percentiles, ReceiptCost)> {
     let instance = format!("bench-producer-{}", meshflow_tests::unique("e2e"));
     let mut config = meshflow_config(
         &load.bootstrap,
@@ -121,18 +133,20 @@ pub async fn meshflow(load: &Load, group: &str, receipts: &str) -> anyhow::Resul
     consumer.assigned().await?;
     producer::meshflow(load, &instance).await?;
     consumer.wait_processed(load.messages, |_| {}).await?;
-    let latencies = read_receipts(&load.bootstrap, receipts, &instance, load.messages).await?;
+    let (latencies, cost) =
+        read_receipts(&load.bootstrap, receipts, &instance, load.messages).await?;
     consumer.stop().await?;
-    Ok(Percentiles::of(latencies))
+    Ok((Percentiles::of(latencies), cost))
 }
 
-/// `processed_ns - created_ns` of the first `n` receipt entries of `producer`.
+/// `processed_ns - created_ns` of the first `n` receipt entries of
+/// `producer`, and the receipt bytes their records took.
 async fn read_receipts(
     bootstrap: &str,
     topic: &str,
     producer: &str,
     n: u64,
-) -> anyhow::Result<Vec<u64>> {
+) -> anyhow::Result<(Vec<u64>, ReceiptCost)> {
     let reader: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", meshflow_tests::unique("bench-receipts"))
@@ -142,16 +156,30 @@ async fn read_receipts(
     reader.subscribe(&[topic])?;
     let mut latencies = Vec::with_capacity(n as usize);
     let mut seen = 0u64;
+    let mut bytes = 0usize;
     while seen < n {
         let m = tokio::time::timeout(Duration::from_secs(30), reader.recv()).await??;
         let Some(payload) = m.payload() else { continue };
-        let batch: ReceiptBatch = serde_json::from_slice(payload)?;
-        for e in batch.entries.iter().filter(|e| e.producer == producer) {
+        let headers = HeaderView::of(m.headers());
+        bytes += payload.len() + m.key().map_or(0, <[u8]>::len);
+        bytes += headers
+            .iter()
+            .map(|(name, value)| name.len() + value.map_or(0, <[u8]>::len))
+            .sum::<usize>();
+        let format = headers.get(FORMAT_HEADER);
+        let batch = decode(format, payload)?;
+        batch.for_each_entry(|e| {
+            if e.producer != producer {
+                return;
+            }
             seen += 1;
             if e.seq >= WARM_UP {
                 latencies.push(e.processed_ns.saturating_sub(e.created_ns));
             }
-        }
+        });
     }
-    Ok(latencies)
+    let cost = ReceiptCost {
+        bytes_per_message: bytes as f64 / seen.max(1) as f64,
+    };
+    Ok((latencies, cost))
 }

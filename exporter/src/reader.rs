@@ -39,9 +39,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshflow_common::envelope::now_ns;
+use meshflow_common::headers::HeaderView;
 use meshflow_common::http::Readiness;
 use meshflow_common::kafka::millis;
-use meshflow_common::receipt::ReceiptBatch;
+use meshflow_common::receipt::{self, FORMAT_HEADER};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
@@ -81,8 +82,15 @@ const DEFAULT_FETCH_WAIT: Duration = Duration::from_millis(100);
 /// How often the accounting's size and totals are logged.
 const STATE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Invalid-record reason: a receipts record that is not a receipt batch.
+/// Invalid-record reason: a format-1 receipts record that is not a receipt
+/// batch.
 pub const RECEIPT_NOT_JSON: &str = "receipt_not_json";
+/// Invalid-record reason: a format-2 receipts record that is not a receipt
+/// batch.
+pub const RECEIPT_MALFORMED: &str = "receipt_malformed";
+/// Invalid-record reason: a receipts record whose format header names a
+/// format this version does not read.
+pub const RECEIPT_FORMAT_UNKNOWN: &str = "receipt_format_unknown";
 
 /// The consumer of both topics.
 pub type ReaderConsumer = StreamConsumer;
@@ -261,7 +269,8 @@ impl Reader {
     fn handle(&mut self, message: &BorrowedMessage<'_>) {
         let read_ns = now_ns();
         if message.topic() == self.receipts_topic {
-            self.handle_receipts(message.payload().unwrap_or_default(), read_ns);
+            let format = HeaderView::of(message.headers()).get(FORMAT_HEADER);
+            self.handle_receipts(format, message.payload().unwrap_or_default(), read_ns);
             self.receipts_progress
                 .record(message.partition(), message.offset());
         } else if let Some(book) = self.books.get_mut(message.topic()) {
@@ -283,33 +292,42 @@ impl Reader {
         }
     }
 
-    /// Accounts the entries of one receipt batch, each in the books of
-    /// the topic it names (entries about other topics are ignored).
-    pub fn handle_receipts(&mut self, payload: &[u8], read_ns: u64) {
-        let batch: ReceiptBatch = match serde_json::from_slice(payload) {
+    /// Accounts the entries of one receipt record, in the format its
+    /// `format` header names, each in the books of the topic it names
+    /// (entries about other topics are ignored).
+    pub fn handle_receipts(&mut self, format: Option<&[u8]>, payload: &[u8], read_ns: u64) {
+        let batch = match receipt::decode(format, payload) {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::debug!(error = %e, "unreadable receipt batch");
-                self.metrics
-                    .record_invalid(&self.receipts_topic, RECEIPT_NOT_JSON);
+                let reason = match e {
+                    receipt::DecodeError::Json(_) => RECEIPT_NOT_JSON,
+                    receipt::DecodeError::Binary(_) => RECEIPT_MALFORMED,
+                    receipt::DecodeError::UnknownFormat => RECEIPT_FORMAT_UNKNOWN,
+                };
+                self.metrics.record_invalid(&self.receipts_topic, reason);
                 return;
             }
         };
-        let group = self.metrics.groups().id(&batch.group);
-        for entry in &batch.entries {
-            let Some(book) = self.books.get_mut(&entry.topic) else {
-                continue;
+        let group_name = batch.group();
+        let group = self.metrics.groups().id(group_name);
+        let books = &mut self.books;
+        batch.for_each_entry(|entry| {
+            let Some(book) = books.get_mut(entry.topic) else {
+                return;
             };
             let receipt = ReceiptEntry {
-                group: &batch.group,
-                producer: &entry.producer,
+                group: group_name,
+                producer: entry.producer,
                 seq: entry.seq,
                 partition: entry.partition,
                 created_ns: entry.created_ns,
                 processed_ns: entry.processed_ns,
             };
-            book.handle_receipt(group, &receipt, &entry.trace_id, read_ns);
-        }
+            let mut hex = [0u8; 32];
+            let trace_id = entry.trace.as_text(&mut hex).unwrap_or_default();
+            book.handle_receipt(group, &receipt, trace_id, read_ns);
+        });
     }
 
     /// Judges what each topic's reading progress allows and counts the

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use meshflow_common::headers::HeaderList;
-use meshflow_common::receipt::ReceiptBatch;
+use meshflow_common::receipt::{decode, FORMAT_HEADER};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -143,7 +143,8 @@ pub struct Ledger {
     pub entries: usize,
     /// (consumer, topic, partition, offset) of every entry, in arrival order.
     pub processed_at: Vec<(String, String, i32, i64)>,
-    /// ((producer, seq), trace id) of every entry, in arrival order.
+    /// ((producer, seq), trace id) of every entry that carries one (format 2
+    /// keeps some, see `consumer.receipt_trace_every`), in arrival order.
     pub trace_ids: Vec<((String, u64), String)>,
     /// `mf-created-ns` of every message with a receipt.
     pub created_ns: HashMap<(String, u64), u64>,
@@ -154,27 +155,30 @@ impl Ledger {
     pub fn from_records(records: &[Record]) -> Ledger {
         let mut l = Ledger::default();
         for r in records {
-            let batch: ReceiptBatch =
-                serde_json::from_slice(&r.payload).expect("receipt batch is JSON");
-            l.arrivals.push(r.seen);
-            l.batch_entries.push(batch.entries.len());
-            for e in batch.entries {
-                l.entries += 1;
-                l.trace_ids
-                    .push(((e.producer.clone(), e.seq), e.trace_id.clone()));
-                l.processed_at.push((
-                    batch.consumer.clone(),
-                    e.topic.clone(),
-                    e.partition,
-                    e.offset,
-                ));
-                let key = (e.producer, e.seq);
+            let format = r
+                .headers
+                .iter()
+                .find(|(name, _)| name == FORMAT_HEADER.as_bytes())
+                .and_then(|(_, value)| value.as_deref());
+            let batch = decode(format, &r.payload).expect("a receipt batch");
+            let consumer = batch.consumer().to_string();
+            let mut entries = 0;
+            batch.for_each_entry(|e| {
+                entries += 1;
+                let key = (e.producer.to_string(), e.seq);
+                let mut hex = [0u8; 32];
+                if let Some(id) = e.trace.as_text(&mut hex) {
+                    l.trace_ids.push((key.clone(), id.to_string()));
+                }
+                l.processed_at
+                    .push((consumer.clone(), e.topic.to_string(), e.partition, e.offset));
                 l.created_ns.insert(key.clone(), e.created_ns);
                 *l.counts.entry(key.clone()).or_default() += 1;
-                l.first_by
-                    .entry(key)
-                    .or_insert_with(|| batch.consumer.clone());
-            }
+                l.first_by.entry(key).or_insert_with(|| consumer.clone());
+            });
+            l.arrivals.push(r.seen);
+            l.batch_entries.push(entries);
+            l.entries += entries;
         }
         l
     }

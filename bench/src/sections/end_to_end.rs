@@ -1,7 +1,7 @@
 //! The end-to-end section: latency at 1,000 msg/s, meshflow's pipeline
 //! next to a plain one running at the same time.
 
-use crate::latency::{self, Percentiles};
+use crate::latency::{self, Percentiles, ReceiptCost};
 use crate::producer::Load;
 use crate::report::Row;
 use crate::target::Target;
@@ -65,18 +65,45 @@ pub async fn latency(target: &Target, scale: Scale, otlp: bool) -> anyhow::Resul
                 tokio::spawn(async move { latency::meshflow(&mesh_load, &group, &receipts).await });
             (plain.await??, got.await??)
         };
+        let (got, cost) = got;
         let _ = provider.shutdown();
         eprintln!(
-            "  end-to-end {} {name}: p99 plain {:.2} ms, meshflow {:.2} ms",
-            target.name, plain.p99_ms, got.p99_ms
+            "  end-to-end {} {name}: p99 plain {:.2} ms, meshflow {:.2} ms; \
+             receipts {:.1} bytes a message",
+            target.name, plain.p99_ms, got.p99_ms, cost.bytes_per_message
         );
         rows.extend(latency_rows(target.name, name, &plain, &got));
+        if name == "OTLP off" {
+            rows.push(receipt_row(target.name, cost));
+        }
     }
     if let Some(r) = &receiver {
         eprintln!("  OTLP receiver got {} spans", r.spans().len());
     }
     crate::tracing::install(None)?;
     Ok(rows)
+}
+
+/// Receipt bytes (key, headers, body) per message at 1,000 msg/s, held
+/// to the goal on the mock cluster.
+fn receipt_row(target: &'static str, cost: ReceiptCost) -> Row {
+    let row = Row::single(
+        "end-to-end",
+        target,
+        "receipt bytes per message",
+        cost.bytes_per_message,
+    );
+    if target == "mock" {
+        row.goal(
+            "receipts <= 8 bytes a message",
+            cost.bytes_per_message,
+            8.0,
+            false,
+            margin::RECEIPT_BYTES,
+        )
+    } else {
+        row
+    }
 }
 
 fn latency_rows(

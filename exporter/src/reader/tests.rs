@@ -112,9 +112,9 @@ fn batch(group: &str, topic: &str, seqs: &[u64]) -> Vec<u8> {
 #[tokio::test]
 async fn receipts_count_for_their_watched_group_and_topic_only() {
     let (registry, mut reader) = reader();
-    reader.handle_receipts(&batch("g2", "events", &[0, 1, 2, 2]), 101 * SEC);
-    reader.handle_receipts(&batch("unwatched", "events", &[3, 4]), 101 * SEC);
-    reader.handle_receipts(&batch("g1", "other-topic", &[5]), 101 * SEC);
+    reader.handle_receipts(None, &batch("g2", "events", &[0, 1, 2, 2]), 101 * SEC);
+    reader.handle_receipts(None, &batch("unwatched", "events", &[3, 4]), 101 * SEC);
+    reader.handle_receipts(None, &batch("g1", "other-topic", &[5]), 101 * SEC);
     let processed = |group: &str, name: &str| stage(&registry, name, "processed", group);
     assert_eq!(processed("g2", "meshflow_messages_total"), 3.0);
     assert_eq!(processed("g2", "meshflow_messages_duplicated_total"), 1.0);
@@ -143,8 +143,8 @@ async fn receipts_count_for_their_watched_group_and_topic_only() {
 #[tokio::test]
 async fn an_unreadable_receipt_batch_is_counted_as_invalid() {
     let (registry, mut reader) = reader();
-    reader.handle_receipts(b"not json", SEC);
-    reader.handle_receipts(br#"{"group":"g1"}"#, SEC);
+    reader.handle_receipts(None, b"not json", SEC);
+    reader.handle_receipts(None, br#"{"group":"g1"}"#, SEC);
     assert_eq!(
         value(
             &registry,
@@ -160,7 +160,7 @@ async fn a_sweep_judges_only_what_progress_and_commits_allow() {
     // Seen in the log, never receipted by g1; g1's receipts for other
     // messages of the producer make it judgeable.
     read_log(&mut reader, "events", &[0, 1, 2, 3]);
-    reader.handle_receipts(&batch("g1", "events", &[0, 3]), SEC);
+    reader.handle_receipts(None, &batch("g1", "events", &[0, 3]), SEC);
     reader.receipts_progress.record(0, 0);
     let lost = |registry: &Registry, at: &str, group: &str| {
         stage(registry, "meshflow_messages_lost_total", at, group)
@@ -187,7 +187,7 @@ async fn a_sweep_judges_only_what_progress_and_commits_allow() {
 async fn a_group_that_has_not_committed_past_a_message_is_lagging_not_losing() {
     let (registry, mut reader) = reading_from_start();
     read_log(&mut reader, "events", &[0, 1, 2, 3]);
-    reader.handle_receipts(&batch("g1", "events", &[0]), SEC);
+    reader.handle_receipts(None, &batch("g1", "events", &[0]), SEC);
     reader.receipts_progress.record(0, 0);
     reader.sweep();
     // g1 committed offset 1 only: messages 1..3 are lag.
@@ -224,8 +224,8 @@ async fn each_judged_topic_keeps_its_own_books() {
     };
     assert_eq!((count("events"), count("orders")), (2.0, 4.0));
     // Receipts go to the books of the topic they name.
-    reader.handle_receipts(&batch("g1", "orders", &[0, 1, 2, 3]), SEC);
-    reader.handle_receipts(&batch("g1", "not-judged", &[7]), SEC);
+    reader.handle_receipts(None, &batch("g1", "orders", &[0, 1, 2, 3]), SEC);
+    reader.handle_receipts(None, &batch("g1", "not-judged", &[7]), SEC);
     reader.receipts_progress.record(0, 1);
     let processed = |topic: &str| {
         value(

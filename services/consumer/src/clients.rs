@@ -42,8 +42,7 @@ impl Clients {
             s.receipts_topic.clone(),
             s.group.clone(),
             instance.to_string(),
-            s.receipt_batch_max,
-            config.receipt_batch_bytes_max(),
+            config.receipt_shape(),
             metrics.clone(),
         ));
         let context = GroupContext {

@@ -5,7 +5,10 @@ use std::time::Duration;
 use meshflow_common::config::{
     identifier, in_range, millis_in, topic_name, topic_retention, ConfigError, Validate,
 };
+use meshflow_common::receipt::Format;
 use serde::{Deserialize, Serialize};
+
+use crate::ledger::Shape;
 
 mod keys;
 pub use keys::KEYS;
@@ -59,6 +62,14 @@ pub struct ConsumerSettings {
     /// ... or when this many entries are waiting.
     #[serde(default = "default_batch_max")]
     pub receipt_batch_max: usize,
+    /// Receipt format written: 2 (binary, the default) or 1 (JSON, what
+    /// versions before format 2 read).
+    #[serde(default = "default_receipt_format")]
+    pub receipt_format: u8,
+    /// Format 2 keeps the trace ids of each record's slowest message and of
+    /// messages whose `mf-seq` is a multiple of this (1 keeps every one).
+    #[serde(default = "default_trace_every")]
+    pub receipt_trace_every: u64,
     /// Group session timeout: how soon a dead member's partitions move.
     #[serde(default = "default_session_timeout", with = "humantime_serde")]
     pub session_timeout: Duration,
@@ -104,6 +115,12 @@ fn default_flush_interval() -> Duration {
 fn default_batch_max() -> usize {
     500
 }
+fn default_receipt_format() -> u8 {
+    2
+}
+fn default_trace_every() -> u64 {
+    64
+}
 /// Kafka's minimum allowed session (group.min.session.timeout.ms): fastest
 /// recovery after a member dies.
 fn default_session_timeout() -> Duration {
@@ -140,6 +157,8 @@ impl Default for ConsumerSettings {
             work: Duration::ZERO,
             receipt_flush_interval: default_flush_interval(),
             receipt_batch_max: default_batch_max(),
+            receipt_format: default_receipt_format(),
+            receipt_trace_every: default_trace_every(),
             session_timeout: default_session_timeout(),
             heartbeat_interval: default_heartbeat(),
             drain_timeout: default_drain_timeout(),
@@ -184,7 +203,18 @@ impl Config {
             .unwrap_or_else(default_message_max_bytes)
     }
 
-    /// The largest JSON body of one receipt record, so that the record
+    /// How receipt records are cut and written.
+    pub fn receipt_shape(&self) -> Shape {
+        let c = &self.consumer;
+        Shape {
+            format: Format::numbered(c.receipt_format).unwrap_or_default(),
+            batch_max: c.receipt_batch_max,
+            bytes_max: self.receipt_batch_bytes_max(),
+            trace_every: c.receipt_trace_every,
+        }
+    }
+
+    /// The largest body of one receipt record, so that the record
     /// fits `message.max.bytes`; batches are cut at this size as well as at
     /// `consumer.receipt_batch_max` entries.
     pub fn receipt_batch_bytes_max(&self) -> usize {
@@ -227,6 +257,13 @@ impl Validate for Config {
         let flush = c.receipt_flush_interval;
         millis_in("consumer.receipt_flush_interval", flush, 1, 10_000)?;
         in_range("consumer.receipt_batch_max", c.receipt_batch_max, 1, 10_000)?;
+        in_range("consumer.receipt_format", c.receipt_format, 1, 2)?;
+        in_range(
+            "consumer.receipt_trace_every",
+            c.receipt_trace_every,
+            1,
+            1_000_000,
+        )?;
         if let Some(v) = self.kafka.librdkafka.get("message.max.bytes") {
             let ok = v
                 .trim()

@@ -68,7 +68,7 @@ impl Worker {
         let mut span = spans::builder(
             Operation::Send,
             &dlq_topic,
-            [spans::error_type(reason.to_string())],
+            [spans::dead_letter_reason(reason.to_string())],
         )
         .start_with_context(&self.tracer, cx);
         let send_cx = Context::current().with_remote_span_context(span.span_context().clone());

@@ -4,7 +4,9 @@
 //! takes a flight of records from it, sends them to the receipts topic
 //! (waiting out a full queue), retries what Kafka did not acknowledge as
 //! the ledger's [`Backoff`] says, and once all are acknowledged stores the
-//! offsets the ledger names and ends the items' spans. The rules (which
+//! offsets the ledger names. Each record sent has a `send <receipts topic>`
+//! span of its own, linked to the spans of the messages it reports on. The
+//! rules (which
 //! offset, which record, when to give up) live in [`crate::ledger`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,14 +15,20 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use meshflow_common::envelope::now_ns;
-use meshflow_common::receipt::ReceiptEntry;
-use opentelemetry::global::BoxedSpan;
-use opentelemetry::trace::{Span, Status};
+use meshflow_common::kafka::error_reason;
+use meshflow_common::receipt::{ReceiptEntry, FORMAT_HEADER};
+use meshflow_common::spans;
+use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::trace::{Span, SpanContext, Status};
+use opentelemetry::Context;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::ledger::{gives_up, past, Backoff, Begin, Landing, Ledger, Outcome, Retry, Step};
+use crate::ledger::{
+    gives_up, past, Backoff, Begin, Landing, Ledger, Outcome, Record, Retry, Shape, Step,
+};
 use crate::metrics::ConsumerMetrics;
 
 pub use crate::ledger::Flushed;
@@ -30,7 +38,8 @@ pub struct ReceiptSink {
     producer: FutureProducer,
     topic: String,
     metrics: ConsumerMetrics,
-    ledger: Mutex<Ledger<BoxedSpan>>,
+    ledger: Mutex<Ledger<SpanContext>>,
+    tracer: BoxedTracer,
     stopping: AtomicBool,
     /// Whether any partition is held: lets [`ReceiptSink::is_held`], asked
     /// for every message, skip the ledger's lock while none is.
@@ -39,21 +48,21 @@ pub struct ReceiptSink {
 
 impl ReceiptSink {
     /// A sink publishing to `topic` for `group` as `consumer`, in records
-    /// of at most `batch_max` entries and `batch_bytes_max` encoded bytes.
+    /// of the [`Shape`] given.
     pub fn new(
         producer: FutureProducer,
         topic: String,
         group: String,
         consumer: String,
-        batch_max: usize,
-        batch_bytes_max: usize,
+        shape: Shape,
         metrics: ConsumerMetrics,
     ) -> Self {
         ReceiptSink {
             producer,
             topic,
             metrics,
-            ledger: Mutex::new(Ledger::new(group, consumer, batch_max, batch_bytes_max)),
+            ledger: Mutex::new(Ledger::new(group, consumer, shape)),
+            tracer: global::tracer("meshflow-consumer"),
             stopping: AtomicBool::new(false),
             any_held: AtomicBool::new(false),
         }
@@ -66,7 +75,7 @@ impl ReceiptSink {
         partition: i32,
         offset: i64,
         outcome: Outcome,
-        span: Option<BoxedSpan>,
+        span: Option<SpanContext>,
     ) -> Step {
         let mut ledger = lock(&self.ledger);
         let step = ledger.settle(topic, partition, offset, outcome, span);
@@ -133,7 +142,8 @@ impl ReceiptSink {
             let sends: Vec<_> = flight
                 .unacked()
                 .map(|(i, r)| {
-                    let sent = self.send(&r.key, &r.body, deadline);
+                    let links = lock(&self.ledger).spans_of(r);
+                    let sent = self.send(r, links, deadline);
                     async move { (i, sent.await) }
                 })
                 .collect();
@@ -159,17 +169,11 @@ impl ReceiptSink {
             }
             Landing::Stored {
                 offsets,
-                mut items,
+                items,
                 entries,
             } => {
                 for o in &offsets {
                     store(&o.topic, o.partition, o.next);
-                }
-                for item in &mut items {
-                    if let Some(mut span) = item.span.take() {
-                        span.set_status(Status::Ok);
-                        span.end();
-                    }
                 }
                 self.metrics.record_receipts(entries as u64);
                 Flushed::Done {
@@ -180,15 +184,26 @@ impl ReceiptSink {
         }
     }
 
-    /// Sends one record, waiting out a full queue; resolves to whether Kafka
-    /// acknowledged it.
+    /// Sends one record, its format named in its header, waiting out a full
+    /// queue, under a `send` span linked to `links` (the spans of the
+    /// messages it reports on); resolves to whether Kafka acknowledged it.
     fn send<'a>(
         &'a self,
-        key: &'a str,
-        body: &'a [u8],
+        r: &'a Record,
+        links: Vec<SpanContext>,
         deadline: Option<Instant>,
     ) -> impl std::future::Future<Output = bool> + 'a {
-        let mut record = FutureRecord::to(&self.topic).key(key).payload(body);
+        // A root of its own: a batch has many parents, so it links to them.
+        let mut span = spans::batch_send(&self.topic, &r.key, r.entries, links)
+            .start_with_context(&self.tracer, &Context::new());
+        let format = OwnedHeaders::new_with_capacity(1).insert(Header {
+            key: FORMAT_HEADER,
+            value: Some(r.format.header_value()),
+        });
+        let mut record = FutureRecord::to(&self.topic)
+            .key(&r.key)
+            .payload(&r.body)
+            .headers(format);
         let handed = loop {
             match self.producer.send_result(record) {
                 Ok(d) => break Some(d),
@@ -201,6 +216,7 @@ impl ReceiptSink {
                 }
                 Err((e, _)) => {
                     tracing::warn!(error = %e, "receipt send refused");
+                    spans::end_failed(&mut span, error_reason(&e), &e);
                     break None;
                 }
             }
@@ -208,14 +224,28 @@ impl ReceiptSink {
         async move {
             match handed {
                 Some(d) => match d.await {
-                    Ok(Ok(_)) => true,
+                    Ok(Ok(delivery)) => {
+                        span.set_attribute(spans::partition(delivery.partition));
+                        span.set_attribute(spans::offset(delivery.offset));
+                        span.set_status(Status::Ok);
+                        span.end();
+                        true
+                    }
                     Ok(Err((e, _))) => {
                         tracing::warn!(error = %e, "receipt delivery failed");
+                        spans::end_failed(&mut span, error_reason(&e), &e);
                         false
                     }
-                    Err(_) => false,
+                    Err(e) => {
+                        spans::end_failed(&mut span, "canceled", &e);
+                        false
+                    }
                 },
-                None => false,
+                // Gave up waiting for room in the queue.
+                None => {
+                    span.end();
+                    false
+                }
             }
         }
     }
@@ -223,7 +253,7 @@ impl ReceiptSink {
 
 /// Returns the flight in progress to the ledger if a flush panics, so that
 /// later flushes are not refused as busy and its items are sent again.
-struct ReturnOnPanic<'a>(&'a Mutex<Ledger<BoxedSpan>>);
+struct ReturnOnPanic<'a>(&'a Mutex<Ledger<SpanContext>>);
 
 impl Drop for ReturnOnPanic<'_> {
     fn drop(&mut self) {

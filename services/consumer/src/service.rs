@@ -274,15 +274,14 @@ impl Worker {
             tokio::time::sleep(settings.work).await;
         }
         self.metrics.record_processed(envelope.is_some());
-        let (receipt, receipt_span) = match &envelope {
+        let (receipt, process_span) = match &envelope {
             Some(env) => {
                 tracing::info!(
                     topic = %topic, partition, offset, producer = %env.producer, seq = env.seq,
                     trace_id = %trace_id, span_id = %span_id, "processed"
                 );
                 let entry = receipts::entry(env, &topic, partition, offset, trace_id);
-                let send = self.receipt_span(&cx, &env.producer);
-                (Some(entry), Some(send))
+                (Some(entry), Some(cx.span().span_context().clone()))
             }
             None => {
                 tracing::info!(
@@ -299,7 +298,7 @@ impl Worker {
             partition,
             offset,
             Outcome::Processed(receipt),
-            receipt_span,
+            process_span,
         )
     }
 }

@@ -1,11 +1,11 @@
-//! The consumer's spans: `process <topic>` for each message (kind CONSUMER,
-//! parent = the producer's context, plus a link to it) and `send <receipts
-//! topic>` for its receipt, a child of the `process` span, ended by the
-//! receipt sink once Kafka acknowledges the receipt. Their attributes come
-//! from [`meshflow_common::spans`].
+//! The consumer's `process <topic>` span for each message (kind CONSUMER,
+//! parent = the producer's context, plus a link to it). Each receipt record
+//! has a `send <receipts topic>` span of its own, started by the receipt
+//! sink and linked to the `process` spans of its messages
+//! ([`meshflow_common::spans::batch_send`]). Attributes come from
+//! [`meshflow_common::spans`].
 
-use meshflow_common::spans::{self, Consumed, Operation};
-use opentelemetry::global::BoxedSpan;
+use meshflow_common::spans::{self, Consumed};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -29,16 +29,5 @@ impl Worker {
             cx.span().set_attribute(spans::message_key(key.to_string()));
         }
         cx
-    }
-
-    /// Starts the `send` span of a receipt keyed by `producer`, a child of
-    /// the `process` span in `cx`.
-    pub(crate) fn receipt_span(&self, cx: &Context, producer: &str) -> BoxedSpan {
-        spans::builder(
-            Operation::Send,
-            &self.config.consumer.receipts_topic,
-            [spans::message_key(producer.to_string())],
-        )
-        .start_with_context(&self.tracer, cx)
     }
 }

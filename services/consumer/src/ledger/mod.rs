@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use meshflow_common::receipt::ReceiptEntry;
 
-pub use batch::{cut, Record};
+pub use batch::{cut, Record, Shape};
 pub use policy::{gives_up, on_revoke, past, pressure, Backoff, Pressure, Retry, RevokePlan};
 
 /// A settled message waiting for its receipt to be acknowledged.
@@ -45,8 +45,8 @@ pub struct Pending<S> {
     pub offset: i64,
     /// Its receipt entry, if it was enveloped.
     pub receipt: Option<ReceiptEntry>,
-    /// What the shell finishes once the receipt is acknowledged (the
-    /// `send <receipts topic>` span).
+    /// The message's span, which the `send <receipts topic>` span of the
+    /// record holding its receipt links to.
     pub span: Option<S>,
 }
 
@@ -172,8 +172,7 @@ pub enum Landing<S> {
 pub struct Ledger<S> {
     group: String,
     consumer: String,
-    batch_max: usize,
-    batch_bytes_max: usize,
+    shape: Shape,
     waiting: Vec<Pending<S>>,
     flying: Option<Vec<Pending<S>>>,
     held: BTreeMap<(String, i32), i64>,
@@ -181,13 +180,12 @@ pub struct Ledger<S> {
 
 impl<S> Ledger<S> {
     /// A ledger cutting records for `group` and `consumer` of at most
-    /// `batch_max` entries and `batch_bytes_max` encoded bytes.
-    pub fn new(group: String, consumer: String, batch_max: usize, batch_bytes_max: usize) -> Self {
+    /// the [`Shape`] given.
+    pub fn new(group: String, consumer: String, shape: Shape) -> Self {
         Ledger {
             group,
             consumer,
-            batch_max,
-            batch_bytes_max,
+            shape,
             waiting: Vec::new(),
             flying: None,
             held: BTreeMap::new(),
@@ -264,9 +262,11 @@ impl<S> Ledger<S> {
         let records = cut(
             &self.group,
             &self.consumer,
-            items.iter().filter_map(|i| i.receipt.as_ref()),
-            self.batch_max,
-            self.batch_bytes_max,
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(k, i)| i.receipt.as_ref().map(|r| (k, r))),
+            self.shape,
         );
         self.flying = Some(items);
         Begin::Flight(Flight {
@@ -291,6 +291,22 @@ impl<S> Ledger<S> {
             entries: flight.entries(),
             items,
         }
+    }
+
+    /// The span slots of the items `record` of the flight in progress
+    /// reports on (its batch span links to them), in its order.
+    pub fn spans_of(&self, record: &Record) -> Vec<S>
+    where
+        S: Clone,
+    {
+        let Some(items) = &self.flying else {
+            return Vec::new();
+        };
+        record
+            .items
+            .iter()
+            .filter_map(|&k| items.get(k).and_then(|i| i.span.clone()))
+            .collect()
     }
 
     /// Gives up the flight in progress, if any, without knowing which of

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use meshflow_common::receipt::{ReceiptBatch, ReceiptEntry};
+use meshflow_common::receipt::{decode, Format, ReceiptEntry};
 
 use super::*;
 
@@ -10,7 +10,18 @@ use super::*;
 type TestLedger = Ledger<&'static str>;
 
 fn ledger(batch_max: usize) -> TestLedger {
-    Ledger::new("g".into(), "consumer-1".into(), batch_max, 1_000_000)
+    Ledger::new("g".into(), "consumer-1".into(), shape(batch_max, 1_000_000))
+}
+
+/// Records in the default format, of at most `batch_max` entries and
+/// `bytes_max` bytes.
+fn shape(batch_max: usize, bytes_max: usize) -> Shape {
+    Shape {
+        format: Format::default(),
+        batch_max,
+        bytes_max,
+        trace_every: 64,
+    }
 }
 
 fn receipt(producer: &str, partition: i32, offset: i64) -> ReceiptEntry {
@@ -66,8 +77,11 @@ fn stored(landing: Landing<&'static str>) -> Vec<(i32, i64)> {
 fn sent(f: &Flight) -> Vec<(i32, i64)> {
     f.unacked()
         .flat_map(|(_, r)| {
-            let batch: ReceiptBatch = serde_json::from_slice(&r.body).expect("decodes");
-            batch.entries.into_iter().map(|e| (e.partition, e.offset))
+            let header = r.format.header_value().as_bytes();
+            let decoded = decode(Some(header), &r.body).expect("decodes");
+            let mut entries = Vec::new();
+            decoded.for_each_entry(|e| entries.push((e.partition, e.offset)));
+            entries
         })
         .collect()
 }
@@ -344,7 +358,7 @@ fn landed_items_come_back_with_their_spans_to_be_ended() {
 #[test]
 fn a_flight_is_bounded_by_encoded_bytes() {
     let max = 2_000;
-    let mut l: TestLedger = Ledger::new("g".into(), "consumer-1".into(), 500, max);
+    let mut l: TestLedger = Ledger::new("g".into(), "consumer-1".into(), shape(500, max));
     for offset in 0..100 {
         process(&mut l, "producer-a", 0, offset);
     }
@@ -370,4 +384,24 @@ fn the_loop_flushes_at_a_full_batch_and_pauses_at_twenty() {
     assert_eq!(pressure(500, 500), Pressure::FlushNow);
     assert_eq!(pressure(9_999, 500), Pressure::FlushNow);
     assert_eq!(pressure(10_000, 500), Pressure::Pause);
+}
+
+#[test]
+fn each_record_names_the_spans_of_the_messages_it_reports_on() {
+    let mut l = ledger(2);
+    let items = [
+        ("producer-a", 0, 10, "a10"),
+        ("producer-b", 0, 11, "b11"),
+        ("producer-a", 1, 3, "a3"),
+        ("producer-a", 1, 4, "a4"),
+    ];
+    for (producer, partition, offset, span) in items {
+        let outcome = Outcome::Processed(Some(receipt(producer, partition, offset)));
+        l.settle("events".into(), partition, offset, outcome, Some(span));
+    }
+    // A dead-lettered message has a span but no receipt: no record names it.
+    l.settle("events".into(), 2, 0, Outcome::DeadLettered, Some("dead"));
+    let f = flight(&mut l);
+    let spans: Vec<Vec<&str>> = f.unacked().map(|(_, r)| l.spans_of(r)).collect();
+    assert_eq!(spans, [vec!["a10", "a3"], vec!["a4"], vec!["b11"]]);
 }

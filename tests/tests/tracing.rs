@@ -15,6 +15,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 const KIND_PRODUCER: i32 = 4;
 const KIND_CONSUMER: i32 = 5;
 
+/// Receipts keep every message's trace id (by default format 2 keeps a
+/// sample).
+const EVERY_TRACE_ID: (&str, &str) = ("MESHFLOW__CONSUMER__RECEIPT_TRACE_EVERY", "1");
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_producer_broker_and_consumer() {
     let bed = Bed::new("tracing").await;
@@ -26,7 +30,9 @@ async fn one_trace_spans_producer_broker_and_consumer() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "200"),
     ];
-    let mut consumer = consumer_with(dir, &broker.bootstrap, names, "consumer-a", &otel);
+    // Every receipt keeps its trace id, so each message's can be checked.
+    let consumer_env = [otel.as_slice(), &[EVERY_TRACE_ID]].concat();
+    let mut consumer = consumer_with(dir, &broker.bootstrap, names, "consumer-a", &consumer_env);
     wait_ready(&[&consumer], Duration::from_secs(60)).await;
 
     // Messages with trace contexts of the test's own.
@@ -117,6 +123,12 @@ async fn one_trace_spans_producer_broker_and_consumer() {
         .filter(|s| s.service == "meshflow-consumer" && s.span.name == process_name)
         .map(|s| (s.trace_id(), s))
         .collect();
+    let receipt_sends: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| {
+            s.service == "meshflow-consumer" && s.span.name == format!("send {}", names.receipts)
+        })
+        .collect();
     let receipt_trace: HashMap<(String, u64), String> =
         receipts.ledger().trace_ids.into_iter().collect();
     println!(
@@ -184,18 +196,43 @@ async fn one_trace_spans_producer_broker_and_consumer() {
             Some(&send.trace_id()),
             "receipt of seq {seq} carries the trace id"
         );
-        let receipt_send = spans
+        // The receipt went out in a batch: one span per receipt record,
+        // linked to the process spans of the messages it reports on.
+        let batch = receipt_sends
             .iter()
             .find(|s| {
-                s.trace_id() == send.trace_id() && s.span.name == format!("send {}", names.receipts)
+                s.span.links.iter().any(|l| {
+                    hex(&l.trace_id) == process.trace_id() && hex(&l.span_id) == process.span_id()
+                })
             })
-            .expect("receipt publish span");
+            .expect("a receipt batch span links to the process span");
+        assert_eq!(batch.span.kind, KIND_PRODUCER);
+        assert_eq!(batch.parent_span_id(), "", "a batch span is a root");
         assert_eq!(
-            receipt_send.parent_span_id(),
-            process.span_id(),
-            "receipt publish is a child of process"
+            batch.attr("messaging.kafka.message.key").as_deref(),
+            Some(names.producer.as_str()),
+            "keyed by the producer instance"
         );
     }
+    // Each batch counts its messages; together they count every receipt.
+    let mut in_batches = 0;
+    for batch in &receipt_sends {
+        let count: usize = batch
+            .attr("messaging.batch.message_count")
+            .expect("messaging.batch.message_count")
+            .parse()
+            .expect("a count");
+        assert!(
+            count >= batch.span.links.len(),
+            "no more links than messages"
+        );
+        in_batches += count;
+    }
+    assert!(
+        in_batches >= ledger.entries,
+        "batch spans count {in_batches} receipts of {}",
+        ledger.entries
+    );
 
     // A context of the test's own continues in the consumer.
     let own = processes
@@ -232,6 +269,15 @@ async fn one_trace_spans_producer_broker_and_consumer() {
         .find(|s| s.span.name == format!("send {}", names.dlq))
         .expect("dead-letter publish span");
     assert_eq!(dlq_send.trace_id(), dlq_trace);
+    assert_eq!(
+        dlq_send.attr("meshflow.dead_letter.reason").as_deref(),
+        Some("not_a_number")
+    );
+    assert_eq!(
+        dlq_send.attr("error.type"),
+        None,
+        "a dead letter written is no error"
+    );
     assert_eq!(dlq_send.parent_span_id(), processes[dlq_trace].span_id());
     assert!(tp.contains(&dlq_send.span_id()));
 }
@@ -241,7 +287,13 @@ async fn without_an_endpoint_nothing_is_exported_and_ids_still_flow() {
     let bed = Bed::new("tracing").await;
     let (dir, broker, names) = (bed.dir.path(), &bed.broker, &bed.names);
     let receipts = bed.reader(&names.receipts);
-    let mut consumer = consumer_with(dir, &broker.bootstrap, names, "consumer-a", &[]);
+    let mut consumer = consumer_with(
+        dir,
+        &broker.bootstrap,
+        names,
+        "consumer-a",
+        &[EVERY_TRACE_ID],
+    );
     wait_ready(&[&consumer], Duration::from_secs(60)).await;
     let n = 50;
     let mut producer = producer_with(dir, &broker.bootstrap, names, n, 100, &[]);

@@ -7,7 +7,9 @@
 //! tracer and parent. Building one costs what writing the attributes out by
 //! hand did: the span name and one vector of attributes.
 
-use opentelemetry::trace::{Link, Span, SpanBuilder, SpanKind, Status, TraceContextExt};
+use opentelemetry::trace::{
+    Link, Span, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt,
+};
 use opentelemetry::{Context, KeyValue, Value};
 
 /// `messaging.system` of every span: the broker speaks the Kafka protocol.
@@ -129,6 +131,46 @@ pub fn body_size(bytes: usize) -> KeyValue {
     KeyValue::new("messaging.message.body.size", bytes as i64)
 }
 
+/// `meshflow.dead_letter.reason`: why a message was dead-lettered, on the
+/// dead letter's `send` span. Not `error.type`: writing the dead letter is
+/// what should happen to a malformed message, and the write succeeds.
+pub fn dead_letter_reason(reason: impl Into<Value>) -> KeyValue {
+    KeyValue::new("meshflow.dead_letter.reason", reason)
+}
+
+/// Links a batch's `send` span keeps at most: the OpenTelemetry SDK's
+/// default span limit (`OTEL_SPAN_LINK_COUNT_LIMIT`), so none is dropped
+/// unseen.
+pub const MAX_BATCH_LINKS: usize = 128;
+
+/// The `send <destination>` span of one record that reports on `count`
+/// messages (a receipt batch), keyed by `key`, linked to the spans of the
+/// messages it reports on (the first [`MAX_BATCH_LINKS`] valid ones), as
+/// the messaging conventions model a batch: one span, with
+/// `messaging.batch.message_count`, and links rather than a parent.
+pub fn batch_send(
+    destination: &str,
+    key: &str,
+    count: usize,
+    links: impl IntoIterator<Item = SpanContext>,
+) -> SpanBuilder {
+    let links: Vec<Link> = links
+        .into_iter()
+        .filter(SpanContext::is_valid)
+        .take(MAX_BATCH_LINKS)
+        .map(Link::with_context)
+        .collect();
+    builder(
+        Operation::Send,
+        destination,
+        [
+            KeyValue::new("messaging.batch.message_count", count as i64),
+            message_key(key.to_string()),
+        ],
+    )
+    .with_links(links)
+}
+
 /// `error.type`: a fixed reason label.
 pub fn error_type(reason: impl Into<Value>) -> KeyValue {
     KeyValue::new("error.type", reason)
@@ -242,5 +284,46 @@ mod tests {
             client_id: "c",
         };
         assert!(process(&record, &Context::new()).links.is_none());
+    }
+
+    #[test]
+    fn a_batch_send_span_counts_its_messages_and_links_at_most_128() {
+        let context = |i: u64| {
+            SpanContext::new(
+                TraceId::from(u128::from(i) + 1),
+                SpanId::from(i + 1),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            )
+        };
+        let contexts: Vec<SpanContext> = (0..200).map(context).collect();
+        let b = batch_send("meshflow.receipts", "producer-1a2b", 200, contexts.clone());
+        assert_eq!(b.name, "send meshflow.receipts");
+        assert_eq!(b.span_kind, Some(SpanKind::Producer));
+        let extra = [
+            ("messaging.batch.message_count", Value::I64(200)),
+            ("messaging.kafka.message.key", Value::from("producer-1a2b")),
+        ];
+        assert_eq!(
+            attributes(&b),
+            expected("send", "meshflow.receipts", &extra)
+        );
+        let links = b.links.expect("links to the messages' spans");
+        assert_eq!(links.len(), MAX_BATCH_LINKS);
+        for (link, context) in links.iter().zip(&contexts) {
+            assert_eq!(&link.span_context, context);
+        }
+        // Invalid contexts (a message with no span) are not linked.
+        let b = batch_send("r", "p", 2, [SpanContext::empty_context(), context(7)]);
+        assert_eq!(b.links.expect("one link").len(), 1);
+    }
+
+    #[test]
+    fn a_dead_letters_reason_is_not_an_error_type() {
+        assert_eq!(
+            dead_letter_reason("not_a_number").key.as_str(),
+            "meshflow.dead_letter.reason"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod fatal;
 pub mod headers;
 pub mod http;
 pub mod kafka;
+pub mod messaging_metrics;
 pub mod otlp_metrics;
 pub mod propagation;
 pub mod receipt;

@@ -14,8 +14,11 @@
 //! Each period the registry is rendered in the Prometheus text format (the
 //! one `/metrics` serves) and mapped: counters to cumulative monotonic sums
 //! named with their `_total`, gauges (statesets and infos included) to
-//! gauges, histograms to cumulative histograms with the same bounds.
+//! gauges, histograms to cumulative histograms with the same bounds. The
+//! OpenTelemetry messaging metrics ([`crate::messaging_metrics`]) take back
+//! their own names, units and attribute names.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +35,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::exposition::prometheus_text;
+use crate::messaging_metrics::{otel_attribute, otel_name};
 
 /// Where and how often to push, from the standard variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,12 +263,43 @@ fn histogram_points(family: &Family, start: u64, now: u64) -> Vec<HistogramDataP
     points.into_values().collect()
 }
 
+/// A family of the OpenTelemetry messaging metrics with its labels as the
+/// attributes they stand for, empty ones left out.
+fn conventional(f: &Family) -> Family {
+    let samples = f
+        .samples
+        .iter()
+        .map(|s| Sample {
+            name: s.name.clone(),
+            labels: s
+                .labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (otel_attribute(k).to_string(), v.clone()))
+                .collect(),
+            value: s.value,
+        })
+        .collect();
+    Family {
+        samples,
+        ..f.clone()
+    }
+}
+
 /// The OTLP metrics of the families, at `now` for series since `start`.
+/// The messaging metrics go by their OpenTelemetry names, units and
+/// attribute names ([`crate::messaging_metrics`]); the rest as `/metrics`
+/// names them.
 fn metrics(families: &[Family], start: u64, now: u64) -> Vec<Metric> {
     families
         .iter()
         .filter(|f| !f.samples.is_empty())
         .filter_map(|f| {
+            let renamed = otel_name(&f.name);
+            let f = &match renamed {
+                Some(_) => Cow::Owned(conventional(f)),
+                None => Cow::Borrowed(f),
+            };
             let points = || {
                 f.samples
                     .iter()
@@ -286,9 +321,14 @@ fn metrics(families: &[Family], start: u64, now: u64) -> Vec<Metric> {
                 }),
                 _ => return None,
             };
+            let (name, unit) = match renamed {
+                Some((name, unit)) => (name.to_string(), unit.to_string()),
+                None => (f.name.clone(), String::new()),
+            };
             Some(Metric {
-                name: f.name.clone(),
+                name,
                 description: f.help.clone(),
+                unit,
                 data: Some(data),
                 ..Default::default()
             })

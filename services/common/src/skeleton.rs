@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::reference::{KeyDoc, SHARED_KEYS};
 use crate::config::{instance_id, load_from_args, HttpConfig, LogConfig, TraceConfig, Validate};
 use crate::http::{self, Endpoint, Readiness};
+use crate::messaging_metrics::MessagingMetrics;
 use crate::otlp_metrics::{self, OtlpMetricsSettings};
 use crate::{shutdown, telemetry};
 
@@ -134,11 +135,13 @@ pub struct Started<C, M> {
 pub type WorkError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Skeleton {
-    /// Runs the service: `register` adds its metrics to the registry, `work`
-    /// does the rest until it returns.
+    /// Runs the service: `register` adds its metrics to the registry (the
+    /// `meshflow` prefix) and takes what it needs of the OpenTelemetry
+    /// messaging metrics (registered at the root), `work` does the rest
+    /// until it returns.
     pub async fn run<C, M, W, Fut, E>(
         self,
-        register: impl FnOnce(&C, &mut Registry) -> M,
+        register: impl FnOnce(&C, &mut Registry, &MessagingMetrics) -> M,
         work: W,
     ) -> ExitCode
     where
@@ -159,12 +162,14 @@ impl Skeleton {
             Err(e) => return failed(e.into()),
         };
         let shutdown = shutdown::on_signal();
-        let mut registry = Registry::with_prefix("meshflow");
-        let metrics = register(&config, &mut registry);
-        http::register_start_time(&mut registry);
-        http::register_build_info(&mut registry);
-        let readiness = Readiness::new(self.readiness, &mut registry);
-        let registry = Arc::new(registry);
+        let mut root = Registry::default();
+        let messaging = MessagingMetrics::register(&mut root);
+        let registry = root.sub_registry_with_prefix("meshflow");
+        let metrics = register(&config, registry, &messaging);
+        http::register_start_time(registry);
+        http::register_build_info(registry);
+        let readiness = Readiness::new(self.readiness, registry);
+        let registry = Arc::new(root);
         let otlp = OtlpMetricsSettings::from_env(|k| std::env::var(k).ok(), self.binary, &instance)
             .map(|settings| {
                 tracing::info!(endpoint = %settings.endpoint, interval = ?settings.interval, "pushing metrics over OTLP");

@@ -151,3 +151,50 @@ fn pushing_starts_only_when_asked_for() {
         None
     );
 }
+
+#[test]
+fn the_messaging_metrics_go_by_their_opentelemetry_names() {
+    let mut root = Registry::default();
+    let messaging = crate::messaging_metrics::MessagingMetrics::register(&mut root);
+    messaging.sender("events").record(0.02, 3, None);
+    messaging.receiver("events", "g").consumed();
+    let metrics = metrics(&parse(&prometheus_text(&root)), 1, 2);
+    let named: Vec<(&str, &str)> = metrics
+        .iter()
+        .map(|m| (m.name.as_str(), m.unit.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("messaging.client.operation.duration", "s"),
+            ("messaging.client.sent.messages", "{message}"),
+            ("messaging.client.consumed.messages", "{message}"),
+            // Created with the receiver, so its zeros are there from the start.
+            ("messaging.process.duration", "s"),
+        ]
+    );
+    let Some(metric::Data::Sum(sent)) = &metrics[1].data else {
+        panic!("a counter is a sum")
+    };
+    assert_eq!(double(&sent.data_points[0]), 3.0);
+    // Attribute names, and no empty ones (no group on a send, no error).
+    assert_eq!(
+        labels(&sent.data_points[0].attributes),
+        [
+            ("messaging.system".to_string(), "kafka".to_string()),
+            ("messaging.operation.name".to_string(), "send".to_string()),
+            (
+                "messaging.destination.name".to_string(),
+                "events".to_string()
+            ),
+        ]
+    );
+    let Some(metric::Data::Histogram(duration)) = &metrics[0].data else {
+        panic!("a histogram")
+    };
+    assert_eq!(duration.data_points[0].count, 1);
+    assert_eq!(
+        duration.data_points[0].explicit_bounds,
+        crate::messaging_metrics::DURATION_BUCKETS
+    );
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::Readiness;
+use meshflow_common::messaging_metrics::MessagingMetrics;
 use meshflow_consumer::config::ConsumerSettings;
 use meshflow_consumer::context::READY_ASSIGNED;
 use meshflow_consumer::metrics::ConsumerMetrics;
@@ -137,13 +138,17 @@ impl MeshflowConsumer {
     /// Starts the consume loop as the binary runs it.
     pub fn start(config: meshflow_consumer::Config) -> Self {
         let instance = config.consumer.instance_id.clone().unwrap_or_default();
-        let mut registry = Registry::with_prefix("meshflow");
-        let metrics = ConsumerMetrics::register(
-            &mut registry,
-            &config.consumer.topic,
-            &config.consumer.group,
+        // As the binary registers them: meshflow's under its prefix, the
+        // OpenTelemetry messaging metrics at the root.
+        let mut root = Registry::default();
+        let messaging = MessagingMetrics::register(&mut root);
+        let registry = root.sub_registry_with_prefix("meshflow");
+        let s = &config.consumer;
+        let metrics = ConsumerMetrics::register(registry, &s.topic, &s.group).with_messaging(
+            messaging.receiver(&s.topic, &s.group),
+            messaging.sender(&s.receipts_topic),
         );
-        let readiness = Readiness::new(&[READY_KAFKA, READY_ASSIGNED, READY_CLIENT], &mut registry);
+        let readiness = Readiness::new(&[READY_KAFKA, READY_ASSIGNED, READY_CLIENT], registry);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(meshflow_consumer::run(
             config,
@@ -153,7 +158,7 @@ impl MeshflowConsumer {
             shutdown.clone(),
         ));
         MeshflowConsumer {
-            registry,
+            registry: root,
             readiness,
             shutdown,
             task,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use meshflow_common::envelope::now_ns;
 use meshflow_common::fatal::READY_CLIENT;
 use meshflow_common::http::Readiness;
+use meshflow_common::messaging_metrics::MessagingMetrics;
 use meshflow_common::testing::envelope_sized_headers;
 use meshflow_producer::config::ProducerSettings;
 use meshflow_producer::metrics::ProducerMetrics;
@@ -137,9 +138,14 @@ pub fn meshflow_config(load: &Load, instance: &str) -> meshflow_producer::Config
 /// meshflow's send loop, `meshflow_producer::run`, as the binary runs it.
 pub async fn meshflow(load: &Load, instance: &str) -> anyhow::Result<Run> {
     let config = meshflow_config(load, instance);
-    let mut registry = Registry::with_prefix("meshflow");
-    let metrics = ProducerMetrics::register(&mut registry, &load.topic);
-    let readiness = Readiness::new(&[READY_KAFKA, READY_CLIENT], &mut registry);
+    // As the binary registers them: meshflow's under its prefix, the
+    // OpenTelemetry messaging metrics at the root.
+    let mut root = Registry::default();
+    let messaging = MessagingMetrics::register(&mut root);
+    let registry = root.sub_registry_with_prefix("meshflow");
+    let metrics = ProducerMetrics::register(registry, &load.topic)
+        .with_messaging(messaging.sender(&load.topic));
+    let readiness = Readiness::new(&[READY_KAFKA, READY_CLIENT], registry);
     let watch = Stopwatch::start();
     let summary = meshflow_producer::run(
         config,

@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
         statesets: &[GROUP_STATUS],
     }
     .run(
-        |c: &Config, registry| {
+        |c: &Config, registry, _messaging| {
             let groups = c.exporter.groups.as_slice().into();
             let metrics =
                 ExporterMetrics::register_for(registry, &groups, &c.exporter.cluster_name);

@@ -24,8 +24,12 @@ async fn main() -> ExitCode {
         statesets: &[],
     }
     .run(
-        |c: &Config, registry| {
-            ConsumerMetrics::register(registry, &c.consumer.topic, &c.consumer.group)
+        |c: &Config, registry, messaging| {
+            let s = &c.consumer;
+            ConsumerMetrics::register(registry, &s.topic, &s.group).with_messaging(
+                messaging.receiver(&s.topic, &s.group),
+                messaging.sender(&s.receipts_topic),
+            )
         },
         |s| async move {
             service::run(s.config, s.instance, s.metrics, s.readiness, s.shutdown).await?;

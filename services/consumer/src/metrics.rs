@@ -1,5 +1,6 @@
 //! The consumer's metrics, registered under the `meshflow` prefix.
 
+use meshflow_common::messaging_metrics::{Receiver, Sender};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -58,6 +59,11 @@ pub struct ConsumerMetrics {
     rebalances: Family<RebalanceLabels, Counter>,
     trace_invalid: Family<TopicGroupLabels, Counter>,
     parked: Family<TopicGroupLabels, Gauge>,
+    /// The OpenTelemetry messaging metrics of consuming and processing the
+    /// topic, when registered.
+    messaging: Option<Receiver>,
+    /// ... and of sending receipts.
+    receipt_sends: Option<Sender>,
 }
 
 impl ConsumerMetrics {
@@ -74,6 +80,8 @@ impl ConsumerMetrics {
             rebalances: Family::default(),
             trace_invalid: Family::default(),
             parked: Family::default(),
+            messaging: None,
+            receipt_sends: None,
         };
         registry.register(
             "consumer_messages",
@@ -156,6 +164,35 @@ impl ConsumerMetrics {
     fn group_labels(&self) -> GroupLabels {
         GroupLabels {
             group: self.group.clone(),
+        }
+    }
+
+    /// Also records consuming, processing and receipt sends in the
+    /// OpenTelemetry messaging metrics.
+    pub fn with_messaging(mut self, messages: Receiver, receipt_sends: Sender) -> Self {
+        self.messaging = Some(messages);
+        self.receipt_sends = Some(receipt_sends);
+        self
+    }
+
+    /// The consumer handed a message to the service.
+    pub fn record_consumed(&self) {
+        if let Some(m) = &self.messaging {
+            m.consumed();
+        }
+    }
+
+    /// Processing a message took `seconds`; `error` says why it failed.
+    pub fn record_process_time(&self, seconds: f64, error: Option<&'static str>) {
+        if let Some(m) = &self.messaging {
+            m.processed(seconds, error);
+        }
+    }
+
+    /// A receipt record's send ended after `seconds`, failed as `error`.
+    pub fn record_receipt_send(&self, seconds: f64, error: Option<&'static str>) {
+        if let Some(m) = &self.receipt_sends {
+            m.record(seconds, 1, error);
         }
     }
 

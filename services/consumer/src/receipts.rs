@@ -196,6 +196,7 @@ impl ReceiptSink {
         // A root of its own: a batch has many parents, so it links to them.
         let mut span = spans::batch_send(&self.topic, &r.key, r.entries, links)
             .start_with_context(&self.tracer, &Context::new());
+        let started = Instant::now();
         let format = OwnedHeaders::new_with_capacity(1).insert(Header {
             key: FORMAT_HEADER,
             value: Some(r.format.header_value()),
@@ -225,6 +226,8 @@ impl ReceiptSink {
             match handed {
                 Some(d) => match d.await {
                     Ok(Ok(delivery)) => {
+                        let took = started.elapsed().as_secs_f64();
+                        self.metrics.record_receipt_send(took, None);
                         span.set_attribute(spans::partition(delivery.partition));
                         span.set_attribute(spans::offset(delivery.offset));
                         span.set_status(Status::Ok);
@@ -233,6 +236,9 @@ impl ReceiptSink {
                     }
                     Ok(Err((e, _))) => {
                         tracing::warn!(error = %e, "receipt delivery failed");
+                        let took = started.elapsed().as_secs_f64();
+                        self.metrics
+                            .record_receipt_send(took, Some(error_reason(&e)));
                         spans::end_failed(&mut span, error_reason(&e), &e);
                         false
                     }

@@ -234,6 +234,8 @@ impl Worker {
     /// offset is never stored and the next owner of the partition reads it
     /// again).
     async fn handle(&self, m: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> Step {
+        let started = Instant::now();
+        self.metrics.record_consumed();
         let settings = &self.config.consumer;
         let topic = m.topic().to_string();
         let (partition, offset) = (m.partition(), m.offset());
@@ -267,6 +269,8 @@ impl Worker {
                     }
                 };
                 cx.span().end();
+                let took = started.elapsed().as_secs_f64();
+                self.metrics.record_process_time(took, Some(reason));
                 return self.sink.settle(topic, partition, offset, outcome, None);
             }
         };
@@ -293,6 +297,8 @@ impl Worker {
         };
         cx.span().set_status(Status::Ok);
         cx.span().end();
+        self.metrics
+            .record_process_time(started.elapsed().as_secs_f64(), None);
         self.sink.settle(
             topic,
             partition,

@@ -288,12 +288,12 @@ async fn settle(shared: &Shared, sent: Sent) -> u64 {
         }
         Err(Failure::Kafka(e)) => {
             let reason = error_reason(&e);
-            metrics.record_failed(reason);
+            metrics.record_failed(reason, handed_at.elapsed().as_secs_f64());
             spans::end_failed(&mut span, reason, &e);
             tracing::error!(error = %e, reason, seq, "delivery failed");
         }
         Err(Failure::Canceled) => {
-            metrics.record_failed("canceled");
+            metrics.record_failed("canceled", handed_at.elapsed().as_secs_f64());
             span.set_attribute(spans::error_type("canceled"));
             span.end();
         }

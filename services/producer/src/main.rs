@@ -20,7 +20,10 @@ async fn main() -> ExitCode {
         statesets: &[],
     }
     .run(
-        |c: &Config, registry| ProducerMetrics::register(registry, &c.producer.topic),
+        |c: &Config, registry, messaging| {
+            ProducerMetrics::register(registry, &c.producer.topic)
+                .with_messaging(messaging.sender(&c.producer.topic))
+        },
         |s| async move {
             let summary =
                 service::run(s.config, s.instance, s.metrics, s.readiness, s.shutdown).await?;

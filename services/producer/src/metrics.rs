@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use meshflow_common::messaging_metrics::Sender;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -65,6 +66,8 @@ pub struct ProducerMetrics {
     /// `ack_latency` for this topic, created on the first acknowledgement
     /// (as before: no empty histogram until then).
     ack_latency_series: OnceLock<Histogram>,
+    /// The OpenTelemetry messaging metrics of the sends, when registered.
+    messaging: Option<Sender>,
 }
 
 impl ProducerMetrics {
@@ -98,6 +101,7 @@ impl ProducerMetrics {
             acked_series,
             failed_series,
             ack_latency_series: OnceLock::new(),
+            messaging: None,
         };
         registry.register(
             "producer_messages",
@@ -133,6 +137,12 @@ impl ProducerMetrics {
         m
     }
 
+    /// Also records each send in the OpenTelemetry messaging metrics.
+    pub fn with_messaging(mut self, sends: Sender) -> Self {
+        self.messaging = Some(sends);
+        self
+    }
+
     /// A message was handed to librdkafka.
     pub fn record_handed(&self) {
         self.in_flight_series.inc();
@@ -150,13 +160,20 @@ impl ProducerMetrics {
                 self.ack_latency.get_or_create(&labels).clone()
             })
             .observe(latency_s);
+        if let Some(m) = &self.messaging {
+            m.record(latency_s, 1, None);
+        }
     }
 
-    /// A handed message failed for good.
-    pub fn record_failed(&self, reason: &'static str) {
+    /// A handed message failed for good, `latency_s` seconds after it was
+    /// handed over.
+    pub fn record_failed(&self, reason: &'static str, latency_s: f64) {
         self.in_flight_series.dec();
         self.failed_series.inc();
         self.record_error(reason);
+        if let Some(m) = &self.messaging {
+            m.record(latency_s, 1, Some(reason));
+        }
     }
 
     /// A failed message was sent again after an error counted as `reason`.

@@ -13,13 +13,16 @@ use std::path::Path;
 use std::process::Command;
 
 use meshflow_common::envelope::{now_ns, Envelope, HeaderView};
+use meshflow_common::messaging_metrics::{MessagingMetrics, Receiver};
 use meshflow_common::propagation::{extract, message_headers};
+use meshflow_common::receipt::{encode_binary, ReceiptEntry};
 use meshflow_common::spans::{self, Consumed};
 use meshflow_common::testing::envelope_sized_headers;
 use meshflow_consumer::receipts;
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{Span, SpanContext, Status, TraceContextExt, Tracer};
 use opentelemetry::Context;
+use prometheus_client::registry::Registry;
 use rdkafka::message::{Message, OwnedMessage, Timestamp};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -42,6 +45,11 @@ struct Bed {
     payload: Vec<u8>,
     message: OwnedMessage,
     cx: Context,
+    /// The consumer step's receipts and `process` spans since its last
+    /// record.
+    receipts: Vec<ReceiptEntry>,
+    links: Vec<SpanContext>,
+    messaging: Receiver,
 }
 
 fn produce_plain(bed: &mut Bed, seq: u64) {
@@ -70,9 +78,17 @@ fn produce_meshflow(bed: &mut Bed, seq: u64) {
     span.end();
 }
 
+/// Entries of a receipt record in the consumer step: a busy flush's 100 ms
+/// at 1,000 msg/s.
+const RECEIPT_BATCH: usize = 100;
+
 /// What `Worker::handle` in the consumer does for an enveloped message
-/// before it is queued for its receipt (logging aside).
+/// (logging aside), plus its share of the receipt record: every
+/// [`RECEIPT_BATCH`] messages one format-2 body and one `send` span linked
+/// to their `process` spans, as the receipt sink writes them.
 fn consume_meshflow(bed: &mut Bed) {
+    let started = std::time::Instant::now();
+    bed.messaging.consumed();
     let m = &bed.message;
     let topic = m.topic().to_string();
     let (partition, offset) = (m.partition(), m.offset());
@@ -91,17 +107,24 @@ fn consume_meshflow(bed: &mut Bed) {
     let cx = Context::current_with_span(span);
     let envelope = Envelope::parse(headers.iter()).ok().flatten();
     if let Some(env) = &envelope {
-        let entry = receipts::entry(env, &topic, partition, offset, trace_id);
-        let mut send = bed
-            .tracer
-            .span_builder("send meshflow.receipts")
-            .with_kind(SpanKind::Producer)
-            .start_with_context(&bed.tracer, &cx);
-        black_box(serde_json::to_vec(&entry).ok());
-        send.end();
+        bed.receipts
+            .push(receipts::entry(env, &topic, partition, offset, trace_id));
+        bed.links.push(cx.span().span_context().clone());
     }
     cx.span().set_status(Status::Ok);
     cx.span().end();
+    bed.messaging
+        .processed(started.elapsed().as_secs_f64(), None);
+    if bed.receipts.len() >= RECEIPT_BATCH {
+        let entries: Vec<&ReceiptEntry> = bed.receipts.iter().collect();
+        black_box(encode_binary("meshflow", "consumer-7f3a", &entries, 64));
+        let links = std::mem::take(&mut bed.links);
+        let mut send = spans::batch_send("meshflow.receipts", INSTANCE, entries.len(), links)
+            .start_with_context(&bed.tracer, &Context::new());
+        send.set_status(Status::Ok);
+        send.end();
+        bed.receipts.clear();
+    }
 }
 
 fn envelope_round_trip(bed: &mut Bed, seq: u64) {
@@ -173,6 +196,9 @@ pub fn run(name: &str, n: u64) -> anyhow::Result<()> {
         payload: vec![b'm'; 256],
         message,
         cx,
+        receipts: Vec::with_capacity(RECEIPT_BATCH),
+        links: Vec::with_capacity(RECEIPT_BATCH),
+        messaging: MessagingMetrics::register(&mut Registry::default()).receiver(TOPIC, "meshflow"),
     };
     for seq in 0..n / 10 + 10 {
         step(&mut bed, name, seq);

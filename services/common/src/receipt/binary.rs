@@ -18,8 +18,10 @@
 //!                                      rises strictly
 //! ```
 //!
-//! "Previous" starts at offset -1, seq 0 and processed 0 at each run, so
-//! a run of consecutive offsets costs one byte an offset. Times are
+//! The previous offset is -1 at the start of each run, so a run of
+//! consecutive offsets costs a byte an offset; the previous seq and
+//! processed time carry on from run to run (0 at the start of the batch),
+//! so only the batch's first entry spells out a time. Times are
 //! microseconds since the Unix epoch (format 1 carried nanoseconds): the
 //! exporter's latency buckets start at a millisecond. Seq, offset and time
 //! deltas wrap at 64 bits, so every value has exactly one encoding.
@@ -148,12 +150,13 @@ impl Batch<'_> {
             put_str(out, p);
         }
         put_varint(out, self.runs.len() as u64);
+        let (mut seq, mut processed) = (0u64, 0u64);
         for run in &self.runs {
             put_varint(out, run.topic as u64);
             put_varint(out, run.producer as u64);
             put_signed(out, i64::from(run.partition));
             put_varint(out, run.entries.len() as u64);
-            let (mut offset, mut seq, mut processed) = (-1i64, 0u64, 0u64);
+            let mut offset = -1i64;
             for e in &run.entries {
                 put_signed(out, e.offset.wrapping_sub(offset).wrapping_sub(1));
                 put_signed(out, e.seq.wrapping_sub(seq) as i64);
@@ -194,6 +197,7 @@ pub fn decode(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
     let runs_count = r.count(MIN_RUN_BYTES)?;
     let mut runs = Vec::with_capacity(runs_count);
     let mut total = 0usize;
+    let (mut seq, mut processed) = (0u64, 0u64);
     for _ in 0..runs_count {
         let topic = r.index(topics.len())?;
         let producer = r.index(producers.len())?;
@@ -203,7 +207,7 @@ pub fn decode(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
         }
         let n = r.count(MIN_ENTRY_BYTES)?;
         let mut entries = Vec::with_capacity(n);
-        let (mut offset, mut seq, mut processed) = (-1i64, 0u64, 0u64);
+        let mut offset = -1i64;
         for _ in 0..n {
             offset = offset.wrapping_add(r.signed()?).wrapping_add(1);
             seq = seq.wrapping_add(r.signed()? as u64);

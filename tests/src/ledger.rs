@@ -103,6 +103,23 @@ impl TopicReader {
         Ledger::from_records(&self.records())
     }
 
+    /// Waits until every partition has been read up to its high watermark
+    /// in `highs` (taken once nothing writes to the topic any more) and
+    /// returns the ledger of everything read; panics after `timeout`.
+    pub async fn ledger_through(&self, highs: &HashMap<i32, i64>, timeout: Duration) -> Ledger {
+        crate::wait_for("the topic read to its end", timeout, || async {
+            let records = self.records();
+            let through = highs.iter().all(|(partition, high)| {
+                *high == 0
+                    || records
+                        .iter()
+                        .any(|r| r.partition == *partition && r.offset + 1 >= *high)
+            });
+            through.then(|| Ledger::from_records(&records))
+        })
+        .await
+    }
+
     /// Waits until at least `n` distinct messages have receipts (a receipts
     /// topic); panics after `timeout`.
     pub async fn receipts_for(&self, n: u64, timeout: Duration) -> Ledger {

@@ -45,6 +45,11 @@ impl Operation {
 
 /// The `<operation> <destination>` span with the attributes every messaging
 /// span carries, followed by `extra` (built with the functions below).
+/// Inlined into each caller: the builder it returns is a large value, and
+/// a call would copy it out (the producer's send path measured 4 % more
+/// instructions under callgrind once a second caller stopped the compiler
+/// from inlining it on its own).
+#[inline(always)]
 pub fn builder<const N: usize>(
     operation: Operation,
     destination: &str,

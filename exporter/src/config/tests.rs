@@ -441,6 +441,29 @@ mod service {
     }
 
     #[test]
+    fn the_probes_acks_all_cannot_be_turned_off_from_librdkafka() {
+        // The probe's producer is idempotent with acks=all; the user's
+        // `kafka.librdkafka` settings are applied to every client, so one
+        // of these would silently weaken it.
+        for (key, value) in [
+            ("acks", "1"),
+            ("request.required.acks", "0"),
+            ("enable.idempotence", "false"),
+        ] {
+            let err = from_file(
+                "weaker.toml",
+                &format!("[kafka.librdkafka]\n\"{key}\" = \"{value}\"\n"),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{key} = {value} accepted"));
+            assert!(
+                err.to_string().contains(&format!("kafka.librdkafka.{key}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn an_error_is_one_line_with_key_value_and_what_is_allowed() {
         let err = from_env(&[("MESHFLOW__EXPORTER__POLL_INTERVAL", "10ms")])
             .err()

@@ -47,6 +47,11 @@ pub const OWNED_KEYS: &[&str] = &[
     "enable.auto.commit",
     "enable.auto.offset.store",
     "auto.offset.reset",
+    // The probe's producer: idempotent, acks=all (`request.required.acks`
+    // is librdkafka's other name for `acks`).
+    "acks",
+    "request.required.acks",
+    "enable.idempotence",
 ];
 
 /// The most consumer groups one exporter watches (labels stay bounded).

@@ -21,7 +21,10 @@ pub const OWNED_KEYS: &[&str] = &[
     "enable.auto.commit",
     "session.timeout.ms",
     "heartbeat.interval.ms",
+    // The receipts producer: idempotent, acks=all (`request.required.acks`
+    // is librdkafka's other name for `acks`).
     "acks",
+    "request.required.acks",
     "enable.idempotence",
 ];
 

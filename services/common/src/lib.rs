@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod exposition;
 pub mod fatal;
 pub mod headers;
+mod hex;
 pub mod http;
 pub mod kafka;
 pub mod messaging_metrics;

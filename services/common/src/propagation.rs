@@ -117,17 +117,10 @@ impl Injector for MessageHeaders {
 /// Length of a version-00 `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`.
 const TRACEPARENT_LEN: usize = 55;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// `traceparent` of `sc` exactly as the SDK's propagator writes it
 /// (`{:02x}-{trace}-{span}-{flags & SAMPLED:02x}`), on the stack.
 fn format_traceparent(sc: &SpanContext, buf: &mut [u8; TRACEPARENT_LEN]) {
-    fn hex_into(out: &mut [u8], bytes: &[u8]) {
-        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 0x0f)];
-        }
-    }
+    let hex_into = crate::hex::write_lower;
     buf[0] = b'0';
     buf[1] = b'0';
     buf[2] = b'-';
@@ -161,22 +154,10 @@ fn parse_canonical(b: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> {
     if b.len() != TRACEPARENT_LEN || &b[..3] != b"00-" || b[35] != b'-' || b[52] != b'-' {
         return None;
     }
-    /// Lowercase hex digits (at most 16) as a number.
-    fn lower_hex(digits: &[u8]) -> Option<u64> {
-        let mut n = 0u64;
-        for &d in digits {
-            let v = match d {
-                b'0'..=b'9' => d - b'0',
-                b'a'..=b'f' => d - b'a' + 10,
-                _ => return None,
-            };
-            n = n << 4 | u64::from(v);
-        }
-        Some(n)
-    }
-    let trace = u128::from(lower_hex(&b[3..19])?) << 64 | u128::from(lower_hex(&b[19..35])?);
-    let span = lower_hex(&b[36..52])?;
-    let flags = lower_hex(&b[53..55])? as u8;
+    use crate::hex::{read_lower, read_trace_id};
+    let trace = read_trace_id(&b[3..35])?;
+    let span = read_lower(&b[36..52])?;
+    let flags = read_lower(&b[53..55])? as u8;
     Some((
         TraceId::from(trace),
         SpanId::from(span),

@@ -142,11 +142,7 @@ impl<'a> TraceRef<'a> {
             TraceRef::Absent => None,
             TraceRef::Text(t) => Some(t),
             TraceRef::Bytes(b) => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                for (i, byte) in b.iter().enumerate() {
-                    buf[2 * i] = HEX[usize::from(byte >> 4)];
-                    buf[2 * i + 1] = HEX[usize::from(byte & 0xf)];
-                }
+                crate::hex::write_lower(buf, b);
                 std::str::from_utf8(buf).ok()
             }
         }
@@ -265,20 +261,7 @@ pub fn keeps_trace(entry: &ReceiptEntry, slowest: bool, every: u64) -> bool {
 
 /// A 32-digit lowercase hex trace id as bytes; `None` for anything else.
 pub fn trace_bytes(text: &str) -> Option<[u8; 16]> {
-    let digits = text.as_bytes();
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, pair) in digits.chunks(2).enumerate() {
-        let nibble = |d: u8| match d {
-            b'0'..=b'9' => Some(d - b'0'),
-            b'a'..=b'f' => Some(d - b'a' + 10),
-            _ => None,
-        };
-        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
+    crate::hex::read_trace_id(text.as_bytes()).map(u128::to_be_bytes)
 }
 
 /// Encodes `entries` as one format-2 batch. Entries are grouped into runs

@@ -172,11 +172,7 @@ impl Ledger {
     pub fn from_records(records: &[Record]) -> Ledger {
         let mut l = Ledger::default();
         for r in records {
-            let format = r
-                .headers
-                .iter()
-                .find(|(name, _)| name == FORMAT_HEADER.as_bytes())
-                .and_then(|(_, value)| value.as_deref());
+            let format = r.header(FORMAT_HEADER).first().copied().flatten();
             let batch = decode(format, &r.payload).expect("a receipt batch");
             let consumer = batch.consumer().to_string();
             let mut entries = 0;

@@ -49,28 +49,22 @@ async fn old_and_new_receipt_formats_in_one_group_are_counted_exactly() {
     let after = scrape::samples(exporter.port).expect("metrics");
 
     let records = receipts.records();
+    // Records whose format header is `value` (`None`: without one).
     let format = |value: Option<&[u8]>| {
         records
             .iter()
-            .filter(|r| {
-                r.headers
-                    .iter()
-                    .find(|(name, _)| name == FORMAT_HEADER.as_bytes())
-                    .map(|(_, v)| v.as_deref())
-                    == value.map(Some)
-            })
+            .filter(|r| r.header(FORMAT_HEADER).first().copied() == value.map(Some))
             .count()
     };
     let (json, binary) = (format(Some(b"1")), format(Some(b"2")));
-    let refused: f64 = after
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with("meshflow_messages_invalid_total{")
-                && k.contains(&format!("topic=\"{}\"", names.receipts))
-        })
-        .map(|(_, v)| v)
-        .sum::<f64>()
-        + 0.0;
+    // The invalid series of a topic appears with its first invalid record:
+    // none means none refused.
+    let refused = scrape::value(
+        &after,
+        "meshflow_messages_invalid_total",
+        &[("topic", &names.receipts)],
+    )
+    .unwrap_or(0.0);
     println!(
         "receipt formats: sent={n}; receipt records: {json} in format 1, {binary} in format 2, \
          {} without a format header; {}\n  exporter: {}; receipt records refused: {refused}",
@@ -83,11 +77,10 @@ async fn old_and_new_receipt_formats_in_one_group_are_counted_exactly() {
     // The consumers name the format of every record they write; the only
     // records without the header are the test exporter's warm-up ones
     // (format 1, as an older consumer writes them).
-    for r in records.iter().filter(|r| {
-        !r.headers
-            .iter()
-            .any(|(name, _)| name == FORMAT_HEADER.as_bytes())
-    }) {
+    for r in records
+        .iter()
+        .filter(|r| r.header(FORMAT_HEADER).is_empty())
+    {
         let batch = decode(None, &r.payload).expect("a header-less record is format 1");
         assert_eq!(
             batch.group(),
